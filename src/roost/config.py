@@ -1,0 +1,221 @@
+"""One typed settings object for all of Roost.
+
+Sources, highest priority first:
+1. ``ROOST_*`` environment variables: nested keys with ``__`` (``ROOST_SERVER__PORT=9000``)
+   and a few flat aliases that deployments expect (``ROOST_HOME``, ``ROOST_AUTH``,
+   ``ROOST_API_KEY``, ``ROOST_DATABASE_URL``).
+2. ``roost.toml``: the file named by ``--config`` / ``ROOST_CONFIG``, else ``./roost.toml``,
+   else ``$ROOST_HOME/roost.toml``.
+3. Defaults below.
+
+Unknown keys are errors, in the file and in ``ROOST_*`` variables alike, and
+:func:`load_settings` reports every problem at once with its key and source.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from roost.errors import ConfigError
+
+ENV_PREFIX = "ROOST_"
+# Flat variables people set by hand, mapped onto the nested keys they mean.
+ENV_ALIASES: dict[str, tuple[str, ...]] = {
+    "ROOST_HOME": ("home",),
+    "ROOST_AUTH": ("auth", "mode"),
+    "ROOST_API_KEY": ("auth", "bootstrap_key"),
+    "ROOST_DATABASE_URL": ("storage", "url"),
+    "ROOST_REDIS_URL": ("storage", "redis_url"),
+    "ROOST_LOG_LEVEL": ("logging", "level"),
+}
+# Variables that steer loading itself rather than name a setting.
+ENV_LOADER_VARS = {"ROOST_CONFIG"}
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ServerSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Largest request body accepted")
+    request_timeout_s: float = Field(
+        600.0, gt=0, description="Longest a request may take before a 504 (streams: to first byte)"
+    )
+
+
+class AuthSettings(Section):
+    mode: Literal["enabled", "disabled"] = "enabled"
+    bootstrap_key: SecretStr | None = Field(
+        None, description="API key seeded for the default tenant at start (scripts, deployments)"
+    )
+
+    @field_validator("bootstrap_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+
+class StorageSettings(Section):
+    url: str | None = Field(
+        None, description="sqlite:///path or postgresql://…; default: SQLite under home"
+    )
+    redis_url: str | None = Field(None, description="redis://… for short-term memory, limits")
+    busy_timeout_ms: int = Field(5000, ge=0)
+    pool_size: int = Field(10, ge=1, le=1000)
+    connect_timeout_s: float = Field(10.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value is not None:
+            scheme = urlsplit(value).scheme.split("+")[0]
+            if scheme not in ("sqlite", "postgresql", "postgres"):
+                raise ValueError(f"scheme {scheme!r} not supported: use sqlite:/// or postgresql://")
+        return value
+
+
+class LoggingSettings(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "console"] = "json"
+
+
+class TracingSettings(Section):
+    otlp_endpoint: str | None = Field(None, description="OTLP/HTTP endpoint; unset keeps spans in-process")
+    service_name: str = "roost"
+    sample_ratio: float = Field(1.0, ge=0.0, le=1.0)
+
+
+class EngineSettings(Section):
+    model: str = Field("smollm2-135m-instruct", description="Registered model name or a path")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    kv_cache_gb: float = Field(0.5, gt=0, description="Memory budget of the KV block pool")
+    block_size: int = Field(16, ge=1, le=1024)
+    max_num_seqs: int = Field(32, ge=1, le=4096)
+    prefill_chunk_tokens: int = Field(512, ge=256, le=4096)
+    max_model_len: int | None = Field(None, ge=16)
+    num_threads: int | None = Field(None, ge=1)
+
+
+class Settings(BaseSettings):
+    """Everything Roost reads from configuration. Build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_assignment=True
+    )
+
+    home: Path = Field(Path("~/.roost"), description="Where data lives")
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+
+    @field_validator("home")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def database_url(self) -> str:
+        """The storage URL, defaulting to an embedded SQLite file under ``home``."""
+        return self.storage.url or f"sqlite:///{self.home / 'roost.db'}"
+
+
+def find_config_file(explicit: str | Path | None, env: Mapping[str, str]) -> Path | None:
+    """The config file to read, or None when there is none (defaults and env only)."""
+    chosen = explicit or env.get("ROOST_CONFIG")
+    if chosen:
+        return Path(chosen).expanduser()
+    local = Path("roost.toml")
+    if local.is_file():
+        return local
+    home = Path(env.get("ROOST_HOME", "~/.roost")).expanduser()
+    candidate = home / "roost.toml"
+    return candidate if candidate.is_file() else None
+
+
+def load_settings(
+    config_file: str | Path | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Read, merge and validate configuration; raise :class:`ConfigError` listing every problem."""
+    env = os.environ if env is None else env
+    problems: list[tuple[str, str]] = []
+    path = find_config_file(config_file, env)
+    data: dict[str, Any] = {}
+    origin: dict[tuple[str, ...], str] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text())
+            for key in _leaf_keys(data):
+                origin[key] = str(path)
+        except FileNotFoundError:
+            problems.append(("config", f"file {path} does not exist"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            problems.append(("config", f"cannot read {path}: {exc}"))
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name in ENV_LOADER_VARS:
+            continue
+        keys = ENV_ALIASES.get(name) or tuple(
+            part.lower() for part in name[len(ENV_PREFIX) :].split("__")
+        )
+        _set_nested(data, keys, value)
+        origin[keys] = name
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(str(part) for part in err["loc"])
+            source = origin.get(loc)
+            key = ".".join(loc) + (f" (from {source})" if source else "")
+            reason = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            problems.append((key, reason))
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ``***``, safe for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    netloc = f"{parts.username}:***@{host}" if parts.username else f"***@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _set_nested(data: dict[str, Any], keys: tuple[str, ...], value: Any) -> None:
+    node = data
+    for key in keys[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[keys[-1]] = value
+
+
+def _leaf_keys(data: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    keys: list[tuple[str, ...]] = []
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            keys.extend(_leaf_keys(value, (*prefix, key)))
+        else:
+            keys.append((*prefix, key))
+    return keys
