@@ -47,7 +47,9 @@ class Section(BaseModel):
 class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
-    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Largest request body accepted")
+    max_body_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="Largest request body accepted"
+    )
     request_timeout_s: float = Field(
         600.0, gt=0, description="Longest a request may take before a 504 (streams: to first byte)"
     )
@@ -82,7 +84,9 @@ class StorageSettings(Section):
         if value is not None:
             scheme = urlsplit(value).scheme.split("+")[0]
             if scheme not in ("sqlite", "postgresql", "postgres"):
-                raise ValueError(f"scheme {scheme!r} not supported: use sqlite:/// or postgresql://")
+                raise ValueError(
+                    f"scheme {scheme!r} not supported: use sqlite:/// or postgresql://"
+                )
         return value
 
 
@@ -92,7 +96,9 @@ class LoggingSettings(Section):
 
 
 class TracingSettings(Section):
-    otlp_endpoint: str | None = Field(None, description="OTLP/HTTP endpoint; unset keeps spans in-process")
+    otlp_endpoint: str | None = Field(
+        None, description="OTLP/HTTP endpoint; unset keeps spans in-process"
+    )
     service_name: str = "roost"
     sample_ratio: float = Field(1.0, ge=0.0, le=1.0)
 
@@ -180,9 +186,9 @@ def load_settings(
         for err in exc.errors():
             loc = tuple(str(part) for part in err["loc"])
             source = origin.get(loc)
-            key = ".".join(loc) + (f" (from {source})" if source else "")
+            where = ".".join(loc) + (f" (from {source})" if source else "")
             reason = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            problems.append((key, reason))
+            problems.append((where, reason))
     if problems:
         raise ConfigError(problems)
     return settings

@@ -49,6 +49,12 @@ class NotFound(RoostError):
     title = "Not found"
 
 
+class MethodNotAllowed(RoostError):
+    code = "method_not_allowed"
+    status = 405
+    title = "Method not allowed"
+
+
 class Conflict(RoostError):
     code = "conflict"
     status = 409

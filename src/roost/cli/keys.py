@@ -1,0 +1,83 @@
+"""``roost keys create|list|revoke``: API keys in the same store the server reads."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from roost.cli.common import console, format_time, settings_from, with_platform
+from roost.errors import NotFound
+from roost.platform import Platform
+from roost.security.api_keys import ApiKey
+from roost.security.tenants import DEFAULT_TENANT, Tenant
+
+app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+TenantOption = Annotated[str, typer.Option("--tenant", "-t", help="Tenant name")]
+
+
+async def _tenant(platform: Platform, name: str) -> Tenant:
+    tenant = await platform.tenants.find_by_name(name)
+    if tenant is None:
+        raise NotFound(f"tenant {name!r} not found (create it with: roost tenants create {name})")
+    return tenant
+
+
+@app.command()
+def create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option("--name", "-n", help="A label for the key")] = "cli",
+    tenant: TenantOption = DEFAULT_TENANT,
+) -> None:
+    """Create a key and print it once; only a hash is stored."""
+
+    async def work(platform: Platform) -> tuple[ApiKey, str]:
+        owner = await _tenant(platform, tenant)
+        key, plaintext = await platform.api_keys.create(owner.id, name)
+        await platform.audit.record(owner.id, "cli", "api_key.create", target=key.id)
+        return key, plaintext
+
+    key, plaintext = with_platform(settings_from(ctx), work)
+    console.print(f"created key [bold]{key.id}[/] for tenant {tenant}; it is shown only now:")
+    typer.echo(plaintext)
+
+
+@app.command("list")
+def list_keys(
+    ctx: typer.Context,
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="Only this tenant")] = None,
+) -> None:
+    """List keys (never their secrets)."""
+
+    async def work(platform: Platform) -> tuple[list[ApiKey], dict[str, str]]:
+        tenant_id = (await _tenant(platform, tenant)).id if tenant else None
+        names = {t.id: t.name for t in await platform.tenants.list()}
+        return await platform.api_keys.list(tenant_id), names
+
+    keys, tenant_names = with_platform(settings_from(ctx), work)
+    table = Table("id", "name", "tenant", "status", "created", "last used")
+    for key in keys:
+        status = "revoked" if key.revoked_at else ("active" if key.is_active else "expired")
+        table.add_row(
+            key.id,
+            key.name,
+            tenant_names.get(key.tenant_id, key.tenant_id),
+            status,
+            format_time(key.created_at),
+            format_time(key.last_used_at),
+        )
+    console.print(table)
+
+
+@app.command()
+def revoke(ctx: typer.Context, key_id: str) -> None:
+    """Revoke a key by id; requests with it are refused from now on."""
+
+    async def work(platform: Platform) -> ApiKey:
+        key = await platform.api_keys.revoke(key_id)
+        await platform.audit.record(key.tenant_id, "cli", "api_key.revoke", target=key.id)
+        return key
+
+    key = with_platform(settings_from(ctx), work)
+    console.print(f"revoked key [bold]{key.id}[/]")

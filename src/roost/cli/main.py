@@ -1,0 +1,43 @@
+"""Entry point of the ``roost`` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from roost import __version__
+from roost.cli import config_cmd, keys, serve, tenants
+
+app = typer.Typer(
+    name="roost",
+    help="Roost: a self-hosted agent platform whose agents remember.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="roost.toml to read (default: ./roost.toml, $ROOST_HOME)"
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = {"config_file": config}
+
+
+@app.command()
+def version() -> None:
+    """Print Roost's version."""
+    typer.echo(__version__)
+
+
+app.command()(serve.serve)
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(keys.app, name="keys")
+app.add_typer(tenants.app, name="tenants")

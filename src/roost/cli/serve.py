@@ -1,0 +1,58 @@
+"""``roost serve``: check storage, set up the default tenant, then serve HTTP."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from roost.cli.common import console, err_console, settings_from, with_platform
+from roost.config import Settings, redact_url
+from roost.observe.logging import configure_logging
+from roost.platform import BootstrapReport, Platform, bootstrap
+from roost.server.app import create_app
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
+) -> None:
+    """Start the Roost server (embedded SQLite under ROOST_HOME unless configured otherwise)."""
+    settings = settings_from(ctx)
+    if host is not None:
+        settings.server.host = host
+    if port is not None:
+        settings.server.port = port
+    # Fail fast, before binding a port, when storage is unreachable.
+    report = with_platform(settings, bootstrap)
+    _print_banner(settings, report)
+    configure_logging(settings.logging)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.server.host,
+        port=settings.server.port,
+        log_config=None,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def _print_banner(settings: Settings, report: BootstrapReport) -> None:
+    url = f"http://{settings.server.host}:{settings.server.port}"
+    console.print(f"[bold]Roost[/] listening on [cyan]{url}[/]", highlight=False)
+    console.print(f"  data:     {settings.home}", highlight=False)
+    console.print(f"  database: {redact_url(settings.database_url)}", highlight=False)
+    if report.created_key:
+        console.print(
+            "  API key for tenant 'default' (shown once; only its hash is stored):", highlight=False
+        )
+        console.print(f"    [bold green]{report.created_key}[/]", highlight=False, soft_wrap=True)
+    if settings.auth.mode == "disabled":
+        err_console.print(
+            "[bold red]WARNING: authentication is disabled (ROOST_AUTH=disabled);"
+            " every request acts for the default tenant.[/]"
+        )
+
+
+__all__ = ["Platform", "serve"]

@@ -1,0 +1,1 @@
+"""Observability used by every layer: structured logs, Prometheus metrics, OpenTelemetry traces."""

@@ -1,0 +1,156 @@
+"""API keys: created once, shown once, stored only as a salted HMAC-SHA256.
+
+Keys made by Roost look like ``roost-<key id>-<secret>``; the id part finds the row and
+the secret is checked in constant time. Keys supplied from outside (``ROOST_API_KEY``)
+may be any string of 16+ characters: their id is derived from a hash of the whole key.
+Keys carry 256 bits of randomness, so a fast keyed hash is as strong as a slow one here
+and keeps every request cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from roost.errors import NotFound, Unauthorized
+from roost.storage import Database, Row, now_ms
+
+KEY_PREFIX = "roost"
+# Writing last_used_at on every request would make every read a write; once a minute is enough.
+_LAST_USED_RESOLUTION_MS = 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    tenant_id: str
+    name: str
+    created_at: int
+    expires_at: int | None
+    revoked_at: int | None
+    last_used_at: int | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> ApiKey:
+        return cls(
+            row["id"],
+            row["tenant_id"],
+            row["name"],
+            int(row["created_at"]),
+            row["expires_at"],
+            row["revoked_at"],
+            row["last_used_at"],
+        )
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now_ms())
+
+
+def split_key(presented: str) -> tuple[str, str]:
+    """The (key id, secret) of a presented key, whichever form it has."""
+    parts = presented.split("-", 2)
+    if len(parts) == 3 and parts[0] == KEY_PREFIX and len(parts[1]) == 12 and parts[2]:
+        return parts[1], parts[2]
+    return "ext" + hashlib.sha256(presented.encode()).hexdigest()[:16], presented
+
+
+def _digest(salt: str, secret: str) -> str:
+    return hmac.new(bytes.fromhex(salt), secret.encode(), hashlib.sha256).hexdigest()
+
+
+class ApiKeyStore:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._last_used_written: dict[str, int] = {}
+
+    async def create(
+        self, tenant_id: str, name: str, *, expires_at: int | None = None
+    ) -> tuple[ApiKey, str]:
+        """A new key for ``tenant_id``: the stored record and the plaintext, shown only now."""
+        key_id = secrets.token_hex(6)
+        plaintext = f"{KEY_PREFIX}-{key_id}-{secrets.token_urlsafe(32)}"
+        return await self._insert(key_id, tenant_id, name, plaintext, expires_at), plaintext
+
+    async def seed(self, tenant_id: str, name: str, plaintext: str) -> tuple[ApiKey, bool]:
+        """Store a key chosen outside Roost (idempotent); the flag says whether it was new."""
+        key_id, _ = split_key(plaintext)
+        row = await self.database.fetch_one("SELECT * FROM api_keys WHERE id = :id", {"id": key_id})
+        if row is not None:
+            return ApiKey.from_row(row), False
+        return await self._insert(key_id, tenant_id, name, plaintext, None), True
+
+    async def verify(self, presented: str) -> ApiKey:
+        """The active key matching ``presented``; :class:`Unauthorized` otherwise."""
+        key_id, secret = split_key(presented)
+        row = await self.database.fetch_one("SELECT * FROM api_keys WHERE id = :id", {"id": key_id})
+        if row is None or not hmac.compare_digest(_digest(row["salt"], secret), row["secret_hash"]):
+            raise Unauthorized("invalid API key")
+        key = ApiKey.from_row(row)
+        if key.revoked_at is not None:
+            raise Unauthorized("API key has been revoked")
+        if not key.is_active:
+            raise Unauthorized("API key has expired")
+        await self._touch(key.id)
+        return key
+
+    async def list(self, tenant_id: str | None = None) -> list[ApiKey]:
+        if tenant_id is None:
+            rows = await self.database.fetch_all("SELECT * FROM api_keys ORDER BY created_at, id")
+        else:
+            rows = await self.database.fetch_all(
+                "SELECT * FROM api_keys WHERE tenant_id = :t ORDER BY created_at, id",
+                {"t": tenant_id},
+            )
+        return [ApiKey.from_row(row) for row in rows]
+
+    async def revoke(self, key_id: str, tenant_id: str | None = None) -> ApiKey:
+        """Revoke a key by id (within ``tenant_id`` when given); revoking twice is harmless."""
+        params: dict[str, object] = {"id": key_id, "at": now_ms()}
+        scope = ""
+        if tenant_id is not None:
+            scope = " AND tenant_id = :t"
+            params["t"] = tenant_id
+        await self.database.execute(
+            f"UPDATE api_keys SET revoked_at = :at WHERE id = :id AND revoked_at IS NULL{scope}",
+            params,
+        )
+        row = await self.database.fetch_one(
+            f"SELECT * FROM api_keys WHERE id = :id{scope}",
+            {k: v for k, v in params.items() if k != "at"},
+        )
+        if row is None:
+            raise NotFound(f"API key {key_id!r} not found", param="key_id")
+        return ApiKey.from_row(row)
+
+    async def _insert(
+        self, key_id: str, tenant_id: str, name: str, plaintext: str, expires_at: int | None
+    ) -> ApiKey:
+        _, secret = split_key(plaintext)
+        salt = secrets.token_hex(16)
+        key = ApiKey(key_id, tenant_id, name, now_ms(), expires_at, None, None)
+        await self.database.execute(
+            "INSERT INTO api_keys (id, tenant_id, name, salt, secret_hash, created_at, expires_at)"
+            " VALUES (:id, :t, :name, :salt, :hash, :at, :exp)",
+            {
+                "id": key.id,
+                "t": tenant_id,
+                "name": name,
+                "salt": salt,
+                "hash": _digest(salt, secret),
+                "at": key.created_at,
+                "exp": expires_at,
+            },
+        )
+        return key
+
+    async def _touch(self, key_id: str) -> None:
+        at = now_ms()
+        if at - self._last_used_written.get(key_id, 0) < _LAST_USED_RESOLUTION_MS:
+            return
+        self._last_used_written[key_id] = at
+        await self.database.execute(
+            "UPDATE api_keys SET last_used_at = :at WHERE id = :id", {"at": at, "id": key_id}
+        )

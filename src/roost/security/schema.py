@@ -1,0 +1,59 @@
+"""Tables of the platform core: tenants, API keys, and the append-only audit log."""
+
+from roost.storage import Migration
+
+_APPEND_ONLY_MESSAGE = "audit_events is append-only"
+
+CORE_MIGRATIONS = [
+    Migration(
+        component="core",
+        version=1,
+        name="tenants, api keys, audit events",
+        common=[
+            """CREATE TABLE tenants (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL UNIQUE,
+                created_at BIGINT NOT NULL,
+                disabled_at BIGINT
+            )""",
+            """CREATE TABLE api_keys (
+                id TEXT PRIMARY KEY,
+                tenant_id TEXT NOT NULL REFERENCES tenants(id),
+                name TEXT NOT NULL,
+                salt TEXT NOT NULL,
+                secret_hash TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                expires_at BIGINT,
+                revoked_at BIGINT,
+                last_used_at BIGINT
+            )""",
+            "CREATE INDEX api_keys_by_tenant ON api_keys (tenant_id)",
+            """CREATE TABLE audit_events (
+                id TEXT PRIMARY KEY,
+                tenant_id TEXT NOT NULL REFERENCES tenants(id),
+                at BIGINT NOT NULL,
+                actor TEXT NOT NULL,
+                action TEXT NOT NULL,
+                target TEXT,
+                outcome TEXT NOT NULL,
+                details TEXT NOT NULL
+            )""",
+            "CREATE INDEX audit_events_by_tenant_time ON audit_events (tenant_id, at)",
+        ],
+        sqlite=[
+            f"""CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+                BEGIN SELECT RAISE(ABORT, '{_APPEND_ONLY_MESSAGE}'); END""",
+            f"""CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+                BEGIN SELECT RAISE(ABORT, '{_APPEND_ONLY_MESSAGE}'); END""",
+        ],
+        postgresql=[
+            f"""CREATE FUNCTION audit_events_append_only() RETURNS trigger AS $$
+                BEGIN RAISE EXCEPTION '{_APPEND_ONLY_MESSAGE}'; END $$ LANGUAGE plpgsql""",
+            """CREATE TRIGGER audit_events_no_change BEFORE UPDATE OR DELETE ON audit_events
+                FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()""",
+            # TRUNCATE skips row triggers; refuse it too.
+            """CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
+                FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only()""",
+        ],
+    ),
+]

@@ -1,0 +1,65 @@
+"""Tenants: the unit of isolation. Every stored record carries a tenant id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from roost.errors import Conflict, NotFound
+from roost.storage import Database, Row, new_id, now_ms
+
+DEFAULT_TENANT = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    id: str
+    name: str
+    created_at: int
+    disabled_at: int | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> Tenant:
+        return cls(row["id"], row["name"], int(row["created_at"]), row["disabled_at"])
+
+
+class TenantStore:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    async def create(self, name: str) -> Tenant:
+        if await self.find_by_name(name) is not None:
+            raise Conflict(f"tenant {name!r} already exists", param="name")
+        tenant = Tenant(new_id("ten"), name, now_ms(), None)
+        await self.database.execute(
+            "INSERT INTO tenants (id, name, created_at) VALUES (:id, :name, :at)",
+            {"id": tenant.id, "name": tenant.name, "at": tenant.created_at},
+        )
+        return tenant
+
+    async def get(self, tenant_id: str) -> Tenant:
+        row = await self.database.fetch_one(
+            "SELECT * FROM tenants WHERE id = :id", {"id": tenant_id}
+        )
+        if row is None:
+            raise NotFound(f"tenant {tenant_id!r} not found")
+        return Tenant.from_row(row)
+
+    async def find_by_name(self, name: str) -> Tenant | None:
+        row = await self.database.fetch_one("SELECT * FROM tenants WHERE name = :n", {"n": name})
+        return Tenant.from_row(row) if row else None
+
+    async def list(self) -> list[Tenant]:
+        rows = await self.database.fetch_all("SELECT * FROM tenants ORDER BY created_at, id")
+        return [Tenant.from_row(row) for row in rows]
+
+    async def ensure(self, name: str) -> tuple[Tenant, bool]:
+        """The tenant called ``name``, created if missing; the flag says whether it was created."""
+        existing = await self.find_by_name(name)
+        if existing is not None:
+            return existing, False
+        try:
+            return await self.create(name), True
+        except Conflict:  # another process created it between our look and our insert
+            found = await self.find_by_name(name)
+            assert found is not None
+            return found, False

@@ -1,0 +1,107 @@
+"""The FastAPI application: factory, lifespan, middleware and error handlers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from roost import __version__
+from roost.config import Settings
+from roost.errors import InvalidRequest, MethodNotAllowed, NotFound, RoostError
+from roost.observe.logging import get_logger
+from roost.observe.tracing import configure_tracing
+from roost.platform import Platform, bootstrap
+from roost.server import health
+from roost.server.error_format import error_body
+from roost.server.middleware import (
+    AuthMiddleware,
+    BodyLimitMiddleware,
+    RequestContextMiddleware,
+    TimeoutMiddleware,
+)
+
+log = get_logger("roost.server")
+
+# Each adapter module contributes one router; later layers append theirs here.
+ROUTERS: list[APIRouter] = [health.router]
+
+
+def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
+    """Build the app. Given a ``platform`` the app uses it and leaves closing it to the caller."""
+    configure_tracing(settings.tracing)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = platform is None
+        app.state.platform = platform or await Platform.open(settings)
+        try:
+            report = await bootstrap(app.state.platform)
+            app.state.default_tenant_id = report.tenant.id
+            if settings.auth.mode == "disabled":
+                log.warning(
+                    "authentication is DISABLED: every request acts for the default tenant;"
+                    " never expose this server beyond your own machine"
+                )
+            yield
+        finally:
+            if owned:
+                await app.state.platform.close()
+
+    app = FastAPI(
+        title="Roost",
+        version=__version__,
+        lifespan=lifespan,
+        redoc_url=None,
+        description="Self-hosted agent platform: local inference, agents, memory, tools.",
+    )
+    for router in ROUTERS:
+        app.include_router(router)
+    _install_error_handlers(app)
+    # Added innermost first: the context middleware wraps everything, auth runs last.
+    app.add_middleware(AuthMiddleware)
+    app.add_middleware(TimeoutMiddleware, timeout_s=settings.server.request_timeout_s)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    def respond(request: Request, error: RoostError) -> Response:
+        status, headers, body = error_body(
+            error, path=request.url.path, request_id=getattr(request.state, "request_id", None)
+        )
+        media_type = headers.pop("content-type")
+        return Response(body, status_code=status, headers=headers, media_type=media_type)
+
+    @app.exception_handler(RoostError)
+    async def on_roost_error(request: Request, exc: RoostError) -> Response:
+        return respond(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(request: Request, exc: RequestValidationError) -> Response:
+        errors: list[Any] = list(exc.errors())
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        loc = [str(part) for part in first.get("loc", ()) if part != "body"]
+        param = ".".join(loc) or None
+        message = f"{param}: {first['msg']}" if param else str(first["msg"])
+        problems = [
+            {"param": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "reason": e["msg"]}
+            for e in errors
+        ]
+        return respond(request, InvalidRequest(message, param=param, errors=problems))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            return respond(request, NotFound(f"no route for {request.method} {request.url.path}"))
+        if exc.status_code == 405:
+            return respond(request, MethodNotAllowed(f"{request.method} is not allowed here"))
+        if exc.status_code < 500:
+            return respond(request, InvalidRequest(str(exc.detail)))
+        return respond(request, RoostError(str(exc.detail)))

@@ -1,0 +1,255 @@
+"""ASGI middleware of every request: context (id, logs, metrics, span), body limit,
+time limit, and authentication. Pure ASGI so streaming responses pass through untouched."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import structlog
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from roost.errors import PayloadTooLarge, RequestTimeout, RoostError, Unauthorized
+from roost.observe import metrics
+from roost.observe.logging import get_logger
+from roost.observe.tracing import get_tracer
+from roost.security.principal import Principal
+from roost.server.error_format import error_body
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+PUBLIC_PATHS = frozenset({"/health/live", "/health/ready", "/metrics", "/docs", "/openapi.json"})
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+log = get_logger("roost.http")
+
+
+def request_state(scope: Scope) -> dict[str, Any]:
+    state: dict[str, Any] = scope.setdefault("state", {})
+    return state
+
+
+async def send_error(send: Send, scope: Scope, error: RoostError) -> None:
+    status, headers, body = error_body(
+        error, path=scope.get("path", ""), request_id=request_state(scope).get("request_id")
+    )
+    raw_headers = [(k.encode(), v.encode()) for k, v in headers.items()]
+    raw_headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestContextMiddleware:
+    """Request id (taken from ``x-request-id`` when sane), access log, metrics, server span."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.tracer = get_tracer("roost.server")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = _header(scope, b"x-request-id")
+        request_id = incoming if incoming and _REQUEST_ID.match(incoming) else secrets.token_hex(8)
+        request_state(scope)["request_id"] = request_id
+        method, path = scope["method"], scope["path"]
+        status = 500
+        started = time.perf_counter()
+        first_byte: float | None = None
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, first_byte
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                first_byte = time.perf_counter()
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        metrics.HTTP_IN_FLIGHT.inc()
+        with self.tracer.start_as_current_span(f"{method} {path}", kind=SpanKind.SERVER) as span:
+            span.set_attribute("http.request.method", method)
+            span.set_attribute("url.path", path)
+            span.set_attribute("roost.request_id", request_id)
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception:
+                log.exception("unhandled error", method=method, path=path)
+                if first_byte is not None:
+                    raise  # a stream already begun can only be cut off
+                await send_internal_error(send_with_id, scope)
+            finally:
+                metrics.HTTP_IN_FLIGHT.dec()
+                route = _route_template(scope)
+                span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    span.set_status(Status(StatusCode.ERROR))
+                elapsed = (first_byte or time.perf_counter()) - started
+                metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
+                metrics.HTTP_DURATION.labels(method, route).observe(elapsed)
+                log.info(
+                    "request",
+                    method=method,
+                    path=path,
+                    status=status,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                )
+                structlog.contextvars.unbind_contextvars("request_id")
+
+
+async def send_internal_error(send: Send, scope: Scope) -> None:
+    await send_error(
+        send, scope, RoostError("internal error; the server log has details under this request id")
+    )
+
+
+class BodyLimitMiddleware:
+    """Refuse bodies over ``max_bytes`` with 413, by Content-Length or by counting the stream."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = PayloadTooLarge(f"request body exceeds the limit of {self.max_bytes} bytes")
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await send_error(send, scope, too_large)
+            return
+        received = 0
+        exceeded = False
+        replaced = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    exceeded = True
+                    raise too_large
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            # Frameworks may turn the error raised in receive into their own 400;
+            # whatever they answer, the client is told the real reason.
+            nonlocal replaced
+            if exceeded:
+                if not replaced:
+                    replaced = True
+                    await send_error(send, scope, too_large)
+                return
+            await send(message)
+
+        await self.app(scope, counting_receive, guarded_send)
+
+
+class TimeoutMiddleware:
+    """Answer 504 when no response has started within ``timeout_s``.
+
+    Only the wait for the first byte is limited: a stream that has begun runs on,
+    bounded by its own token limits.
+    """
+
+    def __init__(self, app: ASGIApp, timeout_s: float) -> None:
+        self.app = app
+        self.timeout_s = timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        response_started = asyncio.Event()
+
+        async def watched_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                response_started.set()
+            await send(message)
+
+        handler = asyncio.ensure_future(self.app(scope, receive, watched_send))
+        first_byte = asyncio.ensure_future(response_started.wait())
+        done, _ = await asyncio.wait(
+            {handler, first_byte}, timeout=self.timeout_s, return_when=asyncio.FIRST_COMPLETED
+        )
+        first_byte.cancel()
+        if not done:
+            handler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await handler
+            await send_error(
+                send, scope, RequestTimeout(f"request took longer than {self.timeout_s:g} s")
+            )
+            return
+        await handler
+
+
+class AuthMiddleware:
+    """Resolve ``Authorization: Bearer <key>`` or ``x-api-key`` to a :class:`Principal`.
+
+    Every path but health, metrics and the API docs requires a valid key. With auth
+    disabled (local development only) every request acts for the default tenant.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in PUBLIC_PATHS:
+            await self.app(scope, receive, send)
+            return
+        state = scope["app"].state
+        if state.platform.settings.auth.mode == "disabled":
+            request_state(scope)["principal"] = Principal(state.default_tenant_id, None)
+            await self.app(scope, receive, send)
+            return
+        presented = _bearer_token(scope) or _header(scope, b"x-api-key")
+        try:
+            if not presented:
+                raise Unauthorized(
+                    "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
+                )
+            key = await state.platform.api_keys.verify(presented)
+        except Unauthorized as exc:
+            metrics.AUTH_FAILURES.inc()
+            await send_error(send, scope, exc)
+            return
+        request_state(scope)["principal"] = Principal(key.tenant_id, key.id)
+        structlog.contextvars.bind_contextvars(tenant_id=key.tenant_id)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            structlog.contextvars.unbind_contextvars("tenant_id")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _bearer_token(scope: Scope) -> str | None:
+    value = _header(scope, b"authorization")
+    if value is None:
+        return None
+    scheme, _, token = value.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def _route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return str(path) if path else "unmatched"

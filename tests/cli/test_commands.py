@@ -1,0 +1,72 @@
+"""The management commands, run in-process against a real SQLite store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from roost.cli.main import app
+
+
+@pytest.fixture
+def roost(roost_home: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    for name in list(__import__("os").environ):
+        if name.startswith("ROOST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("ROOST_HOME", str(roost_home))
+    monkeypatch.chdir(roost_home)
+    return CliRunner()
+
+
+def test_help_lists_command_groups(roost: CliRunner) -> None:
+    result = roost.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for group in ("serve", "config", "keys", "tenants", "version"):
+        assert group in result.output
+
+
+def test_keys_create_list_revoke(roost: CliRunner) -> None:
+    created = roost.invoke(app, ["keys", "create", "--name", "ci"])
+    assert created.exit_code == 0, created.output
+    plaintext = created.output.strip().splitlines()[-1]
+    key_id = plaintext.split("-")[1]
+    listed = roost.invoke(app, ["keys", "list"])
+    assert key_id in listed.output and "active" in listed.output
+    assert plaintext not in listed.output
+    revoked = roost.invoke(app, ["keys", "revoke", key_id])
+    assert revoked.exit_code == 0
+    assert "revoked" in roost.invoke(app, ["keys", "list"]).output
+    missing = roost.invoke(app, ["keys", "revoke", "000000000000"])
+    assert missing.exit_code == 1
+    assert "not found" in missing.output
+
+
+def test_keys_for_unknown_tenant_explain_how_to_create_it(roost: CliRunner) -> None:
+    result = roost.invoke(app, ["keys", "create", "--tenant", "acme"])
+    assert result.exit_code == 1
+    assert "roost tenants create acme" in result.output
+    assert roost.invoke(app, ["tenants", "create", "acme"]).exit_code == 0
+    assert roost.invoke(app, ["keys", "create", "--tenant", "acme"]).exit_code == 0
+    assert "acme" in roost.invoke(app, ["keys", "list", "--tenant", "acme"]).output
+
+
+def test_config_check_and_show(roost: CliRunner, roost_home: Path) -> None:
+    ok = roost.invoke(app, ["config", "check"])
+    assert ok.exit_code == 0 and "configuration OK" in ok.output
+    (roost_home / "roost.toml").write_text("[auth]\nbootstrap_key = 'long-enough-secret-value'\n")
+    shown = roost.invoke(app, ["config", "show"])
+    assert shown.exit_code == 0
+    assert "long-enough-secret-value" not in shown.output
+    assert "roost.db" in shown.output
+    (roost_home / "roost.toml").write_text("[auth]\nmode = 'sometimes'\n")
+    bad = roost.invoke(app, ["config", "check"])
+    assert bad.exit_code == 2
+    assert "auth.mode" in bad.output
+
+
+def test_version(roost: CliRunner) -> None:
+    from roost import __version__
+
+    assert roost.invoke(app, ["version"]).output.strip() == __version__

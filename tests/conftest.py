@@ -1,0 +1,57 @@
+"""Session-wide fixtures: real PostgreSQL and Redis on loopback, isolated Roost settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from redis import Redis
+
+from roost.config import Settings, load_settings
+from tests.support.servers import PostgresServer, RedisServer
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A fresh, empty PostgreSQL database for this test."""
+    return postgres_server.create_database()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The test Redis, emptied before this test."""
+    with Redis.from_url(redis_server.url) as client:
+        client.flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+def roost_home(tmp_path: Path) -> Path:
+    home = tmp_path / "roost-home"
+    home.mkdir()
+    return home
+
+
+@pytest.fixture
+def settings(roost_home: Path) -> Settings:
+    """Settings isolated from the developer's environment and home directory."""
+    return load_settings(env={"ROOST_HOME": str(roost_home)})

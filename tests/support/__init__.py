@@ -1,0 +1,1 @@
+"""Helpers for Roost's tests: real database servers on loopback, free ports."""
