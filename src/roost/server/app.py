@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -30,6 +30,11 @@ log = get_logger("roost.server")
 
 # Each adapter module contributes one router; later layers append theirs here.
 ROUTERS: list[APIRouter] = [health.router]
+# Each layer that needs services at run time contributes one hook: an async context
+# manager that builds them (migrations included) on ``app.state`` once the platform is
+# open, and tears them down at shutdown, in reverse order.
+LifespanHook = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+LIFESPAN_HOOKS: list[LifespanHook] = []
 
 
 def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
@@ -48,7 +53,10 @@ def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
                     "authentication is DISABLED: every request acts for the default tenant;"
                     " never expose this server beyond your own machine"
                 )
-            yield
+            async with AsyncExitStack() as hooks:
+                for hook in LIFESPAN_HOOKS:
+                    await hooks.enter_async_context(hook(app))
+                yield
         finally:
             if owned:
                 await app.state.platform.close()
