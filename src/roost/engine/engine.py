@@ -1,0 +1,465 @@
+"""The public engine: load a model, accept requests from any thread, stream results.
+
+One worker thread owns the model. Requests arrive through :meth:`Engine.submit` (or the
+``generate`` / ``stream`` conveniences built on it); each step the worker admits waiting
+requests, runs one prefill chunk and one decode token for every running sequence, samples,
+and delivers :class:`StreamEvent` objects to each request's sink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import queue
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from collections.abc import Sequence as Seq
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from roost.engine.block_pool import BlockPool
+from roost.engine.detokenizer import IncrementalDetokenizer
+from roost.engine.engine_config import EngineConfig
+from roost.engine.grammar import GrammarCompiler
+from roost.engine.loader import load_checkpoint
+from roost.engine.metrics import EngineMetrics
+from roost.engine.model_config import ModelConfig
+from roost.engine.model_runner import ModelRunner, kv_bytes_per_block
+from roost.engine.outputs import RequestOutput, StreamEvent, Usage
+from roost.engine.sampler import sample
+from roost.engine.sampling_params import SamplingParams
+from roost.engine.scheduler import Scheduler, StepPlan
+from roost.engine.sequence import Sequence
+from roost.engine.tokenizer import Tokenizer
+from roost.engine.weights import build_model
+from roost.errors import InvalidRequest, Overloaded, RoostError
+
+Prompt = str | list[int]
+EventSink = Callable[[StreamEvent], None]
+_DETOKENIZER_CONTEXT = 4  # prompt tokens kept for decoding the first output tokens
+
+
+@dataclass(slots=True)
+class _Request:
+    seq: Sequence
+    sink: EventSink
+    stop_token_ids: frozenset[int]
+
+
+class Engine:
+    """A loaded model plus its scheduler thread. Thread-safe; close it when done."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        if config.num_threads:
+            torch.set_num_threads(config.num_threads)
+        device = config.torch_device()
+        self.dtype = config.torch_dtype(device)
+        checkpoint = load_checkpoint(config.model, config.home)
+        self.model_config: ModelConfig = checkpoint.config
+        self.model_name = checkpoint.name
+        self.tokenizer = Tokenizer(checkpoint.tokenizer)
+        limit = checkpoint.config.max_position_embeddings
+        self.context_length = min(limit, config.max_model_len or limit)
+        model = build_model(
+            checkpoint.config,
+            checkpoint.state,
+            dtype=self.dtype,
+            device=device,
+            max_positions=self.context_length,
+        )
+        del checkpoint
+        num_blocks = int(config.kv_cache_gb * 2**30) // kv_bytes_per_block(
+            model, config.block_size, self.dtype
+        )
+        if num_blocks < 2:
+            raise InvalidRequest(
+                "engine.kv_cache_gb is too small for one sequence", param="engine.kv_cache_gb"
+            )
+        # A sequence can never be longer than the whole pool.
+        self.context_length = min(self.context_length, num_blocks * config.block_size)
+        self.pool = BlockPool(
+            num_blocks, config.block_size, enable_prefix_cache=config.enable_prefix_cache
+        )
+        self.runner = ModelRunner(
+            model, num_blocks=num_blocks, block_size=config.block_size, dtype=self.dtype
+        )
+        self.scheduler = Scheduler(
+            self.pool,
+            max_num_seqs=config.max_num_seqs,
+            prefill_chunk_tokens=config.prefill_chunk_tokens,
+        )
+        self.grammars = GrammarCompiler(self.tokenizer, self.model_config.vocab_size)
+        self.metrics = EngineMetrics()
+        self._requests: dict[str, _Request] = {}
+        self._inbox: list[_Request] = []
+        self._cancelled: set[str] = set()
+        self._arrivals = itertools.count()
+        self._wakeup = threading.Condition()
+        self._closing = False
+        self._worker = threading.Thread(target=self._run, name="roost-engine", daemon=True)
+        self._worker.start()
+
+    @classmethod
+    def from_config(cls, settings: Any = None, **overrides: Any) -> Engine:
+        """Build from ``roost.config.Settings`` / ``EngineSettings`` (default: load_settings())."""
+        if settings is None:
+            from roost.config import load_settings
+
+            settings = load_settings()
+        config = EngineConfig.from_settings(settings)
+        for key, value in overrides.items():
+            setattr(config, key, value)
+        config.__post_init__()
+        return cls(config)
+
+    # -- public API -------------------------------------------------------------------------
+
+    def apply_chat_template(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+        add_generation_prompt: bool = True,
+        **kwargs: Any,
+    ) -> list[int]:
+        """Token ids of ``messages`` rendered with the model's chat template."""
+        text = self.tokenizer.apply_chat_template(
+            messages, tools=tools, add_generation_prompt=add_generation_prompt, **kwargs
+        )
+        return self.tokenizer.encode(text)
+
+    def submit(
+        self,
+        prompt: Prompt,
+        params: SamplingParams | None = None,
+        sink: EventSink | None = None,
+        *,
+        request_id: str | None = None,
+    ) -> str:
+        """Queue a request; ``sink`` receives its events on the worker thread (must not block).
+
+        Validates everything up front: a bad request raises here and never reaches the queue.
+        """
+        params = params or SamplingParams()
+        token_ids = self.tokenizer.encode(prompt) if isinstance(prompt, str) else list(prompt)
+        if not token_ids:
+            raise InvalidRequest("prompt is empty", param="prompt")
+        vocab = self.model_config.vocab_size
+        if any(not 0 <= t < vocab for t in token_ids):
+            raise InvalidRequest(f"prompt token ids must be in [0, {vocab})", param="prompt")
+        if len(token_ids) >= self.context_length:
+            raise InvalidRequest(
+                f"prompt has {len(token_ids)} tokens; this model's context is "
+                f"{self.context_length} tokens (including the reply)",
+                param="prompt",
+            )
+        grammar = None
+        if params.structured is not None:
+            grammar = self.grammars.matcher(self.grammars.validate(params.structured))
+        request_id = request_id or uuid.uuid4().hex
+        seq = Sequence(
+            request_id=request_id,
+            prompt_token_ids=token_ids,
+            params=params,
+            arrival_index=next(self._arrivals),
+            max_total_tokens=self.context_length,
+        )
+        seq.grammar = grammar
+        seq.detokenizer = IncrementalDetokenizer(
+            self.tokenizer,
+            token_ids[-_DETOKENIZER_CONTEXT:],
+            params.stop,
+            skip_special_tokens=params.skip_special_tokens,
+            include_stop_str=params.include_stop_str_in_output,
+        )
+        generator = torch.Generator()
+        generator.manual_seed(params.seed if params.seed is not None else torch.seed())
+        seq.generator = generator
+        stops = set(params.stop_token_ids)
+        if not params.ignore_eos:
+            stops |= self.tokenizer.stop_token_ids
+        request = _Request(seq, sink or (lambda _event: None), frozenset(stops))
+        with self._wakeup:
+            if self._closing:
+                raise Overloaded("engine is shutting down")
+            if request_id in self._requests or any(
+                r.seq.request_id == request_id for r in self._inbox
+            ):
+                raise InvalidRequest(f"request id {request_id!r} is in use", param="request_id")
+            self._inbox.append(request)
+            self._wakeup.notify()
+        return request_id
+
+    def cancel(self, request_id: str) -> None:
+        """Stop a request; its blocks are freed before the next step. Unknown ids are ignored."""
+        with self._wakeup:
+            self._cancelled.add(request_id)
+            self._wakeup.notify()
+
+    def generate(
+        self,
+        prompts: Prompt | Seq[Prompt],
+        params: SamplingParams | Seq[SamplingParams] | None = None,
+    ) -> list[RequestOutput]:
+        """Run prompts (text or token ids) to completion, batched together; blocks the caller."""
+        batch = _as_prompt_list(prompts)
+        param_list: list[SamplingParams]
+        if isinstance(params, SamplingParams) or params is None:
+            param_list = [params or SamplingParams()] * len(batch)
+        else:
+            param_list = list(params)
+        if len(param_list) != len(batch):
+            raise InvalidRequest("one SamplingParams per prompt, or a single one", param="params")
+        events: queue.SimpleQueue[StreamEvent] = queue.SimpleQueue()
+        ids = [self.submit(p, sp, events.put) for p, sp in zip(batch, param_list, strict=True)]
+        collected: dict[str, list[StreamEvent]] = {rid: [] for rid in ids}
+        remaining = set(ids)
+        while remaining:
+            event = events.get()
+            collected[event.request_id].append(event)
+            if event.finished:
+                remaining.discard(event.request_id)
+        prompt_ids = {rid: self._prompt_of(p) for rid, p in zip(ids, batch, strict=True)}
+        return [_assemble(rid, prompt_ids[rid], collected[rid]) for rid in ids]
+
+    async def stream(
+        self,
+        prompt: Prompt,
+        params: SamplingParams | None = None,
+        *,
+        request_id: str | None = None,
+    ) -> AsyncIterator[StreamEvent]:
+        """Yield events as tokens are generated; leaving the loop early cancels the request."""
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[StreamEvent] = asyncio.Queue()
+
+        def deliver(event: StreamEvent) -> None:
+            try:
+                loop.call_soon_threadsafe(events.put_nowait, event)
+            except RuntimeError:  # the consumer's loop is gone
+                self.cancel(event.request_id)
+
+        rid = self.submit(prompt, params, deliver, request_id=request_id)
+        finished = False
+        try:
+            while not finished:
+                event = await events.get()
+                finished = event.finished
+                yield event
+        finally:
+            if not finished:
+                self.cancel(rid)
+
+    def stats(self) -> dict[str, float]:
+        """A snapshot of queue and KV cache state (approximate: read without locking)."""
+        pool = self.pool
+        return {
+            "num_running": self.scheduler.num_running,
+            "num_waiting": self.scheduler.num_waiting + len(self._inbox),
+            "kv_blocks_total": pool.num_blocks,
+            "kv_blocks_used": pool.num_used_blocks,
+            "kv_blocks_free": pool.num_free_blocks,
+            "prefix_cache_blocks": pool.num_cached_blocks,
+        }
+
+    def close(self) -> None:
+        """Cancel everything and stop the worker thread."""
+        with self._wakeup:
+            self._closing = True
+            self._wakeup.notify()
+        self._worker.join()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- worker thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._wakeup:
+                while not (
+                    self._closing or self._inbox or self._cancelled or self.scheduler.has_work
+                ):
+                    self._wakeup.wait()
+                inbox, self._inbox = self._inbox, []
+                cancelled, self._cancelled = self._cancelled, set()
+                closing = self._closing
+            for request in inbox:
+                self._requests[request.seq.request_id] = request
+                self.scheduler.add(request.seq)
+            for request_id in cancelled:
+                if request_id in self._requests:
+                    self._finish(self._requests[request_id], "cancelled")
+            if closing:
+                for request in list(self._requests.values()):
+                    self._finish(request, "cancelled")
+                return
+            if self.scheduler.has_work:
+                try:
+                    self._step()
+                except Exception as exc:
+                    for request in list(self._requests.values()):
+                        self._finish(request, "error", error=f"{type(exc).__name__}: {exc}")
+
+    def _step(self) -> None:
+        started = time.perf_counter()
+        plan = self.scheduler.schedule()
+        self._update_gauges(plan)
+        if plan.is_empty:
+            # Nothing fits (all blocks pinned by sequences being admitted): fail loudly.
+            if not self.scheduler.num_running and self.scheduler.waiting:
+                self._finish(
+                    self._requests[self.scheduler.waiting[0].request_id],
+                    "error",
+                    error="request does not fit in the KV cache",
+                )
+            return
+        if plan.block_copies:
+            self.runner.copy_blocks(plan.block_copies)
+        sampled_seqs: list[Sequence] = []
+        logits_parts: list[torch.Tensor] = []
+        if plan.prefill:
+            logits_parts.append(self.runner.prefill(plan.prefill))
+            sampled_seqs += [chunk.seq for chunk in plan.prefill if chunk.is_last]
+        if plan.decode:
+            logits_parts.append(self.runner.decode(plan.decode))
+            sampled_seqs += plan.decode
+        self.scheduler.after_forward(plan)
+        for chunk in plan.prefill:
+            if chunk.is_last:
+                self.scheduler.mark_decoding(chunk.seq)
+        if not sampled_seqs:
+            return
+        logits = torch.cat(logits_parts) if len(logits_parts) > 1 else logits_parts[0]
+        now = time.perf_counter()
+        for seq, (token, logprob) in zip(sampled_seqs, sample(logits, sampled_seqs), strict=True):
+            self._accept_token(self._requests[seq.request_id], token, logprob, now)
+        self.metrics.record_step(len(sampled_seqs), time.perf_counter() - started)
+
+    def _accept_token(self, request: _Request, token: int, logprob: Any, now: float) -> None:
+        seq = request.seq
+        if seq.first_token_time is None:
+            seq.first_token_time = now
+            self.metrics.time_to_first_token.observe(now - seq.arrival_time)
+            self.metrics.record_admission(seq.num_prompt_tokens, seq.num_cached_prompt_tokens)
+        seq.output_token_ids.append(token)
+        if logprob is not None:
+            seq.logprobs.append(logprob)
+        detok = seq.detokenizer
+        assert detok is not None
+        reason: str | None = None
+        stop_reason: str | int | None = None
+        if token in request.stop_token_ids:
+            reason, stop_reason = "stop", token
+        else:
+            detok.add(token)
+            if seq.grammar is not None:
+                seq.grammar.consume(token)
+                if seq.grammar.is_stopped:
+                    reason = "stop"
+            if detok.stopped_by is not None:
+                reason, stop_reason = "stop", detok.stopped_by
+        if reason is None and (
+            (seq.params.max_tokens is not None and seq.num_output_tokens >= seq.params.max_tokens)
+            or seq.num_tokens >= seq.max_total_tokens
+        ):
+            reason = "length"
+        if reason is not None:
+            self._finish(
+                request, reason, stop_reason=stop_reason, last_token=token, logprob=logprob
+            )
+            return
+        request.sink(
+            StreamEvent(
+                seq.request_id,
+                [token],
+                detok.take_delta(final=False),
+                [logprob] if logprob is not None else [],
+            )
+        )
+
+    def _finish(
+        self,
+        request: _Request,
+        reason: str,
+        *,
+        stop_reason: str | int | None = None,
+        last_token: int | None = None,
+        logprob: Any = None,
+        error: str | None = None,
+    ) -> None:
+        seq = request.seq
+        self.scheduler.finish(seq, reason)
+        self._requests.pop(seq.request_id, None)
+        seq.finish_time = time.perf_counter()
+        self.metrics.requests_finished.labels(reason=reason).inc()
+        self.metrics.preemptions.inc(seq.num_preemptions)
+        first = seq.first_token_time
+        usage = Usage(
+            prompt_tokens=seq.num_prompt_tokens,
+            cached_prompt_tokens=seq.num_cached_prompt_tokens,
+            completion_tokens=seq.num_output_tokens,
+            time_to_first_token_s=None if first is None else first - seq.arrival_time,
+            decode_time_s=0.0 if first is None else seq.finish_time - first,
+            total_time_s=seq.finish_time - seq.arrival_time,
+            num_preemptions=seq.num_preemptions,
+        )
+        detok = seq.detokenizer
+        text = detok.take_delta(final=True) if detok is not None else ""
+        request.sink(
+            StreamEvent(
+                seq.request_id,
+                [last_token] if last_token is not None else [],
+                text,
+                [logprob] if logprob is not None else [],
+                finished=True,
+                finish_reason=reason,
+                stop_reason=stop_reason,
+                usage=usage,
+                error=error,
+            )
+        )
+
+    def _update_gauges(self, plan: StepPlan) -> None:
+        m = self.metrics
+        m.num_running.set(self.scheduler.num_running)
+        m.num_waiting.set(self.scheduler.num_waiting)
+        m.kv_blocks_used.set(self.pool.num_used_blocks)
+        m.kv_blocks_free.set(self.pool.num_free_blocks)
+
+    def _prompt_of(self, prompt: Prompt) -> list[int]:
+        return self.tokenizer.encode(prompt) if isinstance(prompt, str) else list(prompt)
+
+
+def _as_prompt_list(prompts: Prompt | Seq[Prompt]) -> list[Prompt]:
+    if isinstance(prompts, str):
+        return [prompts]
+    items = list(prompts)
+    if items and all(isinstance(p, int) for p in items):
+        return [items]  # type: ignore[list-item]
+    return items  # type: ignore[return-value]
+
+
+def _assemble(request_id: str, prompt_ids: list[int], events: list[StreamEvent]) -> RequestOutput:
+    last = events[-1]
+    if last.finish_reason == "error":
+        raise RoostError(f"request {request_id} failed: {last.error}")
+    assert last.usage is not None
+    assert last.finish_reason is not None
+    return RequestOutput(
+        request_id=request_id,
+        prompt_token_ids=prompt_ids,
+        token_ids=[t for e in events for t in e.token_ids],
+        text="".join(e.text for e in events),
+        finish_reason=last.finish_reason,
+        usage=last.usage,
+        logprobs=[lp for e in events for lp in e.logprobs],
+        stop_reason=last.stop_reason,
+    )

@@ -1,0 +1,137 @@
+"""A Llama-family decoder (Llama 2/3, SmolLM2, Qwen2, Mistral) that reads and writes a paged KV cache.
+
+The model holds weights only; serving state (the KV pool tensor, block tables) arrives with
+each call in an :class:`AttentionBatch`, so one model object serves any batch shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import cast
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from roost.engine.model_config import ModelConfig
+from roost.engine.rope import apply_rope, rope_tables
+
+
+@dataclass(slots=True)
+class AttentionBatch:
+    """Where each token of a padded batch writes its K/V and which cached slots it may read.
+
+    ``kv_cache`` is the pool tensor [L, 2, num_slots, H_kv, D]; padded tokens write to a
+    scratch slot that no mask ever exposes.
+    """
+
+    kv_cache: torch.Tensor
+    write_slots: torch.Tensor  # [B * S] int64, flat slot per token
+    context_slots: torch.Tensor  # [B, T] int64, slots of every visible token, padded
+    mask: torch.Tensor  # [B, 1, S, T] bool, True where a query may attend
+    cos: torch.Tensor  # [B, S, 1, D]
+    sin: torch.Tensor  # [B, S, 1, D]
+
+
+class Attention(nn.Module):
+    def __init__(self, config: ModelConfig, layer_index: int) -> None:
+        super().__init__()
+        self.layer_index = layer_index
+        self.num_heads = config.num_heads
+        self.num_kv_heads = config.num_kv_heads
+        self.head_dim = config.head_dim
+        qkv_out = (config.num_heads + 2 * config.num_kv_heads) * config.head_dim
+        # q, k and v share one matmul: fewer, larger kernels are faster on a CPU.
+        self.qkv_proj = nn.Linear(config.hidden_size, qkv_out, bias=config.attention_bias)
+        self.o_proj = nn.Linear(config.num_heads * config.head_dim, config.hidden_size, bias=False)
+
+    def forward(self, x: torch.Tensor, batch: AttentionBatch) -> torch.Tensor:
+        b, s, _ = x.shape
+        h, hkv, d = self.num_heads, self.num_kv_heads, self.head_dim
+        qkv = self.qkv_proj(x).view(b, s, h + 2 * hkv, d)  # [B, S, H + 2Hkv, D]
+        qk = apply_rope(qkv[:, :, : h + hkv], batch.cos, batch.sin)  # [B, S, H + Hkv, D]
+        q, k = qk[:, :, :h], qk[:, :, h:]
+        v = qkv[:, :, h + hkv :]
+        cache = batch.kv_cache[self.layer_index]  # [2, N, Hkv, D]
+        cache[0].index_copy_(0, batch.write_slots, k.reshape(b * s, hkv, d))
+        cache[1].index_copy_(0, batch.write_slots, v.reshape(b * s, hkv, d))
+        keys = cache[0][batch.context_slots].transpose(1, 2)  # [B, Hkv, T, D]
+        values = cache[1][batch.context_slots].transpose(1, 2)  # [B, Hkv, T, D]
+        out = F.scaled_dot_product_attention(
+            q.transpose(1, 2), keys, values, attn_mask=batch.mask, enable_gqa=hkv != h
+        )  # [B, H, S, D]
+        return self.o_proj(out.transpose(1, 2).reshape(b, s, h * d))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.intermediate_size = config.intermediate_size
+        self.gate_up_proj = nn.Linear(config.hidden_size, 2 * config.intermediate_size, bias=False)
+        self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up_proj(x).split(self.intermediate_size, dim=-1)
+        return self.down_proj(F.silu(gate) * up)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, size: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(size))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Normalise in float32 like the reference implementations; low precision drifts.
+        normed = F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps)
+        return self.weight * normed.to(x.dtype)
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, config: ModelConfig, layer_index: int) -> None:
+        super().__init__()
+        self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.self_attn = Attention(config, layer_index)
+        self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor, batch: AttentionBatch) -> torch.Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), batch)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+class LlamaModel(nn.Module):
+    """Token ids in, hidden states out; :meth:`logits` projects selected rows onto the vocab."""
+
+    rope_cos: torch.Tensor
+    rope_sin: torch.Tensor
+
+    def __init__(self, config: ModelConfig, max_positions: int) -> None:
+        super().__init__()
+        self.config = config
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList(DecoderLayer(config, i) for i in range(config.num_layers))
+        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        cos, sin = rope_tables(config, max_positions)
+        self.register_buffer("rope_cos", cos, persistent=False)  # [P, D]
+        self.register_buffer("rope_sin", sin, persistent=False)  # [P, D]
+
+    def rope_for(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+        """cos/sin rows for ``positions`` [B, S], shaped [B, S, 1, D] for broadcasting."""
+        cos = self.rope_cos[positions].unsqueeze(2).to(dtype)
+        sin = self.rope_sin[positions].unsqueeze(2).to(dtype)
+        return cos, sin
+
+    def decoder_layers(self) -> list[DecoderLayer]:
+        return [cast(DecoderLayer, layer) for layer in self.layers]
+
+    def forward(self, input_ids: torch.Tensor, batch: AttentionBatch) -> torch.Tensor:
+        x = self.embed_tokens(input_ids)  # [B, S, H]
+        for layer in self.layers:
+            x = layer(x, batch)
+        return x  # [B, S, H] before the final norm
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """[N, H] hidden rows to [N, V] float32 logits."""
+        return self.lm_head(self.norm(hidden)).float()

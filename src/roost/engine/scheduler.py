@@ -1,0 +1,198 @@
+"""Decides what the next model step computes: prefill chunks, one decode token per sequence.
+
+Continuous batching: waiting requests are admitted between steps whenever KV blocks allow;
+a long prompt is split into chunks so that running sequences keep decoding in between.
+When the pool runs dry the youngest sequence is preempted (blocks freed, requeued) and
+recomputed later, so running out of KV memory slows requests down but never fails them.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from roost.engine.block_pool import BlockPool, hash_block
+from roost.engine.sequence import Sequence, SequenceStatus
+
+
+@dataclass(slots=True)
+class PrefillChunk:
+    """Positions ``start .. end-1`` of ``seq`` to run through the model this step."""
+
+    seq: Sequence
+    start: int
+    end: int
+
+    @property
+    def is_last(self) -> bool:
+        """True when the chunk reaches the sequence's last token, so it yields logits."""
+        return self.end == self.seq.num_tokens
+
+
+@dataclass(slots=True)
+class StepPlan:
+    prefill: list[PrefillChunk] = field(default_factory=list)
+    decode: list[Sequence] = field(default_factory=list)
+    block_copies: list[tuple[int, int]] = field(default_factory=list)  # (src, dst) for CoW
+    preempted: list[Sequence] = field(default_factory=list)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.prefill and not self.decode
+
+
+class Scheduler:
+    """Queues and block tables of all live sequences; used only by the worker thread."""
+
+    def __init__(self, pool: BlockPool, *, max_num_seqs: int, prefill_chunk_tokens: int) -> None:
+        self.pool = pool
+        self.block_size = pool.block_size
+        self.max_num_seqs = max_num_seqs
+        self.prefill_chunk_tokens = prefill_chunk_tokens
+        self.waiting: deque[Sequence] = deque()
+        self.prefilling: list[Sequence] = []
+        self.decoding: list[Sequence] = []
+
+    @property
+    def num_running(self) -> int:
+        return len(self.prefilling) + len(self.decoding)
+
+    @property
+    def num_waiting(self) -> int:
+        return len(self.waiting)
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self.waiting or self.prefilling or self.decoding)
+
+    def add(self, seq: Sequence) -> None:
+        seq.status = SequenceStatus.WAITING
+        self.waiting.append(seq)
+
+    def schedule(self) -> StepPlan:
+        plan = StepPlan()
+        self._admit()
+        self._plan_prefill(plan)
+        self._plan_decode(plan)
+        return plan
+
+    def _admit(self) -> None:
+        while self.waiting and self.num_running < self.max_num_seqs:
+            seq = self.waiting[0]
+            tokens = seq.token_ids()
+            num_needed = -(-len(tokens) // self.block_size)
+            # At least the last token is recomputed: its logits pick the next token.
+            cached, hashes = self.pool.acquire_prefix(tokens, (len(tokens) - 1) // self.block_size)
+            # Keep one block per decoding sequence in reserve so admitting a prompt does
+            # not immediately force a preemption.
+            headroom = len(self.decoding)
+            if not self.pool.can_allocate(num_needed - len(cached) + headroom):
+                self.pool.free_all(cached)
+                break
+            self.waiting.popleft()
+            seq.block_table = cached + [
+                self.pool.allocate() for _ in range(num_needed - len(cached))
+            ]
+            seq.num_computed_tokens = len(cached) * self.block_size
+            seq.num_hashed_blocks = len(cached)
+            seq.last_block_hash = hashes[-1] if hashes else b""
+            if seq.num_preemptions == 0:
+                seq.num_cached_prompt_tokens = seq.num_computed_tokens
+            seq.status = SequenceStatus.PREFILLING
+            self.prefilling.append(seq)
+
+    def _plan_prefill(self, plan: StepPlan) -> None:
+        budget = self.prefill_chunk_tokens
+        for seq in self.prefilling:
+            if budget <= 0:
+                break
+            start = seq.num_computed_tokens
+            end = min(seq.num_tokens, start + budget)
+            plan.prefill.append(PrefillChunk(seq, start, end))
+            budget -= end - start
+
+    def _plan_decode(self, plan: StepPlan) -> None:
+        index = 0
+        while index < len(self.decoding):
+            seq = self.decoding[index]
+            if self._reserve_decode_slot(seq, plan):
+                index += 1
+                continue
+            victim = self._youngest_active()
+            if victim in self.decoding and self.decoding.index(victim) < index:
+                index -= 1  # an already reserved sequence leaves the list before `seq`
+            self.preempt(victim)
+            plan.preempted.append(victim)
+            plan.prefill = [chunk for chunk in plan.prefill if chunk.seq is not victim]
+        plan.decode = list(self.decoding)
+
+    def _reserve_decode_slot(self, seq: Sequence, plan: StepPlan) -> bool:
+        position = seq.num_computed_tokens  # the new token's K/V goes here
+        block_index = position // self.block_size
+        if block_index == len(seq.block_table):
+            if not self.pool.can_allocate(1):
+                return False
+            seq.block_table.append(self.pool.allocate())
+        elif self.pool.ref_counts[seq.block_table[block_index]] > 1:
+            if not self.pool.can_allocate(1):
+                return False
+            old = seq.block_table[block_index]
+            new, needs_copy = self.pool.copy_on_write(old)
+            seq.block_table[block_index] = new
+            if needs_copy:
+                plan.block_copies.append((old, new))
+        return True
+
+    def _youngest_active(self) -> Sequence:
+        return max(self.prefilling + self.decoding, key=lambda s: s.arrival_index)
+
+    def preempt(self, seq: Sequence) -> None:
+        """Free ``seq``'s blocks and put it first in line; it is recomputed when readmitted."""
+        self._release(seq)
+        seq.num_preemptions += 1
+        seq.status = SequenceStatus.WAITING
+        self.waiting.appendleft(seq)
+
+    def finish(self, seq: Sequence, reason: str) -> None:
+        """Remove ``seq`` from every queue and free its blocks now."""
+        if seq.status is SequenceStatus.WAITING:
+            self.waiting.remove(seq)
+        elif seq.status is not SequenceStatus.FINISHED:
+            self._release(seq)
+        seq.status = SequenceStatus.FINISHED
+        seq.finish_reason = reason
+
+    def _release(self, seq: Sequence) -> None:
+        if seq in self.prefilling:
+            self.prefilling.remove(seq)
+        if seq in self.decoding:
+            self.decoding.remove(seq)
+        self.pool.free_all(seq.block_table)
+        seq.block_table = []
+        seq.num_computed_tokens = 0
+        seq.num_hashed_blocks = 0
+        seq.last_block_hash = b""
+
+    def after_forward(self, plan: StepPlan) -> None:
+        """Advance computed-token counts and publish newly completed blocks to the prefix cache."""
+        for chunk in plan.prefill:
+            chunk.seq.num_computed_tokens = chunk.end
+            self._register_full_blocks(chunk.seq)
+        for seq in plan.decode:
+            seq.num_computed_tokens += 1
+            self._register_full_blocks(seq)
+
+    def mark_decoding(self, seq: Sequence) -> None:
+        """Move a sequence whose prompt is fully computed into the decode set."""
+        self.prefilling.remove(seq)
+        seq.status = SequenceStatus.DECODING
+        self.decoding.append(seq)
+
+    def _register_full_blocks(self, seq: Sequence) -> None:
+        size = self.block_size
+        while (seq.num_hashed_blocks + 1) * size <= seq.num_computed_tokens:
+            index = seq.num_hashed_blocks
+            tokens = [seq.token_at(p) for p in range(index * size, (index + 1) * size)]
+            seq.last_block_hash = hash_block(seq.last_block_hash, tokens)
+            self.pool.register(seq.block_table[index], seq.last_block_hash)
+            seq.num_hashed_blocks += 1

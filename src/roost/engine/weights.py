@@ -1,0 +1,69 @@
+"""Put a Hugging Face named state dict into :class:`LlamaModel`, fusing q/k/v and gate/up."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+from roost.engine.model import LlamaModel
+from roost.engine.model_config import ModelConfig
+from roost.engine.rope import rope_tables
+from roost.errors import InvalidRequest
+
+
+def build_model(
+    config: ModelConfig,
+    state: Mapping[str, torch.Tensor],
+    *,
+    dtype: torch.dtype,
+    device: torch.device,
+    max_positions: int,
+) -> LlamaModel:
+    """Create the model on ``device`` in ``dtype`` with weights from ``state`` (HF names)."""
+    with torch.device("meta"):
+        model = LlamaModel(config, max_positions)
+    model = model.to_empty(device=device)
+    # Buffers were created on meta; compute the rope tables for real.
+    cos, sin = rope_tables(config, max_positions)
+    model.rope_cos = cos.to(device)
+    model.rope_sin = sin.to(device)
+
+    def take(name: str) -> torch.Tensor:
+        if name not in state:
+            raise InvalidRequest(f"checkpoint is missing tensor {name}", param="model")
+        return state[name]
+
+    with torch.no_grad():
+        model.embed_tokens.weight.copy_(take("model.embed_tokens.weight"))
+        model.norm.weight.copy_(take("model.norm.weight"))
+        head = state.get("lm_head.weight")
+        if head is None or config.tie_word_embeddings:
+            head = take("model.embed_tokens.weight")
+        model.lm_head.weight.copy_(head)
+        for i, layer in enumerate(model.decoder_layers()):
+            prefix = f"model.layers.{i}."
+            attn = layer.self_attn
+            attn.qkv_proj.weight.copy_(
+                torch.cat([take(f"{prefix}self_attn.{p}_proj.weight") for p in "qkv"])
+            )
+            if attn.qkv_proj.bias is not None:
+                attn.qkv_proj.bias.copy_(
+                    torch.cat([take(f"{prefix}self_attn.{p}_proj.bias") for p in "qkv"])
+                )
+            attn.o_proj.weight.copy_(take(f"{prefix}self_attn.o_proj.weight"))
+            layer.mlp.gate_up_proj.weight.copy_(
+                torch.cat(
+                    [take(f"{prefix}mlp.gate_proj.weight"), take(f"{prefix}mlp.up_proj.weight")]
+                )
+            )
+            layer.mlp.down_proj.weight.copy_(take(f"{prefix}mlp.down_proj.weight"))
+            layer.input_layernorm.weight.copy_(take(f"{prefix}input_layernorm.weight"))
+            layer.post_attention_layernorm.weight.copy_(
+                take(f"{prefix}post_attention_layernorm.weight")
+            )
+    model = model.to(dtype)
+    # Rope tables stay float32: they are indexed per step and cast once per batch.
+    model.rope_cos = model.rope_cos.float()
+    model.rope_sin = model.rope_sin.float()
+    return model.eval().requires_grad_(False)
