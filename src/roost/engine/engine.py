@@ -172,7 +172,7 @@ class Engine:
         seq.detokenizer = IncrementalDetokenizer(
             self.tokenizer,
             token_ids[-_DETOKENIZER_CONTEXT:],
-            params.stop,
+            params.stop_strings,
             skip_special_tokens=params.skip_special_tokens,
             include_stop_str=params.include_stop_str_in_output,
         )
