@@ -1,0 +1,1 @@
+"""Models and providers: the Model/Provider abstraction, router, response cache, cost, embedders."""
