@@ -1,0 +1,111 @@
+"""The ``Checkpointer`` protocol: where a thread's event log and snapshots live.
+
+A thread's history is a tree of checkpoints (forks branch it). Each checkpoint
+records the superstep it ends and, every few steps, a snapshot of the
+constant-size channels. Everything else is events: the writes each finished task
+made, errors, interrupts, resume answers, inputs and manual updates. State at a
+checkpoint is the nearest snapshot plus the events after it, folded through the
+channels' reducers (see :mod:`roost.graph.history`). Backends only store and
+return records; they know nothing about graphs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+CheckpointSource = Literal["input", "loop", "update", "fork"]
+WriteKind = Literal["writes", "error", "interrupt", "resume", "input", "update"]
+
+_ids = itertools.count()
+
+
+def new_checkpoint_id() -> str:
+    """An id that sorts by creation time (microseconds, then a per-process counter)."""
+    return f"{time.time_ns() // 1000:014x}-{next(_ids) % 0xFFFFFF:06x}-{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord:
+    """One node of a thread's checkpoint tree."""
+
+    thread_id: str
+    ns: str
+    checkpoint_id: str
+    parent_id: str | None
+    step: int
+    source: CheckpointSource
+    created_at: float
+    snapshot: bytes | None = None
+    """Serialized constant-size channels and control state, or None to rebuild from events."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRecord:
+    """One event of a thread's log, attached to the checkpoint it happened at.
+
+    ``kind="writes"``/``"error"``/``"interrupt"`` belong to the task ``task_id`` planned
+    at ``checkpoint_id``; ``"resume"`` carries answers given at that checkpoint;
+    ``"input"``/``"update"`` are the writes that created ``checkpoint_id`` itself.
+    A (checkpoint, task, kind) triple is unique: a re-run of a task replaces its record.
+    """
+
+    thread_id: str
+    ns: str
+    checkpoint_id: str
+    task_id: str
+    kind: WriteKind
+    idx: int
+    node: str
+    payload: bytes
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadLog:
+    """Everything stored for one thread namespace, oldest checkpoint first."""
+
+    checkpoints: list[CheckpointRecord]
+    writes: list[WriteRecord]
+
+
+@runtime_checkable
+class Checkpointer(Protocol):
+    """Durable storage for graph threads. Every method has an ``a``-prefixed async twin.
+
+    Implementations must make :meth:`put` atomic (all records or none) and keep
+    records of one ``tenant_id`` invisible to others.
+    """
+
+    tenant_id: str
+
+    def put(self, checkpoints: Sequence[CheckpointRecord], writes: Sequence[WriteRecord]) -> None:
+        """Append checkpoints and events in one transaction; a repeated
+        (checkpoint, task, kind) event replaces the earlier one."""
+
+    def load(self, thread_id: str, ns: str = "") -> ThreadLog:
+        """All checkpoints (ordered by id) and events of one thread namespace."""
+
+    def list_namespaces(self, thread_id: str) -> list[str]:
+        """Checkpoint namespaces stored for a thread ("" is the root graph)."""
+
+    def delete_thread(self, thread_id: str) -> None:
+        """Remove every record of the thread, subgraph namespaces included."""
+
+    async def aput(
+        self, checkpoints: Sequence[CheckpointRecord], writes: Sequence[WriteRecord]
+    ) -> None: ...
+
+    async def aload(self, thread_id: str, ns: str = "") -> ThreadLog: ...
+
+    async def alist_namespaces(self, thread_id: str) -> list[str]: ...
+
+    async def adelete_thread(self, thread_id: str) -> None: ...
+
+    def close(self) -> None:
+        """Release connections and threads."""
