@@ -174,19 +174,19 @@ def _forwarded(env: TaskEnv, output: SubgraphOutput) -> list[Write]:
 def _own_writes(env: TaskEnv, task: PlannedTask, output: Any) -> tuple[list[Write], dict | None]:
     writes: list[Write] = []
     if isinstance(output, SubgraphOutput):
-        writes = _forwarded(env, output)
+        writes = _forwarded(env, output)  # already normalised by the subgraph's channels
         update: dict[str, Any] | None = dict(writes)
         gotos: list[str | Send] = []
     else:
         update, gotos = _split_output(task.node, output)
-    for key, value in (update or {}).items():
-        channel = env.channels.get(key)
-        if channel is None:
-            raise InvalidUpdate(
-                f"node {task.node!r} wrote unknown state key {key!r}; "
-                f"the state has {sorted(env.channels)}"
-            )
-        writes.append((key, channel.normalize_write(value)))
+        for key, value in (update or {}).items():
+            channel = env.channels.get(key)
+            if channel is None:
+                raise InvalidUpdate(
+                    f"node {task.node!r} wrote unknown state key {key!r}; "
+                    f"the state has {sorted(env.channels)}"
+                )
+            writes.append((key, channel.normalize_write(value)))
     for goto in gotos:
         writes.append(_route_write(env, task.node, goto))
     for target in env.graph.edges_from.get(task.node, ()):
