@@ -104,6 +104,9 @@ class TracingSettings(Section):
 
 
 class EngineSettings(Section):
+    enabled: bool = Field(
+        True, description="Load the local model at start (off: remote models only)"
+    )
     model: str = Field("smollm2-135m-instruct", description="Registered model name or a path")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"

@@ -195,3 +195,19 @@ async def test_ready_includes_redis_when_configured(make_app: AppFactory, redis_
         response = await client.get("/health/ready")
         assert response.status_code == 200
         assert response.json()["checks"] == {"database": "ok", "redis": "ok"}
+
+
+async def test_each_request_is_a_server_span(client: httpx.AsyncClient) -> None:
+    from roost.observe.tracing import RECENT_SPANS
+
+    response = await client.get("/health/live", headers={"x-request-id": "span-check-1"})
+    assert response.status_code == 200
+    spans = [
+        s
+        for s in RECENT_SPANS.spans()
+        if s.attributes and s.attributes.get("roost.request_id") == "span-check-1"
+    ]
+    assert len(spans) == 1
+    assert spans[0].attributes is not None
+    assert spans[0].attributes["http.route"] == "/health/live"
+    assert spans[0].attributes["http.response.status_code"] == 200

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from roost.errors import Overloaded
 from roost.observe.metrics import render_latest
 
 router = APIRouter(tags=["health"])
@@ -21,6 +22,11 @@ async def live() -> dict[str, str]:
 async def ready(request: Request) -> dict[str, Any]:
     """Every backing store answers; 503 (problem+json) naming the store when one does not."""
     checks = await request.app.state.platform.check_ready()
+    inference = getattr(request.app.state, "inference", None)
+    if inference is not None and request.app.state.platform.settings.engine.enabled:
+        checks["engine"] = inference.status()
+        if checks["engine"] != "ok":
+            raise Overloaded(f"the local model is not ready: {checks['engine']}", checks=checks)
     return {"status": "ok", "checks": checks}
 
 
