@@ -27,7 +27,10 @@ def tool_call_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
         name = function.get("name")
         if not isinstance(name, str) or not name:
             raise InvalidRequest("every tool needs a function name", param="tools")
-        parameters = function.get("parameters") or {"type": "object", "properties": {}}
+        parameters = dict(function.get("parameters") or {"type": "object", "properties": {}})
+        # Like strict function calling: arguments hold the declared properties only, which
+        # also keeps small models from rambling on with invented keys.
+        parameters.setdefault("additionalProperties", False)
         options.append(
             {
                 "type": "object",
@@ -72,7 +75,12 @@ class GrammarCompiler:
             schema = spec.json_schema
         else:
             schema = {"type": "object"}
-        return str(LLMatcher.grammar_from_json_schema(json.dumps(schema)))
+        # Compact JSON: no free-form whitespace for the model to loop on.
+        return str(
+            LLMatcher.grammar_from_json_schema(
+                json.dumps(schema), defaults={"whitespace_flexible": False}
+            )
+        )
 
     def validate(self, spec: StructuredOutput) -> str:
         """The grammar text, or InvalidRequest naming the problem (call before queueing)."""

@@ -1,0 +1,109 @@
+"""Scheduler decisions without a model: chunking, admission, preemption, prefix reuse."""
+
+from __future__ import annotations
+
+from roost.engine.block_pool import BlockPool
+from roost.engine.sampling_params import SamplingParams
+from roost.engine.scheduler import Scheduler
+from roost.engine.sequence import Sequence, SequenceStatus
+
+
+def _seq(index: int, num_prompt: int, first_token: int = 0) -> Sequence:
+    return Sequence(
+        request_id=f"r{index}",
+        prompt_token_ids=[first_token + i for i in range(num_prompt)],
+        params=SamplingParams(temperature=0),
+        arrival_index=index,
+        max_total_tokens=10_000,
+    )
+
+
+def _complete_step(scheduler: Scheduler, token: int = 7) -> None:
+    """What the engine does after a forward: advance, then append one sampled token."""
+    plan = scheduler.schedule()
+    scheduler.after_forward(plan)
+    for chunk in plan.prefill:
+        if chunk.is_last:
+            scheduler.mark_decoding(chunk.seq)
+            chunk.seq.output_token_ids.append(token)
+    for seq in plan.decode:
+        seq.output_token_ids.append(token)
+
+
+def test_long_prompt_is_chunked_and_decode_runs_between_chunks() -> None:
+    scheduler = Scheduler(BlockPool(200, 16), max_num_seqs=8, prefill_chunk_tokens=256)
+    short, long = _seq(0, 10), _seq(1, 700, first_token=1000)
+    scheduler.add(short)
+    _complete_step(scheduler)  # short prompt prefilled in one chunk
+    scheduler.add(long)
+    spans = []
+    for _ in range(3):
+        plan = scheduler.schedule()
+        spans.append([(c.start, c.end) for c in plan.prefill])
+        assert plan.decode == [short]  # streaming continues during the long prefill
+        scheduler.after_forward(plan)
+        for chunk in plan.prefill:
+            if chunk.is_last:
+                scheduler.mark_decoding(chunk.seq)
+                chunk.seq.output_token_ids.append(1)
+        short.output_token_ids.append(1)
+    assert spans == [[(0, 256)], [(256, 512)], [(512, 700)]]
+    assert long.status is SequenceStatus.DECODING
+
+
+def test_shared_prefix_blocks_are_reused_for_a_later_request() -> None:
+    pool = BlockPool(50, 16)
+    scheduler = Scheduler(pool, max_num_seqs=8, prefill_chunk_tokens=256)
+    first = _seq(0, 40)
+    scheduler.add(first)
+    _complete_step(scheduler)
+    second = _seq(1, 45)  # same first 40 tokens
+    scheduler.add(second)
+    plan = scheduler.schedule()
+    assert second.num_cached_prompt_tokens == 32  # two full blocks
+    assert second.block_table[:2] == first.block_table[:2]
+    assert [(c.start, c.end) for c in plan.prefill] == [(32, 45)]
+    assert pool.ref_counts[first.block_table[0]] == 2
+
+
+def test_out_of_blocks_preempts_the_youngest_and_requeues_it() -> None:
+    pool = BlockPool(4, 4)
+    scheduler = Scheduler(pool, max_num_seqs=8, prefill_chunk_tokens=256)
+    old, young = _seq(0, 7), _seq(1, 7, first_token=100)
+    scheduler.add(old)
+    scheduler.add(young)
+    _complete_step(scheduler)  # both prefilled: 2 blocks each, pool full
+    assert pool.num_free_blocks == 0
+    _complete_step(scheduler)  # position 7 fits in the second block
+    plan = scheduler.schedule()  # position 8 needs a third block for each
+    assert plan.preempted == [young]
+    assert plan.decode == [old]
+    assert young.status is SequenceStatus.WAITING
+    assert scheduler.waiting[0] is young
+    assert young.block_table == []
+    assert young.num_output_tokens == 2  # generated tokens survive and are recomputed later
+    pool.check_invariants()
+
+
+def test_finish_frees_blocks_immediately() -> None:
+    pool = BlockPool(10, 4)
+    scheduler = Scheduler(pool, max_num_seqs=8, prefill_chunk_tokens=256)
+    seq = _seq(0, 9)
+    scheduler.add(seq)
+    _complete_step(scheduler)
+    assert pool.num_used_blocks == 3
+    scheduler.finish(seq, "cancelled")
+    assert pool.num_used_blocks == 0
+    assert not scheduler.has_work
+    pool.check_invariants()
+
+
+def test_admission_waits_when_the_pool_is_full() -> None:
+    pool = BlockPool(3, 4)
+    scheduler = Scheduler(pool, max_num_seqs=8, prefill_chunk_tokens=256)
+    first, second = _seq(0, 10), _seq(1, 10, first_token=50)
+    scheduler.add(first)
+    scheduler.add(second)
+    plan = scheduler.schedule()
+    assert [c.seq for c in plan.prefill] == [first]
+    assert list(scheduler.waiting) == [second]
