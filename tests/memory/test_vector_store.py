@@ -175,7 +175,9 @@ async def test_update_metadata_merges(vector_store: VectorStore, embedder: Hashi
     assert not await vector_store.update_metadata("t2", "d1", {"x": 1})
     (item,) = await vector_store.get("t1", ["d1"])
     assert item.metadata == {"topic": "nature", "year": 2024, "superseded_by": "d9"}
-    assert "d1" not in {i.id for i in await vector_store.list_items("t1", "ns", {"superseded_by": None})}
+    assert "d1" not in {
+        i.id for i in await vector_store.list_items("t1", "ns", {"superseded_by": None})
+    }
 
 
 async def test_delete_where_removes_from_every_index(
