@@ -8,7 +8,7 @@ from typing import Annotated, TypedDict
 import pytest
 
 from roost.errors import InvalidRequest
-from roost.graph import END, START, StateGraph, add_messages
+from roost.graph import END, START, RemoveMessage, StateGraph, add_messages
 from roost.graph.checkpoint.base import Checkpointer
 from roost.graph.history import SNAPSHOT_EVERY
 
@@ -114,13 +114,13 @@ def test_message_history_is_stored_as_deltas(checkpointer: Checkpointer) -> None
     graph = _chat_graph(checkpointer)
     for turn in range(3 * SNAPSHOT_EVERY):
         _say(graph, "t", f"{turn:03d}" + "x" * 400)
-    log = checkpointer.load("t")
+    log = checkpointer.load_all("t")
     raw = sum(len(json.dumps(m)) for m in graph.get_state("t").values["messages"])
     stored = sum(len(w.payload) for w in log.writes) + sum(
         len(c.snapshot or b"") for c in log.checkpoints
     )
     assert stored < 1.5 * raw  # a full copy per step would be ~N/2 times raw
-    assert any(c.snapshot for c in log.checkpoints[1:])  # snapshots exist, just without messages
+    assert sum(1 for c in log.checkpoints if c.snapshot) >= 6  # segments, not full copies
     assert graph.get_state("t").values["turns"] == 3 * SNAPSHOT_EVERY
 
 
@@ -133,6 +133,41 @@ def test_rebuild_from_snapshots_matches_every_checkpoint(checkpointer: Checkpoin
     for snapshot in history:
         replies = sum(1 for m in snapshot.values["messages"] if m["role"] == "assistant")
         assert snapshot.values["turns"] == replies
+
+
+def test_slice_load_rebuilds_the_same_state_as_the_full_log(checkpointer: Checkpointer) -> None:
+    graph = _chat_graph(checkpointer)
+    for turn in range(2 * SNAPSHOT_EVERY + 5):
+        _say(graph, "t", str(turn))
+    full = checkpointer.load_all("t")
+    for record in full.checkpoints[:: SNAPSHOT_EVERY // 3]:
+        part = checkpointer.load("t", "", record.checkpoint_id)
+        assert len(part.checkpoints) < len(full.checkpoints)
+        assert len(part.writes) <= 2 * SNAPSHOT_EVERY
+        assert graph.get_state("t", record.checkpoint_id).values == next(
+            s.values
+            for s in graph.get_state_history("t")
+            if s.checkpoint_id == record.checkpoint_id
+        )
+    assert checkpointer.load("t", "", "missing").checkpoints == []
+
+
+def test_replaced_and_removed_messages_survive_snapshots(checkpointer: Checkpointer) -> None:
+    graph = _chat_graph(checkpointer)
+    for turn in range(SNAPSHOT_EVERY):
+        _say(graph, "t", str(turn))
+    first, second = graph.get_state("t").values["messages"][:2]
+    graph.update_state(
+        "t", {"messages": [{**first, "content": "edited"}, RemoveMessage(second["id"])]}
+    )
+    for turn in range(SNAPSHOT_EVERY):  # cross a snapshot that must store the full list
+        _say(graph, "t", f"later {turn}")
+    messages = graph.get_state("t").values["messages"]
+    assert messages[0]["content"] == "edited"
+    assert second["id"] not in {m["id"] for m in messages}
+    assert len(messages) == 4 * SNAPSHOT_EVERY - 1
+    messages[0]["content"] = "mutated by the caller"  # must not leak into later reads
+    assert graph.get_state("t").values["messages"][0]["content"] == "edited"
 
 
 def test_durability_modes_store_the_same_history(checkpointer: Checkpointer) -> None:

@@ -55,6 +55,20 @@ class Channel(ABC):
         """Make a write deterministic before it is logged (e.g. give messages their ids)."""
         return value
 
+    # Delta-logged channels only: a snapshot stores what was appended since the previous
+    # snapshot (a segment), or the full value when something older was replaced.
+    def segment(self) -> tuple[bool, list[Any]]:
+        """``(is_full, items)`` since the last :meth:`mark`."""
+        raise NotImplementedError
+
+    def mark(self) -> None:
+        """Remember the current length as the start of the next segment."""
+        raise NotImplementedError
+
+    def extend_segment(self, items: list[Any]) -> None:
+        """Append a stored segment while rebuilding (a full segment follows a reset)."""
+        raise NotImplementedError
+
     def is_set(self) -> bool:
         try:
             self.get()
@@ -135,9 +149,19 @@ class Topic(Channel):
     def __init__(self, key: str) -> None:
         super().__init__(key)
         self._items: list[Any] = []
+        self._mark = 0
 
     def get(self) -> Any:
         return list(self._items)
+
+    def segment(self) -> tuple[bool, list[Any]]:
+        return False, self._items[self._mark :]
+
+    def mark(self) -> None:
+        self._mark = len(self._items)
+
+    def extend_segment(self, items: list[Any]) -> None:
+        self._items.extend(items)
 
     def update(self, values: Sequence[Any]) -> None:
         for value in values:
@@ -151,6 +175,7 @@ class Topic(Channel):
 
     def restore(self, saved: Any) -> None:
         self._items = list(saved or ())
+        self._mark = 0
 
     def fresh(self) -> Topic:
         return Topic(self.key)
@@ -164,9 +189,22 @@ class MessagesChannel(Channel):
     def __init__(self, key: str) -> None:
         super().__init__(key)
         self._log = MessageLog()
+        self._mark = 0
 
     def get(self) -> Any:
         return self._log.to_list()
+
+    def segment(self) -> tuple[bool, list[Any]]:
+        if self._log.num_rewrites:
+            return True, self._log.to_list()
+        return False, self._log.tail(self._mark)
+
+    def mark(self) -> None:
+        self._mark = len(self._log)
+        self._log.num_rewrites = 0
+
+    def extend_segment(self, items: list[Any]) -> None:
+        self._log.extend_stored(items)
 
     def update(self, values: Sequence[Any]) -> None:
         for value in values:
@@ -183,6 +221,7 @@ class MessagesChannel(Channel):
 
     def restore(self, saved: Any) -> None:
         self._log = MessageLog(saved or ())
+        self._mark = 0
 
     def fresh(self) -> MessagesChannel:
         return MessagesChannel(self.key)

@@ -238,7 +238,7 @@ class CompiledGraph:
     def run_as_subgraph(self, arg: Any, ctx: TaskContext) -> SubgraphOutput:
         """Run as a node of a parent graph, in the namespace of the parent's task."""
         loop = self._sub_loop(ctx)
-        log = loop.load_log()
+        log = loop.load_log(None, full=True)  # a subgraph thread is short-lived
         for _ in drive(loop, self._sub_input(log, arg), None, "sync", log):
             pass
         if loop.interrupts:
@@ -247,7 +247,7 @@ class CompiledGraph:
 
     async def arun_as_subgraph(self, arg: Any, ctx: TaskContext) -> SubgraphOutput:
         loop = self._sub_loop(ctx)
-        log = await loop.aload_log()
+        log = await loop.aload_log(None, full=True)
         await adrive(loop, self._sub_input(log, arg), None, "sync", log)
         if loop.interrupts:
             raise GraphInterrupt(tuple(loop.interrupts))
@@ -302,7 +302,7 @@ class CompiledGraph:
             parent_checkpoint_id=record.parent_id,
             created_at=record.created_at,
             step=record.step,
-            metadata=dict(record.metadata),
+            metadata={"source": record.source, "step": record.step, **record.metadata},
         )
 
     def _state_from_log(
@@ -320,7 +320,7 @@ class CompiledGraph:
     ) -> StateSnapshot:
         """The thread's state at its newest checkpoint, or at ``checkpoint_id``."""
         cp = self._require_checkpointer()
-        log = cp.load(thread_id)
+        log = cp.load(thread_id, "", checkpoint_id)
         sub_logs = None
         if subgraphs:
             sub_logs = {ns: cp.load(thread_id, ns) for ns in cp.list_namespaces(thread_id) if ns}
@@ -330,7 +330,7 @@ class CompiledGraph:
         self, thread_id: str, checkpoint_id: str | None = None, *, subgraphs: bool = False
     ) -> StateSnapshot:
         cp = self._require_checkpointer()
-        log = await cp.aload(thread_id)
+        log = await cp.aload(thread_id, "", checkpoint_id)
         sub_logs = None
         if subgraphs:
             sub_logs = {
@@ -349,12 +349,12 @@ class CompiledGraph:
 
     def get_state_history(self, thread_id: str, *, limit: int | None = None) -> list[StateSnapshot]:
         """Every checkpoint of the thread (all branches), newest first."""
-        return self._history(self._require_checkpointer().load(thread_id), limit)
+        return self._history(self._require_checkpointer().load_all(thread_id), limit)
 
     async def aget_state_history(
         self, thread_id: str, *, limit: int | None = None
     ) -> list[StateSnapshot]:
-        return self._history(await self._require_checkpointer().aload(thread_id), limit)
+        return self._history(await self._require_checkpointer().aload_all(thread_id), limit)
 
     def update_state(
         self,
@@ -368,7 +368,9 @@ class CompiledGraph:
         new checkpoint's id. From an old ``checkpoint_id`` this starts a new branch."""
         cp = self._require_checkpointer()
         loop = self._loop(thread_id, DEFAULT_RECURSION_LIMIT, _ignore)
-        loop.state = self._state_from_log(cp.load(thread_id), checkpoint_id, thread_id)
+        loop.state = self._state_from_log(
+            cp.load(thread_id, "", checkpoint_id), checkpoint_id, thread_id
+        )
         checkpoints, writes = loop.update(values, as_node)
         cp.put(checkpoints, writes)
         return checkpoints[0].checkpoint_id
@@ -383,7 +385,9 @@ class CompiledGraph:
     ) -> str:
         cp = self._require_checkpointer()
         loop = self._loop(thread_id, DEFAULT_RECURSION_LIMIT, _ignore)
-        loop.state = self._state_from_log(await cp.aload(thread_id), checkpoint_id, thread_id)
+        loop.state = self._state_from_log(
+            await cp.aload(thread_id, "", checkpoint_id), checkpoint_id, thread_id
+        )
         checkpoints, writes = loop.update(values, as_node)
         await cp.aput(checkpoints, writes)
         return checkpoints[0].checkpoint_id

@@ -1,13 +1,19 @@
-"""Rebuild a thread's state at any checkpoint from its event log and snapshots.
+"""Rebuild a thread's state at any checkpoint from its snapshots and event log.
 
-State at checkpoint C = the nearest snapshot on C's path from the root, then every
-batch of writes after it, folded through the channels. Delta-logged channels
-(messages, append-only lists) are not in snapshots: they fold every batch from the
-root, which costs one pass over the history and keeps storage linear.
+State at checkpoint C = the nearest snapshot S on C's path, then every batch of
+writes after S, folded through the channels. Snapshots hold the constant-size
+channels in full; delta-logged channels (messages, append-only lists) are stored
+in them as *segments*, the items appended since the previous snapshot, so the
+value is the concatenation along the snapshot chain. Storage stays linear in the
+history and a rebuild reads one snapshot chain plus at most a snapshot interval of
+events.
 """
 
 from __future__ import annotations
 
+import collections
+import copy
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +25,27 @@ from roost.graph.plan import Barrier, Control, Write, apply_writes
 from roost.graph.types import Interrupt
 
 SNAPSHOT_EVERY = 16
-"""Checkpoints between snapshots: bounds replay work for constant-size channels."""
+"""Checkpoints between snapshots: bounds the events a rebuild replays."""
+SNAPSHOT_CACHE_SIZE = 4096
+# Decoded snapshots by (thread, ns, checkpoint id). A stored snapshot never changes, so
+# a process that rebuilds a thread again decodes only the snapshots written since.
+_decoded: collections.OrderedDict[tuple[str, str, str], dict[str, Any]] = collections.OrderedDict()
+_decoded_lock = threading.Lock()
+
+
+def _decode_snapshot(record: CheckpointRecord) -> dict[str, Any]:
+    key = (record.thread_id, record.ns, record.checkpoint_id)
+    with _decoded_lock:
+        data = _decoded.get(key)
+        if data is not None:
+            _decoded.move_to_end(key)
+            return data
+    data = serde.loads_compressed(record.snapshot or b"")
+    with _decoded_lock:
+        _decoded[key] = data
+        if len(_decoded) > SNAPSHOT_CACHE_SIZE:
+            _decoded.popitem(last=False)
+    return data
 
 
 @dataclass(slots=True)
@@ -39,12 +65,17 @@ class ThreadState:
 
 
 def make_snapshot(channels: Mapping[str, Channel], control: Control) -> bytes:
-    saved = {
-        key: channel.snapshot()
-        for key, channel in channels.items()
-        if not channel.is_delta_logged and channel.is_set()
-    }
-    return serde.dumps({"channels": saved, "control": control.to_data()})
+    """Serialise a snapshot and start new segments for the delta-logged channels."""
+    saved, segments = {}, {}
+    for key, channel in channels.items():
+        if channel.is_delta_logged:
+            is_full, items = channel.segment()
+            segments[key] = [is_full, items]  # a list: a tuple would need tagging
+            channel.mark()
+        elif channel.is_set():
+            saved[key] = channel.snapshot()
+    data = {"channels": saved, "segments": segments, "control": control.to_data()}
+    return serde.dumps_compressed(data)
 
 
 def decode_writes(record: WriteRecord) -> list[Write]:
@@ -71,75 +102,84 @@ def rebuild(
     prototypes: Mapping[str, Channel],
     barriers: Mapping[str, Barrier],
 ) -> ThreadState:
-    """The state at ``checkpoint_id`` (the newest checkpoint when None)."""
+    """The state at ``checkpoint_id`` (the newest checkpoint when None).
+
+    ``log`` is a full log or the slice :meth:`Checkpointer.load` returns; raises
+    KeyError when ``checkpoint_id`` is not in it.
+    """
     channels = {key: proto.fresh() for key, proto in prototypes.items()}
     if not log.checkpoints:
         if checkpoint_id is not None:
             raise KeyError(checkpoint_id)
         return ThreadState(record=None, channels=channels, control=Control())
     by_id = {record.checkpoint_id: record for record in log.checkpoints}
-    target = by_id[checkpoint_id] if checkpoint_id is not None else log.checkpoints[-1]
-    path = _path_to(target, by_id)
+    # Nothing is newer than the newest checkpoint, so in a slice too it sorts last.
+    target = log.checkpoints[-1] if checkpoint_id is None else by_id[checkpoint_id]
+    path = _path_from_snapshot(target, by_id)
+    control = _restore_snapshot(channels, path[0], by_id)
     events: dict[str, list[WriteRecord]] = {}
     for event in log.writes:
         events.setdefault(event.checkpoint_id, []).append(event)
-
-    snap_at = max((i for i, rec in enumerate(path) if rec.snapshot is not None), default=-1)
-    delta_keys = {key for key, ch in channels.items() if ch.is_delta_logged}
-    control = Control()
-    first = 0 if delta_keys or snap_at < 0 else snap_at
-    for i in range(first, len(path)):
-        record = path[i]
-        batch = _batch_for(record, events)
-        if i < snap_at:
-            batch = [[w for w in writes if w[0] in delta_keys] for writes in batch]
-            _apply_channels_only(channels, batch)
-            continue
-        if i == snap_at:
-            _apply_channels_only(channels, [[w for w in ws if w[0] in delta_keys] for ws in batch])
-            control = _restore_snapshot(channels, record.snapshot or b"")
-            continue
+    for record in path[1:]:
         if record.source == "loop":
             control.triggers, control.sends = [], []
         elif record.source == "input":
             control = Control()
-        apply_writes(channels, control, batch, barriers)
+        apply_writes(channels, control, _batch_for(record, events), barriers)
 
+    has_children = log.has_children
+    if has_children is None:
+        has_children = any(r.parent_id == target.checkpoint_id for r in log.checkpoints)
     state = ThreadState(
         record=target,
         channels=channels,
         control=control,
-        has_children=any(rec.parent_id == target.checkpoint_id for rec in log.checkpoints),
-        since_snapshot=len(path) - 1 - snap_at if snap_at >= 0 else len(path),
+        has_children=has_children,
+        since_snapshot=len(path) - 1,
     )
     _collect_pending(state, events.get(target.checkpoint_id, []))
     return state
 
 
-def _path_to(
+def _path_from_snapshot(
     target: CheckpointRecord, by_id: Mapping[str, CheckpointRecord]
 ) -> list[CheckpointRecord]:
+    """Checkpoints from the nearest snapshot (first) to ``target`` (last)."""
     path = [target]
-    while path[-1].parent_id is not None and path[-1].parent_id in by_id:
-        path.append(by_id[path[-1].parent_id])
+    while path[-1].snapshot is None:
+        parent_id = path[-1].parent_id
+        if parent_id is None or parent_id not in by_id:
+            raise ValueError(f"checkpoint {target.checkpoint_id} has no snapshot on its path")
+        path.append(by_id[parent_id])
     path.reverse()
     return path
 
 
-def _apply_channels_only(channels: Mapping[str, Channel], batch: Sequence[Sequence[Write]]) -> None:
-    by_key: dict[str, list[Any]] = {}
-    for writes in batch:
-        for key, value in writes:
-            by_key.setdefault(key, []).append(value)
-    for key, values in by_key.items():
-        channels[key].update(values)
-
-
-def _restore_snapshot(channels: Mapping[str, Channel], snapshot: bytes) -> Control:
-    data = serde.loads(snapshot)
+def _restore_snapshot(
+    channels: Mapping[str, Channel],
+    snapshot: CheckpointRecord,
+    by_id: Mapping[str, CheckpointRecord],
+) -> Control:
+    chain = [snapshot]
+    while chain[-1].base_id is not None and chain[-1].base_id in by_id:
+        chain.append(by_id[chain[-1].base_id])
+    data: dict[str, Any] = {}
+    for record in reversed(chain):  # oldest segment first
+        data = _decode_snapshot(record)
+        for key, (is_full, items) in data["segments"].items():
+            if key in channels:
+                # shallow copies: callers may mutate state dicts, the cache must not change
+                fresh = [dict(item) if type(item) is dict else item for item in items]
+                if is_full:
+                    channels[key].restore(fresh)
+                else:
+                    channels[key].extend_segment(fresh)
     for key, value in data["channels"].items():
         if key in channels:
-            channels[key].restore(value)
+            channels[key].restore(copy.deepcopy(value))
+    for channel in channels.values():
+        if channel.is_delta_logged:
+            channel.mark()
     return Control.from_data(data["control"])
 
 
@@ -150,8 +190,7 @@ def _collect_pending(state: ThreadState, events: Sequence[WriteRecord]) -> None:
         elif event.kind == "error":
             state.errors[event.task_id] = str(serde.loads(event.payload))
         elif event.kind == "interrupt":
-            found = serde.loads(event.payload)
-            state.interrupts[event.task_id] = tuple(found)
+            state.interrupts[event.task_id] = tuple(serde.loads(event.payload))
         elif event.kind == "resume":
             state.resume.update(serde.loads(event.payload))
 
@@ -160,13 +199,16 @@ def writes_since_input(log: ThreadLog, checkpoint_id: str) -> list[Write]:
     """State writes made on the path to ``checkpoint_id`` since its run's input.
 
     A subgraph resumed after an interrupt forwards these to its parent along with
-    the writes of the rest of its run.
+    the writes of the rest of its run. Needs the full log (``load_all``).
     """
     by_id = {record.checkpoint_id: record for record in log.checkpoints}
     events: dict[str, list[WriteRecord]] = {}
     for event in log.writes:
         events.setdefault(event.checkpoint_id, []).append(event)
-    path = _path_to(by_id[checkpoint_id], by_id)
+    path = [by_id[checkpoint_id]]
+    while path[-1].parent_id is not None and path[-1].parent_id in by_id:
+        path.append(by_id[path[-1].parent_id])
+    path.reverse()
     starts = [i for i, record in enumerate(path) if record.source == "input"]
     writes: list[Write] = []
     for record in path[(starts[-1] + 1 if starts else 0) :]:

@@ -81,15 +81,20 @@ class RunLoop:
         """State writes applied during this run, which a subgraph forwards to its parent."""
 
     # -- starting -----------------------------------------------------------------
-    def load_log(self) -> ThreadLog:
+    def load_log(self, checkpoint_id: str | None, *, full: bool = False) -> ThreadLog:
+        """The records the run starts from: a slice, or the whole namespace with ``full``."""
         if self.checkpointer is None or self.thread_id is None:
             return ThreadLog(checkpoints=[], writes=[])
-        return self.checkpointer.load(self.thread_id, self.ns)
+        if full:
+            return self.checkpointer.load_all(self.thread_id, self.ns)
+        return self.checkpointer.load(self.thread_id, self.ns, checkpoint_id)
 
-    async def aload_log(self) -> ThreadLog:
+    async def aload_log(self, checkpoint_id: str | None, *, full: bool = False) -> ThreadLog:
         if self.checkpointer is None or self.thread_id is None:
             return ThreadLog(checkpoints=[], writes=[])
-        return await self.checkpointer.aload(self.thread_id, self.ns)
+        if full:
+            return await self.checkpointer.aload_all(self.thread_id, self.ns)
+        return await self.checkpointer.aload(self.thread_id, self.ns, checkpoint_id)
 
     def start(self, log: ThreadLog, run_input: Any, checkpoint_id: str | None) -> list[Persist]:
         """Rebuild the thread and apply the caller's input; returns records to persist."""
@@ -110,7 +115,8 @@ class RunLoop:
             )
         if checkpoint_id is not None and self.state.has_children:
             return [self._fork()]
-        self.run_writes = writes_since_input(log, self.state.record.checkpoint_id)
+        if self.ns:  # a subgraph continuing after a pause: its earlier writes go up too
+            self.run_writes = writes_since_input(log, self.state.record.checkpoint_id)
         return []
 
     def _start_input(self, run_input: Any) -> Persist:
@@ -141,9 +147,7 @@ class RunLoop:
                 )
             answers = {unanswered[0].id: answers}
         self.state.resume.update(answers)
-        event = self._event(
-            self.state.record.checkpoint_id, new_checkpoint_id(), "resume", 0, "", answers
-        )
+        event = self._event(self.state.record, new_checkpoint_id(), "resume", 0, "", answers)
         return [([], [event])]
 
     def _fork(self) -> Persist:
@@ -223,15 +227,11 @@ class RunLoop:
             return []
         task = result.task
         if result.error is not None:
-            return [
-                self._event(
-                    record.checkpoint_id, task.id, "error", task.pos, task.node, repr(result.error)
-                )
-            ]
+            return [self._event(record, task.id, "error", task.pos, task.node, repr(result.error))]
         if result.interrupts:
             return [
                 self._event(
-                    record.checkpoint_id,
+                    record,
                     task.id,
                     "interrupt",
                     task.pos,
@@ -239,9 +239,7 @@ class RunLoop:
                     list(result.interrupts),
                 )
             ]
-        return [
-            self._event(record.checkpoint_id, task.id, "writes", task.pos, task.node, result.writes)
-        ]
+        return [self._event(record, task.id, "writes", task.pos, task.node, result.writes)]
 
     def commit(self, results: list[TaskResult], logged: set[str]) -> Persist:
         """Apply a successful superstep and make its checkpoint (plus unlogged task events)."""
@@ -286,25 +284,29 @@ class RunLoop:
     ) -> Persist:
         parent = self.state.record
         step = -1 if parent is None else parent.step + (0 if source == "fork" else 1)
+        checkpoint_id = new_checkpoint_id()
         since = self.state.since_snapshot + 1
-        snapshot = None
+        snapshot, base_id = None, None
+        snapshot_id = parent.snapshot_id if parent is not None else checkpoint_id
         if since >= SNAPSHOT_EVERY or parent is None:
             snapshot = make_snapshot(self.state.channels, self.state.control)
-            since = 0
+            base_id = None if parent is None else parent.snapshot_id
+            snapshot_id, since = checkpoint_id, 0
         record = CheckpointRecord(
             thread_id=self.thread_id or "",
             ns=self.ns,
-            checkpoint_id=new_checkpoint_id(),
+            checkpoint_id=checkpoint_id,
             parent_id=None if parent is None else parent.checkpoint_id,
             step=step,
             source=source,
             created_at=time.time(),
+            snapshot_id=snapshot_id,
             snapshot=snapshot,
-            metadata={"source": source, "step": step},
+            base_id=base_id,
         )
         kind: WriteKind = "update" if source == "update" else "input"
         events = [
-            self._event(record.checkpoint_id, task_id, kind, i, node, writes)
+            self._event(record, task_id, kind, i, node, writes)
             for i, (task_id, node, writes) in enumerate(own)
         ]
         self.state = ThreadState(
@@ -319,12 +321,13 @@ class RunLoop:
         return [record], events
 
     def _event(
-        self, checkpoint_id: str, task_id: str, kind: WriteKind, idx: int, node: str, data: Any
+        self, at: CheckpointRecord, task_id: str, kind: WriteKind, idx: int, node: str, data: Any
     ) -> WriteRecord:
         return WriteRecord(
             thread_id=self.thread_id or "",
             ns=self.ns,
-            checkpoint_id=checkpoint_id,
+            checkpoint_id=at.checkpoint_id,
+            snapshot_id=at.snapshot_id,
             task_id=task_id,
             kind=kind,
             idx=idx,

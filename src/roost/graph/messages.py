@@ -57,15 +57,32 @@ class MessageLog:
     """An ordered message list with an id index, so each update costs O(update), not O(history).
 
     This is what the messages channel holds; replaying a 500-turn thread applies
-    500 small updates in linear time.
+    500 small updates in linear time. The index is built on first need, so loading a
+    stored history (which only appends) skips it.
     """
 
-    __slots__ = ("_index", "_items")
+    __slots__ = ("_index", "_items", "num_rewrites")
 
     def __init__(self, items: Iterable[Any] = ()) -> None:
         self._items: list[Any] = []
-        self._index: dict[str, int] = {}
+        self._index: dict[str, int] | None = None
+        self.num_rewrites = 0
+        """Replacements and removals since reset: a snapshot then stores the full list."""
         self.apply(list(items))
+
+    def _ids(self) -> dict[str, int]:
+        if self._index is None:
+            self._index = {}
+            for position, message in enumerate(self._items):
+                key = message_id(message)
+                if key is not None:
+                    self._index[key] = position
+        return self._index
+
+    def extend_stored(self, items: list[Any]) -> None:
+        """Append messages read back from storage: they have ids and are new."""
+        self._items.extend(items)
+        self._index = None
 
     def apply(self, update: Any) -> None:
         for raw in as_message_list(update):
@@ -74,30 +91,33 @@ class MessageLog:
                 continue
             message = with_id(raw)
             key = message_id(message)
-            position = self._index.get(key) if key is not None else None
+            index = self._ids()
+            position = index.get(key) if key is not None else None
             if position is None:
                 if key is not None:
-                    self._index[key] = len(self._items)
+                    index[key] = len(self._items)
                 self._items.append(message)
             else:
                 self._items[position] = message
+                self.num_rewrites += 1
 
     def _remove(self, key: str) -> None:
+        self.num_rewrites += 1
         if key == REMOVE_ALL_MESSAGES:
             self._items.clear()
-            self._index.clear()
+            self._index = None
             return
-        if key not in self._index:
+        position = self._ids().get(key)
+        if position is None:
             raise ValueError(f"cannot remove message {key!r}: no message has that id")
-        del self._items[self._index[key]]
-        self._index = {}
-        for position, message in enumerate(self._items):
-            existing = message_id(message)
-            if existing is not None:
-                self._index[existing] = position
+        del self._items[position]
+        self._index = None
 
     def to_list(self) -> list[Any]:
         return list(self._items)
+
+    def tail(self, start: int) -> list[Any]:
+        return self._items[start:]
 
     def __len__(self) -> int:
         return len(self._items)

@@ -199,7 +199,7 @@ def drive(
     """Run ``loop`` to the end on this thread, yielding whenever events may be waiting."""
     persister = Persister(loop.checkpointer, durability, loop.graph.clock)
     try:
-        log = preloaded if preloaded is not None else loop.load_log()
+        log = preloaded if preloaded is not None else loop.load_log(checkpoint_id)
         for op in loop.start(log, run_input, checkpoint_id):
             persister.submit(op)
         if run_input is not None and not isinstance(run_input, Command):
@@ -261,7 +261,7 @@ async def adrive(
     """Run ``loop`` to the end on the running event loop."""
     persister = AsyncPersister(loop.checkpointer, durability, loop.graph.clock)
     try:
-        log = preloaded if preloaded is not None else await loop.aload_log()
+        log = preloaded if preloaded is not None else await loop.aload_log(checkpoint_id)
         for op in loop.start(log, run_input, checkpoint_id):
             await persister.submit(op)
         if run_input is not None and not isinstance(run_input, Command):

@@ -1,4 +1,4 @@
-"""Compact JSON serialisation for state, writes and snapshots.
+"""Compact JSON serialisation for state, writes and snapshots (orjson).
 
 JSON keeps stored state readable by any tool. Values JSON lacks are tagged:
 bytes, tuples, sets, datetimes, the graph's own types, dataclasses and pydantic
@@ -11,9 +11,11 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
-import json
 import sys
+import zlib
 from typing import Any
+
+import orjson
 
 from roost.graph.messages import RemoveMessage
 from roost.graph.types import Interrupt, Send
@@ -85,24 +87,48 @@ def _decode(obj: dict[str, Any]) -> Any:
     raise ValueError(f"unknown stored type tag {tag!r}")
 
 
+def _revive(value: Any) -> Any:
+    # Bottom-up, like json's object_hook: inner tagged values first.
+    if isinstance(value, list):
+        return [_revive(item) for item in value]
+    if isinstance(value, dict):
+        return _decode({key: _revive(item) for key, item in value.items()})
+    return value
+
+
 def _prepare(value: Any) -> Any:
-    # json.dumps turns tuples into lists before `default` sees them; tag them first.
+    # orjson writes tuples as lists and dataclasses as dicts; tag them so they come back.
     if isinstance(value, tuple) and not hasattr(value, "_fields"):
         return {_TAG: "tuple", "v": [_prepare(item) for item in value]}
     if isinstance(value, list):
         return [_prepare(item) for item in value]
     if isinstance(value, dict):
         return {key: _prepare(item) for key, item in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _prepare(_encode(value))
     return value
+
+
+_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+_MARKER = _TAG.encode()
 
 
 def dumps(value: Any) -> bytes:
     """Serialise ``value`` to compact UTF-8 JSON."""
-    return json.dumps(
-        _prepare(value), default=_encode, separators=(",", ":"), ensure_ascii=False
-    ).encode()
+    return orjson.dumps(_prepare(value), default=_encode, option=_OPTIONS)
 
 
 def loads(data: bytes | str) -> Any:
     """Inverse of :func:`dumps`."""
-    return json.loads(data, object_hook=_decode)
+    value = orjson.loads(data)
+    raw = data.encode() if isinstance(data, str) else data
+    return _revive(value) if _MARKER in raw else value
+
+
+def dumps_compressed(value: Any) -> bytes:
+    """:func:`dumps` then zlib: for snapshots, written rarely and mostly text."""
+    return zlib.compress(dumps(value), 6)
+
+
+def loads_compressed(data: bytes) -> Any:
+    return loads(zlib.decompress(data))

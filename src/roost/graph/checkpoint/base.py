@@ -40,8 +40,13 @@ class CheckpointRecord:
     step: int
     source: CheckpointSource
     created_at: float
+    snapshot_id: str
+    """The nearest checkpoint at or before this one (on its path) that holds a snapshot."""
     snapshot: bytes | None = None
-    """Serialized constant-size channels and control state, or None to rebuild from events."""
+    """Constant-size channels, control state and the segments appended to delta-logged
+    channels since ``base_id``'s snapshot; None means: rebuild from events."""
+    base_id: str | None = None
+    """For a snapshot: the previous snapshot on the path, whose segments come before."""
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -58,6 +63,8 @@ class WriteRecord:
     thread_id: str
     ns: str
     checkpoint_id: str
+    snapshot_id: str
+    """The ``snapshot_id`` of the checkpoint this event is attached to (for slice loading)."""
     task_id: str
     kind: WriteKind
     idx: int
@@ -68,10 +75,39 @@ class WriteRecord:
 
 @dataclass(frozen=True, slots=True)
 class ThreadLog:
-    """Everything stored for one thread namespace, oldest checkpoint first."""
+    """Records of one thread namespace, oldest checkpoint first: all of them
+    (``load_all``) or the slice that rebuilds one checkpoint (``load``)."""
 
     checkpoints: list[CheckpointRecord]
     writes: list[WriteRecord]
+    has_children: bool | None = None
+    """Whether the slice's target checkpoint has children; None: work it out from ``checkpoints``."""
+
+
+def slice_log(log: ThreadLog, checkpoint_id: str | None) -> ThreadLog:
+    """The part of a full log that :meth:`Checkpointer.load` returns (reference semantics).
+
+    The target checkpoint (newest when None), every checkpoint sharing its nearest
+    snapshot, every snapshot of the namespace (their ``base_id`` chain carries the
+    delta-logged channels), and the events attached to that snapshot's checkpoints.
+    """
+    if not log.checkpoints:
+        return ThreadLog([], [], False)
+    if checkpoint_id is None:
+        target = log.checkpoints[-1]
+    else:
+        found = [c for c in log.checkpoints if c.checkpoint_id == checkpoint_id]
+        if not found:
+            return ThreadLog([], [], False)
+        target = found[0]
+    group = target.snapshot_id
+    return ThreadLog(
+        checkpoints=[
+            c for c in log.checkpoints if c.snapshot_id == group or c.snapshot is not None
+        ],
+        writes=[w for w in log.writes if w.snapshot_id == group],
+        has_children=any(c.parent_id == target.checkpoint_id for c in log.checkpoints),
+    )
 
 
 @runtime_checkable
@@ -88,7 +124,11 @@ class Checkpointer(Protocol):
         """Append checkpoints and events in one transaction; a repeated
         (checkpoint, task, kind) event replaces the earlier one."""
 
-    def load(self, thread_id: str, ns: str = "") -> ThreadLog:
+    def load(self, thread_id: str, ns: str = "", checkpoint_id: str | None = None) -> ThreadLog:
+        """What rebuilds one checkpoint (the newest when None): see :func:`slice_log`.
+        Reads O(snapshot interval + number of snapshots) records, not the whole history."""
+
+    def load_all(self, thread_id: str, ns: str = "") -> ThreadLog:
         """All checkpoints (ordered by id) and events of one thread namespace."""
 
     def list_namespaces(self, thread_id: str) -> list[str]:
@@ -101,7 +141,11 @@ class Checkpointer(Protocol):
         self, checkpoints: Sequence[CheckpointRecord], writes: Sequence[WriteRecord]
     ) -> None: ...
 
-    async def aload(self, thread_id: str, ns: str = "") -> ThreadLog: ...
+    async def aload(
+        self, thread_id: str, ns: str = "", checkpoint_id: str | None = None
+    ) -> ThreadLog: ...
+
+    async def aload_all(self, thread_id: str, ns: str = "") -> ThreadLog: ...
 
     async def alist_namespaces(self, thread_id: str) -> list[str]: ...
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from roost.graph.checkpoint.base import CheckpointRecord, ThreadLog, WriteRecord
+from roost.graph.checkpoint.base import CheckpointRecord, ThreadLog, WriteRecord, slice_log
 
 _Key = tuple[str, str, str]
 
@@ -31,7 +31,10 @@ class MemoryCheckpointer:
                 events = self._writes.setdefault(self._key(write.thread_id, write.ns), {})
                 events[(write.checkpoint_id, write.task_id, write.kind)] = write
 
-    def load(self, thread_id: str, ns: str = "") -> ThreadLog:
+    def load(self, thread_id: str, ns: str = "", checkpoint_id: str | None = None) -> ThreadLog:
+        return slice_log(self.load_all(thread_id, ns), checkpoint_id)
+
+    def load_all(self, thread_id: str, ns: str = "") -> ThreadLog:
         key = self._key(thread_id, ns)
         with self._lock:
             records = sorted(self._checkpoints.get(key, {}).values(), key=_by_id)
@@ -57,8 +60,13 @@ class MemoryCheckpointer:
     ) -> None:
         self.put(checkpoints, writes)
 
-    async def aload(self, thread_id: str, ns: str = "") -> ThreadLog:
-        return self.load(thread_id, ns)
+    async def aload(
+        self, thread_id: str, ns: str = "", checkpoint_id: str | None = None
+    ) -> ThreadLog:
+        return self.load(thread_id, ns, checkpoint_id)
+
+    async def aload_all(self, thread_id: str, ns: str = "") -> ThreadLog:
+        return self.load_all(thread_id, ns)
 
     async def alist_namespaces(self, thread_id: str) -> list[str]:
         return self.list_namespaces(thread_id)

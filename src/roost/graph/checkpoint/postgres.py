@@ -7,70 +7,27 @@ are keyed so a task re-run after a crash replaces its earlier record.
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from roost.errors import StorageUnavailable
+from roost.graph.checkpoint import sql
 from roost.graph.checkpoint.base import CheckpointRecord, ThreadLog, WriteRecord
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS graph_checkpoints (
-    tenant_id TEXT NOT NULL, thread_id TEXT NOT NULL, ns TEXT NOT NULL,
-    checkpoint_id TEXT NOT NULL, parent_id TEXT, step INTEGER NOT NULL,
-    source TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL, metadata TEXT NOT NULL,
-    snapshot BYTEA,
-    PRIMARY KEY (tenant_id, thread_id, ns, checkpoint_id)
-);
-CREATE TABLE IF NOT EXISTS graph_events (
-    tenant_id TEXT NOT NULL, thread_id TEXT NOT NULL, ns TEXT NOT NULL,
-    checkpoint_id TEXT NOT NULL, task_id TEXT NOT NULL, kind TEXT NOT NULL,
-    idx INTEGER NOT NULL, node TEXT NOT NULL, payload BYTEA NOT NULL,
-    created_at DOUBLE PRECISION NOT NULL,
-    PRIMARY KEY (tenant_id, thread_id, ns, checkpoint_id, task_id, kind)
-);
-"""
-_PUT_CHECKPOINT = (
-    "INSERT INTO graph_checkpoints VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
-    "ON CONFLICT (tenant_id, thread_id, ns, checkpoint_id) DO UPDATE SET "
-    "snapshot = EXCLUDED.snapshot, metadata = EXCLUDED.metadata"
-)
-_PUT_EVENT = (
-    "INSERT INTO graph_events VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
-    "ON CONFLICT (tenant_id, thread_id, ns, checkpoint_id, task_id, kind) DO UPDATE SET "
-    "idx = EXCLUDED.idx, node = EXCLUDED.node, payload = EXCLUDED.payload, "
-    "created_at = EXCLUDED.created_at"
-)
-_LOAD_CHECKPOINTS = (
-    "SELECT checkpoint_id, parent_id, step, source, created_at, metadata, snapshot "
-    "FROM graph_checkpoints WHERE tenant_id=%s AND thread_id=%s AND ns=%s ORDER BY checkpoint_id"
-)
-_LOAD_EVENTS = (
-    "SELECT checkpoint_id, task_id, kind, idx, node, payload, created_at "
-    "FROM graph_events WHERE tenant_id=%s AND thread_id=%s AND ns=%s"
-)
-_NAMESPACES = (
-    "SELECT DISTINCT ns FROM graph_checkpoints WHERE tenant_id=%s AND thread_id=%s ORDER BY ns"
-)
-_DELETES = (
-    "DELETE FROM graph_checkpoints WHERE tenant_id=%s AND thread_id=%s",
-    "DELETE FROM graph_events WHERE tenant_id=%s AND thread_id=%s",
-)
+SQL = sql.statements("%s", upsert_checkpoint=sql.UPSERT_CHECKPOINT, upsert_event=sql.UPSERT_EVENT)
 
 
 def _redacted(url: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
     parts = urlsplit(url)
     if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
+        return urlunsplit(parts._replace(netloc=parts.netloc.replace(parts.password, "***")))
     return url
 
 
 class PostgresCheckpointer:
-    """Stores threads in PostgreSQL; creates its two tables on first use."""
+    """Stores threads in PostgreSQL; creates its tables on first use."""
 
     def __init__(self, url: str, *, tenant_id: str = "default", connect_timeout_s: float = 10.0):
         import psycopg
@@ -83,94 +40,52 @@ class PostgresCheckpointer:
         except psycopg.OperationalError as exc:
             raise StorageUnavailable(f"cannot reach PostgreSQL at {_redacted(url)}: {exc}") from exc
         with self._conn.transaction():
-            self._conn.execute(SCHEMA)
+            self._conn.execute(sql.schema("BYTEA", "DOUBLE PRECISION"))
         self._lock = threading.Lock()
         self._aconn: Any = None
         self._aconn_loop: asyncio.AbstractEventLoop | None = None
         self._alock: asyncio.Lock | None = None
 
-    @staticmethod
-    def _checkpoint_rows(tenant: str, checkpoints: Sequence[CheckpointRecord]) -> list[tuple]:
-        return [
-            (
-                tenant,
-                c.thread_id,
-                c.ns,
-                c.checkpoint_id,
-                c.parent_id,
-                c.step,
-                c.source,
-                c.created_at,
-                json.dumps(c.metadata),
-                c.snapshot,
-            )
-            for c in checkpoints
-        ]
-
-    @staticmethod
-    def _event_rows(tenant: str, writes: Sequence[WriteRecord]) -> list[tuple]:
-        return [
-            (
-                tenant,
-                w.thread_id,
-                w.ns,
-                w.checkpoint_id,
-                w.task_id,
-                w.kind,
-                w.idx,
-                w.node,
-                w.payload,
-                w.created_at,
-            )
-            for w in writes
-        ]
-
-    @staticmethod
-    def _log(thread_id: str, ns: str, rows: list[tuple], events: list[tuple]) -> ThreadLog:
-        return ThreadLog(
-            checkpoints=[
-                CheckpointRecord(
-                    thread_id,
-                    ns,
-                    r[0],
-                    r[1],
-                    r[2],
-                    r[3],
-                    r[4],
-                    None if r[6] is None else bytes(r[6]),
-                    json.loads(r[5]),
-                )
-                for r in rows
-            ],
-            writes=[
-                WriteRecord(thread_id, ns, e[0], e[1], e[2], e[3], e[4], bytes(e[5]), e[6])
-                for e in events
-            ],
-        )
-
     # -- sync --------------------------------------------------------------------------
     def put(self, checkpoints: Sequence[CheckpointRecord], writes: Sequence[WriteRecord]) -> None:
         with self._lock, self._conn.transaction(), self._conn.cursor() as cur:
             if checkpoints:
-                cur.executemany(_PUT_CHECKPOINT, self._checkpoint_rows(self.tenant_id, checkpoints))
+                cur.executemany(
+                    SQL.put_checkpoint, sql.checkpoint_rows(self.tenant_id, checkpoints)
+                )
             if writes:
-                cur.executemany(_PUT_EVENT, self._event_rows(self.tenant_id, writes))
+                cur.executemany(SQL.put_event, sql.event_rows(self.tenant_id, writes))
 
-    def load(self, thread_id: str, ns: str = "") -> ThreadLog:
+    def load(self, thread_id: str, ns: str = "", checkpoint_id: str | None = None) -> ThreadLog:
         key = (self.tenant_id, thread_id, ns)
         with self._lock, self._conn.transaction(), self._conn.cursor() as cur:
-            rows = cur.execute(_LOAD_CHECKPOINTS, key).fetchall()
-            events = cur.execute(_LOAD_EVENTS, key).fetchall()
-        return self._log(thread_id, ns, rows, events)
+            if checkpoint_id is None:
+                target = cur.execute(SQL.head, key).fetchone()
+            else:
+                target = cur.execute(SQL.by_id, (*key, checkpoint_id)).fetchone()
+            if target is None:
+                return ThreadLog([], [], False)
+            rows = cur.execute(SQL.group, (*key, target[5])).fetchall()
+            rows += cur.execute(SQL.snapshots, key).fetchall()
+            events = cur.execute(SQL.group_events, (*key, target[5])).fetchall()
+            child = cur.execute(SQL.has_children, (*key, target[0])).fetchone()
+        return sql.to_log(thread_id, ns, rows, events, child is not None)
+
+    def load_all(self, thread_id: str, ns: str = "") -> ThreadLog:
+        key = (self.tenant_id, thread_id, ns)
+        with self._lock, self._conn.transaction(), self._conn.cursor() as cur:
+            rows = cur.execute(SQL.all_checkpoints, key).fetchall()
+            events = cur.execute(SQL.all_events, key).fetchall()
+        return sql.to_log(thread_id, ns, rows, events)
 
     def list_namespaces(self, thread_id: str) -> list[str]:
         with self._lock, self._conn.transaction(), self._conn.cursor() as cur:
-            rows = cur.execute(_NAMESPACES, (self.tenant_id, thread_id)).fetchall()
+            rows = cur.execute(SQL.namespaces, (self.tenant_id, thread_id)).fetchall()
         return [row[0] for row in rows]
 
     def delete_thread(self, thread_id: str) -> None:
         with self._lock, self._conn.transaction(), self._conn.cursor() as cur:
-            for statement in _DELETES:
+            for statement in SQL.deletes:
                 cur.execute(statement, (self.tenant_id, thread_id))
 
     def close(self) -> None:
@@ -208,29 +123,47 @@ class PostgresCheckpointer:
         async with lock, conn.transaction(), conn.cursor() as cur:
             if checkpoints:
                 await cur.executemany(
-                    _PUT_CHECKPOINT, self._checkpoint_rows(self.tenant_id, checkpoints)
+                    SQL.put_checkpoint, sql.checkpoint_rows(self.tenant_id, checkpoints)
                 )
             if writes:
-                await cur.executemany(_PUT_EVENT, self._event_rows(self.tenant_id, writes))
+                await cur.executemany(SQL.put_event, sql.event_rows(self.tenant_id, writes))
 
-    async def aload(self, thread_id: str, ns: str = "") -> ThreadLog:
+    async def aload(
+        self, thread_id: str, ns: str = "", checkpoint_id: str | None = None
+    ) -> ThreadLog:
         conn, lock = await self._async_conn()
         key = (self.tenant_id, thread_id, ns)
         async with lock, conn.transaction(), conn.cursor() as cur:
-            rows = await (await cur.execute(_LOAD_CHECKPOINTS, key)).fetchall()
-            events = await (await cur.execute(_LOAD_EVENTS, key)).fetchall()
-        return self._log(thread_id, ns, rows, events)
+            if checkpoint_id is None:
+                target = await (await cur.execute(SQL.head, key)).fetchone()
+            else:
+                target = await (await cur.execute(SQL.by_id, (*key, checkpoint_id))).fetchone()
+            if target is None:
+                return ThreadLog([], [], False)
+            rows = await (await cur.execute(SQL.group, (*key, target[5]))).fetchall()
+            rows += await (await cur.execute(SQL.snapshots, key)).fetchall()
+            events = await (await cur.execute(SQL.group_events, (*key, target[5]))).fetchall()
+            child = await (await cur.execute(SQL.has_children, (*key, target[0]))).fetchone()
+        return sql.to_log(thread_id, ns, rows, events, child is not None)
+
+    async def aload_all(self, thread_id: str, ns: str = "") -> ThreadLog:
+        conn, lock = await self._async_conn()
+        key = (self.tenant_id, thread_id, ns)
+        async with lock, conn.transaction(), conn.cursor() as cur:
+            rows = await (await cur.execute(SQL.all_checkpoints, key)).fetchall()
+            events = await (await cur.execute(SQL.all_events, key)).fetchall()
+        return sql.to_log(thread_id, ns, rows, events)
 
     async def alist_namespaces(self, thread_id: str) -> list[str]:
         conn, lock = await self._async_conn()
         async with lock, conn.transaction(), conn.cursor() as cur:
-            rows = await (await cur.execute(_NAMESPACES, (self.tenant_id, thread_id))).fetchall()
+            rows = await (await cur.execute(SQL.namespaces, (self.tenant_id, thread_id))).fetchall()
         return [row[0] for row in rows]
 
     async def adelete_thread(self, thread_id: str) -> None:
         conn, lock = await self._async_conn()
         async with lock, conn.transaction(), conn.cursor() as cur:
-            for statement in _DELETES:
+            for statement in SQL.deletes:
                 await cur.execute(statement, (self.tenant_id, thread_id))
 
     async def aclose(self) -> None:

@@ -8,31 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from roost.graph.checkpoint import sql
 from roost.graph.checkpoint.base import CheckpointRecord, ThreadLog, WriteRecord
 
 T = TypeVar("T")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS graph_checkpoints (
-    tenant_id TEXT NOT NULL, thread_id TEXT NOT NULL, ns TEXT NOT NULL,
-    checkpoint_id TEXT NOT NULL, parent_id TEXT, step INTEGER NOT NULL,
-    source TEXT NOT NULL, created_at REAL NOT NULL, metadata TEXT NOT NULL, snapshot BLOB,
-    PRIMARY KEY (tenant_id, thread_id, ns, checkpoint_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS graph_events (
-    tenant_id TEXT NOT NULL, thread_id TEXT NOT NULL, ns TEXT NOT NULL,
-    checkpoint_id TEXT NOT NULL, task_id TEXT NOT NULL, kind TEXT NOT NULL,
-    idx INTEGER NOT NULL, node TEXT NOT NULL, payload BLOB NOT NULL, created_at REAL NOT NULL,
-    PRIMARY KEY (tenant_id, thread_id, ns, checkpoint_id, task_id, kind)
-) WITHOUT ROWID;
-"""
+SQL = sql.statements(
+    "?",
+    upsert_checkpoint=sql.UPSERT_CHECKPOINT,
+    upsert_event=sql.UPSERT_EVENT,
+    # the planner prefers the parent index, which scans every checkpoint of the thread
+    snapshot_index_hint="INDEXED BY graph_checkpoints_snapshots",
+)
 
 
 class SqliteCheckpointer:
@@ -55,100 +48,59 @@ class SqliteCheckpointer:
         self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'FULL' else 'NORMAL'}")
-        self._conn.executescript(SCHEMA)
+        self._conn.executescript(sql.schema("BLOB", "REAL"))
         self._lock = threading.Lock()
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
 
     # -- sync --------------------------------------------------------------------------
     def put(self, checkpoints: Sequence[CheckpointRecord], writes: Sequence[WriteRecord]) -> None:
-        t = self.tenant_id
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 if checkpoints:
                     self._conn.executemany(
-                        "INSERT OR REPLACE INTO graph_checkpoints VALUES (?,?,?,?,?,?,?,?,?,?)",
-                        [
-                            (
-                                t,
-                                c.thread_id,
-                                c.ns,
-                                c.checkpoint_id,
-                                c.parent_id,
-                                c.step,
-                                c.source,
-                                c.created_at,
-                                json.dumps(c.metadata),
-                                c.snapshot,
-                            )
-                            for c in checkpoints
-                        ],
+                        SQL.put_checkpoint, sql.checkpoint_rows(self.tenant_id, checkpoints)
                     )
                 if writes:
-                    self._conn.executemany(
-                        "INSERT OR REPLACE INTO graph_events VALUES (?,?,?,?,?,?,?,?,?,?)",
-                        [
-                            (
-                                t,
-                                w.thread_id,
-                                w.ns,
-                                w.checkpoint_id,
-                                w.task_id,
-                                w.kind,
-                                w.idx,
-                                w.node,
-                                w.payload,
-                                w.created_at,
-                            )
-                            for w in writes
-                        ],
-                    )
+                    self._conn.executemany(SQL.put_event, sql.event_rows(self.tenant_id, writes))
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
 
-    def load(self, thread_id: str, ns: str = "") -> ThreadLog:
+    def load(self, thread_id: str, ns: str = "", checkpoint_id: str | None = None) -> ThreadLog:
         key = (self.tenant_id, thread_id, ns)
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT checkpoint_id, parent_id, step, source, created_at, metadata, snapshot "
-                "FROM graph_checkpoints WHERE tenant_id=? AND thread_id=? AND ns=? "
-                "ORDER BY checkpoint_id",
-                key,
-            ).fetchall()
-            events = self._conn.execute(
-                "SELECT checkpoint_id, task_id, kind, idx, node, payload, created_at "
-                "FROM graph_events WHERE tenant_id=? AND thread_id=? AND ns=?",
-                key,
-            ).fetchall()
-        return ThreadLog(
-            checkpoints=[
-                CheckpointRecord(
-                    thread_id, ns, r[0], r[1], r[2], r[3], r[4], r[6], json.loads(r[5])
-                )
-                for r in rows
-            ],
-            writes=[WriteRecord(thread_id, ns, *e) for e in events],
-        )
+            if checkpoint_id is None:
+                target = self._conn.execute(SQL.head, key).fetchone()
+            else:
+                target = self._conn.execute(SQL.by_id, (*key, checkpoint_id)).fetchone()
+            if target is None:
+                return ThreadLog([], [], False)
+            group = target[5]
+            rows = self._conn.execute(SQL.group, (*key, group)).fetchall()
+            rows += self._conn.execute(SQL.snapshots, key).fetchall()
+            events = self._conn.execute(SQL.group_events, (*key, group)).fetchall()
+            child = self._conn.execute(SQL.has_children, (*key, target[0])).fetchone()
+        return sql.to_log(thread_id, ns, rows, events, child is not None)
+
+    def load_all(self, thread_id: str, ns: str = "") -> ThreadLog:
+        key = (self.tenant_id, thread_id, ns)
+        with self._lock:
+            rows = self._conn.execute(SQL.all_checkpoints, key).fetchall()
+            events = self._conn.execute(SQL.all_events, key).fetchall()
+        return sql.to_log(thread_id, ns, rows, events)
 
     def list_namespaces(self, thread_id: str) -> list[str]:
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT DISTINCT ns FROM graph_checkpoints WHERE tenant_id=? AND thread_id=? "
-                "ORDER BY ns",
-                (self.tenant_id, thread_id),
-            ).fetchall()
+            rows = self._conn.execute(SQL.namespaces, (self.tenant_id, thread_id)).fetchall()
         return [row[0] for row in rows]
 
     def delete_thread(self, thread_id: str) -> None:
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
-            for table in ("graph_checkpoints", "graph_events"):
-                self._conn.execute(
-                    f"DELETE FROM {table} WHERE tenant_id=? AND thread_id=?",
-                    (self.tenant_id, thread_id),
-                )
+            for statement in SQL.deletes:
+                self._conn.execute(statement, (self.tenant_id, thread_id))
             self._conn.execute("COMMIT")
 
     def close(self) -> None:
@@ -171,8 +123,13 @@ class SqliteCheckpointer:
     ) -> None:
         await self._in_thread(self.put, checkpoints, writes)
 
-    async def aload(self, thread_id: str, ns: str = "") -> ThreadLog:
-        return await self._in_thread(self.load, thread_id, ns)
+    async def aload(
+        self, thread_id: str, ns: str = "", checkpoint_id: str | None = None
+    ) -> ThreadLog:
+        return await self._in_thread(self.load, thread_id, ns, checkpoint_id)
+
+    async def aload_all(self, thread_id: str, ns: str = "") -> ThreadLog:
+        return await self._in_thread(self.load_all, thread_id, ns)
 
     async def alist_namespaces(self, thread_id: str) -> list[str]:
         return await self._in_thread(self.list_namespaces, thread_id)
