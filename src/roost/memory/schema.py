@@ -31,7 +31,7 @@ MEMORY_MIGRATIONS = [
             " PRIMARY KEY (tenant_id, thread_id, seq), UNIQUE (tenant_id, id))",
             "CREATE TABLE memory_consolidations ("
             " tenant_id TEXT NOT NULL, batch_id TEXT NOT NULL, thread_id TEXT NOT NULL,"
-            " turn_ids TEXT NOT NULL, state TEXT NOT NULL, result TEXT,"
+            " agent_id TEXT NOT NULL, turn_ids TEXT NOT NULL, state TEXT NOT NULL, result TEXT,"
             " created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,"
             " PRIMARY KEY (tenant_id, batch_id))",
             "CREATE TABLE kb_collections ("
