@@ -13,11 +13,12 @@ from roost.graph.checkpoint.base import Checkpointer, ThreadLog
 from roost.graph.context import GraphInterrupt, TaskContext
 from roost.graph.history import ThreadState, rebuild
 from roost.graph.loop import RunLoop, SubgraphScope
-from roost.graph.plan import Barrier, plan_tasks, read_values
+from roost.graph.plan import Barrier
 from roost.graph.retry import Clock
 from roost.graph.runner import adrive, adrive_stream, drive, iterate_queue
+from roost.graph.snapshots import build_snapshot
 from roost.graph.tasks import SubgraphOutput
-from roost.graph.types import Durability, StateSnapshot, StreamMode, TaskInfo
+from roost.graph.types import Durability, StateSnapshot, StreamMode
 
 if TYPE_CHECKING:
     from roost.graph.state import Branch, NodeSpec, StateGraph
@@ -264,46 +265,7 @@ class CompiledGraph:
     def _snapshot(
         self, state: ThreadState, ns: str, sub_logs: dict[str, ThreadLog] | None
     ) -> StateSnapshot:
-        record = state.record
-        if record is None:
-            return StateSnapshot({}, (), (), (), None, None, None, -1)
-        planned = plan_tasks(
-            state.control,
-            self.node_order,
-            checkpoint_id=record.checkpoint_id,
-            ns=ns,
-            step=record.step + 1,
-        )
-        tasks = []
-        # A checkpoint with children is history: show what ran from it, not what is pending.
-        is_head = not state.has_children
-        for task in planned:
-            if is_head and task.id in state.finished:
-                continue
-            sub_state = None
-            spec = self.nodes[task.node]
-            sub_ns = f"{ns}|{task.node}:{task.id}" if ns else f"{task.node}:{task.id}"
-            if sub_logs is not None and spec.is_subgraph and sub_ns in sub_logs:
-                sub = spec.fn
-                sub_state = sub._snapshot(
-                    rebuild(sub_logs[sub_ns], None, sub.channels, sub.barriers), sub_ns, sub_logs
-                )
-            found = tuple(i for i in state.interrupts.get(task.id, ()) if i.id not in state.resume)
-            error = state.errors.get(task.id)
-            if not is_head:
-                found, error = (), None
-            tasks.append(TaskInfo(task.id, task.node, error, found, sub_state))
-        return StateSnapshot(
-            values=read_values(state.channels),
-            next=tuple(task.name for task in tasks),
-            tasks=tuple(tasks),
-            interrupts=tuple(i for task in tasks for i in task.interrupts),
-            checkpoint_id=record.checkpoint_id,
-            parent_checkpoint_id=record.parent_id,
-            created_at=record.created_at,
-            step=record.step,
-            metadata={"source": record.source, "step": record.step, **record.metadata},
-        )
+        return build_snapshot(self, state, ns, sub_logs)
 
     def _state_from_log(
         self, log: ThreadLog, checkpoint_id: str | None, thread_id: str
