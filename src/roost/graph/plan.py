@@ -127,7 +127,7 @@ def plan_tasks(
     targets += [(send.node, True, send.arg) for send in control.sends]
     tasks = []
     for pos, (node, is_send, arg) in enumerate(targets):
-        digest = hashlib.blake2b(f"{checkpoint_id}|{pos}|{node}".encode(), digest_size=10)
+        digest = hashlib.blake2b(f"{checkpoint_id}|{pos}|{node}".encode(), digest_size=8)
         tasks.append(
             PlannedTask(
                 id=digest.hexdigest(),
