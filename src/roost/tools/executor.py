@@ -1,0 +1,284 @@
+"""The one path every tool call takes: look up → validate → permit → approve → run → audit.
+
+Agents (through the runtime), ``POST /v1/tools/{name}/execute``, the MCP server and the
+CLI all call :meth:`ToolExecutor.execute`; nothing else runs a tool handler. Every call,
+refused or not, leaves one audit event with a hash of its arguments (never the arguments
+themselves, which may hold secrets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from roost.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from roost.observe.logging import get_logger
+from roost.security.audit import AuditLog
+from roost.tools.approvals import Approval, ApprovalStore, Decision, call_hash
+from roost.tools.base import RiskLevel, Tool, ToolFailure
+from roost.tools.context import ToolContext
+from roost.tools.netguard import NetworkPolicy
+from roost.tools.paths import Workspace
+from roost.tools.permissions import Caller, PermissionPolicy
+from roost.tools.registry import ToolRegistry
+from roost.tools.sandbox import Sandbox
+
+log = get_logger("roost.tools")
+Status = Literal["ok", "error", "pending_approval"]
+WorkspaceFor = Callable[[Caller], Workspace]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One call a model (or a client) asked for."""
+
+    name: str
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+    call_id: str | None = None
+    approval_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """The outcome in the shape of ``POST /v1/tools/{name}/execute``."""
+
+    status: Status
+    output: Any = None
+    error_type: str | None = None
+    error_message: str | None = None
+    approval_id: str | None = None
+    call_id: str | None = None
+    duration_ms: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        error = (
+            {"type": self.error_type, "message": self.error_message}
+            if self.status == "error"
+            else None
+        )
+        return {
+            "status": self.status,
+            "output": self.output,
+            "error": error,
+            "approval_id": self.approval_id,
+            "call_id": self.call_id,
+            "duration_ms": self.duration_ms,
+        }
+
+
+def _error(call: ToolCall, kind: str, message: str) -> ToolResult:
+    return ToolResult("error", error_type=kind, error_message=message, call_id=call.call_id)
+
+
+class ToolExecutor:
+    """Runs tool calls under permissions, approvals, timeouts and the sandbox, and audits them."""
+
+    def __init__(
+        self,
+        registry: ToolRegistry,
+        permissions: PermissionPolicy,
+        approvals: ApprovalStore,
+        audit: AuditLog,
+        *,
+        sandbox: Sandbox,
+        workspace_for: WorkspaceFor,
+        network: NetworkPolicy | None = None,
+        approval_risk: RiskLevel = RiskLevel.DESTRUCTIVE,
+        max_parallel: int = 4,
+    ) -> None:
+        self.registry = registry
+        self.permissions = permissions
+        self.approvals = approvals
+        self.audit = audit
+        self.sandbox = sandbox
+        self.workspace_for = workspace_for
+        self.network = network or NetworkPolicy()
+        self.approval_risk = approval_risk
+        self.max_parallel = max_parallel
+
+    async def list_tools(self, caller: Caller) -> list[Tool]:
+        """The tools ``caller``'s role allows (by name pattern and risk)."""
+        role = self.permissions.role_of(caller)
+        tools = await self.registry.list_tools(caller.tenant_id)
+        return [
+            t
+            for t in tools
+            if role.max_risk.at_least(t.risk)
+            and any(fnmatch.fnmatchcase(t.name, p) for p in role.tools)
+        ]
+
+    async def execute_many(self, caller: Caller, calls: Sequence[ToolCall]) -> list[ToolResult]:
+        """Independent calls of one model turn, at most ``max_parallel`` at a time, in order."""
+        gate = asyncio.Semaphore(self.max_parallel)
+
+        async def bounded(call: ToolCall) -> ToolResult:
+            async with gate:
+                return await self.execute(caller, call)
+
+        return list(await asyncio.gather(*(bounded(call) for call in calls)))
+
+    async def execute(self, caller: Caller, call: ToolCall) -> ToolResult:
+        """Run one call; refusals and failures come back as ``status="error"`` results."""
+        started = time.monotonic()
+        tool: Tool | None = None
+        arguments: dict[str, Any] = dict(call.arguments)
+        try:
+            tool = await self.registry.get(caller.tenant_id, call.name)
+            arguments = tool.validate_arguments(call.arguments)
+            self.permissions.check(caller, tool, arguments)
+            gate = None
+            # A call that names an approval must match it, whatever the tool's risk.
+            if tool.risk.at_least(self.approval_risk) or call.approval_id is not None:
+                gate = await self._approval_gate(caller, call, tool, arguments)
+            result = gate or await self._run(caller, call, tool, arguments)
+        except NotFound as exc:
+            result = _error(call, "unknown_tool", exc.message)
+        except InvalidRequest as exc:
+            result = _error(call, "invalid_arguments", exc.message)
+        except Forbidden as exc:
+            result = _error(call, "forbidden", exc.message)
+        except Conflict as exc:
+            result = _error(call, "approval_invalid", exc.message)
+        result = _with_duration(result, started)
+        await self._audit(caller, call, tool, arguments, result)
+        return result
+
+    async def _approval_gate(
+        self, caller: Caller, call: ToolCall, tool: Tool, arguments: dict[str, Any]
+    ) -> ToolResult | None:
+        """None when an approval covers this call; else a pending or denied result."""
+        if call.approval_id is None:
+            approval = await self.approvals.request(
+                caller.tenant_id,
+                tool.name,
+                arguments,
+                risk=tool.risk.value,
+                requested_by=caller.actor,
+                agent_id=caller.agent_id,
+                run_id=caller.run_id,
+                call_id=call.call_id,
+            )
+            return ToolResult("pending_approval", approval_id=approval.id, call_id=call.call_id)
+        try:
+            approval = await self.approvals.consume(
+                caller.tenant_id,
+                call.approval_id,
+                tool.name,
+                arguments,
+                agent_id=caller.agent_id,
+                run_id=caller.run_id,
+            )
+        except NotFound as exc:
+            raise Conflict(exc.message) from exc
+        if approval.status == "denied":
+            why = f": {approval.reason}" if approval.reason else ""
+            return ToolResult(
+                "error",
+                error_type="approval_denied",
+                error_message=f"{approval.decided_by} denied this call{why}",
+                approval_id=approval.id,
+                call_id=call.call_id,
+            )
+        return None
+
+    async def _run(
+        self, caller: Caller, call: ToolCall, tool: Tool, arguments: dict[str, Any]
+    ) -> ToolResult:
+        context = ToolContext(
+            tenant_id=caller.tenant_id,
+            actor=caller.actor,
+            workspace=self.workspace_for(caller),
+            sandbox=self.sandbox,
+            network=self.network,
+            agent_id=caller.agent_id,
+            run_id=caller.run_id,
+            call_id=call.call_id,
+        )
+        try:
+            output = await asyncio.wait_for(tool.handler(context, arguments), tool.timeout_s)
+        except ToolFailure as exc:
+            return _error(call, exc.type, exc.message)
+        except TimeoutError:
+            return _error(
+                call, "timeout", f"{tool.name} did not finish within {tool.timeout_s:g} s"
+            )
+        except Exception as exc:  # a tool's own bug must not take the agent down
+            log.exception("tool crashed", tool=tool.name)
+            return _error(call, "tool_crashed", f"{tool.name} failed: {type(exc).__name__}: {exc}")
+        return ToolResult("ok", output=output, call_id=call.call_id)
+
+    async def resume(
+        self, caller: Caller, approval_id: str, call_id: str | None = None
+    ) -> ToolResult:
+        """Execute the call an approval covers, with its (possibly edited) arguments."""
+        approval = await self.approvals.get(caller.tenant_id, approval_id)
+        return await self.execute(
+            caller,
+            ToolCall(approval.tool, approval.arguments, call_id or approval.call_id, approval.id),
+        )
+
+    async def decide(
+        self,
+        tenant_id: str,
+        approval_id: str,
+        decision: Decision,
+        *,
+        decided_by: str,
+        reason: str | None = None,
+        arguments: Mapping[str, Any] | None = None,
+    ) -> Approval:
+        """Record a human decision; edited arguments are validated against the tool first."""
+        if decision == "edit":
+            if arguments is None:
+                raise InvalidRequest("an edit needs the new arguments", param="arguments")
+            approval = await self.approvals.get(tenant_id, approval_id)
+            tool = await self.registry.get(tenant_id, approval.tool)
+            arguments = tool.validate_arguments(arguments)
+        approval = await self.approvals.decide(
+            tenant_id, approval_id, decision, decided_by=decided_by, reason=reason,
+            arguments=arguments,
+        )  # fmt: skip
+        await self.audit.record(
+            tenant_id, decided_by, f"tool.approval.{decision}", target=approval_id,
+            details={"tool": approval.tool, "call_hash": approval.call_hash},
+        )  # fmt: skip
+        return approval
+
+    async def _audit(
+        self,
+        caller: Caller,
+        call: ToolCall,
+        tool: Tool | None,
+        arguments: Mapping[str, Any],
+        result: ToolResult,
+    ) -> None:
+        details: dict[str, Any] = {
+            "call_hash": call_hash(call.name, arguments),
+            "duration_ms": result.duration_ms,
+        }
+        for key, value in (
+            ("risk", tool.risk.value if tool else None),
+            ("agent_id", caller.agent_id),
+            ("run_id", caller.run_id),
+            ("call_id", call.call_id),
+            ("approval_id", result.approval_id or call.approval_id),
+            ("error_type", result.error_type),
+        ):
+            if value is not None:
+                details[key] = value
+        await self.audit.record(
+            caller.tenant_id,
+            caller.actor,
+            "tool.call",
+            target=call.name,
+            outcome=result.status,
+            details=details,
+        )
+
+
+def _with_duration(result: ToolResult, started: float) -> ToolResult:
+    return replace(result, duration_ms=int((time.monotonic() - started) * 1000))

@@ -1,0 +1,392 @@
+"""Running commands for tools: argv only, allowlisted executables, limits, a jail if possible.
+
+Every command goes through :meth:`Sandbox.run`:
+
+* argv is a list; nothing is ever handed to a shell, so ``;``, ``&&``, ``$()`` and
+  backticks are plain characters of an argument;
+* ``argv[0]`` must be on the policy's executable allowlist (a bare name looked up on the
+  sandbox's fixed ``PATH``, or an exact absolute path);
+* the environment is rebuilt from an allowlist, so the server's API keys never reach it;
+* the working directory is the workspace (or a directory inside it);
+* rlimits (CPU seconds, address space, file size, open files, processes) via ``prlimit``;
+* a wall-clock timeout that kills the whole process group, the pids cgroup, and with
+  bubblewrap the whole PID namespace;
+* stdout and stderr keep only their last ``max_output_bytes``; a command that writes more
+  than ``kill_after_output_bytes`` in total is killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import signal
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from roost.tools.base import ToolFailure
+from roost.tools.isolation import (
+    JAIL_WORKSPACE,
+    IsolationReport,
+    ProcessCgroup,
+    detect_isolation,
+    jail_arguments,
+)
+
+DEFAULT_EXECUTABLES = frozenset(
+    {"python3", "python", "pytest", "git", "ls", "cat", "head", "tail", "wc", "grep", "echo",
+     "true", "false", "make", "node", "npm", "ruff", "mypy", "diff", "sort", "uniq", "find"}
+)  # fmt: skip
+DEFAULT_ENV_ALLOWLIST = frozenset({"LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM"})
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Variables that change how every program loads: never settable by a caller.
+_FORBIDDEN_ENV = re.compile(r"^(LD_|DYLD_|PYTHONSTARTUP$|PYTHONHOME$|BASH_ENV$|ENV$|GIT_CONFIG)")
+_READ_CHUNK = 65536
+_MiB = 1024 * 1024
+
+
+class CommandRefused(ToolFailure):
+    """The command was not started: not allowlisted, malformed, or the jail is required."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, type="command_refused")
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxPolicy:
+    """Limits and allowances for commands; tools derive narrower ones with :meth:`narrowed`."""
+
+    allowed_executables: frozenset[str] = DEFAULT_EXECUTABLES
+    env_allowlist: frozenset[str] = DEFAULT_ENV_ALLOWLIST
+    env: Mapping[str, str] = field(default_factory=dict)
+    search_path: str = "/usr/local/bin:/usr/bin:/bin"
+    network: bool = False
+    timeout_s: float = 120.0
+    cpu_seconds: int = 120
+    memory_bytes: int = 2048 * _MiB
+    max_processes: int = 128
+    max_file_bytes: int = 256 * _MiB
+    max_open_files: int = 256
+    max_output_bytes: int = 64 * 1024
+    kill_after_output_bytes: int = 16 * _MiB
+    use_jail: bool = True
+    require_jail: bool = False
+
+    def narrowed(self, **changes: Any) -> SandboxPolicy:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """What a command did, in the shape tools return to agents."""
+
+    argv: tuple[str, ...]
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    duration_ms: int
+    timed_out: bool = False
+    output_limit_exceeded: bool = False
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    signal: str | None = None
+    isolation: str = "rlimits"
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out and not self.output_limit_exceeded
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "argv": list(self.argv),
+            "exit_code": self.exit_code,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "duration_ms": self.duration_ms,
+            "timed_out": self.timed_out,
+            "output_limit_exceeded": self.output_limit_exceeded,
+            "stdout_truncated": self.stdout_truncated,
+            "stderr_truncated": self.stderr_truncated,
+            "signal": self.signal,
+            "isolation": self.isolation,
+        }
+
+
+class _Tail:
+    """The last ``limit`` bytes of a stream and how many bytes it carried in all."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.data = bytearray()
+        self.total = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        self.data += chunk
+        if len(self.data) > self.limit:
+            del self.data[: len(self.data) - self.limit]
+
+    def text(self) -> str:
+        return self.data.decode("utf-8", errors="replace")
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > self.limit
+
+
+class Sandbox:
+    """Runs argv lists under a :class:`SandboxPolicy` on this machine's best isolation."""
+
+    def __init__(self, policy: SandboxPolicy, isolation: IsolationReport | None = None) -> None:
+        self.policy = policy
+        self.isolation = isolation or detect_isolation()
+
+    @property
+    def is_jailed(self) -> bool:
+        return self.policy.use_jail and self.isolation.bwrap_path is not None
+
+    def resolve_executable(self, name: str, policy: SandboxPolicy | None = None) -> str:
+        """The absolute path of an allowlisted executable; :class:`CommandRefused` otherwise."""
+        policy = policy or self.policy
+        if name not in policy.allowed_executables:
+            allowed = ", ".join(sorted(policy.allowed_executables))
+            raise CommandRefused(f"executable {name!r} is not allowed (allowed: {allowed})")
+        if "/" in name:
+            if not os.path.isabs(name) or not os.access(name, os.X_OK):
+                raise CommandRefused(f"executable {name!r} is not an absolute, executable path")
+            return name
+        found = shutil.which(name, path=policy.search_path)
+        if found is None:
+            raise CommandRefused(f"executable {name!r} is not installed on {policy.search_path}")
+        return found
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        cwd: Path,
+        *,
+        workspace_root: Path,
+        policy: SandboxPolicy | None = None,
+        stdin: bytes | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
+        """Run ``argv`` in ``cwd`` (inside ``workspace_root``) and report what happened."""
+        policy = policy or self.policy
+        _check_argv(argv)
+        if policy.require_jail and not self.is_jailed:
+            raise CommandRefused("policy requires the bubblewrap jail, which is not available")
+        relative_cwd = _relative_cwd(cwd, workspace_root)
+        executable = self.resolve_executable(argv[0], policy)
+        jailed = policy.use_jail and self.isolation.bwrap_path is not None
+        command = [executable, *argv[1:]]
+        if jailed:
+            assert self.isolation.bwrap_path is not None
+            inside = Path(JAIL_WORKSPACE) / relative_cwd
+            jail = jail_arguments(
+                workspace_root,
+                cwd=str(inside),
+                network=policy.network,
+                extra_read_only=_install_prefix(executable),
+            )
+            command = [self.isolation.bwrap_path, *jail, "--", *command]
+        command = [*_prlimit_prefix(policy, self.isolation), *command]
+        cgroup = (
+            ProcessCgroup(self.isolation.pids_cgroup_root, policy.max_processes)
+            if self.isolation.pids_cgroup_root
+            else None
+        )
+        if cgroup is not None:
+            command = [*cgroup.join_prefix(), *command]
+        environment = _environment(policy, env, home=JAIL_WORKSPACE if jailed else str(cwd))
+        try:
+            return await _execute(
+                command,
+                tuple(argv),
+                cwd,
+                environment,
+                stdin,
+                policy,
+                cgroup,
+                "bubblewrap" if jailed else "rlimits",
+            )
+        finally:
+            if cgroup is not None:
+                await _dispose_cgroup(cgroup)
+
+
+def _relative_cwd(cwd: Path, workspace_root: Path) -> Path:
+    real, root = cwd.resolve(), workspace_root.resolve()
+    if not real.is_relative_to(root):
+        raise CommandRefused("working directory is outside the workspace")
+    return real.relative_to(root)
+
+
+def _check_argv(argv: Sequence[str]) -> None:
+    if isinstance(argv, str | bytes) or not isinstance(argv, Sequence):
+        raise CommandRefused("a command is a list of arguments, never a shell string")
+    if not argv:
+        raise CommandRefused("empty command")
+    for argument in argv:
+        if not isinstance(argument, str):
+            raise CommandRefused("every argument must be a string")
+        if "\x00" in argument:
+            raise CommandRefused("arguments may not contain NUL bytes")
+
+
+def _install_prefix(executable: str) -> tuple[str, ...]:
+    """For an executable outside the system dirs (pyenv, /opt), its install tree, read-only."""
+    real = os.path.realpath(executable)
+    if real.startswith(("/usr/", "/bin/", "/sbin/", "/lib")):
+        return ()
+    bin_dir = os.path.dirname(real)
+    return (os.path.dirname(bin_dir),) if os.path.basename(bin_dir) == "bin" else (bin_dir,)
+
+
+def _prlimit_prefix(policy: SandboxPolicy, isolation: IsolationReport) -> list[str]:
+    prlimit = shutil.which("prlimit", path="/usr/bin:/bin")
+    if prlimit is None:
+        raise CommandRefused("prlimit (util-linux) is required to apply resource limits")
+    limits = [
+        f"--cpu={policy.cpu_seconds}",
+        f"--as={policy.memory_bytes}",
+        f"--fsize={policy.max_file_bytes}",
+        f"--nofile={policy.max_open_files}",
+        "--core=0",
+    ]
+    if not isolation.is_root:
+        # RLIMIT_NPROC counts every process of this user, not only the command's.
+        limits.append(f"--nproc={_processes_of_this_user() + policy.max_processes}")
+    return [prlimit, *limits, "--"]
+
+
+def _processes_of_this_user() -> int:
+    uid = os.getuid()
+    count = 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if entry.stat().st_uid == uid:
+                    count += 1
+    return count
+
+
+def _environment(
+    policy: SandboxPolicy, extra: Mapping[str, str] | None, *, home: str
+) -> dict[str, str]:
+    environment = {name: os.environ[name] for name in policy.env_allowlist if name in os.environ}
+    environment.update(policy.env)
+    for name, value in (extra or {}).items():
+        if not _ENV_NAME.match(name) or _FORBIDDEN_ENV.match(name):
+            raise CommandRefused(f"environment variable {name!r} may not be set")
+        environment[name] = value
+    environment["PATH"] = policy.search_path
+    environment["HOME"] = home
+    return environment
+
+
+async def _execute(
+    command: list[str],
+    argv: tuple[str, ...],
+    cwd: Path,
+    environment: dict[str, str],
+    stdin: bytes | None,
+    policy: SandboxPolicy,
+    cgroup: ProcessCgroup | None,
+    isolation: str,
+) -> CommandResult:
+    started = time.monotonic()
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        cwd=cwd,
+        env=environment,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,  # its own process group, killed as one
+    )
+    out, err = _Tail(policy.max_output_bytes), _Tail(policy.max_output_bytes)
+    flooded = asyncio.Event()
+
+    async def pump(stream: asyncio.StreamReader | None, tail: _Tail) -> None:
+        assert stream is not None
+        while chunk := await stream.read(_READ_CHUNK):
+            tail.add(chunk)
+            if not flooded.is_set() and out.total + err.total > policy.kill_after_output_bytes:
+                flooded.set()
+                _kill(process.pid, cgroup)  # then drain what is left until the pipes close
+
+    async def feed() -> None:
+        if stdin is not None and process.stdin is not None:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                process.stdin.write(stdin)
+                await process.stdin.drain()
+            process.stdin.close()
+
+    async def communicate() -> None:
+        await asyncio.gather(feed(), pump(process.stdout, out), pump(process.stderr, err))
+        await process.wait()
+
+    work = asyncio.ensure_future(communicate())
+    timed_out = False
+    try:
+        # Shielded: on timeout the readers keep draining while the group is killed.
+        await asyncio.wait_for(asyncio.shield(work), timeout=policy.timeout_s)
+    except TimeoutError:
+        timed_out = True
+    finally:
+        if not work.done():
+            _kill(process.pid, cgroup)
+            # Killed processes close their pipes; bound the wait in case one escaped.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(work), timeout=5)
+            if not work.done():
+                work.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await work
+    exit_code = process.returncode
+    return CommandResult(
+        argv=argv,
+        exit_code=exit_code,
+        stdout=out.text(),
+        stderr=err.text(),
+        duration_ms=int((time.monotonic() - started) * 1000),
+        timed_out=timed_out,
+        output_limit_exceeded=flooded.is_set(),
+        stdout_truncated=out.truncated,
+        stderr_truncated=err.truncated,
+        signal=_signal_name(exit_code, jailed=isolation == "bubblewrap"),
+        isolation=isolation,
+    )
+
+
+def _signal_name(exit_code: int | None, *, jailed: bool) -> str | None:
+    """The signal that ended the command: negative codes directly, 128+N through bwrap."""
+    if exit_code is None:
+        return None
+    number = -exit_code if exit_code < 0 else exit_code - 128 if jailed and exit_code > 128 else 0
+    try:
+        return signal.Signals(number).name if number else None
+    except ValueError:
+        return None
+
+
+def _kill(pid: int, cgroup: ProcessCgroup | None) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    if cgroup is not None:
+        cgroup.kill_all()
+
+
+async def _dispose_cgroup(cgroup: ProcessCgroup) -> None:
+    """Kill what the command left behind (daemons, escaped groups) and remove its cgroup."""
+    deadline = time.monotonic() + 5
+    while True:
+        cgroup.kill_all()
+        if cgroup.remove() or time.monotonic() > deadline:
+            return
+        await asyncio.sleep(0.02)  # the kernel is reaping the killed processes

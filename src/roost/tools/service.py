@@ -1,0 +1,116 @@
+"""The tool layer of one deployment, built from settings: what the server and CLI open."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from roost.config import Settings, ToolsSettings
+from roost.platform import Platform
+from roost.storage import migrate
+from roost.tools.approvals import APPROVAL_MIGRATIONS, ApprovalStore
+from roost.tools.base import RiskLevel
+from roost.tools.builtin import builtin_toolset
+from roost.tools.executor import ToolExecutor
+from roost.tools.mcp_client import McpToolset
+from roost.tools.netguard import NetworkPolicy
+from roost.tools.paths import Workspace
+from roost.tools.permissions import Caller, CapabilityMinter, PermissionPolicy
+from roost.tools.registry import ToolRegistry
+from roost.tools.sandbox import DEFAULT_EXECUTABLES, Sandbox, SandboxPolicy
+
+_SAFE_SEGMENT = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def sandbox_policy(settings: ToolsSettings) -> SandboxPolicy:
+    executables = settings.allowed_executables
+    return SandboxPolicy(
+        allowed_executables=frozenset(executables) if executables else DEFAULT_EXECUTABLES,
+        network=settings.command_network,
+        timeout_s=settings.command_timeout_s,
+        cpu_seconds=settings.command_cpu_s,
+        memory_bytes=settings.command_memory_mb * 1024 * 1024,
+        max_processes=settings.command_max_processes,
+        max_output_bytes=settings.command_max_output_kb * 1024,
+        require_jail=settings.require_jail,
+    )
+
+
+def workspace_root(settings: Settings) -> Path:
+    return settings.tools.workspaces_dir or settings.home / "workspaces"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolExecutorWorkspace:
+    """One workspace per tenant and agent: ``<root>/<tenant>/<agent or 'default'>``."""
+
+    root: Path
+
+    def __call__(self, caller: Caller) -> Workspace:
+        tenant = _SAFE_SEGMENT.sub("_", caller.tenant_id)
+        agent = _SAFE_SEGMENT.sub("_", caller.agent_id or "default")
+        return Workspace(self.root / tenant / agent)
+
+
+@dataclass
+class ToolService:
+    """Registry, executor, approvals and capability minter of one deployment."""
+
+    registry: ToolRegistry
+    executor: ToolExecutor
+    approvals: ApprovalStore
+    minter: CapabilityMinter
+    _exit: AsyncExitStack = field(default_factory=AsyncExitStack)
+
+    @classmethod
+    async def open(cls, platform: Platform, *, connect_mcp: bool = True) -> ToolService:
+        """Migrate the tool tables, build the services, connect configured MCP servers."""
+        settings = platform.settings
+        tools = settings.tools
+        await migrate(platform.database, APPROVAL_MIGRATIONS)
+        secret = (
+            tools.capability_secret.get_secret_value().encode()
+            if tools.capability_secret
+            else secrets.token_bytes(32)
+        )
+        minter = CapabilityMinter(hashlib.sha256(secret).digest())
+        permissions = PermissionPolicy(
+            minter,
+            bindings=tools.role_bindings,
+            default_role=tools.default_role,
+            agent_role=tools.agent_role,
+        )
+        registry = ToolRegistry([builtin_toolset()])
+        approvals = ApprovalStore(platform.database, ttl_s=tools.approval_ttl_s)
+        executor = ToolExecutor(
+            registry,
+            permissions,
+            approvals,
+            platform.audit,
+            sandbox=Sandbox(sandbox_policy(tools)),
+            workspace_for=ToolExecutorWorkspace(workspace_root(settings)),
+            network=NetworkPolicy(
+                allowed_hosts=frozenset(tools.http_allowed_hosts),
+                allowed_networks=tuple(tools.http_allowed_networks),
+            ),
+            approval_risk=RiskLevel(tools.approval_risk),
+            max_parallel=tools.max_parallel,
+        )
+        service = cls(registry, executor, approvals, minter)
+        if connect_mcp:
+            try:
+                for server in tools.mcp_servers:
+                    toolset = McpToolset.from_settings(server)
+                    await service._exit.enter_async_context(toolset)
+                    registry.add_shared(toolset)
+            except BaseException:
+                await service.close()
+                raise
+        return service
+
+    async def close(self) -> None:
+        await self._exit.aclose()
