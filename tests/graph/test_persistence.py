@@ -204,3 +204,22 @@ def test_threads_and_tenants_are_isolated(checkpointer: Checkpointer) -> None:
         assert graph.get_state("b").values == {}
     finally:
         checkpointer.tenant_id = original_tenant
+
+
+def test_exit_durability_writes_only_when_the_call_returns(checkpointer: Checkpointer) -> None:
+    seen_during_run: list[int] = []
+
+    def look(state: Chat) -> dict:
+        seen_during_run.append(len(checkpointer.load_all("t").checkpoints))
+        return {"turns": 1}
+
+    g = StateGraph(Chat)
+    g.add_node("look", look)
+    g.add_node("again", look)
+    g.add_edge(START, "look")
+    g.add_edge("look", "again")
+    g.compile(checkpointer=checkpointer, durability="exit").invoke({"turns": 0}, thread_id="t")
+    assert seen_during_run == [0, 0]
+    assert len(checkpointer.load_all("t").checkpoints) == 3
+    g.compile(checkpointer=checkpointer, durability="sync").invoke({"turns": 0}, thread_id="t")
+    assert seen_during_run[2:] == [4, 5]  # sync: each step is stored before the next runs

@@ -23,15 +23,24 @@ from roost.graph.retry import Clock, RetryPolicy
 from roost.graph.tasks import TaskResult, arun_task, run_task
 from roost.graph.types import Command, Durability
 
-_task_pool: concurrent.futures.ThreadPoolExecutor | None = None
+_pools: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
+
+
+def _pool(name: str) -> concurrent.futures.ThreadPoolExecutor:
+    if name not in _pools:
+        _pools[name] = concurrent.futures.ThreadPoolExecutor(64, thread_name_prefix=name)
+    return _pools[name]
 
 
 def task_pool() -> concurrent.futures.ThreadPoolExecutor:
-    """Threads for parallel sync tasks and for sync nodes with a timeout."""
-    global _task_pool
-    if _task_pool is None:
-        _task_pool = concurrent.futures.ThreadPoolExecutor(64, thread_name_prefix="roost-graph")
-    return _task_pool
+    """Threads for the tasks of parallel supersteps (sync driver)."""
+    return _pool("roost-graph-task")
+
+
+def timeout_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """Threads for sync nodes with a timeout; separate so a full task pool cannot
+    starve the calls its own tasks wait on."""
+    return _pool("roost-graph-timeout")
 
 
 def _merge(ops: list[Persist]) -> Persist:
@@ -220,12 +229,12 @@ def drive(
                     results.append(reused)
             logged: set[str] = set()
             if len(to_run) == 1 and len(tasks) == 1:
-                results.append(run_task(env, to_run[0], task_pool()))
+                results.append(run_task(env, to_run[0], timeout_pool()))
                 _report(loop, results[-1])
             else:
                 futures = [
                     task_pool().submit(
-                        contextvars.copy_context().run, run_task, env, task, task_pool()
+                        contextvars.copy_context().run, run_task, env, task, timeout_pool()
                     )
                     for task in to_run
                 ]
@@ -285,12 +294,16 @@ async def adrive(
                 _report(loop, results[-1])
             else:
                 running = [asyncio.create_task(arun_task(env, task)) for task in to_run]
-                for next_done in asyncio.as_completed(running):
-                    result = await next_done
-                    results.append(result)
-                    await persister.submit(([], loop.finished_task_records(result)))
-                    logged.add(result.task.id)
-                    _report(loop, result)
+                try:
+                    for next_done in asyncio.as_completed(running):
+                        result = await next_done
+                        results.append(result)
+                        await persister.submit(([], loop.finished_task_records(result)))
+                        logged.add(result.task.id)
+                        _report(loop, result)
+                finally:  # a cancelled run must not leave its tasks running
+                    for still_running in running:
+                        still_running.cancel()
             stopped = _stop_step(loop, results, logged)
             if stopped is not None:
                 await persister.submit(stopped)

@@ -26,13 +26,8 @@ class NodeSpec:
     retry: RetryPolicy | None
     timeout: float | None
 
-    @property
-    def is_subgraph(self) -> bool:
-        return hasattr(self.fn, "_is_roost_graph")
-
-    @property
-    def is_async(self) -> bool:
-        return not self.is_subgraph and is_async_callable(self.fn)
+    is_subgraph: bool = False
+    is_async: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +90,9 @@ class StateGraph:
             raise InvalidGraph(f"node name {name!r} is reserved or already used")
         if timeout is not None and timeout <= 0:
             raise InvalidGraph(f"node {name!r}: timeout must be positive")
-        self.nodes[name] = NodeSpec(name, fn, retry, timeout)
+        is_subgraph = hasattr(fn, "_is_roost_graph")
+        is_async = not is_subgraph and is_async_callable(fn)
+        self.nodes[name] = NodeSpec(name, fn, retry, timeout, is_subgraph, is_async)
         return self
 
     def add_edge(self, start: str | Sequence[str], end: str) -> StateGraph:

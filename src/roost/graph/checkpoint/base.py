@@ -12,7 +12,7 @@ return records; they know nothing about graphs.
 from __future__ import annotations
 
 import itertools
-import secrets
+import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,7 +27,7 @@ _ids = itertools.count()
 def new_checkpoint_id() -> str:
     """A 21-character id that sorts by creation time: microseconds, a per-process
     counter, then randomness that separates processes writing in the same microsecond."""
-    return f"{time.time_ns() // 1000:013x}{next(_ids) & 0xFFFF:04x}{secrets.token_hex(2)}"
+    return f"{time.time_ns() // 1000:013x}{next(_ids) & 0xFFFF:04x}{random.getrandbits(16):04x}"
 
 
 @dataclass(frozen=True, slots=True)
