@@ -1,7 +1,7 @@
 import operator
 from typing import Annotated, TypedDict
 
-from roost.graph import END, START, Command, MemoryCheckpointer, StateGraph, add_messages, interrupt
+from roost.graph import END, START, Command, StateGraph, add_messages, interrupt
 
 
 class Parent(TypedDict):
@@ -52,8 +52,8 @@ def test_subgraph_updates_flow_through_parent_reducers_once() -> None:
     assert "draft" not in out  # child-only keys stay in the child
 
 
-def test_interrupt_inside_subgraph_shows_child_state_and_resumes() -> None:
-    graph = _parent(ask=True, checkpointer=MemoryCheckpointer())
+def test_interrupt_inside_subgraph_shows_child_state_and_resumes(checkpointer) -> None:
+    graph = _parent(ask=True, checkpointer=checkpointer)
     out = graph.invoke({"count": 0}, thread_id="t")
     (pending,) = out["__interrupt__"]
     assert pending.value == {"draft": "v1"}
@@ -72,6 +72,12 @@ def test_interrupt_inside_subgraph_shows_child_state_and_resumes() -> None:
     assert out["status"] == "done after 3"
 
 
-async def test_async_subgraph() -> None:
-    out = await _parent(ask=False).ainvoke({"count": 0})
+async def test_async_subgraph_resumes_after_interrupt(checkpointer) -> None:
+    graph = _parent(ask=True, checkpointer=checkpointer)
+    out = await graph.ainvoke({"count": 0}, thread_id="t")
+    assert out["__interrupt__"][0].value == {"draft": "v1"}
+    out = await graph.ainvoke(Command(resume="fine"), thread_id="t")
     assert out["count"] == 3
+    assert out["messages"][-1]["content"] == "review fine"
+    namespaces = await checkpointer.alist_namespaces("t")
+    assert namespaces[0] == "" and namespaces[1].startswith("team:")
