@@ -118,6 +118,102 @@ class EngineSettings(Section):
     num_threads: int | None = Field(None, ge=1)
 
 
+class LLMProviderSettings(Section):
+    """An endpoint and its credentials; ``kind`` picks the SDK (default: the section's name)."""
+
+    kind: Literal["openai", "anthropic", "gemini", "local"] | None = None
+    base_url: str | None = Field(None, description="Any OpenAI-compatible server for kind openai")
+    api_key: SecretStr | None = None
+    api_key_env: str | None = Field(None, description="Variable holding the key (default per kind)")
+    timeout_s: float = Field(60.0, gt=0)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class LLMDeploymentSettings(Section):
+    model: str = Field(description="provider:model, e.g. openai:gpt-4.1-mini")
+    weight: float = Field(1.0, gt=0, description="Share of traffic under the weighted strategy")
+
+
+class LLMGroupSettings(Section):
+    strategy: Literal["priority", "weighted", "least_latency", "lowest_cost"] = "priority"
+    deployments: list[LLMDeploymentSettings] = Field(min_length=1)
+
+    @field_validator("deployments", mode="before")
+    @classmethod
+    def _plain_ids(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"model": item} if isinstance(item, str) else item for item in value]
+        return value
+
+
+class LLMPriceSettings(Section):
+    """USD per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cached_input: float | None = Field(None, ge=0)
+
+
+class LLMBudgetSettings(Section):
+    tenant: str | None = Field(None, description="Tenant id; unset with key unset: every tenant")
+    key: str | None = Field(None, description="API key id")
+    limit_usd: float = Field(ge=0)
+    period: Literal["day", "month", "total"] = "month"
+
+
+class LLMRetrySettings(Section):
+    max_retries: int = Field(3, ge=0, le=10)
+    backoff_s: float = Field(1.0, ge=0, description="First wait; doubles each retry (1s, 2s, 4s)")
+    jitter: float = Field(0.1, ge=0, le=1, description="Random share added to each wait")
+    rate_limit_retries: int = Field(3, ge=0, le=10)
+    max_retry_after_s: float = Field(
+        10.0, ge=0, description="Longer retry-after: fail over now instead of waiting"
+    )
+
+
+class LLMCircuitSettings(Section):
+    failure_threshold: int = Field(5, ge=1)
+    reset_after_s: float = Field(30.0, gt=0)
+    health_check_interval_s: float | None = Field(None, gt=0, description="Probe open circuits")
+
+
+class LLMCacheSettings(Section):
+    enabled: bool = False
+    store: Literal["memory", "database", "redis"] = "memory"
+    ttl_s: float = Field(3600.0, gt=0)
+    max_entries: int = Field(10_000, ge=1)
+    semantic: bool = False
+    similarity_threshold: float = Field(0.95, gt=0, le=1)
+    semantic_allow_numbers: bool = False
+    semantic_allow_pii: bool = False
+
+
+class LLMComplexitySettings(Section):
+    group: str = Field("auto", description="Model name that routes by complexity")
+    small: str | None = None
+    large: str | None = None
+    max_simple_chars: int = Field(1200, ge=1)
+    hard_keywords: list[str] = Field(
+        default_factory=lambda: ["prove", "refactor", "step by step", "analyze", "design"]
+    )
+
+
+class LLMSettings(Section):
+    """Model providers, groups, prices, budgets, retries and the response cache."""
+
+    providers: dict[str, LLMProviderSettings] = Field(default_factory=dict)
+    groups: dict[str, LLMGroupSettings] = Field(default_factory=dict)
+    prices: dict[str, LLMPriceSettings] = Field(default_factory=dict)
+    budgets: list[LLMBudgetSettings] = Field(default_factory=list)
+    retry: LLMRetrySettings = Field(default_factory=LLMRetrySettings)
+    circuit: LLMCircuitSettings = Field(default_factory=LLMCircuitSettings)
+    cache: LLMCacheSettings = Field(default_factory=LLMCacheSettings)
+    complexity: LLMComplexitySettings = Field(default_factory=LLMComplexitySettings)
+    reserve_max_tokens: int = Field(
+        1024, ge=1, description="Output tokens reserved against budgets when a request sets none"
+    )
+
+
 class Settings(BaseSettings):
     """Everything Roost reads from configuration. Build it with :func:`load_settings`."""
 
@@ -132,6 +228,7 @@ class Settings(BaseSettings):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
 
     @field_validator("home")
     @classmethod

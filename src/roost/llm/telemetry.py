@@ -1,0 +1,128 @@
+"""Spans (OpenTelemetry GenAI semantic conventions) and Prometheus metrics of model calls."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from prometheus_client import Counter, Gauge, Histogram
+
+from roost.llm.base import RequestContext, split_model_id
+from roost.llm.messages import ModelSettings, Response
+from roost.observe.metrics import REGISTRY
+from roost.observe.tracing import get_tracer
+
+_tracer = get_tracer("roost.llm")
+
+LLM_REQUESTS = Counter(
+    "roost_llm_requests",
+    "Model calls (attempts) by provider, model and outcome",
+    ["provider", "model", "outcome"],
+    registry=REGISTRY,
+)
+LLM_DURATION = Histogram(
+    "roost_llm_request_duration_seconds",
+    "Duration of model calls that succeeded, by provider and model",
+    ["provider", "model"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120),
+    registry=REGISTRY,
+)
+LLM_TOKENS = Counter(
+    "roost_llm_tokens",
+    "Tokens used by provider, model and kind (input, cached_input, output)",
+    ["provider", "model", "kind"],
+    registry=REGISTRY,
+)
+LLM_COST = Counter(
+    "roost_llm_cost_usd", "Cost of model calls in USD by provider and model",
+    ["provider", "model"], registry=REGISTRY,
+)  # fmt: skip
+LLM_RETRIES = Counter(
+    "roost_llm_retries", "Retries and failovers by reason", ["model", "reason"], registry=REGISTRY
+)
+LLM_CACHE = Counter(
+    "roost_llm_cache_lookups", "Response cache lookups by tier and result",
+    ["tier", "result"], registry=REGISTRY,
+)  # fmt: skip
+LLM_CIRCUIT = Gauge(
+    "roost_llm_circuit_open", "1 while a deployment's circuit is open or half-open",
+    ["model"], registry=REGISTRY,
+)  # fmt: skip
+LLM_BUDGET_REJECTIONS = Counter(
+    "roost_llm_budget_rejections", "Requests refused because a budget was exhausted",
+    registry=REGISTRY,
+)  # fmt: skip
+
+
+@contextmanager
+def chat_span(
+    model_id: str,
+    provider_kind: str,
+    settings: ModelSettings,
+    context: RequestContext | None,
+    *,
+    group: str | None = None,
+    attempt: int = 0,
+) -> Iterator[Span]:
+    """A CLIENT span named ``chat {model}`` with the GenAI request attributes set."""
+    _, name = split_model_id(model_id)
+    with _tracer.start_as_current_span(
+        f"chat {name}", kind=SpanKind.CLIENT, record_exception=False, set_status_on_exception=False
+    ) as span:
+        span.set_attribute("gen_ai.operation.name", "chat")
+        span.set_attribute("gen_ai.provider.name", provider_kind)
+        span.set_attribute("gen_ai.request.model", name)
+        if settings.max_tokens is not None:
+            span.set_attribute("gen_ai.request.max_tokens", settings.max_tokens)
+        if settings.temperature is not None:
+            span.set_attribute("gen_ai.request.temperature", settings.temperature)
+        if settings.top_p is not None:
+            span.set_attribute("gen_ai.request.top_p", settings.top_p)
+        if group:
+            span.set_attribute("roost.llm.group", group)
+        span.set_attribute("roost.llm.attempt", attempt)
+        if context is not None:
+            span.set_attribute("roost.tenant_id", context.tenant_id)
+            if context.agent_id:
+                span.set_attribute("gen_ai.agent.id", context.agent_id)
+        yield span
+
+
+def record_response(span: Span, response: Response) -> None:
+    """Response attributes per the GenAI conventions."""
+    _, name = split_model_id(response.model)
+    span.set_attribute("gen_ai.response.model", name)
+    if response.id:
+        span.set_attribute("gen_ai.response.id", response.id)
+    span.set_attribute("gen_ai.response.finish_reasons", [response.finish_reason])
+    span.set_attribute("gen_ai.usage.input_tokens", response.usage.input_tokens)
+    span.set_attribute("gen_ai.usage.output_tokens", response.usage.output_tokens)
+    if response.usage.cached_input_tokens:
+        span.set_attribute(
+            "gen_ai.usage.cache_read.input_tokens", response.usage.cached_input_tokens
+        )
+
+
+def record_error(span: Span, error: BaseException) -> None:
+    span.set_attribute("error.type", getattr(error, "code", type(error).__name__))
+    span.set_status(Status(StatusCode.ERROR, str(error)[:200]))
+
+
+def record_metrics(response: Response, duration_s: float, cost_usd: float) -> None:
+    """Count one successful call."""
+    provider, model = split_model_id(response.model)
+    LLM_REQUESTS.labels(provider, model, "ok").inc()
+    LLM_DURATION.labels(provider, model).observe(duration_s)
+    usage = response.usage
+    LLM_TOKENS.labels(provider, model, "input").inc(usage.input_tokens)
+    LLM_TOKENS.labels(provider, model, "output").inc(usage.output_tokens)
+    if usage.cached_input_tokens:
+        LLM_TOKENS.labels(provider, model, "cached_input").inc(usage.cached_input_tokens)
+    if cost_usd:
+        LLM_COST.labels(provider, model).inc(cost_usd)
+
+
+def record_failure_metric(model_id: str, outcome: str) -> None:
+    provider, model = split_model_id(model_id)
+    LLM_REQUESTS.labels(provider, model, outcome).inc()
