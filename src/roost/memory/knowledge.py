@@ -1,0 +1,439 @@
+"""The knowledge base: collections of sources, ingested, chunked, embedded and searchable
+with citations.
+
+Sources are files (added one by one or as folders) or raw text under a caller-chosen URI.
+Each source remembers the hash of its content, so a re-sync re-indexes only what changed
+and removes what was deleted. Source ids derive from (collection, URI), so an ingestion
+that dies half-way is repaired by the next sync rather than leaving orphans behind: the
+source row is written last, after its chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+from roost.errors import Conflict, InvalidRequest, NotFound
+from roost.llm.embeddings import Embedder
+from roost.memory.chunking import ChunkingPolicy, TokenCounter, chunk_text, line_of
+from roost.memory.extract import MAX_FILE_BYTES, Extracted, extract_file, kind_of
+from roost.memory.short_term import approximate_tokens
+from roost.memory.vector_store import SearchMode, VectorItem, VectorStore, Where
+from roost.storage import Database, new_id, now_ms
+
+Progress = Callable[[int, int, str], None]  # done, total, uri
+SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache__",
+                       ".mypy_cache", ".ruff_cache", ".pytest_cache", "dist", "build"})  # fmt: skip
+EMBED_BATCH = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    id: str
+    name: str
+    description: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    id: str
+    uri: str
+    kind: str
+    content_hash: str
+    num_chunks: int
+    num_bytes: int
+    metadata: dict[str, Any]
+    updated_at: int
+
+
+@dataclass(slots=True)
+class SyncReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # uri, reason
+    num_chunks: int = 0  # chunks embedded by this run
+
+
+@dataclass(frozen=True, slots=True)
+class KnowledgeHit:
+    """A search result with everything a citation needs."""
+
+    text: str
+    score: float
+    collection: str
+    source_id: str
+    uri: str
+    title: str
+    chunk_index: int
+    start: int  # character offsets in the extracted text of the source
+    end: int
+    line_start: int
+    line_end: int
+    page: int | None = None  # PDFs: pages the chunk spans
+    page_end: int | None = None
+
+    @property
+    def citation(self) -> str:
+        if self.page and self.page_end and self.page_end != self.page:
+            where = f"pp. {self.page}-{self.page_end}"
+        elif self.page:
+            where = f"p. {self.page}"
+        else:
+            where = f"lines {self.line_start}-{self.line_end}"
+        return f"{self.uri} ({where})"
+
+
+def namespace_of(collection_id: str) -> str:
+    return f"kb:{collection_id}"
+
+
+class KnowledgeBase:
+    """Collections, ingestion, re-sync and cited search over a :class:`VectorStore`."""
+
+    def __init__(
+        self,
+        database: Database,
+        store: VectorStore,
+        embedder: Embedder,
+        *,
+        policy: ChunkingPolicy | None = None,
+        count_tokens: TokenCounter | None = None,
+    ) -> None:
+        self.database = database
+        self.store = store
+        self.embedder = embedder
+        self.policy = policy or ChunkingPolicy()
+        # Chunks must fit the embedder's window, so its tokenizer counts when it has one.
+        counter: TokenCounter = getattr(embedder, "count_tokens", approximate_tokens)
+        self.count_tokens: TokenCounter = count_tokens or counter
+
+    # collections -------------------------------------------------------------------------
+
+    async def create_collection(
+        self, tenant_id: str, name: str, description: str = ""
+    ) -> Collection:
+        if not name or len(name) > 100 or "/" in name:
+            raise InvalidRequest("a collection name is 1-100 characters without '/'", param="name")
+        if await self._find(tenant_id, name) is not None:
+            raise Conflict(f"collection {name!r} exists already")
+        collection = Collection(new_id("kb"), name, description, now_ms())
+        await self.database.execute(
+            "INSERT INTO kb_collections (tenant_id, id, name, description, created_at)"
+            " VALUES (:t, :id, :name, :d, :at)",
+            {
+                "t": tenant_id,
+                "id": collection.id,
+                "name": name,
+                "d": description,
+                "at": collection.created_at,
+            },
+        )
+        return collection
+
+    async def ensure_collection(self, tenant_id: str, name: str) -> Collection:
+        return await self._find(tenant_id, name) or await self.create_collection(tenant_id, name)
+
+    async def collection(self, tenant_id: str, name_or_id: str) -> Collection:
+        found = await self._find(tenant_id, name_or_id)
+        if found is None:
+            raise NotFound(f"no knowledge collection {name_or_id!r}")
+        return found
+
+    async def _find(self, tenant_id: str, name_or_id: str) -> Collection | None:
+        row = await self.database.fetch_one(
+            "SELECT * FROM kb_collections WHERE tenant_id = :t AND (id = :n OR name = :n)",
+            {"t": tenant_id, "n": name_or_id},
+        )
+        return (
+            None
+            if row is None
+            else Collection(row["id"], row["name"], row["description"], int(row["created_at"]))
+        )
+
+    async def list_collections(self, tenant_id: str) -> list[Collection]:
+        rows = await self.database.fetch_all(
+            "SELECT * FROM kb_collections WHERE tenant_id = :t ORDER BY name", {"t": tenant_id}
+        )
+        return [
+            Collection(r["id"], r["name"], r["description"], int(r["created_at"])) for r in rows
+        ]
+
+    async def delete_collection(self, tenant_id: str, name_or_id: str) -> None:
+        collection = await self.collection(tenant_id, name_or_id)
+        await self.store.delete_where(tenant_id, namespace_of(collection.id))
+        async with self.database.transaction() as conn:
+            for table, column in (("kb_sources", "collection_id"), ("kb_collections", "id")):
+                await conn.execute(
+                    text(f"DELETE FROM {table} WHERE tenant_id = :t AND {column} = :c"),
+                    {"t": tenant_id, "c": collection.id},
+                )
+
+    # sources -----------------------------------------------------------------------------
+
+    async def sources(self, tenant_id: str, collection: str) -> list[Source]:
+        found = await self.collection(tenant_id, collection)
+        rows = await self.database.fetch_all(
+            "SELECT * FROM kb_sources WHERE tenant_id = :t AND collection_id = :c ORDER BY uri",
+            {"t": tenant_id, "c": found.id},
+        )
+        return [_source(r) for r in rows]
+
+    async def add_text(
+        self, tenant_id: str, collection: str, uri: str, text: str, *, kind: str = "text",
+        title: str = "", metadata: dict[str, Any] | None = None,
+    ) -> str:  # fmt: skip
+        """Index raw text under ``uri``; returns ``added``, ``updated`` or ``unchanged``."""
+        if not uri:
+            raise InvalidRequest("a source needs a uri", param="uri")
+        found = await self.collection(tenant_id, collection)
+        extracted = Extracted(text, kind, title or uri, metadata=dict(metadata or {}))
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        state, _ = await self._index(
+            tenant_id, found, uri, extracted, digest, len(text.encode()), {}
+        )
+        return state
+
+    async def add_path(
+        self, tenant_id: str, collection: str, path: str | Path, *, progress: Progress | None = None
+    ) -> SyncReport:
+        """Index a file or every readable file under a folder (new and changed ones)."""
+        found = await self.collection(tenant_id, collection)
+        root, files = await asyncio.to_thread(_files_under, path)
+        report = SyncReport()
+        for n, file in enumerate(files, start=1):
+            await self._index_file(tenant_id, found, file, root, report)
+            if progress is not None:
+                progress(n, len(files), str(file))
+        return report
+
+    async def sync(
+        self, tenant_id: str, collection: str, *, progress: Progress | None = None
+    ) -> SyncReport:
+        """Re-sync every folder and file added before: changed files re-indexed, new ones
+        added, deleted ones removed (with their chunks)."""
+        found = await self.collection(tenant_id, collection)
+        known = [s for s in await self.sources(tenant_id, found.id) if "root" in s.metadata]
+        roots = sorted({Path(s.metadata["root"]) for s in known})
+        files = sorted(
+            {
+                f: r for r in roots for f in await asyncio.to_thread(_files, r, missing_ok=True)
+            }.items()
+        )
+        report = SyncReport()
+        present = {str(f) for f, _ in files}
+        for source in known:
+            if source.uri not in present:
+                await self._remove(tenant_id, found, source)
+                report.removed.append(source.uri)
+        for n, (file, root) in enumerate(files, start=1):
+            await self._index_file(tenant_id, found, file, root, report)
+            if progress is not None:
+                progress(n, len(files), str(file))
+        return report
+
+    async def remove_source(self, tenant_id: str, collection: str, uri: str) -> None:
+        found = await self.collection(tenant_id, collection)
+        source = next((s for s in await self.sources(tenant_id, found.id) if s.uri == uri), None)
+        if source is None:
+            raise NotFound(f"no source {uri!r} in {found.name!r}")
+        await self._remove(tenant_id, found, source)
+
+    async def _remove(self, tenant_id: str, collection: Collection, source: Source) -> None:
+        await self.store.delete_where(
+            tenant_id, namespace_of(collection.id), {"source_id": source.id}
+        )
+        await self.database.execute(
+            "DELETE FROM kb_sources WHERE tenant_id = :t AND id = :id",
+            {"t": tenant_id, "id": source.id},
+        )
+
+    async def _index_file(
+        self, tenant_id: str, collection: Collection, file: Path, root: Path, report: SyncReport
+    ) -> None:
+        uri = str(file)
+        try:
+            data = await asyncio.to_thread(file.read_bytes)
+            if len(data) > MAX_FILE_BYTES:
+                raise InvalidRequest(f"larger than {MAX_FILE_BYTES} bytes")
+            digest = hashlib.sha256(data).hexdigest()
+            existing = await self._source_row(tenant_id, collection, uri)
+            if existing is not None and existing.content_hash == digest:
+                report.unchanged.append(uri)
+                return
+            extracted = extract_file(file, data)
+            meta = {
+                "root": str(root),
+                "path": str(file.relative_to(root)) if file != root else file.name,
+            }
+            state, num_chunks = await self._index(
+                tenant_id, collection, uri, extracted, digest, len(data), meta
+            )
+        except (OSError, InvalidRequest) as exc:
+            report.failed.append((uri, getattr(exc, "message", None) or str(exc)))
+            return
+        report.num_chunks += num_chunks
+        getattr(report, state).append(uri)
+
+    async def _source_row(self, tenant_id: str, collection: Collection, uri: str) -> Source | None:
+        row = await self.database.fetch_one(
+            "SELECT * FROM kb_sources WHERE tenant_id = :t AND collection_id = :c AND uri = :u",
+            {"t": tenant_id, "c": collection.id, "u": uri},
+        )
+        return None if row is None else _source(row)
+
+    async def _index(
+        self, tenant_id: str, collection: Collection, uri: str, extracted: Extracted,
+        digest: str, num_bytes: int, meta: dict[str, Any],
+    ) -> tuple[str, int]:  # fmt: skip
+        existing = await self._source_row(tenant_id, collection, uri)
+        if existing is not None and existing.content_hash == digest:
+            return "unchanged", 0
+        source_id = (
+            "src_" + hashlib.sha256(f"{tenant_id}|{collection.id}|{uri}".encode()).hexdigest()[:24]
+        )
+        namespace = namespace_of(collection.id)
+        chunks = chunk_text(
+            extracted.text, policy=self.policy, count_tokens=self.count_tokens,
+            language=extracted.language if extracted.kind == "code" else None,
+        )  # fmt: skip
+        newlines = [i for i, ch in enumerate(extracted.text) if ch == "\n"]
+        await self.store.delete_where(tenant_id, namespace, {"source_id": source_id})
+        for start in range(0, len(chunks), EMBED_BATCH):
+            batch = chunks[start : start + EMBED_BATCH]
+            vectors = await self.embedder.embed([c.text for c in batch])
+            await self.store.upsert(
+                tenant_id,
+                [
+                    VectorItem(
+                        id=f"{source_id}:{chunk.index}",
+                        namespace=namespace,
+                        text=chunk.text,
+                        vector=vector,
+                        metadata={
+                            "source_id": source_id,
+                            "uri": uri,
+                            "title": extracted.title,
+                            "kind": extracted.kind,
+                            "chunk_index": chunk.index,
+                            "start": chunk.start,
+                            "end": chunk.end,
+                            "line_start": line_of(extracted.text, chunk.start, newlines),
+                            "line_end": line_of(extracted.text, chunk.end, newlines),
+                            "page": _page(extracted.page_starts, chunk.start),
+                            "page_end": _page(
+                                extracted.page_starts, max(chunk.start, chunk.end - 1)
+                            ),
+                        },
+                    )
+                    for chunk, vector in zip(batch, vectors, strict=True)
+                ],
+            )
+        # Written last: a crash before this line leaves the old hash, so the next sync redoes it.
+        params = {
+            "t": tenant_id, "id": source_id, "c": collection.id, "u": uri, "k": extracted.kind,
+            "h": digest, "n": len(chunks), "b": num_bytes,
+            "m": json.dumps({**extracted.metadata, **meta, "title": extracted.title}), "at": now_ms(),
+        }  # fmt: skip
+        await self.database.execute(
+            "INSERT INTO kb_sources (tenant_id, id, collection_id, uri, kind, content_hash,"
+            " num_chunks, num_bytes, metadata, updated_at) VALUES (:t, :id, :c, :u, :k, :h, :n,"
+            " :b, :m, :at) ON CONFLICT (tenant_id, id) DO UPDATE SET kind = excluded.kind,"
+            " content_hash = excluded.content_hash, num_chunks = excluded.num_chunks,"
+            " num_bytes = excluded.num_bytes, metadata = excluded.metadata,"
+            " updated_at = excluded.updated_at",
+            params,
+        )
+        return ("added" if existing is None else "updated"), len(chunks)
+
+    # search ------------------------------------------------------------------------------
+
+    async def search(
+        self, tenant_id: str, collection: str, query: str, *, k: int = 5,
+        mode: SearchMode = "hybrid", where: Where | None = None,
+    ) -> list[KnowledgeHit]:  # fmt: skip
+        """The best chunks for ``query`` with their source and position."""
+        found = await self.collection(tenant_id, collection)
+        vector = (await self.embedder.embed([query]))[0] if mode != "keyword" else None
+        hits = await self.store.search(
+            tenant_id,
+            namespace_of(found.id),
+            text=query,
+            vector=vector,
+            k=k,
+            mode=mode,
+            where=where,
+        )
+        return [
+            KnowledgeHit(
+                text=hit.item.text,
+                score=hit.score,
+                collection=found.name,
+                source_id=m["source_id"],
+                uri=m["uri"],
+                title=m.get("title", ""),
+                chunk_index=int(m["chunk_index"]),
+                start=int(m["start"]),
+                end=int(m["end"]),
+                line_start=int(m["line_start"]),
+                line_end=int(m["line_end"]),
+                page=m.get("page"),
+                page_end=m.get("page_end"),
+            )
+            for hit in hits
+            for m in [hit.item.metadata]
+        ]
+
+
+def _files_under(path: str | Path) -> tuple[Path, list[Path]]:
+    root = Path(path).expanduser().resolve()
+    return root, _files(root)
+
+
+def _files(root: Path, *, missing_ok: bool = False) -> list[Path]:
+    if not root.exists():
+        if missing_ok:
+            return []
+        raise NotFound(f"{root} does not exist")
+    return sorted(_walk(root))
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    if root.is_file():
+        if kind_of(root) is not None:
+            yield root
+        return
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = sorted(d for d in subdirs if d not in SKIP_DIRS and not d.startswith("."))
+        for name in sorted(files):
+            file = Path(directory) / name
+            if not name.startswith(".") and kind_of(file) is not None:
+                yield file
+
+
+def _page(page_starts: list[int], offset: int) -> int | None:
+    if not page_starts:
+        return None
+    page = 0
+    for number, start in enumerate(page_starts, start=1):
+        if start <= offset:
+            page = number
+    return page or 1
+
+
+def _source(row: dict[str, Any]) -> Source:
+    return Source(
+        id=row["id"], uri=row["uri"], kind=row["kind"], content_hash=row["content_hash"],
+        num_chunks=int(row["num_chunks"]), num_bytes=int(row["num_bytes"]),
+        metadata=json.loads(row["metadata"]), updated_at=int(row["updated_at"]),
+    )  # fmt: skip
