@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -182,7 +183,7 @@ def test_chunks_fit_budget_overlap_and_keep_offsets() -> None:
     chunks = chunk_text(text, policy=ChunkingPolicy(max_tokens=40, overlap_tokens=12))
     assert len(chunks) > 5
     assert all(c.tokens <= 40 and text[c.start : c.end] == c.text for c in chunks)
-    assert all(b.start < a.end for a, b in zip(chunks, chunks[1:], strict=False))  # overlap
+    assert all(b.start < a.end for a, b in itertools.pairwise(chunks))  # overlap
     assert chunks[-1].end == len(text)
     run_on = "word " * 500
     assert all(c.tokens <= 40 for c in chunk_text(run_on, policy=ChunkingPolicy(40, 8)))
