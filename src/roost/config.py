@@ -214,6 +214,49 @@ class LLMSettings(Section):
     )
 
 
+class McpServerSettings(Section):
+    """An external MCP server whose tools Roost offers, prefixed with ``name``."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9-]{1,32}$")
+    command: list[str] | None = Field(None, description="stdio: argv of the server process")
+    env: dict[str, str] = Field(default_factory=dict, description="stdio: its environment")
+    url: str | None = Field(None, description="Streamable HTTP endpoint")
+    headers: dict[str, str] = Field(default_factory=dict, description="HTTP headers (auth)")
+    risk: Literal["read", "write", "network", "execute", "destructive"] | None = Field(
+        None, description="Risk of every tool; default: from the server's tool annotations"
+    )
+
+
+class ToolsSettings(Section):
+    """Tools: workspaces, sandbox limits, permissions, approvals, outbound HTTP, MCP servers."""
+
+    workspaces_dir: Path | None = Field(None, description="Agent workspaces; default home/workspaces")
+    approval_risk: Literal["read", "write", "network", "execute", "destructive"] = "destructive"
+    approval_ttl_s: float = Field(86400.0, gt=0)
+    max_parallel: int = Field(4, ge=1, le=64, description="Concurrent tool calls of one turn")
+    default_role: str = Field("admin", description="Role of API keys with no binding")
+    agent_role: str = Field("developer", description="Role of agents with no binding")
+    role_bindings: dict[str, str] = Field(
+        default_factory=dict, description="'<actor>' or '<tenant id>/<actor>' -> role name"
+    )
+    capability_secret: SecretStr | None = Field(
+        None, description="HMAC key of capability tokens; set it when several nodes run tools"
+    )
+    allowed_executables: list[str] | None = Field(None, description="Default: a coding kit")
+    command_timeout_s: float = Field(120.0, gt=0)
+    command_cpu_s: int = Field(120, ge=1)
+    command_memory_mb: int = Field(2048, ge=64)
+    command_max_processes: int = Field(128, ge=4)
+    command_max_output_kb: int = Field(64, ge=1)
+    command_network: bool = Field(False, description="Let sandboxed commands use the network")
+    require_jail: bool = Field(False, description="Refuse to run commands without bubblewrap")
+    http_allowed_hosts: list[str] = Field(default_factory=list, description="Empty: any public")
+    http_allowed_networks: list[str] = Field(
+        default_factory=list, description="CIDRs exempt from the SSRF refusal (internal APIs)"
+    )
+    mcp_servers: list[McpServerSettings] = Field(default_factory=list)
+
+
 class Settings(BaseSettings):
     """Everything Roost reads from configuration. Build it with :func:`load_settings`."""
 
@@ -229,6 +272,7 @@ class Settings(BaseSettings):
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    tools: ToolsSettings = Field(default_factory=ToolsSettings)
 
     @field_validator("home")
     @classmethod

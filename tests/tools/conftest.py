@@ -65,3 +65,7 @@ def snapshot(root: Path) -> dict[str, bytes]:
         )
         for p in sorted(root.rglob("*"))
     }
+
+
+# The server's app fixtures (make_app, auth), reused for the HTTP and MCP endpoint tests.
+from tests.server.conftest import auth, make_app  # noqa: E402, F401

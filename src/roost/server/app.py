@@ -18,6 +18,7 @@ from roost.observe.logging import get_logger
 from roost.observe.tracing import configure_tracing
 from roost.platform import Platform, bootstrap
 from roost.server import health
+from roost.server import tools as tool_layer
 from roost.server.error_format import error_body
 from roost.server.middleware import (
     AuthMiddleware,
@@ -29,12 +30,12 @@ from roost.server.middleware import (
 log = get_logger("roost.server")
 
 # Each adapter module contributes one router; later layers append theirs here.
-ROUTERS: list[APIRouter] = [health.router]
+ROUTERS: list[APIRouter] = [health.router, tool_layer.router]
 # Each layer that needs services at run time contributes one hook: an async context
 # manager that builds them (migrations included) on ``app.state`` once the platform is
 # open, and tears them down at shutdown, in reverse order.
 LifespanHook = Callable[[FastAPI], AbstractAsyncContextManager[None]]
-LIFESPAN_HOOKS: list[LifespanHook] = []
+LIFESPAN_HOOKS: list[LifespanHook] = [tool_layer.tools_lifespan]
 
 
 def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:

@@ -1,0 +1,90 @@
+"""HTTP: GET /v1/tools, POST /v1/tools/{name}/execute, the approvals API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.server.conftest import AppFactory
+
+
+async def test_list_tools_shows_name_description_risk_and_schema(
+    make_app: AppFactory, auth: dict[str, str]
+) -> None:
+    async with make_app() as (_, client):
+        response = await client.get("/v1/tools", headers=auth)
+        assert response.status_code == 200
+        tools = {t["name"]: t for t in response.json()["data"]}
+        assert {"read_file", "run_command", "git_push", "http_fetch"} <= set(tools)
+        assert tools["git_push"]["risk"] == "destructive"
+        assert tools["read_file"]["input_schema"]["required"] == ["path"]
+        assert tools["read_file"]["description"]
+        assert (await client.get("/v1/tools")).status_code == 401
+
+
+async def _execute(
+    client: httpx.AsyncClient, auth: dict[str, str], name: str, **body: Any
+) -> dict[str, Any]:
+    response = await client.post(f"/v1/tools/{name}/execute", json=body, headers=auth)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def test_execute_returns_the_issue_shape(make_app: AppFactory, auth: dict[str, str]) -> None:
+    async with make_app() as (_, client):
+        written = await _execute(
+            client, auth, "write_file", arguments={"path": "a.txt", "content": "hi"}
+        )
+        assert written["status"] == "ok" and written["error"] is None
+        assert written["output"] == {"path": "a.txt", "bytes_written": 2}
+        refused = await _execute(client, auth, "read_file", arguments={"path": "../x"})
+        assert refused["status"] == "error" and refused["output"] is None
+        assert refused["error"]["type"] == "path_refused" and "'..'" in refused["error"]["message"]
+        missing = await client.post("/v1/tools/nope/execute", json={}, headers=auth)
+        assert missing.status_code == 404
+        assert missing.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_approval_round_trip_over_http(make_app: AppFactory, auth: dict[str, str]) -> None:
+    async with make_app() as (_, client):
+        await _execute(client, auth, "write_file", arguments={"path": "old.txt", "content": "x"})
+        pending = await _execute(client, auth, "delete_file", arguments={"path": "old.txt"})
+        assert pending["status"] == "pending_approval"
+        approval_id = pending["approval_id"]
+        queue = (await client.get("/v1/approvals?status=pending", headers=auth)).json()["data"]
+        assert [(a["id"], a["tool"], a["arguments"]) for a in queue] == [
+            (approval_id, "delete_file", {"path": "old.txt"})
+        ]
+        bad_edit = await client.post(
+            f"/v1/approvals/{approval_id}",
+            json={"decision": "edit", "arguments": {"path": 5}},
+            headers=auth,
+        )
+        assert bad_edit.status_code == 400
+        decided = await client.post(
+            f"/v1/approvals/{approval_id}", json={"decision": "approve"}, headers=auth
+        )
+        assert decided.status_code == 200 and decided.json()["status"] == "approved"
+        twice = await client.post(
+            f"/v1/approvals/{approval_id}", json={"decision": "deny"}, headers=auth
+        )
+        assert twice.status_code == 409
+        done = await _execute(
+            client, auth, "delete_file", arguments={"path": "old.txt"}, approval_id=approval_id
+        )
+        assert done["status"] == "ok"
+        gone = await _execute(client, auth, "read_file", arguments={"path": "old.txt"})
+        assert gone["error"]["type"] == "not_found"
+
+
+async def test_roles_without_approval_rights_cannot_decide(
+    make_app: AppFactory, auth: dict[str, str]
+) -> None:
+    async with make_app(env={"ROOST_TOOLS__DEFAULT_ROLE": "developer"}) as (_, client):
+        pending = await _execute(client, auth, "git_push", arguments={})
+        response = await client.post(
+            f"/v1/approvals/{pending['approval_id']}", json={"decision": "approve"}, headers=auth
+        )
+        assert response.status_code == 403 and "may not decide" in response.text
