@@ -316,5 +316,3 @@ class Router:
             deployment=last_error.deployment,
             status_code=last_error.status_code,
         )
-
-

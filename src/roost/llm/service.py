@@ -1,0 +1,298 @@
+"""``LLMService``: the one entry point above this layer (gateway endpoints, agents, CLI).
+
+Per call: resolve the model group, answer from the response cache when allowed,
+reserve the worst-case cost against budgets, route (retries, failover), then settle
+the budget to the actual cost and write the usage record in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from roost.config import LLMSettings
+from roost.llm import telemetry
+from roost.llm.base import NO_SETTINGS, RequestContext, response_events
+from roost.llm.budgets import EMPTY_RESERVATION, BudgetLedger, Reservation
+from roost.llm.cache import (
+    DatabaseCacheStore,
+    MemoryCacheStore,
+    RedisCacheStore,
+    ResponseCache,
+    TextEmbedder,
+)
+from roost.llm.cost import PriceTable, usd
+from roost.llm.messages import (
+    Message,
+    ModelSettings,
+    Response,
+    ResponseDone,
+    StreamEvent,
+    TextDelta,
+    ToolDefinition,
+    Usage,
+)
+from roost.llm.providers import ProviderRegistry
+from roost.llm.router import ModelGroup, Router
+from roost.llm.schema import LLM_MIGRATIONS
+from roost.llm.usage import CacheResult, UsageRecord, UsageStatus, UsageStore
+from roost.storage import Database, migrate
+from roost.storage.redis import RedisClient
+
+# Tokens are never fewer than a third of the characters for the tokenizers in use,
+# so this over-estimates input and budgets err on the side of refusing.
+_CHARS_PER_TOKEN = 3
+_TOKENS_PER_MESSAGE = 8
+
+
+@dataclass(frozen=True, slots=True)
+class CallOptions:
+    """Per-call switches: skip the cache (read and write) for this request."""
+
+    use_cache: bool = True
+
+
+DEFAULT_OPTIONS = CallOptions()
+
+
+class LLMService:
+    """Routes calls for a tenant with caching, budgets, usage records and telemetry."""
+
+    def __init__(
+        self,
+        router: Router,
+        *,
+        usage: UsageStore | None = None,
+        budgets: BudgetLedger | None = None,
+        cache: ResponseCache | None = None,
+        reserve_max_tokens: int = 1024,
+    ) -> None:
+        self.router = router
+        self.prices: PriceTable = router.prices
+        self.usage = usage
+        self.budgets = budgets
+        self.cache = cache
+        self.reserve_max_tokens = reserve_max_tokens
+
+    @classmethod
+    async def open(
+        cls,
+        settings: LLMSettings,
+        database: Database | None,
+        *,
+        redis: RedisClient | None = None,
+        registry: ProviderRegistry | None = None,
+        embedder: TextEmbedder | None = None,
+    ) -> LLMService:
+        """Build the service from ``[llm]`` settings; migrates the ``llm`` tables when given a database."""
+        registry = registry or ProviderRegistry(settings.providers)
+        router = Router.from_settings(settings, registry)
+        usage = budgets = None
+        if database is not None:
+            await migrate(database, LLM_MIGRATIONS)
+            usage = UsageStore(database)
+            budgets = BudgetLedger(database, settings.budgets)
+        cache = None
+        if settings.cache.enabled:
+            store: MemoryCacheStore | DatabaseCacheStore | RedisCacheStore
+            if settings.cache.store == "redis" and redis is not None:
+                store = RedisCacheStore(redis)
+            elif settings.cache.store == "database" and database is not None:
+                store = DatabaseCacheStore(database)
+            else:
+                store = MemoryCacheStore(settings.cache.max_entries)
+            cache = ResponseCache(
+                store,
+                ttl_s=settings.cache.ttl_s,
+                embedder=embedder if settings.cache.semantic else None,
+                similarity_threshold=settings.cache.similarity_threshold,
+                allow_numbers=settings.cache.semantic_allow_numbers,
+                allow_pii=settings.cache.semantic_allow_pii,
+            )
+        return cls(
+            router,
+            usage=usage,
+            budgets=budgets,
+            cache=cache,
+            reserve_max_tokens=settings.reserve_max_tokens,
+        )
+
+    async def aclose(self) -> None:
+        await self.router.registry.aclose()
+
+    async def request(
+        self,
+        model: str,
+        messages: Sequence[Message],
+        settings: ModelSettings = NO_SETTINGS,
+        tools: Sequence[ToolDefinition] = (),
+        *,
+        context: RequestContext,
+        options: CallOptions = DEFAULT_OPTIONS,
+    ) -> Response:
+        """Answer ``messages`` with model group (or ``provider:model``) ``model`` for ``context``."""
+        group = self.router.resolve(model, messages, tools, settings)
+        started = time.perf_counter()
+        cached = await self._cached(group, messages, settings, tools, context, options)
+        if cached is not None:
+            return cached
+        reservation = await self._reserve(group, messages, settings, tools, context)
+        try:
+            response = await self.router.request(group.name, messages, settings, tools, context)
+        except BaseException:
+            await self._finish(reservation, group, context, None, started, "error")
+            raise
+        await self._finish(reservation, group, context, response, started, "ok")
+        if self.cache is not None and options.use_cache:
+            await self.cache.put(context.tenant_id, group.name, messages, settings, tools, response)
+        return response
+
+    async def request_stream(
+        self,
+        model: str,
+        messages: Sequence[Message],
+        settings: ModelSettings = NO_SETTINGS,
+        tools: Sequence[ToolDefinition] = (),
+        *,
+        context: RequestContext,
+        options: CallOptions = DEFAULT_OPTIONS,
+    ) -> AsyncIterator[StreamEvent]:
+        """Stream the answer; the last event is :class:`ResponseDone`. Budget, usage and
+        cache are settled when the stream ends, fails, or the caller stops reading."""
+        group = self.router.resolve(model, messages, tools, settings)
+        started = time.perf_counter()
+        cached = await self._cached(group, messages, settings, tools, context, options)
+        if cached is not None:
+            for event in response_events(cached):
+                yield event
+            return
+        reservation = await self._reserve(group, messages, settings, tools, context)
+        final: Response | None = None
+        streamed: list[str] = []
+        status: UsageStatus = "cancelled"
+        try:
+            async for event in self.router.request_stream(
+                group.name, messages, settings, tools, context
+            ):
+                if isinstance(event, ResponseDone):
+                    final = event.response
+                    status = "ok"
+                elif isinstance(event, TextDelta):
+                    streamed.append(event.text)
+                yield event
+        except Exception:
+            status = "error"
+            raise
+        finally:
+            if final is None and streamed:
+                # Cut short: charge what was delivered, estimated from its length.
+                text = "".join(streamed)
+                final = Response(
+                    Message.assistant(text),
+                    "error",
+                    Usage(self._estimate_input(messages, tools), -(-len(text) // 4)),
+                    "",
+                    None,
+                )
+            await self._finish(reservation, group, context, final, started, status)
+        if final is not None and status == "ok" and self.cache is not None and options.use_cache:
+            await self.cache.put(context.tenant_id, group.name, messages, settings, tools, final)
+
+    async def _cached(
+        self,
+        group: ModelGroup,
+        messages: Sequence[Message],
+        settings: ModelSettings,
+        tools: Sequence[ToolDefinition],
+        context: RequestContext,
+        options: CallOptions,
+    ) -> Response | None:
+        if self.cache is None or not options.use_cache:
+            return None
+        hit = await self.cache.lookup(context.tenant_id, group.name, messages, settings, tools)
+        if hit is None:
+            return None
+        if self.usage is not None:
+            await self.usage.record(
+                UsageRecord(
+                    context,
+                    hit.response.model,
+                    Usage(),
+                    0,
+                    0,
+                    cache=hit.tier,
+                    model_group=group.name,
+                    price_version=self.prices.version,
+                )
+            )
+        return hit.response
+
+    def _estimate_input(self, messages: Sequence[Message], tools: Sequence[ToolDefinition]) -> int:
+        chars = sum(len(str(p)) for m in messages for p in m.parts)
+        chars += sum(len(json.dumps(t.parameters)) + len(t.description) for t in tools)
+        return chars // _CHARS_PER_TOKEN + _TOKENS_PER_MESSAGE * len(messages)
+
+    def estimate_cost_nano(
+        self,
+        group: ModelGroup,
+        messages: Sequence[Message],
+        settings: ModelSettings,
+        tools: Sequence[ToolDefinition],
+    ) -> int:
+        """Worst case over the group's deployments (failover may land on the dearest)."""
+        worst = Usage(
+            self._estimate_input(messages, tools), settings.max_tokens or self.reserve_max_tokens
+        )
+        return max((self.prices.cost_nano(d.model_id, worst) for d in group.deployments), default=0)
+
+    async def _reserve(
+        self,
+        group: ModelGroup,
+        messages: Sequence[Message],
+        settings: ModelSettings,
+        tools: Sequence[ToolDefinition],
+        context: RequestContext,
+    ) -> Reservation:
+        if self.budgets is None:
+            return EMPTY_RESERVATION
+        amount = self.estimate_cost_nano(group, messages, settings, tools)
+        return await self.budgets.reserve(context.tenant_id, context.key_id, amount)
+
+    async def _finish(
+        self,
+        reservation: Reservation,
+        group: ModelGroup,
+        context: RequestContext,
+        response: Response | None,
+        started: float,
+        status: UsageStatus,
+    ) -> None:
+        latency_ms = int((time.perf_counter() - started) * 1000)
+        model_id = (response.model if response is not None else "") or group.deployments[0].model_id
+        usage = response.usage if response is not None else Usage()
+        cost = self.prices.cost_nano(model_id, usage)
+        if response is not None and status == "ok":
+            telemetry.record_metrics(response, latency_ms / 1000, usd(cost))
+        if self.usage is None and self.budgets is None:
+            return
+        cache: CacheResult = "miss" if self.cache is not None else "off"
+        record = UsageRecord(
+            context,
+            model_id,
+            usage,
+            cost,
+            latency_ms,
+            status,
+            cache,
+            model_group=group.name,
+            price_version=self.prices.version,
+        )
+        database = (self.usage or self.budgets).database  # type: ignore[union-attr]
+        # One transaction: the budget never shows a cost the usage log does not.
+        async with database.transaction() as conn:
+            if self.budgets is not None:
+                await self.budgets.settle(reservation, cost, conn)
+            if self.usage is not None:
+                await self.usage.record(record, conn)
