@@ -13,8 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from roost.engine.linear import Linear
 from roost.engine.model_config import ModelConfig
 from roost.engine.rope import apply_rope, rope_tables
+
+_NUM_REFINED_LOGITS = 8
 
 
 @dataclass(slots=True)
@@ -42,14 +45,15 @@ class Attention(nn.Module):
         self.head_dim = config.head_dim
         qkv_out = (config.num_heads + 2 * config.num_kv_heads) * config.head_dim
         # q, k and v share one matmul: fewer, larger kernels are faster on a CPU.
-        self.qkv_proj = nn.Linear(config.hidden_size, qkv_out, bias=config.attention_bias)
-        self.o_proj = nn.Linear(config.num_heads * config.head_dim, config.hidden_size, bias=False)
+        self.qkv_proj = Linear(config.hidden_size, qkv_out, bias=config.attention_bias)
+        self.o_proj = Linear(config.num_heads * config.head_dim, config.hidden_size, bias=False)
 
     def forward(self, x: torch.Tensor, batch: AttentionBatch) -> torch.Tensor:
         b, s, _ = x.shape
         h, hkv, d = self.num_heads, self.num_kv_heads, self.head_dim
         qkv = self.qkv_proj(x).view(b, s, h + 2 * hkv, d)  # [B, S, H + 2Hkv, D]
-        qk = apply_rope(qkv[:, :, : h + hkv], batch.cos, batch.sin)  # [B, S, H + Hkv, D]
+        # Rotate in float32: bf16 rounding of the rotation drifts at long positions.
+        qk = apply_rope(qkv[:, :, : h + hkv].float(), batch.cos, batch.sin).to(qkv.dtype)
         q, k = qk[:, :, :h], qk[:, :, h:]
         v = qkv[:, :, h + hkv :]
         cache = batch.kv_cache[self.layer_index]  # [2, N, Hkv, D]
@@ -67,8 +71,8 @@ class MLP(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.intermediate_size = config.intermediate_size
-        self.gate_up_proj = nn.Linear(config.hidden_size, 2 * config.intermediate_size, bias=False)
-        self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
+        self.gate_up_proj = Linear(config.hidden_size, 2 * config.intermediate_size, bias=False)
+        self.down_proj = Linear(config.intermediate_size, config.hidden_size, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate, up = self.gate_up_proj(x).split(self.intermediate_size, dim=-1)
@@ -76,15 +80,16 @@ class MLP(nn.Module):
 
 
 class RMSNorm(nn.Module):
+    """Normalises the float32 residual stream; emits ``out_dtype`` for the next matmul."""
+
     def __init__(self, size: int, eps: float) -> None:
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(size))
+        self.out_dtype = torch.float32
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Normalise in float32 like the reference implementations; low precision drifts.
-        normed = F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps)
-        return self.weight * normed.to(x.dtype)
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps).to(self.out_dtype)
 
 
 class DecoderLayer(nn.Module):
@@ -105,6 +110,7 @@ class LlamaModel(nn.Module):
 
     rope_cos: torch.Tensor
     rope_sin: torch.Tensor
+    head_fp32: torch.Tensor | None = None  # [V, H] float32 copy used to refine top logits
 
     def __init__(self, config: ModelConfig, max_positions: int) -> None:
         super().__init__()
@@ -112,7 +118,7 @@ class LlamaModel(nn.Module):
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
         self.layers = nn.ModuleList(DecoderLayer(config, i) for i in range(config.num_layers))
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
-        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.lm_head = Linear(config.hidden_size, config.vocab_size, bias=False)
         cos, sin = rope_tables(config, max_positions)
         self.register_buffer("rope_cos", cos, persistent=False)  # [P, D]
         self.register_buffer("rope_sin", sin, persistent=False)  # [P, D]
@@ -123,15 +129,45 @@ class LlamaModel(nn.Module):
         sin = self.rope_sin[positions].unsqueeze(2).to(dtype)
         return cos, sin
 
+    def prepack_linears(self) -> None:
+        """Prepack every projection for oneDNN (CPU bf16); weights become opaque afterwards."""
+        for module in self.modules():
+            if isinstance(module, Linear) and module is not self.lm_head:
+                module.prepack()
+
     def decoder_layers(self) -> list[DecoderLayer]:
         return [cast(DecoderLayer, layer) for layer in self.layers]
 
+    def set_compute_dtype(self, dtype: torch.dtype) -> None:
+        """Matmuls run in ``dtype``; norms, rope and the residual stream stay float32.
+
+        A float32 residual stream (as llama.cpp keeps) is what lets bf16 weights track the
+        float32 reference closely; it costs only elementwise work on [B, S, hidden].
+        """
+        self.to(dtype)
+        for module in self.modules():
+            if isinstance(module, RMSNorm):
+                module.float()
+                module.out_dtype = dtype
+
     def forward(self, input_ids: torch.Tensor, batch: AttentionBatch) -> torch.Tensor:
-        x = self.embed_tokens(input_ids)  # [B, S, H]
+        x = self.embed_tokens(input_ids).float()  # [B, S, H] residual stream in float32
         for layer in self.layers:
             x = layer(x, batch)
         return x  # [B, S, H] before the final norm
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """[N, H] hidden rows to [N, V] float32 logits."""
-        return self.lm_head(self.norm(hidden)).float()
+        """[N, H] hidden rows to [N, V] float32 logits.
+
+        With a low-precision head, the best few logits are recomputed in float32: bf16 rounds
+        the top logits of a confident model onto the same value (steps of 0.125 near 25),
+        which would turn greedy choices between close candidates into coin flips.
+        """
+        normed = F.rms_norm(hidden, (hidden.shape[-1],), self.norm.weight, self.norm.eps)
+        if self.head_fp32 is None:
+            return self.lm_head(normed).float()
+        logits = self.lm_head(normed.to(self.norm.out_dtype)).float()  # [N, V]
+        candidates = logits.topk(_NUM_REFINED_LOGITS, dim=-1).indices  # [N, K]
+        rows = self.head_fp32[candidates]  # [N, K, H]
+        exact = torch.einsum("nkh,nh->nk", rows, normed)  # [N, K]
+        return logits.scatter_(1, candidates, exact)

@@ -103,7 +103,7 @@ class ModelRunner:
         mask = key_positions[None, None, :] <= positions[:, :, None]  # [B, S, T]
         if self.sliding_window is not None:
             mask &= key_positions[None, None, :] > positions[:, :, None] - self.sliding_window
-        cos, sin = self.model.rope_for(positions, self.dtype)
+        cos, sin = self.model.rope_for(positions, torch.float32)
         batch = AttentionBatch(
             kv_cache=self.kv_cache,
             write_slots=write_slots.reshape(-1),

