@@ -44,6 +44,12 @@ def redis_url(redis_server: RedisServer) -> str:
     return redis_server.url
 
 
+@pytest.fixture(scope="session")
+def model_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Roost home shared by the session, so the bundled GGUF is converted only once."""
+    return tmp_path_factory.mktemp("model-home")
+
+
 @pytest.fixture
 def roost_home(tmp_path: Path) -> Path:
     home = tmp_path / "roost-home"

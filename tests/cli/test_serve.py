@@ -15,7 +15,11 @@ KEY_PATTERN = re.compile(r"roost-[0-9a-f]{12}-[A-Za-z0-9_-]+")
 
 @pytest.mark.slow
 def test_first_start_prints_key_and_restart_keeps_it(roost_home: Path) -> None:
-    env = {"ROOST_HOME": str(roost_home), "ROOST_LOGGING__FORMAT": "json"}
+    env = {
+        "ROOST_HOME": str(roost_home),
+        "ROOST_LOGGING__FORMAT": "json",
+        "ROOST_ENGINE__ENABLED": "false",  # the model-serving start is tested in tests/api
+    }
     server = start_server(env)
     try:
         assert f"listening on http://127.0.0.1:{server.port}" in server.output

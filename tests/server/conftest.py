@@ -27,7 +27,13 @@ def make_app(roost_home: Path) -> AppFactory:
         env: dict[str, str] | None = None, customize: Callable[[FastAPI], None] | None = None
     ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
         settings: Settings = load_settings(
-            env={"ROOST_HOME": str(roost_home), "ROOST_API_KEY": BOOTSTRAP_KEY, **(env or {})}
+            env={
+                "ROOST_HOME": str(roost_home),
+                "ROOST_API_KEY": BOOTSTRAP_KEY,
+                # Tests that need the model hand the shared engine to the app (api/conftest.py).
+                "ROOST_ENGINE__ENABLED": "false",
+                **(env or {}),
+            }
         )
         app = create_app(settings)
         if customize is not None:

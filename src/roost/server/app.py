@@ -17,9 +17,10 @@ from roost.errors import InvalidRequest, MethodNotAllowed, NotFound, RoostError
 from roost.observe.logging import get_logger
 from roost.observe.tracing import configure_tracing
 from roost.platform import Platform, bootstrap
-from roost.server import health
+from roost.server import anthropic, health, openai
 from roost.server import tools as tool_layer
 from roost.server.error_format import error_body
+from roost.server.inference import inference_lifespan
 from roost.server.middleware import (
     AuthMiddleware,
     BodyLimitMiddleware,

@@ -1,0 +1,108 @@
+"""The local engine inside the server: loaded in the background at start, shared by the
+OpenAI and Anthropic adapters through :func:`chat_service`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+
+from roost.chat import ChatService
+from roost.errors import NotFound, Overloaded, RoostError
+from roost.observe.logging import get_logger
+from roost.observe.metrics import include_registry
+
+log = get_logger("roost.inference")
+# How long a request waits for a model that is still loading before it is told to retry.
+LOAD_WAIT_S = 120.0
+
+
+class InferenceState:
+    """The engine's lifecycle as requests see it: loading, ready, or failed (with why)."""
+
+    def __init__(self) -> None:
+        self.service: ChatService | None = None
+        self.error: str | None = None
+        self.loaded = asyncio.Event()
+        self.owned = False
+
+    @property
+    def engine(self) -> object | None:
+        return self.service.engine if self.service else None
+
+    async def ready_service(self) -> ChatService:
+        if self.service is None and self.error is None:
+            try:
+                await asyncio.wait_for(self.loaded.wait(), LOAD_WAIT_S)
+            except TimeoutError:
+                raise Overloaded("the model is still loading; retry shortly") from None
+        if self.service is None:
+            raise Overloaded(f"the local model failed to load: {self.error}")
+        return self.service
+
+    def status(self) -> str:
+        if self.service is not None:
+            return "ok"
+        return f"failed: {self.error}" if self.error else "loading"
+
+
+@asynccontextmanager
+async def inference_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Load the engine in a worker thread (the server answers meanwhile); close it at the end.
+
+    A test or embedding program may put a ready engine on ``app.state.engine`` beforehand;
+    it is then used and not closed here.
+    """
+    state = InferenceState()
+    app.state.inference = state
+    settings = app.state.platform.settings
+    given = getattr(app.state, "engine", None)
+    loader: asyncio.Task[None] | None = None
+    if given is not None:
+        state.service = ChatService(given)
+        state.loaded.set()
+    elif settings.engine.enabled:
+        state.owned = True
+        loader = asyncio.ensure_future(_load(state, settings))
+    else:
+        state.error = "the local engine is disabled (engine.enabled = false)"
+        state.loaded.set()
+    try:
+        yield
+    finally:
+        if loader is not None:
+            loader.cancel()
+        if state.owned and state.service is not None:
+            await asyncio.to_thread(state.service.engine.close)  # type: ignore[attr-defined]
+
+
+async def _load(state: InferenceState, settings: object) -> None:
+    from roost.engine import Engine
+
+    try:
+        engine = await asyncio.to_thread(Engine.from_config, settings)
+        include_registry(engine.metrics.registry)
+        state.service = ChatService(engine)
+        log.info("model loaded", model=engine.model_name, context=engine.context_length)
+    except (RoostError, OSError, ValueError, RuntimeError) as exc:
+        state.error = str(exc)
+        log.error("model failed to load", error=state.error)
+    finally:
+        state.loaded.set()
+
+
+async def chat_service(request: Request) -> ChatService:
+    """FastAPI dependency: the chat service once the model is ready (503 while it loads)."""
+    state: InferenceState = request.app.state.inference
+    return await state.ready_service()
+
+
+def check_model(service: ChatService, requested: str) -> None:
+    """Refuse a model name the server does not serve, the way each API does (404)."""
+    served = service.engine.model_name
+    if requested not in (served, f"local:{served}"):
+        raise NotFound(
+            f"model {requested!r} not found; this server serves {served!r}", param="model"
+        )

@@ -1,0 +1,201 @@
+"""OpenAI-compatible endpoints on the local engine: chat completions, completions, models."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import JSONResponse, Response
+
+from roost.chat import (
+    ChatResult,
+    ChatService,
+    Choice,
+    ChoiceFinished,
+    TextDelta,
+    ToolCallArgumentsDelta,
+    ToolCallStarted,
+    UsageReport,
+)
+from roost.chat.types import ChatUsage, FinishReason
+from roost.engine.sequence import TokenLogprob
+from roost.errors import RoostError
+from roost.server.error_format import error_body
+from roost.server.inference import chat_service, check_model
+from roost.server.openai_schema import ChatCompletionRequest
+from roost.server.sse import event_stream, sse_data
+from roost.storage.ids import new_id
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+SessionHeader = Annotated[str | None, Header(alias="x-roost-session", max_length=256)]
+_FINISH = {"stop_sequence": "stop", "cancelled": "stop", "error": "stop"}
+FINGERPRINT = "roost-local"
+
+
+@router.post("/chat/completions", response_model=None)
+async def chat_completions(
+    body: ChatCompletionRequest,
+    request: Request,
+    service: Annotated[ChatService, Depends(chat_service)],
+    session: SessionHeader = None,
+) -> Response:
+    check_model(service, body.model)
+    principal = request.state.principal
+    chat = body.to_chat_request(tenant_id=principal.tenant_id, session_id=session)
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        service.prepare(chat)  # raise input errors as a plain 400 before the stream starts
+        return event_stream(_chat_chunks(service, chat, body, include_usage))
+    result = await service.complete(chat)
+    decode = token_decoder(service) if body.logprobs else None
+    return JSONResponse(_chat_completion(result, logprobs=body.logprobs, decode=decode))
+
+
+@router.get("/models")
+async def list_models(request: Request) -> dict[str, Any]:
+    return {"object": "list", "data": [_model_card(m) for m in _served_models(request)]}
+
+
+@router.get("/models/{model_id:path}")
+async def get_model(model_id: str, request: Request) -> dict[str, Any]:
+    for name in _served_models(request):
+        if model_id in (name, f"local:{name}"):
+            return _model_card(name)
+    from roost.errors import NotFound
+
+    raise NotFound(f"model {model_id!r} not found", param="model")
+
+
+def token_decoder(service: ChatService) -> Callable[[int], str]:
+    tokenizer = service.engine.tokenizer  # type: ignore[attr-defined]
+    return lambda token_id: str(tokenizer.decode([token_id], skip_special_tokens=False))
+
+
+def _served_models(request: Request) -> list[str]:
+    state = getattr(request.app.state, "inference", None)
+    engine = state.engine if state is not None else None
+    return [engine.model_name] if engine is not None else []
+
+
+def _model_card(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "roost"}
+
+
+def usage_body(usage: ChatUsage) -> dict[str, Any]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_prompt_tokens},
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    }
+
+
+def _finish(reason: FinishReason) -> str:
+    return _FINISH.get(reason, reason)
+
+
+def _logprobs_body(service_tokens: list[TokenLogprob], decode: Any) -> dict[str, Any]:
+    def entry(token_id: int, logprob: float) -> dict[str, Any]:
+        text = decode(token_id)
+        return {"token": text, "logprob": logprob, "bytes": list(text.encode())}
+
+    return {
+        "content": [
+            {**entry(t.token_id, t.logprob), "top_logprobs": [entry(i, lp) for i, lp in t.top]}
+            for t in service_tokens
+        ]
+    }
+
+
+def _chat_completion(result: ChatResult, *, logprobs: bool, decode: Any = None) -> dict[str, Any]:
+    return {
+        "id": result.id,
+        "object": "chat.completion",
+        "created": result.created,
+        "model": result.model,
+        "system_fingerprint": FINGERPRINT,
+        "choices": [_choice_body(c, logprobs, decode) for c in result.choices],
+        "usage": usage_body(result.usage),
+    }
+
+
+def _choice_body(choice: Choice, logprobs: bool, decode: Any) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": choice.text if choice.text or not choice.tool_calls else None,
+        "refusal": None,
+    }
+    if choice.tool_calls:
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in choice.tool_calls
+        ]
+    return {
+        "index": choice.index,
+        "message": message,
+        "logprobs": _logprobs_body(choice.logprobs, decode) if logprobs and decode else None,
+        "finish_reason": _finish(choice.finish_reason),
+    }
+
+
+async def _chat_chunks(
+    service: ChatService, chat: Any, body: ChatCompletionRequest, include_usage: bool
+) -> AsyncIterator[bytes]:
+    completion_id = new_id("chatcmpl")
+    created = int(time.time())
+    model = service.engine.model_name
+    decode = token_decoder(service) if body.logprobs else None
+
+    def chunk(choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> bytes:
+        payload: dict[str, Any] = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "system_fingerprint": FINGERPRINT,
+            "choices": choices,
+        }
+        if include_usage:
+            payload["usage"] = usage
+        return sse_data(payload)
+
+    def delta(index: int, content: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        return {"index": index, "delta": content, "logprobs": None, "finish_reason": None, **extra}
+
+    for index in range(chat.n):
+        yield chunk([delta(index, {"role": "assistant", "content": ""})])
+    try:
+        async for event in service.stream(chat):
+            if isinstance(event, TextDelta):
+                logprobs = (
+                    _logprobs_body(event.logprobs, decode) if decode and event.logprobs else None
+                )
+                if event.text or logprobs:
+                    yield chunk([delta(event.index, {"content": event.text}, logprobs=logprobs)])
+            elif isinstance(event, ToolCallStarted):
+                call = {
+                    "index": event.call_index,
+                    "id": event.id,
+                    "type": "function",
+                    "function": {"name": event.name, "arguments": ""},
+                }
+                yield chunk([delta(event.index, {"tool_calls": [call]})])
+            elif isinstance(event, ToolCallArgumentsDelta):
+                call = {"index": event.call_index, "function": {"arguments": event.delta}}
+                yield chunk([delta(event.index, {"tool_calls": [call]})])
+            elif isinstance(event, ChoiceFinished):
+                if event.finish_reason == "error":
+                    raise RoostError(event.error or "generation failed")
+                finished = delta(event.index, {})
+                finished["finish_reason"] = _finish(event.finish_reason)
+                yield chunk([finished])
+            elif isinstance(event, UsageReport) and include_usage:
+                yield chunk([], usage_body(event.usage))
+    except RoostError as exc:
+        # The status line is gone: report the error in-band, as OpenAI does.
+        _, _, error = error_body(exc, path="/v1/chat/completions", request_id=None)
+        yield f"data: {error.decode()}\n\n".encode()
+    yield sse_data("[DONE]")
