@@ -31,12 +31,12 @@ from roost.server.middleware import (
 log = get_logger("roost.server")
 
 # Each adapter module contributes one router; later layers append theirs here.
-ROUTERS: list[APIRouter] = [health.router, tool_layer.router]
+ROUTERS: list[APIRouter] = [health.router, openai.router, anthropic.router, tool_layer.router]
 # Each layer that needs services at run time contributes one hook: an async context
 # manager that builds them (migrations included) on ``app.state`` once the platform is
 # open, and tears them down at shutdown, in reverse order.
 LifespanHook = Callable[[FastAPI], AbstractAsyncContextManager[None]]
-LIFESPAN_HOOKS: list[LifespanHook] = [tool_layer.tools_lifespan]
+LIFESPAN_HOOKS: list[LifespanHook] = [inference_lifespan, tool_layer.tools_lifespan]
 
 
 def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
