@@ -257,6 +257,29 @@ class ToolsSettings(Section):
     mcp_servers: list[McpServerSettings] = Field(default_factory=list)
 
 
+class MemorySettings(Section):
+    """Memory and knowledge: embedder, vector store, short-term windows, consolidation."""
+
+    embedder: str = Field(
+        "minilm", description="minilm (bundled all-MiniLM-L6-v2) or hashing[-DIM] (no model)"
+    )
+    vector_backend: Literal["auto", "sqlite", "postgres"] = Field(
+        "auto", description="auto: pgvector when storage is PostgreSQL, else an embedded file"
+    )
+    vector_path: Path | None = Field(None, description="SQLite vector file; default home/memory.db")
+    short_term_backend: Literal["auto", "memory", "sql", "redis"] = Field(
+        "auto", description="auto: Redis when storage.redis_url is set, else the database"
+    )
+    short_term_max_tokens: int = Field(4096, ge=64, description="Token budget of a thread window")
+    short_term_ttl_s: float | None = Field(86400.0, gt=0, description="Idle threads expire")
+    consolidation_interval_s: float = Field(
+        300.0, ge=0, description="Background consolidation period; 0 turns it off"
+    )
+    max_summary_calls: int = Field(1, ge=0, le=16, description="Summarizer calls per batch")
+    chunk_tokens: int = Field(200, ge=16, le=8192, description="Knowledge chunk size (tokens)")
+    chunk_overlap_tokens: int = Field(32, ge=0, le=1024)
+
+
 class Settings(BaseSettings):
     """Everything Roost reads from configuration. Build it with :func:`load_settings`."""
 
@@ -271,6 +294,7 @@ class Settings(BaseSettings):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     tools: ToolsSettings = Field(default_factory=ToolsSettings)
 

@@ -18,6 +18,8 @@ from roost.observe.logging import get_logger
 from roost.observe.tracing import configure_tracing
 from roost.platform import Platform, bootstrap
 from roost.server import anthropic, health, openai
+from roost.server import knowledge as knowledge_layer
+from roost.server import memory as memory_layer
 from roost.server import tools as tool_layer
 from roost.server.error_format import error_body
 from roost.server.inference import inference_lifespan
@@ -31,12 +33,23 @@ from roost.server.middleware import (
 log = get_logger("roost.server")
 
 # Each adapter module contributes one router; later layers append theirs here.
-ROUTERS: list[APIRouter] = [health.router, openai.router, anthropic.router, tool_layer.router]
+ROUTERS: list[APIRouter] = [
+    health.router,
+    openai.router,
+    anthropic.router,
+    tool_layer.router,
+    memory_layer.router,
+    knowledge_layer.router,
+]
 # Each layer that needs services at run time contributes one hook: an async context
 # manager that builds them (migrations included) on ``app.state`` once the platform is
 # open, and tears them down at shutdown, in reverse order.
 LifespanHook = Callable[[FastAPI], AbstractAsyncContextManager[None]]
-LIFESPAN_HOOKS: list[LifespanHook] = [inference_lifespan, tool_layer.tools_lifespan]
+LIFESPAN_HOOKS: list[LifespanHook] = [
+    inference_lifespan,
+    tool_layer.tools_lifespan,
+    memory_layer.memory_lifespan,
+]
 
 
 def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:

@@ -1,0 +1,269 @@
+"""All of memory for one deployment, opened from settings, and the calls agents make.
+
+The server, the CLI and the agents runtime build one :class:`MemoryServices` and use its
+parts (``short_term``, ``long_term``, ``procedural``, ``consolidator``, ``knowledge``) or
+the three agent-facing calls: :meth:`MemoryServices.remember`,
+:meth:`MemoryServices.recall` and :meth:`MemoryServices.search_knowledge`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from roost.config import Settings
+from roost.llm.embeddings import Embedder, create_embedder
+from roost.memory.chunking import ChunkingPolicy
+from roost.memory.consolidation import ConsolidationPolicy, Consolidator, Summarizer
+from roost.memory.knowledge import KnowledgeBase, KnowledgeHit
+from roost.memory.long_term import KINDS, LongTermMemory, Memory, Recalled
+from roost.memory.pg_store import PgVectorStore
+from roost.memory.procedural import ProceduralMemory
+from roost.memory.schema import MEMORY_MIGRATIONS
+from roost.memory.short_term import (
+    InProcessShortTermStore,
+    ShortTermMemory,
+    ShortTermStore,
+    TokenCounter,
+    Turn,
+    approximate_tokens,
+)
+from roost.memory.short_term_stores import RedisShortTermStore, SqlShortTermStore
+from roost.memory.sqlite_store import SqliteVectorStore
+from roost.memory.vector_store import VectorStore
+from roost.observe.logging import get_logger
+from roost.storage import Database, migrate
+from roost.storage.redis import RedisClient
+
+log = get_logger("roost.memory")
+
+# JSON schemas of the memory tools, for the agents runtime to register as tools.
+TOOL_SCHEMAS: dict[str, dict[str, Any]] = {
+    "remember": {
+        "description": "Store a fact worth remembering across conversations.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "text": {"type": "string", "description": "The fact, as one sentence"},
+                "importance": {"type": "number", "minimum": 0, "maximum": 1},
+                "kind": {"type": "string", "enum": list(KINDS)},
+            },
+            "required": ["text"],
+        },
+    },
+    "recall": {
+        "description": "Find remembered facts and past episodes relevant to a query.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "query": {"type": "string"},
+                "k": {"type": "integer", "minimum": 1, "maximum": 20},
+            },
+            "required": ["query"],
+        },
+    },
+    "search_knowledge": {
+        "description": "Search a knowledge-base collection; results cite their source.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "collection": {"type": "string"},
+                "query": {"type": "string"},
+                "k": {"type": "integer", "minimum": 1, "maximum": 20},
+            },
+            "required": ["collection", "query"],
+        },
+    },
+}
+
+
+@dataclass(slots=True)
+class MemoryServices:
+    embedder: Embedder
+    store: VectorStore
+    short_term: ShortTermMemory
+    long_term: LongTermMemory
+    procedural: ProceduralMemory
+    consolidator: Consolidator
+    knowledge: KnowledgeBase
+
+    @classmethod
+    async def open(
+        cls,
+        settings: Settings,
+        database: Database,
+        redis: RedisClient | None = None,
+        *,
+        embedder: Embedder | None = None,
+        summarizer: Summarizer | None = None,
+        count_tokens: TokenCounter | None = None,
+    ) -> MemoryServices:
+        """Migrate, open the vector store and wire every memory service.
+
+        ``count_tokens`` should be the serving model's tokenizer (short-term budgets);
+        ``summarizer`` an LLM-backed one (defaults to the extractive summarizer).
+        """
+        cfg = settings.memory
+        embedder = embedder or create_embedder(cfg.embedder)
+        await migrate(database, MEMORY_MIGRATIONS)
+        backend = cfg.vector_backend
+        if backend == "auto":
+            backend = "sqlite"
+            if database.dialect == "postgresql":
+                if await _has_pgvector(database):
+                    backend = "postgres"
+                else:
+                    log.warning("memory.no_pgvector", fallback="embedded SQLite vector file")
+        store: VectorStore
+        if backend == "postgres":
+            store = await PgVectorStore.open(
+                database, embedder_id=embedder.id, dimension=embedder.dimension
+            )
+        else:
+            path = cfg.vector_path or settings.home / "memory.db"
+            store = await asyncio.to_thread(
+                SqliteVectorStore, path, embedder_id=embedder.id, dimension=embedder.dimension
+            )
+        stm_backend = cfg.short_term_backend
+        if stm_backend == "auto":
+            stm_backend = "redis" if redis is not None else "sql"
+        stm_store: ShortTermStore
+        if stm_backend == "redis":
+            if redis is None:
+                raise ValueError("memory.short_term_backend = 'redis' needs storage.redis_url")
+            stm_store = RedisShortTermStore(redis)
+        elif stm_backend == "memory":
+            stm_store = InProcessShortTermStore()
+        else:
+            stm_store = SqlShortTermStore(database)
+        short_term = ShortTermMemory(
+            stm_store,
+            max_tokens=cfg.short_term_max_tokens,
+            count_tokens=count_tokens or approximate_tokens,
+            ttl_s=cfg.short_term_ttl_s,
+        )
+        long_term = LongTermMemory(store, embedder)
+        consolidator = Consolidator(
+            database, short_term, long_term, summarizer=summarizer,
+            policy=ConsolidationPolicy(max_summary_calls=cfg.max_summary_calls),
+        )  # fmt: skip
+        knowledge = KnowledgeBase(
+            database, store, embedder,
+            policy=ChunkingPolicy(cfg.chunk_tokens, min(cfg.chunk_overlap_tokens, cfg.chunk_tokens // 2 - 1)),
+        )  # fmt: skip
+        services = cls(
+            embedder,
+            store,
+            short_term,
+            long_term,
+            ProceduralMemory(store, embedder),
+            consolidator,
+            knowledge,
+        )
+        await consolidator.recover()  # finish batches a crash interrupted
+        return services
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    # The calls agents make --------------------------------------------------------------
+
+    async def remember(
+        self, tenant_id: str, agent_id: str, text: str, *, kind: str = "fact", importance: float = 0.5,
+        source: Mapping[str, Any] | None = None,
+    ) -> Memory:  # fmt: skip
+        """Store a memory for an agent (the ``remember`` tool)."""
+        return await self.long_term.remember(
+            tenant_id, agent_id, text, kind=kind, importance=importance, source=dict(source or {})
+        )
+
+    async def recall(
+        self, tenant_id: str, agent_id: str, query: str, *, k: int = 5
+    ) -> list[Recalled]:
+        """An agent's memories best for ``query`` (the ``recall`` tool)."""
+        return await self.long_term.recall(tenant_id, agent_id, query, k=k)
+
+    async def search_knowledge(
+        self, tenant_id: str, collection: str, query: str, *, k: int = 5
+    ) -> list[KnowledgeHit]:
+        """Cited chunks of a knowledge collection (the ``search_knowledge`` tool)."""
+        return await self.knowledge.search(tenant_id, collection, query, k=k)
+
+    async def add_turn(
+        self, tenant_id: str, thread_id: str, agent_id: str, role: str, content: str,
+        *, metadata: Mapping[str, Any] | None = None, turn_id: str | None = None,
+    ) -> Turn:  # fmt: skip
+        """Append a message to a thread's window; consolidate when it exceeds the budget."""
+        turn = await self.short_term.add(
+            tenant_id, thread_id, role, content, turn_id=turn_id,
+            metadata={"agent_id": agent_id, **dict(metadata or {})},
+        )  # fmt: skip
+        if await self.short_term.total_tokens(tenant_id, thread_id) > self.short_term.max_tokens:
+            await self.consolidator.consolidate(tenant_id, thread_id, agent_id)
+        return turn
+
+    async def context(
+        self, tenant_id: str, thread_id: str, agent_id: str, query: str, *, k: int = 5
+    ) -> tuple[list[Turn], list[Recalled]]:
+        """What to put in front of a model: the thread window and the memories for ``query``."""
+        window = await self.short_term.window(tenant_id, thread_id)
+        return window, await self.recall(tenant_id, agent_id, query, k=k)
+
+    async def call_tool(
+        self, tenant_id: str, agent_id: str, name: str, arguments: Mapping[str, Any]
+    ) -> Any:
+        """Run one memory tool by name with JSON arguments; returns JSON-ready data."""
+        if name == "remember":
+            memory = await self.remember(
+                tenant_id, agent_id, str(arguments["text"]),
+                kind=str(arguments.get("kind", "fact")), importance=float(arguments.get("importance", 0.5)),
+            )  # fmt: skip
+            return {"id": memory.id, "text": memory.text}
+        if name == "recall":
+            found = await self.recall(
+                tenant_id, agent_id, str(arguments["query"]), k=int(arguments.get("k", 5))
+            )
+            return [
+                {
+                    "id": r.memory.id,
+                    "text": r.memory.text,
+                    "kind": r.memory.kind,
+                    "score": round(r.score, 4),
+                }
+                for r in found
+            ]
+        if name == "search_knowledge":
+            hits = await self.search_knowledge(
+                tenant_id,
+                str(arguments["collection"]),
+                str(arguments["query"]),
+                k=int(arguments.get("k", 5)),
+            )
+            return [
+                {"text": h.text, "citation": h.citation, "score": round(h.score, 4)} for h in hits
+            ]
+        raise KeyError(f"no memory tool {name!r}")
+
+
+async def _has_pgvector(database: Database) -> bool:
+    row = await database.fetch_one(
+        "SELECT 1 AS ok FROM pg_available_extensions WHERE name = 'vector'"
+    )
+    return row is not None
+
+
+async def consolidate_periodically(
+    services: MemoryServices,
+    tenant_ids: Callable[[], Awaitable[Sequence[str]]],
+    interval_s: float,
+) -> None:
+    """The background job: sweep every tenant's threads each ``interval_s`` seconds."""
+    while True:
+        await asyncio.sleep(interval_s)
+        for tenant_id in await tenant_ids():
+            try:
+                await services.consolidator.sweep(tenant_id)
+            except Exception:  # one tenant's failure must not stop the others' consolidation
+                log.exception("memory.consolidation_failed", tenant_id=tenant_id)

@@ -1,0 +1,135 @@
+"""``/v1/knowledge/collections``: knowledge-base collections, ingestion, sync and search.
+
+Thin adapter over :class:`roost.memory.knowledge.KnowledgeBase` (opened by the memory
+lifespan hook). Documents arrive as text over HTTP; folders are added from the machine
+itself with ``roost kb add`` and can then be re-synced here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from roost.memory.knowledge import Collection, KnowledgeBase, KnowledgeHit, Source, SyncReport
+
+router = APIRouter(prefix="/v1/knowledge/collections", tags=["knowledge"])
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CollectionIn(Body):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^/]+$")
+    description: str = Field("", max_length=2_000)
+
+
+class DocumentIn(Body):
+    uri: str = Field(min_length=1, max_length=2_000, description="Your id for the document")
+    text: str = Field(max_length=5_000_000)
+    title: str = Field("", max_length=500)
+    kind: Literal["text", "markdown", "html", "code"] = "text"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class SearchIn(Body):
+    query: str = Field(min_length=1, max_length=4_000)
+    k: int = Field(5, ge=1, le=100)
+    mode: Literal["hybrid", "vector", "keyword"] = "hybrid"
+    where: dict[str, Any] | None = None
+
+
+def knowledge(request: Request) -> KnowledgeBase:
+    kb: KnowledgeBase = request.app.state.memory.knowledge
+    return kb
+
+
+def tenant(request: Request) -> str:
+    return str(request.state.principal.tenant_id)
+
+
+def collection_json(c: Collection) -> dict[str, Any]:
+    return {"id": c.id, "object": "knowledge.collection", "name": c.name,
+            "description": c.description, "created_at": c.created_at}  # fmt: skip
+
+
+def source_json(s: Source) -> dict[str, Any]:
+    return {"id": s.id, "object": "knowledge.source", "uri": s.uri, "kind": s.kind,
+            "content_hash": s.content_hash, "num_chunks": s.num_chunks, "num_bytes": s.num_bytes,
+            "title": s.metadata.get("title", ""), "updated_at": s.updated_at}  # fmt: skip
+
+
+def hit_json(h: KnowledgeHit) -> dict[str, Any]:
+    return {
+        "text": h.text, "score": h.score, "citation": h.citation, "uri": h.uri, "title": h.title,
+        "source_id": h.source_id, "chunk_index": h.chunk_index, "start": h.start, "end": h.end,
+        "line_start": h.line_start, "line_end": h.line_end, "page": h.page, "page_end": h.page_end,
+    }  # fmt: skip
+
+
+def report_json(r: SyncReport) -> dict[str, Any]:
+    return {"added": r.added, "updated": r.updated, "unchanged": len(r.unchanged),
+            "removed": r.removed, "failed": [{"uri": u, "reason": why} for u, why in r.failed],
+            "num_chunks": r.num_chunks}  # fmt: skip
+
+
+@router.post("", status_code=201)
+async def create_collection(body: CollectionIn, request: Request) -> dict[str, Any]:
+    return collection_json(
+        await knowledge(request).create_collection(tenant(request), body.name, body.description)
+    )
+
+
+@router.get("")
+async def list_collections(request: Request) -> dict[str, Any]:
+    found = await knowledge(request).list_collections(tenant(request))
+    return {"object": "list", "data": [collection_json(c) for c in found]}
+
+
+@router.get("/{collection}")
+async def get_collection(collection: str, request: Request) -> dict[str, Any]:
+    return collection_json(await knowledge(request).collection(tenant(request), collection))
+
+
+@router.delete("/{collection}", status_code=204)
+async def delete_collection(collection: str, request: Request) -> Response:
+    await knowledge(request).delete_collection(tenant(request), collection)
+    return Response(status_code=204)
+
+
+@router.post("/{collection}/documents")
+async def ingest_document(collection: str, body: DocumentIn, request: Request) -> dict[str, Any]:
+    """Index text under ``uri``; the same uri again replaces it (or does nothing if unchanged)."""
+    state = await knowledge(request).add_text(
+        tenant(request), collection, body.uri, body.text, kind=body.kind, title=body.title,
+        metadata=body.metadata,
+    )  # fmt: skip
+    return {"uri": body.uri, "status": state}
+
+
+@router.get("/{collection}/sources")
+async def list_sources(collection: str, request: Request) -> dict[str, Any]:
+    found = await knowledge(request).sources(tenant(request), collection)
+    return {"object": "list", "data": [source_json(s) for s in found]}
+
+
+@router.delete("/{collection}/sources", status_code=204)
+async def delete_source(collection: str, uri: str, request: Request) -> Response:
+    await knowledge(request).remove_source(tenant(request), collection, uri)
+    return Response(status_code=204)
+
+
+@router.post("/{collection}/sync")
+async def sync_collection(collection: str, request: Request) -> dict[str, Any]:
+    """Re-sync the folders added to the collection: changed, new and deleted files."""
+    return report_json(await knowledge(request).sync(tenant(request), collection))
+
+
+@router.post("/{collection}/search")
+async def search_collection(collection: str, body: SearchIn, request: Request) -> dict[str, Any]:
+    hits = await knowledge(request).search(
+        tenant(request), collection, body.query, k=body.k, mode=body.mode, where=body.where
+    )
+    return {"object": "list", "data": [hit_json(h) for h in hits]}
