@@ -12,7 +12,9 @@ from typing import Protocol
 from roost.config import LLMComplexitySettings
 from roost.llm.messages import Message, ModelSettings, ToolDefinition
 
-_CODE = re.compile(r"```|\bdef \w+\(|\bclass \w+[:(]|\bSELECT\b.+\bFROM\b", re.IGNORECASE | re.DOTALL)
+_CODE = re.compile(
+    r"```|\bdef \w+\(|\bclass \w+[:(]|\bSELECT\b.+\bFROM\b", re.IGNORECASE | re.DOTALL
+)
 
 
 class RoutingPolicy(Protocol):

@@ -100,5 +100,3 @@ def make_strategy(name: str, prices: PriceTable) -> Strategy:
         return strategies[name]
     except KeyError:
         raise ValueError(f"unknown routing strategy {name!r}") from None
-
-

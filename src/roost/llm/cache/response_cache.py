@@ -6,12 +6,14 @@ embedding is at least ``similarity_threshold`` similar to a cached one, compared
 within a partition of the same tenant, model, system prompt, sampling, embedder and
 negation words, so "is X safe" never answers "is X not safe". Requests with tools,
 multi-turn conversations, images, and (unless allowed) numbers or personal data skip
-the semantic tier: those are where near-misses give wrong answers.
+the semantic tier: those are where near-misses give wrong answers. A semantic match
+must also keep the content words both questions share in the same order.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -151,16 +153,18 @@ class ResponseCache:
         if raw is not None:
             self.stats.num_exact_hits += 1
             telemetry.LLM_CACHE.labels("exact", "hit").inc()
-            return CacheHit(response_from_json(raw), "exact")
+            return CacheHit(response_from_json(json.loads(raw)["r"]), "exact")
         query = self.semantic_query(messages, tools)
         if query is not None:
             vector = await self._embed(query)
             part = self.partition(tenant_id, model, messages, settings, query)
             near = await self.store.nearest(part, vector)
             if near is not None and near.similarity >= self.similarity_threshold:
-                self.stats.num_semantic_hits += 1
-                telemetry.LLM_CACHE.labels("semantic", "hit").inc()
-                return CacheHit(response_from_json(near.value), "semantic", near.similarity)
+                entry = json.loads(near.value)
+                if same_word_order(query, entry["q"] or ""):
+                    self.stats.num_semantic_hits += 1
+                    telemetry.LLM_CACHE.labels("semantic", "hit").inc()
+                    return CacheHit(response_from_json(entry["r"]), "semantic", near.similarity)
         self.stats.num_misses += 1
         telemetry.LLM_CACHE.labels("exact" if query is None else "semantic", "miss").inc()
         return None
@@ -178,8 +182,9 @@ class ResponseCache:
         if response.finish_reason in ("error", "content_filter"):
             return
         key = self.exact_key(tenant_id, model, messages, settings, tools)
-        value = response_to_json(response)
         query = self.semantic_query(messages, tools)
+        # The question is kept beside the answer so a semantic match can be double-checked.
+        value = json.dumps({"q": query, "r": response_to_json(response)})
         if query is None:
             await self.store.put(key, value, self.ttl_s, tenant_id=tenant_id)
             return
@@ -195,3 +200,78 @@ class ResponseCache:
         if inspect.isawaitable(result):
             result = await result
         return [float(x) for x in result[0]]
+
+
+# Words that carry no content; everything else must keep its relative order.
+_STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "to",
+        "of",
+        "in",
+        "on",
+        "at",
+        "for",
+        "from",
+        "by",
+        "with",
+        "and",
+        "or",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "do",
+        "does",
+        "did",
+        "can",
+        "could",
+        "how",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "why",
+        "when",
+        "where",
+        "i",
+        "you",
+        "we",
+        "me",
+        "my",
+        "your",
+        "our",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "please",
+        "some",
+        "any",
+        "into",
+        "about",
+        "as",
+        "s",
+    ]
+)
+
+
+def content_words(text: str) -> list[str]:
+    return [w for w in _WORDS.findall(text.lower()) if w not in _STOPWORDS]
+
+
+def same_word_order(query: str, cached: str) -> bool:
+    """True unless the content words both texts share appear in a different order.
+
+    Embeddings barely see word order: "convert Celsius to Fahrenheit" and "convert
+    Fahrenheit to Celsius" embed almost identically yet ask opposite things.
+    """
+    left, right = content_words(query), content_words(cached)
+    shared = set(left) & set(right)
+    return [w for w in left if w in shared] == [w for w in right if w in shared]
