@@ -223,3 +223,12 @@ def test_exit_durability_writes_only_when_the_call_returns(checkpointer: Checkpo
     assert len(checkpointer.load_all("t").checkpoints) == 3
     g.compile(checkpointer=checkpointer, durability="sync").invoke({"turns": 0}, thread_id="t")
     assert seen_during_run[2:] == [4, 5]  # sync: each step is stored before the next runs
+
+
+def test_prepare_records_input_without_running(checkpointer: Checkpointer) -> None:
+    graph = _chat_graph(checkpointer)
+    graph.prepare({"messages": [{"role": "user", "content": "queued"}]}, thread_id="t")
+    state = graph.get_state("t")
+    assert state.next == ("reply",)
+    assert state.values["turns"] == 0
+    assert graph.invoke(None, thread_id="t")["last"] == "queued"

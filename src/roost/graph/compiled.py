@@ -211,6 +211,17 @@ class CompiledGraph:
         async for mode, payload in iterate_queue(queue, producer):
             yield payload if single else (mode, payload)
 
+    def prepare(self, input: Any, *, thread_id: str) -> None:
+        """Record an input (or ``Command(resume=...)``) on the thread without running it.
+
+        ``invoke(None, thread_id=...)`` then runs it. Durable-run workers use the pair so
+        a crash between the two never applies the same input twice.
+        """
+        cp = self._require_checkpointer()
+        loop = self._loop(thread_id, DEFAULT_RECURSION_LIMIT, _ignore)
+        for checkpoints, writes in loop.start(loop.load_log(None), input, None):
+            cp.put(checkpoints, writes)
+
     # -- subgraphs ----------------------------------------------------------------------
     def _sub_loop(self, ctx: TaskContext) -> RunLoop:
         scope: SubgraphScope | None = ctx.subgraph
