@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from roost import __version__
-from roost.cli import config_cmd, keys, serve, tenants
+from roost.cli import config_cmd, kb, keys, memory, serve, tenants
 
 app = typer.Typer(
     name="roost",
@@ -41,3 +41,5 @@ app.command()(serve.serve)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(keys.app, name="keys")
 app.add_typer(tenants.app, name="tenants")
+app.add_typer(kb.app, name="kb")
+app.add_typer(memory.app, name="memory")
