@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Annotated, TypedDict
 
-from roost.graph import START, SqliteCheckpointer, StateGraph
+from roost.graph import START, SqliteCheckpointer, StateGraph, interrupt
 
 
 class Steps(TypedDict):
@@ -55,4 +55,12 @@ def build() -> dict:
     g.add_edge(START, "first")
     g.add_edge("first", "second")
     g.add_edge("second", "third")
-    return {"steps": g.compile(checkpointer=SqliteCheckpointer(workdir / "graphs.db"))}
+    checkpointer = SqliteCheckpointer(workdir / "graphs.db")
+
+    approval = StateGraph(Steps)
+    approval.add_node("ask", lambda s: {"done": [f"answer={interrupt('ship it?')}"]})
+    approval.add_edge(START, "ask")
+    return {
+        "steps": g.compile(checkpointer=checkpointer),
+        "approval": approval.compile(checkpointer=checkpointer),
+    }

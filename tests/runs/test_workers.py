@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from roost.errors import Conflict
+from roost.graph import Command
 from roost.runs import RunService
 from tests.runs.conftest import StartWorker, wait_ready
 
@@ -87,3 +88,16 @@ def test_busy_thread_can_reject_and_runs_can_be_cancelled(
         assert [r.run_id for r in rejecting.list(thread_id="busy", status="CANCELLED")] == [run_id]
     finally:
         rejecting.close()
+
+
+def test_a_paused_run_is_resumed_by_a_second_run(
+    start_worker: StartWorker, runs: RunService
+) -> None:
+    start_worker("w1")
+    paused = runs.wait(runs.submit("approval", "hitl", {"done": []}))
+    assert paused.output["status"] == "interrupted"
+    (question,) = paused.output["interrupts"]
+    assert question["value"] == "ship it?"
+    answer = Command(resume={question["id"]: "yes"})
+    done = runs.wait(runs.submit("approval", "hitl", answer))
+    assert done.output == {"status": "done", "interrupts": [], "values": {"done": ["answer=yes"]}}
