@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from roost import __version__
-from roost.cli import config_cmd, kb, keys, memory, serve, tenants
+from roost.cli import approvals, config_cmd, doctor, kb, keys, mcp, memory, serve, tenants, tools
 
 app = typer.Typer(
     name="roost",
@@ -43,3 +43,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(tenants.app, name="tenants")
 app.add_typer(kb.app, name="kb")
 app.add_typer(memory.app, name="memory")
+app.add_typer(tools.app, name="tools")
+app.add_typer(approvals.app, name="approvals")
+app.add_typer(mcp.app, name="mcp")
+app.command()(doctor.doctor)
