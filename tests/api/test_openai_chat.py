@@ -38,7 +38,7 @@ TIME_TOOL = {
 
 def test_completion_answers_with_usage(oai: openai.OpenAI, model_name: str) -> None:
     reply = oai.chat.completions.create(
-        model=model_name, messages=QUESTION, temperature=0, max_tokens=24  # type: ignore[arg-type]
+        model=model_name, messages=QUESTION, temperature=0, max_tokens=24
     )
     choice = reply.choices[0]
     assert "Paris" in (choice.message.content or "")
@@ -51,12 +51,12 @@ def test_completion_answers_with_usage(oai: openai.OpenAI, model_name: str) -> N
 
 def test_stream_matches_non_stream_and_reports_usage(oai: openai.OpenAI, model_name: str) -> None:
     whole = oai.chat.completions.create(
-        model=model_name, messages=QUESTION, temperature=0, max_tokens=24  # type: ignore[arg-type]
+        model=model_name, messages=QUESTION, temperature=0, max_tokens=24
     )
     chunks = list(
         oai.chat.completions.create(
             model=model_name,
-            messages=QUESTION,  # type: ignore[arg-type]
+            messages=QUESTION,
             temperature=0,
             max_tokens=24,
             stream=True,
@@ -72,7 +72,7 @@ def test_stream_matches_non_stream_and_reports_usage(oai: openai.OpenAI, model_n
     assert all(f is None for f in finishes[:-1])
     assert chunks[-1].choices == []
     assert chunks[-1].usage is not None
-    assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens  # type: ignore[union-attr]
+    assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
 
 
 def test_seed_makes_sampling_reproducible(oai: openai.OpenAI, model_name: str) -> None:
@@ -105,13 +105,13 @@ def test_max_tokens_ends_with_length(oai: openai.OpenAI, model_name: str) -> Non
 
 def test_stop_sequence_is_enforced(oai: openai.OpenAI, model_name: str) -> None:
     full = oai.chat.completions.create(
-        model=model_name, messages=QUESTION, temperature=0, max_tokens=24  # type: ignore[arg-type]
+        model=model_name, messages=QUESTION, temperature=0, max_tokens=24
     )
     text = full.choices[0].message.content or ""
     assert "Paris" in text
     cut = oai.chat.completions.create(
         model=model_name,
-        messages=QUESTION,  # type: ignore[arg-type]
+        messages=QUESTION,
         temperature=0,
         max_tokens=24,
         stop=["Paris"],
@@ -123,7 +123,7 @@ def test_stop_sequence_is_enforced(oai: openai.OpenAI, model_name: str) -> None:
 def test_n_choices(oai: openai.OpenAI, model_name: str) -> None:
     reply = oai.chat.completions.create(
         model=model_name,
-        messages=QUESTION,  # type: ignore[arg-type]
+        messages=QUESTION,
         n=2,
         max_tokens=8,
         temperature=0.8,
@@ -135,15 +135,15 @@ def test_n_choices(oai: openai.OpenAI, model_name: str) -> None:
 def test_logprobs(oai: openai.OpenAI, model_name: str) -> None:
     reply = oai.chat.completions.create(
         model=model_name,
-        messages=QUESTION,  # type: ignore[arg-type]
+        messages=QUESTION,
         max_tokens=4,
         temperature=0,
         logprobs=True,
         top_logprobs=2,
     )
-    content = reply.choices[0].logprobs.content  # type: ignore[union-attr]
+    content = reply.choices[0].logprobs.content
     assert content is not None
-    assert len(content) == reply.usage.completion_tokens  # type: ignore[union-attr]
+    assert len(content) == reply.usage.completion_tokens
     for entry in content:
         assert entry.logprob <= 0
         assert len(entry.top_logprobs) == 2
@@ -151,15 +151,17 @@ def test_logprobs(oai: openai.OpenAI, model_name: str) -> None:
         assert entry.logprob == pytest.approx(max(t.logprob for t in entry.top_logprobs))
 
 
-@pytest.mark.parametrize("choice", ["required", {"type": "function", "function": {"name": "get_time"}}])
+@pytest.mark.parametrize(
+    "choice", ["required", {"type": "function", "function": {"name": "get_time"}}]
+)
 def test_forced_tool_calls_parse_and_validate(
     oai: openai.OpenAI, model_name: str, choice: object
 ) -> None:
     reply = oai.chat.completions.create(
         model=model_name,
         messages=[{"role": "user", "content": "What's the weather in Paris right now?"}],
-        tools=[WEATHER_TOOL, TIME_TOOL],  # type: ignore[list-item]
-        tool_choice=choice,  # type: ignore[arg-type]
+        tools=[WEATHER_TOOL, TIME_TOOL],
+        tool_choice=choice,
         temperature=0,
         max_tokens=64,
     )
@@ -167,20 +169,20 @@ def test_forced_tool_calls_parse_and_validate(
     assert reply.choices[0].finish_reason == "tool_calls"
     assert message.tool_calls
     for call in message.tool_calls:
-        arguments = json.loads(call.function.arguments)  # type: ignore[union-attr]
-        schema_key = "city" if call.function.name == "get_weather" else "timezone"  # type: ignore[union-attr]
+        arguments = json.loads(call.function.arguments)
+        schema_key = "city" if call.function.name == "get_weather" else "timezone"
         assert set(arguments) == {schema_key}
         assert isinstance(arguments[schema_key], str)
         assert call.id.startswith("call_")
     if isinstance(choice, dict):
-        assert {c.function.name for c in message.tool_calls} == {"get_time"}  # type: ignore[union-attr]
+        assert {c.function.name for c in message.tool_calls} == {"get_time"}
 
 
 def test_tool_choice_none_answers_in_text(oai: openai.OpenAI, model_name: str) -> None:
     reply = oai.chat.completions.create(
         model=model_name,
         messages=[{"role": "user", "content": "What's the weather in Paris?"}],
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        tools=[WEATHER_TOOL],
         tool_choice="none",
         temperature=0,
         max_tokens=16,
@@ -193,7 +195,7 @@ def test_streamed_tool_call_deltas(oai: openai.OpenAI, model_name: str) -> None:
     stream = oai.chat.completions.create(
         model=model_name,
         messages=[{"role": "user", "content": "Weather in Rome?"}],
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        tools=[WEATHER_TOOL],
         tool_choice="required",
         temperature=0,
         max_tokens=64,
@@ -212,19 +214,19 @@ def test_tool_result_round_trip_reuses_the_cache(oai: openai.OpenAI, model_name:
     messages: list[dict[str, object]] = [{"role": "user", "content": "Weather in Oslo?"}]
     first = oai.chat.completions.create(
         model=model_name,
-        messages=messages,  # type: ignore[arg-type]
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        messages=messages,
+        tools=[WEATHER_TOOL],
         tool_choice="required",
         temperature=0,
         max_tokens=64,
     )
-    call = first.choices[0].message.tool_calls[0]  # type: ignore[index]
+    call = first.choices[0].message.tool_calls[0]
     messages.append(first.choices[0].message.model_dump(exclude_none=True))
     messages.append({"role": "tool", "tool_call_id": call.id, "content": "Sunny, 21 C"})
     second = oai.chat.completions.create(
         model=model_name,
-        messages=messages,  # type: ignore[arg-type]
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        messages=messages,
+        tools=[WEATHER_TOOL],
         temperature=0,
         max_tokens=32,
     )
@@ -234,7 +236,7 @@ def test_tool_result_round_trip_reuses_the_cache(oai: openai.OpenAI, model_name:
     cached = usage.prompt_tokens_details.cached_tokens or 0
     # Everything up to the end of the previous prompt plus the generated call is reused,
     # give or take the last partial KV block.
-    assert cached >= first.usage.prompt_tokens - 16  # type: ignore[union-attr]
+    assert cached >= first.usage.prompt_tokens - 16
 
 
 def test_json_schema_response_format(oai: openai.OpenAI, model_name: str) -> None:
@@ -246,7 +248,10 @@ def test_json_schema_response_format(oai: openai.OpenAI, model_name: str) -> Non
     reply = oai.chat.completions.create(
         model=model_name,
         messages=[{"role": "user", "content": "Invent a person."}],
-        response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": schema}},
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "person", "schema": schema},
+        },
         temperature=0,
         max_tokens=40,
     )
@@ -264,22 +269,95 @@ def test_models_endpoint(oai: openai.OpenAI, model_name: str) -> None:
 
 def test_errors_in_openai_shape(oai: openai.OpenAI, model_name: str, engine: Engine) -> None:
     with pytest.raises(openai.NotFoundError) as missing:
-        oai.chat.completions.create(model="gpt-nothing", messages=QUESTION)  # type: ignore[arg-type]
+        oai.chat.completions.create(model="gpt-nothing", messages=QUESTION)
     assert "gpt-nothing" in missing.value.message
     with pytest.raises(openai.BadRequestError) as bad:
-        oai.chat.completions.create(model=model_name, messages=QUESTION, temperature=5)  # type: ignore[arg-type]
-    assert bad.value.body["param"] == "temperature"  # type: ignore[index]
+        oai.chat.completions.create(model=model_name, messages=QUESTION, temperature=5)
+    assert bad.value.body["param"] == "temperature"
     with pytest.raises(openai.BadRequestError) as unsupported:
         oai.chat.completions.create(
             model=model_name,
-            messages=QUESTION,  # type: ignore[arg-type]
+            messages=QUESTION,
             logit_bias={"1": 5},
         )
-    assert unsupported.value.body["param"] == "logit_bias"  # type: ignore[index]
+    assert unsupported.value.body["param"] == "logit_bias"
     too_long = [{"role": "user", "content": "word " * (engine.context_length + 10)}]
     with pytest.raises(openai.BadRequestError) as overflow:
-        oai.chat.completions.create(model=model_name, messages=too_long)  # type: ignore[arg-type]
+        oai.chat.completions.create(model=model_name, messages=too_long)
     assert "context" in overflow.value.message
     bad_key = openai.OpenAI(base_url=str(oai.base_url), api_key="wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
-        bad_key.chat.completions.create(model=model_name, messages=QUESTION)  # type: ignore[arg-type]
+        bad_key.chat.completions.create(model=model_name, messages=QUESTION)
+
+
+def test_legacy_completions(oai: openai.OpenAI, model_name: str) -> None:
+    reply = oai.completions.create(
+        model=model_name, prompt="The capital of France is", max_tokens=4, temperature=0, echo=True
+    )
+    assert reply.choices[0].text.startswith("The capital of France is")
+    assert reply.usage is not None
+    assert reply.usage.completion_tokens == 4
+    assert reply.choices[0].finish_reason == "length"
+    two = oai.completions.create(
+        model=model_name, prompt=["One", "Two"], max_tokens=2, n=2, seed=3, temperature=1
+    )
+    assert len(two.choices) == 4
+
+
+def test_embeddings_float_and_base64(oai: openai.OpenAI) -> None:
+    import base64
+
+    import numpy as np
+
+    texts = ["a cat sits on the mat", "a kitten rests on a rug", "quarterly tax filing deadline"]
+    result = oai.embeddings.create(model="all-MiniLM-L6-v2", input=texts)
+    vectors = np.array([d.embedding for d in result.data])
+    assert vectors.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    similar, unrelated = vectors[0] @ vectors[1], vectors[0] @ vectors[2]
+    assert similar > unrelated + 0.2
+    assert result.usage.prompt_tokens > 0
+    encoded = oai.embeddings.create(
+        model="all-MiniLM-L6-v2", input=texts[0], encoding_format="base64"
+    )
+    raw = encoded.data[0].embedding
+    decoded = np.frombuffer(base64.b64decode(raw), dtype="<f4") if isinstance(raw, str) else raw
+    assert np.allclose(decoded, vectors[0], atol=1e-5)
+    with pytest.raises(openai.NotFoundError):
+        oai.embeddings.create(model="text-embedding-3-small", input="x")
+    with pytest.raises(openai.BadRequestError) as bad:
+        oai.embeddings.create(model="all-MiniLM-L6-v2", input="x", dimensions=64)
+    assert bad.value.body["param"] == "dimensions"
+
+
+def test_client_disconnect_cancels_generation(
+    server: object, engine: Engine, model_name: str
+) -> None:
+    import time
+
+    import httpx
+
+    from tests.api.conftest import API_KEY
+
+    url = f"{server.url}/v1/chat/completions"
+    body = {
+        "model": model_name,
+        "messages": [{"role": "user", "content": "Count from one to one thousand in words."}],
+        "max_tokens": 2000,
+        "stream": True,
+        "temperature": 0,
+    }
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    with httpx.stream("POST", url, json=body, headers=headers, timeout=60) as response:
+        assert response.status_code == 200
+        lines = response.iter_lines()
+        received = [next(lines) for _ in range(6)]
+        assert any('"content"' in line for line in received)
+        assert engine.stats()["num_running"] == 1
+    # The server notices the closed connection and cancels; wait for that, boundedly.
+    deadline = time.monotonic() + 20
+    while engine.stats()["num_running"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stats = engine.stats()
+    assert stats["num_running"] == 0
+    assert stats["num_waiting"] == 0

@@ -22,6 +22,7 @@ from roost.chat import (
 from roost.chat.types import ChatUsage, FinishReason
 from roost.engine.sequence import TokenLogprob
 from roost.errors import RoostError
+from roost.server import openai_extras
 from roost.server.error_format import error_body
 from roost.server.inference import chat_service, check_model
 from roost.server.openai_schema import ChatCompletionRequest
@@ -29,6 +30,7 @@ from roost.server.sse import event_stream, sse_data
 from roost.storage.ids import new_id
 
 router = APIRouter(prefix="/v1", tags=["openai"])
+router.include_router(openai_extras.router)
 SessionHeader = Annotated[str | None, Header(alias="x-roost-session", max_length=256)]
 _FINISH = {"stop_sequence": "stop", "cancelled": "stop", "error": "stop"}
 FINGERPRINT = "roost-local"

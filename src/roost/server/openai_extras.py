@@ -1,0 +1,154 @@
+"""OpenAI-compatible /v1/completions (plain prompts) and /v1/embeddings."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import time
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from roost.chat import ChatService
+from roost.errors import InvalidRequest, NotFound
+from roost.llm.embeddings import MiniLMEmbedder
+from roost.server.inference import chat_service, check_model
+from roost.server.openai_schema import CompletionRequest
+from roost.storage.ids import new_id
+
+# Mounted under /v1 by roost.server.openai.
+router = APIRouter(tags=["openai"])
+EMBEDDING_MODELS = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+MAX_EMBEDDING_INPUTS = 2048
+
+
+@router.post("/completions")
+async def completions(
+    body: CompletionRequest, service: Annotated[ChatService, Depends(chat_service)]
+) -> dict[str, Any]:
+    """Text in, text out: no chat template. Streaming is not offered on this legacy path."""
+    check_model(service, body.model)
+    body.refuse_unsupported()
+    if body.stream:
+        raise InvalidRequest(
+            "streaming is not supported on /v1/completions; use /v1/chat/completions",
+            param="stream",
+        )
+    prompts = _prompts(body.prompt)
+    engine: Any = service.engine
+    base = body.sampling(
+        max_tokens=body.max_tokens or 16,
+        logprobs=body.logprobs is not None,
+        top_logprobs=body.logprobs or 0,
+    )
+    # n samples of one prompt differ by seed, reproducibly when a seed is given.
+    params = [
+        dataclasses.replace(base, seed=None if base.seed is None else base.seed + i)
+        for _ in prompts
+        for i in range(body.n)
+    ]
+    choices = []
+    batch = [
+        engine.tokenizer.encode(p) if isinstance(p, str) else p
+        for p in prompts
+        for _ in range(body.n)
+    ]
+    if any(len(ids) >= engine.context_length for ids in batch):
+        raise InvalidRequest(
+            f"a prompt is longer than this model's context of {engine.context_length} tokens",
+            param="prompt",
+        )
+    # generate() batches every prompt together and blocks: run it off the event loop.
+    outputs = await asyncio.to_thread(engine.generate, batch, params)
+    for index, output in enumerate(outputs):
+        prompt_text = prompts[index // body.n]
+        echo = prompt_text if body.echo and isinstance(prompt_text, str) else ""
+        choices.append(
+            {
+                "index": index,
+                "text": echo + output.text,
+                "logprobs": None,
+                "finish_reason": "length" if output.finish_reason == "length" else "stop",
+            }
+        )
+    prompt_tokens = sum(len(o.prompt_token_ids) for o in outputs[:: body.n])
+    completion_tokens = sum(o.usage.completion_tokens for o in outputs)
+    return {
+        "id": new_id("cmpl"),
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": engine.model_name,
+        "choices": choices,
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {
+                "cached_tokens": max((o.usage.cached_prompt_tokens for o in outputs), default=0)
+            },
+        },
+    }
+
+
+def _prompts(prompt: str | list[str] | list[int]) -> list[str | list[int]]:
+    if isinstance(prompt, str):
+        return [prompt]
+    if all(isinstance(p, int) for p in prompt):
+        return [list(prompt)]  # type: ignore[arg-type]
+    return list(prompt)  # type: ignore[arg-type]
+
+
+class EmbeddingRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    model: str
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(None, ge=1)
+    user: str | None = None
+
+
+@router.post("/embeddings")
+async def embeddings(body: EmbeddingRequest) -> dict[str, Any]:
+    """Vectors from the bundled all-MiniLM-L6-v2 (384 dimensions, unit length)."""
+    if body.model not in EMBEDDING_MODELS:
+        raise NotFound(
+            f"embedding model {body.model!r} not found; this server has {EMBEDDING_MODELS[0]!r}",
+            param="model",
+        )
+    texts = [body.input] if isinstance(body.input, str) else body.input
+    if not texts or not all(isinstance(t, str) for t in texts):
+        raise InvalidRequest(
+            "input must be a string or a non-empty list of strings (token arrays are not"
+            " supported by this embedding model)",
+            param="input",
+        )
+    if len(texts) > MAX_EMBEDDING_INPUTS:
+        raise InvalidRequest(f"at most {MAX_EMBEDDING_INPUTS} inputs per request", param="input")
+    if any(not t for t in texts):
+        raise InvalidRequest("inputs must not be empty strings", param="input")
+    embedder = MiniLMEmbedder()
+    if body.dimensions is not None and body.dimensions != embedder.dimension:
+        raise InvalidRequest(
+            f"this model returns {embedder.dimension} dimensions; 'dimensions' cannot change that",
+            param="dimensions",
+        )
+    strings: list[str] = [str(t) for t in texts]
+    vectors = await embedder.embed(strings)
+    tokens = sum(embedder.count_tokens(t) for t in strings)
+    data = []
+    for index, vector in enumerate(vectors):
+        values: Any = (
+            base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
+            if body.encoding_format == "base64"
+            else [float(x) for x in vector]
+        )
+        data.append({"object": "embedding", "index": index, "embedding": values})
+    return {
+        "object": "list",
+        "data": data,
+        "model": EMBEDDING_MODELS[0],
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
