@@ -154,6 +154,9 @@ class Topic(Channel):
     def get(self) -> Any:
         return list(self._items)
 
+    def is_set(self) -> bool:
+        return True
+
     def segment(self) -> tuple[bool, list[Any]]:
         return False, self._items[self._mark :]
 
@@ -193,6 +196,9 @@ class MessagesChannel(Channel):
 
     def get(self) -> Any:
         return self._log.to_list()
+
+    def is_set(self) -> bool:
+        return True
 
     def segment(self) -> tuple[bool, list[Any]]:
         if self._log.num_rewrites:

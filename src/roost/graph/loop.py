@@ -30,7 +30,15 @@ from roost.graph.history import (
     rebuild,
     writes_since_input,
 )
-from roost.graph.plan import DONE, GOTO, PlannedTask, Write, apply_writes, plan_tasks, read_values
+from roost.graph.plan import (
+    DONE,
+    Control,
+    PlannedTask,
+    Write,
+    apply_writes,
+    plan_tasks,
+    read_values,
+)
 from roost.graph.tasks import TaskEnv, TaskResult, update_writes
 from roost.graph.types import START, Command, Interrupt
 
@@ -74,7 +82,7 @@ class RunLoop:
         self.parent_resume = parent_resume or {}
         self.checkpointer = checkpointer
         self.is_durable = checkpointer is not None and thread_id is not None
-        self.state: ThreadState = ThreadState(None, graph.new_channels(), _empty_control())
+        self.state: ThreadState = ThreadState(None, graph.new_channels(), Control())
         self.num_steps = 0
         self.interrupts: list[Interrupt] = []
         self.run_writes: list[Write] = []
@@ -125,7 +133,7 @@ class RunLoop:
                 f"graph input must be a dict of state keys, not {type(run_input).__name__}"
             )
         writes = update_writes(self._env(), START, run_input)
-        self.state.control = _empty_control()
+        self.state.control = Control()
         apply_writes(self.state.channels, self.state.control, [writes], self.graph.barriers)
         return self._new_checkpoint("input", [("__input__", START, writes)])
 
@@ -351,12 +359,3 @@ def _known(env: TaskEnv, values: dict[str, Any] | None) -> dict[str, Any]:
     if unknown:
         raise InvalidRequest(f"update_state: unknown state keys {sorted(unknown)}")
     return dict(values or {})
-
-
-def _empty_control() -> Any:
-    from roost.graph.plan import Control
-
-    return Control()
-
-
-__all__ = ["GOTO", "Persist", "RunLoop", "SubgraphScope"]

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from roost.graph.channels import Channel
+from roost.graph.channels import Channel, EmptyChannel
 from roost.graph.types import END, Send
 
 GOTO = "__goto__"
@@ -145,6 +145,8 @@ def read_values(channels: Mapping[str, Channel]) -> dict[str, Any]:
     """The state as nodes see it: every key that has a value."""
     values = {}
     for key, channel in channels.items():
-        if channel.is_set():
+        try:
             values[key] = channel.get()
+        except EmptyChannel:
+            continue
     return values
