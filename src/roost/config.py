@@ -230,7 +230,9 @@ class McpServerSettings(Section):
 class ToolsSettings(Section):
     """Tools: workspaces, sandbox limits, permissions, approvals, outbound HTTP, MCP servers."""
 
-    workspaces_dir: Path | None = Field(None, description="Agent workspaces; default home/workspaces")
+    workspaces_dir: Path | None = Field(
+        None, description="Agent workspaces; default home/workspaces"
+    )
     approval_risk: Literal["read", "write", "network", "execute", "destructive"] = "destructive"
     approval_ttl_s: float = Field(86400.0, gt=0)
     max_parallel: int = Field(4, ge=1, le=64, description="Concurrent tool calls of one turn")

@@ -25,7 +25,9 @@ class ThreadedServer:
 
     def __init__(self, app: Any) -> None:
         self.port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, lifespan="on")
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_config=None, lifespan="on"
+        )
         self.server = _Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
