@@ -13,8 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from roost.errors import StorageUnavailable
-from roost.graph.checkpoint import sql
-from roost.graph.checkpoint.base import CheckpointRecord, ThreadLog, WriteRecord
+from roost.graph.checkpoint import base, sql
 
 SQL = sql.statements("%s", upsert_checkpoint=sql.UPSERT_CHECKPOINT, upsert_event=sql.UPSERT_EVENT)
 
@@ -47,7 +46,9 @@ class PostgresCheckpointer:
         self._alock: asyncio.Lock | None = None
 
     # -- sync --------------------------------------------------------------------------
-    def put(self, checkpoints: Sequence[CheckpointRecord], writes: Sequence[WriteRecord]) -> None:
+    def put(
+        self, checkpoints: Sequence[base.CheckpointRecord], writes: Sequence[base.WriteRecord]
+    ) -> None:
         with self._lock, self._conn.transaction(), self._conn.cursor() as cur:
             if checkpoints:
                 cur.executemany(
@@ -56,7 +57,9 @@ class PostgresCheckpointer:
             if writes:
                 cur.executemany(SQL.put_event, sql.event_rows(self.tenant_id, writes))
 
-    def load(self, thread_id: str, ns: str = "", checkpoint_id: str | None = None) -> ThreadLog:
+    def load(
+        self, thread_id: str, ns: str = "", checkpoint_id: str | None = None
+    ) -> base.ThreadLog:
         key = (self.tenant_id, thread_id, ns)
         with self._lock, self._conn.transaction(), self._conn.cursor() as cur:
             if checkpoint_id is None:
@@ -64,14 +67,14 @@ class PostgresCheckpointer:
             else:
                 target = cur.execute(SQL.by_id, (*key, checkpoint_id)).fetchone()
             if target is None:
-                return ThreadLog([], [], False)
-            rows = cur.execute(SQL.group, (*key, target[5])).fetchall()
+                return base.ThreadLog([], [], False)
+            group = (*key, target[5], target[5])
+            rows = cur.execute(SQL.group, group).fetchall()
             rows += cur.execute(SQL.snapshots, key).fetchall()
-            events = cur.execute(SQL.group_events, (*key, target[5])).fetchall()
-            child = cur.execute(SQL.has_children, (*key, target[0])).fetchone()
-        return sql.to_log(thread_id, ns, rows, events, child is not None)
+            events = cur.execute(SQL.group_events, group).fetchall()
+        return sql.to_log(thread_id, ns, rows, events)
 
-    def load_all(self, thread_id: str, ns: str = "") -> ThreadLog:
+    def load_all(self, thread_id: str, ns: str = "") -> base.ThreadLog:
         key = (self.tenant_id, thread_id, ns)
         with self._lock, self._conn.transaction(), self._conn.cursor() as cur:
             rows = cur.execute(SQL.all_checkpoints, key).fetchall()
@@ -117,7 +120,7 @@ class PostgresCheckpointer:
         return self._aconn, self._alock
 
     async def aput(
-        self, checkpoints: Sequence[CheckpointRecord], writes: Sequence[WriteRecord]
+        self, checkpoints: Sequence[base.CheckpointRecord], writes: Sequence[base.WriteRecord]
     ) -> None:
         conn, lock = await self._async_conn()
         async with lock, conn.transaction(), conn.cursor() as cur:
@@ -130,7 +133,7 @@ class PostgresCheckpointer:
 
     async def aload(
         self, thread_id: str, ns: str = "", checkpoint_id: str | None = None
-    ) -> ThreadLog:
+    ) -> base.ThreadLog:
         conn, lock = await self._async_conn()
         key = (self.tenant_id, thread_id, ns)
         async with lock, conn.transaction(), conn.cursor() as cur:
@@ -139,14 +142,14 @@ class PostgresCheckpointer:
             else:
                 target = await (await cur.execute(SQL.by_id, (*key, checkpoint_id))).fetchone()
             if target is None:
-                return ThreadLog([], [], False)
-            rows = await (await cur.execute(SQL.group, (*key, target[5]))).fetchall()
+                return base.ThreadLog([], [], False)
+            group = (*key, target[5], target[5])
+            rows = await (await cur.execute(SQL.group, group)).fetchall()
             rows += await (await cur.execute(SQL.snapshots, key)).fetchall()
-            events = await (await cur.execute(SQL.group_events, (*key, target[5]))).fetchall()
-            child = await (await cur.execute(SQL.has_children, (*key, target[0]))).fetchone()
-        return sql.to_log(thread_id, ns, rows, events, child is not None)
+            events = await (await cur.execute(SQL.group_events, group)).fetchall()
+        return sql.to_log(thread_id, ns, rows, events)
 
-    async def aload_all(self, thread_id: str, ns: str = "") -> ThreadLog:
+    async def aload_all(self, thread_id: str, ns: str = "") -> base.ThreadLog:
         conn, lock = await self._async_conn()
         key = (self.tenant_id, thread_id, ns)
         async with lock, conn.transaction(), conn.cursor() as cur:

@@ -14,7 +14,10 @@ from typing import Any
 from roost.graph.checkpoint.base import CheckpointRecord, ThreadLog, WriteRecord
 
 
-def schema(blob: str, real: str) -> str:
+def schema(blob: str, real: str, table_options: str = "") -> str:
+    """Two tables keyed for the queries below: a thread's rows are one primary-key range,
+    so a checkpoint's slice is a range scan and only snapshots need an extra index.
+    ``table_options`` is ``WITHOUT ROWID`` on SQLite: the key is the table, one b-tree."""
     return f"""
 CREATE TABLE IF NOT EXISTS graph_checkpoints (
     tenant_id TEXT NOT NULL, thread_id TEXT NOT NULL, ns TEXT NOT NULL,
@@ -22,22 +25,16 @@ CREATE TABLE IF NOT EXISTS graph_checkpoints (
     source TEXT NOT NULL, created_at {real} NOT NULL, snapshot_id TEXT NOT NULL,
     snapshot {blob}, base_id TEXT, metadata TEXT,
     PRIMARY KEY (tenant_id, thread_id, ns, checkpoint_id)
-);
-CREATE INDEX IF NOT EXISTS graph_checkpoints_by_snapshot
-    ON graph_checkpoints (tenant_id, thread_id, ns, snapshot_id);
+) {table_options};
 CREATE INDEX IF NOT EXISTS graph_checkpoints_snapshots
     ON graph_checkpoints (tenant_id, thread_id, ns, checkpoint_id) WHERE snapshot IS NOT NULL;
-CREATE INDEX IF NOT EXISTS graph_checkpoints_by_parent
-    ON graph_checkpoints (tenant_id, thread_id, ns, parent_id);
 CREATE TABLE IF NOT EXISTS graph_events (
     tenant_id TEXT NOT NULL, thread_id TEXT NOT NULL, ns TEXT NOT NULL,
     checkpoint_id TEXT NOT NULL, snapshot_id TEXT NOT NULL, task_id TEXT NOT NULL,
     kind TEXT NOT NULL, idx INTEGER NOT NULL, node TEXT NOT NULL, payload {blob} NOT NULL,
     created_at {real} NOT NULL,
     PRIMARY KEY (tenant_id, thread_id, ns, checkpoint_id, task_id, kind)
-);
-CREATE INDEX IF NOT EXISTS graph_events_by_snapshot
-    ON graph_events (tenant_id, thread_id, ns, snapshot_id);
+) {table_options};
 """
 
 
@@ -65,7 +62,6 @@ class Statements:
     group: str
     snapshots: str
     group_events: str
-    has_children: str
     all_checkpoints: str
     all_events: str
     namespaces: str
@@ -96,16 +92,19 @@ def statements(
             "ORDER BY checkpoint_id DESC LIMIT 1"
         ),
         by_id=sql(f"SELECT {_CP_COLS} FROM graph_checkpoints WHERE {_KEY} AND checkpoint_id=?"),
+        # a snapshot's group was created after it: its ids sort at or after the snapshot's
         group=sql(
-            f"SELECT {_CP_COLS} FROM graph_checkpoints WHERE {_KEY} AND snapshot_id=? "
-            "AND snapshot IS NULL"
+            f"SELECT {_CP_COLS} FROM graph_checkpoints WHERE {_KEY} AND checkpoint_id>=? "
+            "AND snapshot_id=? AND snapshot IS NULL"
         ),
         snapshots=sql(
             f"SELECT {_CP_COLS} FROM graph_checkpoints {snapshot_index_hint} "
             f"WHERE {_KEY} AND snapshot IS NOT NULL"
         ),
-        group_events=sql(f"SELECT {_EV_COLS} FROM graph_events WHERE {_KEY} AND snapshot_id=?"),
-        has_children=sql(f"SELECT 1 FROM graph_checkpoints WHERE {_KEY} AND parent_id=? LIMIT 1"),
+        group_events=sql(
+            f"SELECT {_EV_COLS} FROM graph_events WHERE {_KEY} AND checkpoint_id>=? "
+            "AND snapshot_id=?"
+        ),
         all_checkpoints=sql(
             f"SELECT {_CP_COLS} FROM graph_checkpoints WHERE {_KEY} ORDER BY checkpoint_id"
         ),

@@ -14,8 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from roost.graph.checkpoint import sql
-from roost.graph.checkpoint.base import CheckpointRecord, ThreadLog, WriteRecord
+from roost.graph.checkpoint import base, sql
 
 T = TypeVar("T")
 
@@ -48,12 +47,14 @@ class SqliteCheckpointer:
         self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'FULL' else 'NORMAL'}")
-        self._conn.executescript(sql.schema("BLOB", "REAL"))
+        self._conn.executescript(sql.schema("BLOB", "REAL", "WITHOUT ROWID"))
         self._lock = threading.Lock()
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
 
     # -- sync --------------------------------------------------------------------------
-    def put(self, checkpoints: Sequence[CheckpointRecord], writes: Sequence[WriteRecord]) -> None:
+    def put(
+        self, checkpoints: Sequence[base.CheckpointRecord], writes: Sequence[base.WriteRecord]
+    ) -> None:
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -68,7 +69,9 @@ class SqliteCheckpointer:
                 self._conn.execute("ROLLBACK")
                 raise
 
-    def load(self, thread_id: str, ns: str = "", checkpoint_id: str | None = None) -> ThreadLog:
+    def load(
+        self, thread_id: str, ns: str = "", checkpoint_id: str | None = None
+    ) -> base.ThreadLog:
         key = (self.tenant_id, thread_id, ns)
         with self._lock:
             if checkpoint_id is None:
@@ -76,15 +79,15 @@ class SqliteCheckpointer:
             else:
                 target = self._conn.execute(SQL.by_id, (*key, checkpoint_id)).fetchone()
             if target is None:
-                return ThreadLog([], [], False)
-            group = target[5]
-            rows = self._conn.execute(SQL.group, (*key, group)).fetchall()
+                return base.ThreadLog([], [], False)
+            group = (*key, target[5], target[5])
+            rows = self._conn.execute(SQL.group, group).fetchall()
             rows += self._conn.execute(SQL.snapshots, key).fetchall()
-            events = self._conn.execute(SQL.group_events, (*key, group)).fetchall()
-            child = self._conn.execute(SQL.has_children, (*key, target[0])).fetchone()
-        return sql.to_log(thread_id, ns, rows, events, child is not None)
+            events = self._conn.execute(SQL.group_events, group).fetchall()
+        # children of the target are in the slice (same group, or snapshots)
+        return sql.to_log(thread_id, ns, rows, events)
 
-    def load_all(self, thread_id: str, ns: str = "") -> ThreadLog:
+    def load_all(self, thread_id: str, ns: str = "") -> base.ThreadLog:
         key = (self.tenant_id, thread_id, ns)
         with self._lock:
             rows = self._conn.execute(SQL.all_checkpoints, key).fetchall()
@@ -119,16 +122,16 @@ class SqliteCheckpointer:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def aput(
-        self, checkpoints: Sequence[CheckpointRecord], writes: Sequence[WriteRecord]
+        self, checkpoints: Sequence[base.CheckpointRecord], writes: Sequence[base.WriteRecord]
     ) -> None:
         await self._in_thread(self.put, checkpoints, writes)
 
     async def aload(
         self, thread_id: str, ns: str = "", checkpoint_id: str | None = None
-    ) -> ThreadLog:
+    ) -> base.ThreadLog:
         return await self._in_thread(self.load, thread_id, ns, checkpoint_id)
 
-    async def aload_all(self, thread_id: str, ns: str = "") -> ThreadLog:
+    async def aload_all(self, thread_id: str, ns: str = "") -> base.ThreadLog:
         return await self._in_thread(self.load_all, thread_id, ns)
 
     async def alist_namespaces(self, thread_id: str) -> list[str]:
