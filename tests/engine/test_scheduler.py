@@ -107,3 +107,35 @@ def test_admission_waits_when_the_pool_is_full() -> None:
     plan = scheduler.schedule()
     assert [c.seq for c in plan.prefill] == [first]
     assert list(scheduler.waiting) == [second]
+
+
+def test_copy_on_write_duplicates_the_kv_of_a_shared_block() -> None:
+    import torch
+
+    from roost.engine.model import LlamaModel
+    from roost.engine.model_config import ModelConfig
+    from roost.engine.model_runner import ModelRunner
+
+    config = ModelConfig("llama", 32, 16, 32, 2, 2, 1, 8, 64)
+    runner = ModelRunner(LlamaModel(config, 64), num_blocks=4, block_size=4, dtype=torch.float32)
+    runner.kv_cache[:, 4:8] = torch.randn(2, 4, 2, 1, 8)  # block 1
+    pool = BlockPool(4, 4)
+    scheduler = Scheduler(pool, max_num_seqs=4, prefill_chunk_tokens=256)
+    parent = _seq(0, 5)
+    parent.block_table = [pool.allocate(), pool.allocate()]
+    parent.num_computed_tokens = 5
+    child = _seq(1, 5)
+    child.block_table = list(parent.block_table)
+    child.num_computed_tokens = 5
+    for block in child.block_table:
+        pool.share(block)
+    child.status = parent.status = SequenceStatus.DECODING
+    scheduler.decoding = [parent, child]
+    plan = scheduler.schedule()
+    assert len(plan.block_copies) == 1
+    src, dst = plan.block_copies[0]
+    assert src == 1
+    assert parent.block_table[1] != child.block_table[1]  # the writer got its own block
+    runner.copy_blocks(plan.block_copies)
+    assert torch.equal(runner.kv_cache[:, dst * 4 : dst * 4 + 4], runner.kv_cache[:, 4:8])
+    pool.check_invariants()

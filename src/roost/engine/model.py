@@ -24,7 +24,7 @@ _NUM_REFINED_LOGITS = 8
 class AttentionBatch:
     """Where each token of a padded batch writes its K/V and which cached slots it may read.
 
-    ``kv_cache`` is the pool tensor [L, 2, num_slots, H_kv, D]; padded tokens write to a
+    ``kv_cache`` is the pool tensor [L, num_slots, 2, H_kv, D]; padded tokens write to a
     scratch slot that no mask ever exposes.
     """
 
@@ -54,13 +54,14 @@ class Attention(nn.Module):
         qkv = self.qkv_proj(x).view(b, s, h + 2 * hkv, d)  # [B, S, H + 2Hkv, D]
         # Rotate in float32: bf16 rounding of the rotation drifts at long positions.
         qk = apply_rope(qkv[:, :, : h + hkv].float(), batch.cos, batch.sin).to(qkv.dtype)
-        q, k = qk[:, :, :h], qk[:, :, h:]
-        v = qkv[:, :, h + hkv :]
-        cache = batch.kv_cache[self.layer_index]  # [2, N, Hkv, D]
-        cache[0].index_copy_(0, batch.write_slots, k.reshape(b * s, hkv, d))
-        cache[1].index_copy_(0, batch.write_slots, v.reshape(b * s, hkv, d))
-        keys = cache[0][batch.context_slots].transpose(1, 2)  # [B, Hkv, T, D]
-        values = cache[1][batch.context_slots].transpose(1, 2)  # [B, Hkv, T, D]
+        q = qk[:, :, :h]
+        kv = torch.cat((qk[:, :, h:], qkv[:, :, h + hkv :]), dim=2)  # [B, S, 2Hkv, D]
+        # K and V of a slot sit side by side, so one scatter and one gather serve both.
+        cache = batch.kv_cache[self.layer_index]  # [N, 2, Hkv, D]
+        cache.index_copy_(0, batch.write_slots, kv.view(b * s, 2, hkv, d))
+        context = cache[batch.context_slots]  # [B, T, 2, Hkv, D]
+        keys = context[:, :, 0].transpose(1, 2)  # [B, Hkv, T, D]
+        values = context[:, :, 1].transpose(1, 2)  # [B, Hkv, T, D]
         out = F.scaled_dot_product_attention(
             q.transpose(1, 2), keys, values, attn_mask=batch.mask, enable_gqa=hkv != h
         )  # [B, H, S, D]
@@ -132,7 +133,7 @@ class LlamaModel(nn.Module):
     def prepack_linears(self) -> None:
         """Prepack every projection for oneDNN (CPU bf16); weights become opaque afterwards."""
         for module in self.modules():
-            if isinstance(module, Linear) and module is not self.lm_head:
+            if isinstance(module, Linear):
                 module.prepack()
 
     def decoder_layers(self) -> list[DecoderLayer]:

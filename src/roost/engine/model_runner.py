@@ -32,13 +32,13 @@ class ModelRunner:
         # One preallocated tensor for every layer's K and V, indexed by slot = block*size+offset.
         self.kv_cache = torch.zeros(
             cfg.num_layers,
-            2,
             num_slots + 1,
+            2,
             cfg.num_kv_heads,
             cfg.head_dim,
             dtype=dtype,
             device=self.device,
-        )  # [L, 2, N, Hkv, D]
+        )  # [L, N, 2, Hkv, D]
 
     @torch.inference_mode()
     def prefill(self, chunks: list[PrefillChunk]) -> torch.Tensor:
@@ -68,8 +68,8 @@ class ModelRunner:
         """Copy-on-write: duplicate the K/V of block ``src`` into block ``dst``."""
         size = self.block_size
         for src, dst in pairs:
-            self.kv_cache[:, :, dst * size : (dst + 1) * size] = self.kv_cache[
-                :, :, src * size : (src + 1) * size
+            self.kv_cache[:, dst * size : (dst + 1) * size] = self.kv_cache[
+                :, src * size : (src + 1) * size
             ]
 
     def _forward(
