@@ -12,7 +12,14 @@ import time
 from pathlib import Path
 from typing import Annotated, TypedDict
 
-from roost.graph import START, SqliteCheckpointer, StateGraph, interrupt
+from roost.graph import (
+    START,
+    Checkpointer,
+    PostgresCheckpointer,
+    SqliteCheckpointer,
+    StateGraph,
+    interrupt,
+)
 
 
 class Steps(TypedDict):
@@ -55,7 +62,10 @@ def build() -> dict:
     g.add_edge(START, "first")
     g.add_edge("first", "second")
     g.add_edge("second", "third")
-    checkpointer = SqliteCheckpointer(workdir / "graphs.db")
+    graph_db = os.environ.get("ROOST_TEST_GRAPH_DB")
+    checkpointer: Checkpointer = (
+        PostgresCheckpointer(graph_db) if graph_db else SqliteCheckpointer(workdir / "graphs.db")
+    )
 
     approval = StateGraph(Steps)
     approval.add_node("ask", lambda s: {"done": [f"answer={interrupt('ship it?')}"]})

@@ -47,17 +47,22 @@ def test_two_workers_share_one_queue(
     assert {r.run_id for r in runs.list(status="SUCCESS")} == set(run_ids)
 
 
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def test_killed_worker_run_completes_on_another_without_repeating_finished_nodes(
-    start_worker: StartWorker, runs: RunService, workdir: Path
+    backend: str, start_worker: StartWorker, runs: RunService, workdir: Path, system_db: str
 ) -> None:
-    doomed = start_worker("w1", ROOST_TEST_HANG="1")
+    # on PostgreSQL both DBOS's queue and the graph's checkpoints live in the database
+    graph_db = {"ROOST_TEST_GRAPH_DB": system_db} if backend == "postgres" else {}
+    doomed = start_worker("w1", ROOST_TEST_HANG="1", **graph_db)
     run_id = runs.submit("steps", "t", {"done": []})
     _wait_for(workdir / "second-started")
     doomed.send_signal(signal.SIGKILL)
     doomed.wait(10)
     assert runs.get(run_id).status == "PENDING"
 
-    start_worker("w2", recover="w1")
+    start_worker("w2", recover="w1", **graph_db)
     result = runs.wait(run_id)
     assert result.status == "SUCCESS"
     assert result.output["values"]["done"] == ["first@w1", "second@w2", "third@w2"]
