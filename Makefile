@@ -29,6 +29,7 @@ test-services:
 	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; }
 	@command -v bwrap >/dev/null || { apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; }
+	@test -x $(VENV)/node/node_modules/.bin/mcp-inspector || npm install --silent --no-audit --no-fund --prefix $(VENV)/node @modelcontextprotocol/inspector@0.17.5
 
 LINT_PATHS = $(wildcard src tests benchmarks examples)
 

@@ -160,6 +160,8 @@ async def test_hostile_call_is_refused_and_changes_nothing(
     assert result.error_type == error_type, result
     assert fragment in (result.error_message or ""), result.error_message
     assert (snapshot(root), snapshot(outside)) == before
+    if error_type == "path_refused":  # refused up front: nobody is asked to approve it
+        assert await service.approvals.list(caller.tenant_id) == []
 
 
 async def test_shell_metacharacters_in_arguments_are_plain_data(

@@ -22,8 +22,8 @@ from roost.tools.approvals import Approval, ApprovalStore, Decision, call_hash
 from roost.tools.base import RiskLevel, Tool, ToolFailure
 from roost.tools.context import ToolContext
 from roost.tools.netguard import NetworkPolicy
-from roost.tools.paths import Workspace
-from roost.tools.permissions import Caller, PermissionPolicy
+from roost.tools.paths import Workspace, check_path_text
+from roost.tools.permissions import PATH_ARGUMENTS, Caller, PermissionPolicy
 from roost.tools.registry import ToolRegistry
 from roost.tools.sandbox import Sandbox
 
@@ -130,6 +130,7 @@ class ToolExecutor:
             tool = await self.registry.get(caller.tenant_id, call.name)
             arguments = tool.validate_arguments(call.arguments)
             self.permissions.check(caller, tool, arguments)
+            _preflight(tool, arguments)
             gate = None
             # A call that names an approval must match it, whatever the tool's risk.
             if tool.risk.at_least(self.approval_risk) or call.approval_id is not None:
@@ -143,6 +144,8 @@ class ToolExecutor:
             result = _error(call, "forbidden", exc.message)
         except Conflict as exc:
             result = _error(call, "approval_invalid", exc.message)
+        except ToolFailure as exc:
+            result = _error(call, exc.type, exc.message)
         result = _with_duration(result, started)
         await self._audit(caller, call, tool, arguments, result)
         return result
@@ -278,6 +281,16 @@ class ToolExecutor:
             outcome=result.status,
             details=details,
         )
+
+
+def _preflight(tool: Tool, arguments: Mapping[str, Any]) -> None:
+    """Refuse hostile workspace paths of built-in tools before anyone is asked to approve them."""
+    if "mcp" in tool.tags:  # an MCP server's "path" means whatever that server says
+        return
+    for name in PATH_ARGUMENTS:
+        value = arguments.get(name)
+        for path in value if isinstance(value, list) else [value] if value is not None else []:
+            check_path_text(str(path))
 
 
 def _with_duration(result: ToolResult, started: float) -> ToolResult:
