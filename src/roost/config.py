@@ -114,8 +114,9 @@ class EngineSettings(Section):
     block_size: int = Field(16, ge=1, le=1024)
     max_num_seqs: int = Field(32, ge=1, le=4096)
     prefill_chunk_tokens: int = Field(512, ge=256, le=4096)
-    max_model_len: int | None = Field(None, ge=16)
-    num_threads: int | None = Field(None, ge=1)
+    max_model_len: int | None = Field(None, ge=16, description="Cap on the model's context")
+    num_threads: int | None = Field(None, ge=1, description="Torch CPU threads; default: all")
+    enable_prefix_cache: bool = Field(True, description="Reuse KV blocks of shared prompt prefixes")
 
 
 class LLMProviderSettings(Section):

@@ -76,7 +76,7 @@ class EngineConfig:
             prefill_chunk_tokens=engine.prefill_chunk_tokens,
             max_model_len=engine.max_model_len,
             num_threads=engine.num_threads,
-            enable_prefix_cache=getattr(engine, "enable_prefix_cache", True),
+            enable_prefix_cache=engine.enable_prefix_cache,
         )
 
     def torch_device(self) -> torch.device:
