@@ -9,6 +9,7 @@ import typer
 
 from roost import __version__
 from roost.cli import approvals, config_cmd, doctor, kb, keys, mcp, memory, serve, tenants, tools
+from roost.cli import usage as usage_cmd
 
 app = typer.Typer(
     name="roost",
@@ -47,3 +48,4 @@ app.add_typer(tools.app, name="tools")
 app.add_typer(approvals.app, name="approvals")
 app.add_typer(mcp.app, name="mcp")
 app.command()(doctor.doctor)
+app.command("usage")(usage_cmd.usage)

@@ -21,6 +21,7 @@ from roost.server import anthropic, health, openai
 from roost.server import knowledge as knowledge_layer
 from roost.server import memory as memory_layer
 from roost.server import tools as tool_layer
+from roost.server import usage as usage_layer
 from roost.server.error_format import error_body
 from roost.server.inference import inference_lifespan
 from roost.server.middleware import (
@@ -40,6 +41,7 @@ ROUTERS: list[APIRouter] = [
     tool_layer.router,
     memory_layer.router,
     knowledge_layer.router,
+    usage_layer.router,
 ]
 # Each layer that needs services at run time contributes one hook: an async context
 # manager that builds them (migrations included) on ``app.state`` once the platform is
@@ -49,6 +51,7 @@ LIFESPAN_HOOKS: list[LifespanHook] = [
     inference_lifespan,
     tool_layer.tools_lifespan,
     memory_layer.memory_lifespan,
+    usage_layer.llm_lifespan,
 ]
 
 
