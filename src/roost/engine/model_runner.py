@@ -77,17 +77,19 @@ class ModelRunner:
     ) -> torch.Tensor:
         device, size = self.device, self.block_size
         num_seqs = len(token_lists)
-        lengths = torch.tensor([len(t) for t in token_lists], device=device)  # [B]
-        max_len = int(lengths.max())
+        sizes = [len(t) for t in token_lists]
+        max_len = max(sizes)
+        max_end = max(start + n for start, n in zip(starts, sizes, strict=True))
+        lengths = torch.tensor(sizes, device=device)  # [B]
         ends = torch.tensor(starts, device=device) + lengths  # [B]
-        max_end = int(ends.max())
-        tokens = torch.zeros(num_seqs, max_len, dtype=torch.long, device=device)
-        for row, ids in enumerate(token_lists):
-            tokens[row, : len(ids)] = torch.tensor(ids)
+        # Pad in Python and convert once: one tensor per field, not one per sequence.
+        tokens = torch.tensor(
+            [ids + [0] * (max_len - len(ids)) for ids in token_lists], device=device
+        )  # [B, S]
         max_blocks = max(len(t) for t in tables)
-        table = torch.zeros(num_seqs, max_blocks, dtype=torch.long, device=device)
-        for row, blocks in enumerate(tables):
-            table[row, : len(blocks)] = torch.tensor(blocks)
+        table = torch.tensor(
+            [blocks + [0] * (max_blocks - len(blocks)) for blocks in tables], device=device
+        )  # [B, max_blocks]
         offsets = torch.arange(size, device=device)
         all_slots = (table[:, :, None] * size + offsets).view(num_seqs, -1)  # [B, blocks*size]
         steps = torch.arange(max_len, device=device)
