@@ -88,3 +88,42 @@ async def test_roles_without_approval_rights_cannot_decide(
             f"/v1/approvals/{pending['approval_id']}", json={"decision": "approve"}, headers=auth
         )
         assert response.status_code == 403 and "may not decide" in response.text
+
+
+class _FakeHit:
+    text, uri, line_start, line_end, score = "def parse(): ...", "src/p.py", 3, 4, 0.91
+
+
+class _FakeMemory:
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str, str, int]] = []
+
+    async def search_knowledge(
+        self, tenant_id: str, collection: str, query: str, *, k: int
+    ) -> list[_FakeHit]:
+        self.asked.append((tenant_id, collection, query, k))
+        return [_FakeHit()]
+
+
+async def test_semantic_code_search_uses_the_knowledge_base_when_present(
+    make_app: AppFactory, auth: dict[str, str]
+) -> None:
+    async with make_app() as (app, client):
+        app.state.memory = None
+        absent = await _execute(client, auth, "search_code_semantic", arguments={"query": "parse"})
+        assert absent["error"]["type"] == "unavailable"
+        memory = _FakeMemory()
+        app.state.memory = memory
+        found = await _execute(
+            client, auth, "search_code_semantic", arguments={"query": "parse json", "k": 3}
+        )
+        assert found["output"]["hits"] == [
+            {
+                "text": "def parse(): ...",
+                "uri": "src/p.py",
+                "line_start": 3,
+                "line_end": 4,
+                "score": 0.91,
+            }
+        ]
+        assert [(c, q, k) for _, c, q, k in memory.asked] == [("code", "parse json", 3)]

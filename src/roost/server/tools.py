@@ -16,9 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from roost.errors import NotFound
 from roost.server import approvals, mcp
+from roost.tools.builtin.semantic import KnowledgeSearch, semantic_search_tool
 from roost.tools.executor import ToolCall
 from roost.tools.permissions import Caller
 from roost.tools.service import ToolService
+from roost.tools.toolsets import StaticToolset
 
 router = APIRouter(tags=["tools"])
 router.include_router(approvals.router)
@@ -58,9 +60,27 @@ async def execute_tool(name: str, body: ExecuteBody, request: Request) -> dict[s
 async def tools_lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the tool service (tables, built-ins, configured MCP servers) for the app."""
     service = await ToolService.open(app.state.platform)
+    # The memory layer may start after this hook; look its knowledge base up per call.
+    service.registry.add_shared(StaticToolset([semantic_search_tool(lambda: _knowledge(app))]))
     app.state.tools = service
     try:
         async with mcp.mcp_lifespan(app):
             yield
     finally:
         await service.close()
+
+
+def _knowledge(app: FastAPI) -> KnowledgeSearch | None:
+    memory = getattr(app.state, "memory", None)
+    if memory is None or not hasattr(memory, "search_knowledge"):
+        return None
+
+    async def search(tenant_id: str, collection: str, query: str, k: int) -> list[dict[str, Any]]:
+        hits = await memory.search_knowledge(tenant_id, collection, query, k=k)
+        return [
+            {"text": h.text, "uri": h.uri, "line_start": h.line_start, "line_end": h.line_end,
+             "score": h.score}
+            for h in hits
+        ]  # fmt: skip
+
+    return search
