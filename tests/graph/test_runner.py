@@ -11,6 +11,7 @@ from roost.graph import (
     Command,
     GraphRecursionError,
     InvalidGraph,
+    InvalidUpdate,
     NodeTimeout,
     RetryPolicy,
     Send,
@@ -269,3 +270,29 @@ def test_invalid_graphs_are_rejected_at_compile() -> None:
     g.add_edge("a", "ghost")
     with pytest.raises(InvalidGraph, match="unknown node 'ghost'"):
         g.compile()
+
+
+def test_sync_invoke_and_stream_run_graphs_with_async_nodes() -> None:
+    async def fetch(state: State) -> dict:
+        await asyncio.sleep(0)
+        return {"log": ["fetched"]}
+
+    g = StateGraph(State)
+    g.add_node("fetch", fetch)
+    g.add_node("after", step("after"))
+    g.add_edge(START, "fetch")
+    g.add_edge("fetch", "after")
+    graph = g.compile()
+    assert graph.invoke({})["log"] == ["fetched", "after"]
+    assert list(graph.stream({}, stream_mode="updates")) == [
+        {"fetch": {"log": ["fetched"]}},
+        {"after": {"log": ["after"]}},
+    ]
+
+
+def test_unknown_input_key_is_reported_as_input() -> None:
+    g = StateGraph(State)
+    g.add_node("a", step("a"))
+    g.add_edge(START, "a")
+    with pytest.raises(InvalidUpdate, match="the graph input wrote unknown state key 'oops'"):
+        g.compile().invoke({"oops": 1})

@@ -20,7 +20,7 @@ from roost.graph.errors import InvalidGraph, InvalidUpdate, NodeTimeout
 from roost.graph.plan import BARRIER, GOTO, SEND, PlannedTask, Write
 from roost.graph.retry import Clock
 from roost.graph.state import Branch, NodeSpec
-from roost.graph.types import END, Command, Interrupt, Send
+from roost.graph.types import END, START, Command, Interrupt, Send
 
 if TYPE_CHECKING:
     from roost.graph.compiled import CompiledGraph
@@ -182,9 +182,9 @@ def _own_writes(env: TaskEnv, task: PlannedTask, output: Any) -> tuple[list[Writ
         for key, value in (update or {}).items():
             channel = env.channels.get(key)
             if channel is None:
+                who = "the graph input" if task.node == START else f"node {task.node!r}"
                 raise InvalidUpdate(
-                    f"node {task.node!r} wrote unknown state key {key!r}; "
-                    f"the state has {sorted(env.channels)}"
+                    f"{who} wrote unknown state key {key!r}; the state has {sorted(env.channels)}"
                 )
             writes.append((key, channel.normalize_write(value)))
     for goto in gotos:
