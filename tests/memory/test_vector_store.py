@@ -11,7 +11,13 @@ from roost.errors import InvalidRequest
 from roost.llm.embeddings import HashingEmbedder
 from roost.memory.pg_store import PgVectorStore
 from roost.memory.sqlite_store import SqliteVectorStore
-from roost.memory.vector_store import VectorItem, VectorStore, fuse
+from roost.memory.vector_store import (
+    VectorItem,
+    VectorStore,
+    fts_phrases,
+    fuse,
+    informative_keywords,
+)
 
 DOCS = {
     "d1": ("Alpine lakes freeze solid in deep winter", {"topic": "nature", "year": 2020}),
@@ -231,7 +237,36 @@ async def test_another_embedder_never_mixes_vectors(
 
 
 def test_rrf_prefers_items_found_by_both_lists() -> None:
-    fused = fuse([("a", 0.9), ("b", 0.8), ("c", 0.7)], ["c", "d"], k=4)
-    # b and d tie on score; the vector list breaks the tie.
-    assert [f[0] for f in fused] == ["c", "a", "b", "d"]
+    fused = fuse([("a", 0.9), ("b", 0.8), ("c", 0.7)], [("c", 5.0), ("d", 4.0)], k=4)
+    # b and d tie on score; the keyword list breaks the tie.
+    assert [f[0] for f in fused] == ["c", "a", "d", "b"]
     assert fused[0][2:4] == (3, 1)
+
+
+def test_only_discriminating_keyword_hits_are_fused() -> None:
+    peaked = [("rare", 15.0), ("near", 11.0), *((f"weak{i}", 4.0) for i in range(30))]
+    assert informative_keywords(peaked) == ["rare", "near"]
+    flat = [(f"common{i}", 3.0 - i * 0.01) for i in range(30)]
+    assert informative_keywords(flat) == []
+    fused = fuse([("v1", 0.5), ("v2", 0.4)], flat, k=3)
+    assert [f[0] for f in fused] == ["v1", "v2"]  # the flat list could only add noise
+    # Keyword-only search keeps the whole list: there is nothing to outvote.
+    assert len(fuse([], flat, k=50)) == 30
+
+
+def test_query_tokens_become_phrases() -> None:
+    assert fts_phrases("Error ZX-4471 in the v2.3 build") == [
+        ["error"],
+        ["zx", "4471"],
+        ["v2", "3"],
+        ["build"],
+    ]
+
+
+async def test_codes_match_as_phrases(vector_store: VectorStore, embedder: HashingEmbedder) -> None:
+    await put(
+        vector_store,
+        embedder,
+        {"x1": ("ticket ZX-4471 is open", {}), "x2": ("ZX team owns 4471 other things", {})},
+    )
+    assert await search_ids(vector_store, embedder, "ZX-4471", mode="keyword") == ["x1"]

@@ -28,7 +28,7 @@ from roost.memory.vector_store import (
     candidate_count,
     check_vector,
     check_where,
-    fts_terms,
+    fts_tokens,
     fuse,
 )
 from roost.storage import Database, migrate, now_ms
@@ -217,12 +217,12 @@ class PgVectorStore:
     ) -> list[SearchHit]:
         where_sql, where_params = _where_sql(where)
         query = None if vector is None else check_vector(vector, self._dimension)
-        terms = fts_terms(text)
+        tokens = fts_tokens(text)
         depth = k if mode != "hybrid" else candidate_count(k)
         base = {"t": tenant_id, "ns": namespace, "depth": depth, **where_params}
         rows: dict[str, StoredItem] = {}
         vector_hits: list[tuple[str, float]] = []
-        keyword_hits: list[str] = []
+        keyword_hits: list[tuple[str, float]] = []
         async with self.database.transaction() as conn:
             if mode != "keyword" and query is not None:
                 # Keep scanning the index until enough rows pass the filter (pgvector >= 0.8).
@@ -242,21 +242,25 @@ class PgVectorStore:
                     item = _item(row)
                     rows[item.id] = item
                     vector_hits.append((item.id, 1.0 - float(row["distance"])))
-            if mode != "vector" and terms:
-                tsquery = " | ".join(f"'{term}'" for term in terms)  # terms are \w+ only
+            if mode != "vector" and tokens:
+                # PostgreSQL's own parser makes each token a phrase (it splits "ZX-4471"
+                # differently from FTS5), so documents and queries always agree.
+                tsquery = " || ".join(
+                    f"phraseto_tsquery('english', :k{n})" for n in range(len(tokens))
+                )
                 result = await conn.execute(
                     sql_text(
-                        f"SELECT {_COLUMNS} FROM memory_items i,"
-                        " to_tsquery('english', :q) AS query"
-                        " WHERE i.tenant_id = :t AND i.namespace = :ns AND i.tsv @@ query"
-                        f"{where_sql} ORDER BY ts_rank(i.tsv, query) DESC, i.id LIMIT :depth"
+                        f"SELECT {_COLUMNS}, ts_rank(i.tsv, q.query) AS rank FROM memory_items i,"
+                        f" (SELECT {tsquery} AS query) AS q"
+                        " WHERE i.tenant_id = :t AND i.namespace = :ns AND i.tsv @@ q.query"
+                        f"{where_sql} ORDER BY rank DESC, i.id LIMIT :depth"
                     ),
-                    {**base, "q": tsquery},
+                    {**base, **{f"k{n}": token for n, token in enumerate(tokens)}},
                 )
                 for row in result.mappings():
                     item = _item(row)
                     rows.setdefault(item.id, item)
-                    keyword_hits.append(item.id)
+                    keyword_hits.append((item.id, float(row["rank"])))
         fused = fuse(vector_hits, keyword_hits, k=k)
         return [SearchHit(rows[i], s, vr, kr, sim) for i, s, vr, kr, sim in fused]
 

@@ -32,7 +32,7 @@ from roost.memory.vector_store import (
     candidate_count,
     check_vector,
     check_where,
-    fts_terms,
+    fts_phrases,
     fuse,
 )
 from roost.storage import now_ms
@@ -295,12 +295,12 @@ class SqliteVectorStore:
     ) -> list[SearchHit]:
         where_sql, where_params = _where_sql(where)
         query = None if vector is None else check_vector(vector, self._dimension)
-        terms = fts_terms(text)
+        phrases = fts_phrases(text)
         depth = k if mode != "hybrid" else candidate_count(k)
 
         def read() -> list[SearchHit]:
             vector_hits: list[tuple[str, float]] = []
-            keyword_hits: list[str] = []
+            keyword_hits: list[tuple[str, float]] = []
             rows: dict[str, StoredItem] = {}
             if mode != "keyword" and query is not None:
                 for row in self._vector_rows(
@@ -309,17 +309,19 @@ class SqliteVectorStore:
                     item = _item(row[:8])
                     rows[item.id] = item
                     vector_hits.append((item.id, 1.0 - float(row[8])))
-            if mode != "vector" and terms:
-                match = " OR ".join(f'"{term}"' for term in terms)
+            if mode != "vector" and phrases:
+                # Phrases hold \w+ words only, so quoting them cannot break FTS5 syntax.
+                match = " OR ".join('"' + " ".join(words) + '"' for words in phrases)
                 for row in self._conn.execute(
-                    f"SELECT {_COLUMNS} FROM memory_fts f JOIN memory_items i ON i.rowid = f.rowid"
+                    f"SELECT {_COLUMNS}, bm25(memory_fts) FROM memory_fts f"
+                    " JOIN memory_items i ON i.rowid = f.rowid"
                     f" WHERE memory_fts MATCH ? AND i.tenant_id = ? AND i.namespace = ?"
                     f"{where_sql} ORDER BY bm25(memory_fts) LIMIT ?",
                     (match, tenant_id, namespace, *where_params, depth),
                 ):
-                    item = _item(row)
+                    item = _item(row[:8])
                     rows.setdefault(item.id, item)
-                    keyword_hits.append(item.id)
+                    keyword_hits.append((item.id, -float(row[8])))  # bm25(): lower is better
             fused = fuse(vector_hits, keyword_hits, k=k)
             return [SearchHit(rows[i], s, vr, kr, sim) for i, s, vr, kr, sim in fused]
 

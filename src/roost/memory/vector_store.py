@@ -216,27 +216,65 @@ def _scalar(key: str, value: Any) -> Any:
     raise InvalidRequest(f"{key}: filter values must be strings, numbers or booleans")
 
 
-def fts_terms(text: str, *, max_terms: int = 32) -> list[str]:
-    """The distinct searchable words of a query, lower-cased, stopwords removed."""
+def fts_tokens(text: str, *, max_tokens: int = 32) -> list[str]:
+    """The whitespace-separated tokens of a query that hold a searchable word, deduplicated.
+
+    Each becomes one phrase, so ``ZX-4471`` or ``v2.3.1`` must match in order instead of as
+    loose words; backends turn a token into a phrase with their own tokenizer.
+    """
     seen: dict[str, None] = {}
-    for word in _WORD.findall(text.lower()):
-        if word not in STOPWORDS:
-            seen.setdefault(word, None)
-    return list(seen)[:max_terms]
+    for token in text.split():
+        if any(w not in STOPWORDS for w in _WORD.findall(token.lower())):
+            seen.setdefault(token, None)
+    return list(seen)[:max_tokens]
+
+
+def fts_phrases(text: str) -> list[list[str]]:
+    """The query as phrases of lower-cased words (see :func:`fts_tokens`), for FTS5."""
+    phrases: dict[tuple[str, ...], None] = {}
+    for token in fts_tokens(text):
+        phrases.setdefault(
+            tuple(w for w in _WORD.findall(token.lower()) if w not in STOPWORDS), None
+        )
+    return [list(p) for p in phrases]
+
+
+KEYWORD_CUT = 0.7  # hybrid: keyword hits scoring below this share of the best one are dropped
+FLAT_AT = 20  # hybrid: a keyword list whose 20th hit is still that close to the best says nothing
+
+
+def informative_keywords(hits: Sequence[tuple[str, float]]) -> list[str]:
+    """The keyword hits worth fusing: those close to the best score, unless the list is flat.
+
+    A keyword list earns its place in a fusion by discriminating. When a query shares only
+    common words with the corpus, dozens of documents score alike and plain RRF lets that
+    noise outvote the vector list; when a rare term matches, a few documents stand out.
+    """
+    if not hits or hits[0][1] <= 0:
+        return [item_id for item_id, _ in hits]
+    floor = KEYWORD_CUT * hits[0][1]
+    if len(hits) >= FLAT_AT and hits[FLAT_AT - 1][1] >= floor:
+        return []
+    return [item_id for item_id, score in hits if score >= floor]
 
 
 def fuse(
     vector_hits: Sequence[tuple[str, float]],
-    keyword_hits: Sequence[str],
+    keyword_hits: Sequence[tuple[str, float]],
     *,
     k: int,
     rrf_k: int = RRF_K,
 ) -> list[tuple[str, float, int | None, int | None, float | None]]:
-    """Reciprocal rank fusion of two ranked id lists.
+    """Reciprocal rank fusion of a vector list ``(id, similarity)`` and a keyword list
+    ``(id, score)``, both best first.
 
-    ``vector_hits`` carries ``(id, similarity)``. Returns ``(id, score, vector_rank,
-    keyword_rank, similarity)`` for the best ``k`` ids; ties break on the vector rank.
+    With both lists present only :func:`informative_keywords` take part, and ties go to the
+    keyword list (an exact rare-term match beats an equally ranked neighbour). Returns
+    ``(id, score, vector_rank, keyword_rank, similarity)`` for the best ``k`` ids.
     """
+    keyword_ids = (
+        informative_keywords(keyword_hits) if vector_hits else [i for i, _ in keyword_hits]
+    )
     scores: dict[str, float] = {}
     vector_rank: dict[str, int] = {}
     similarity: dict[str, float] = {}
@@ -245,10 +283,13 @@ def fuse(
         vector_rank[item_id] = rank
         similarity[item_id] = sim
         scores[item_id] = scores.get(item_id, 0.0) + 1.0 / (rrf_k + rank)
-    for rank, item_id in enumerate(keyword_hits, start=1):
+    for rank, item_id in enumerate(keyword_ids, start=1):
         keyword_rank[item_id] = rank
         scores[item_id] = scores.get(item_id, 0.0) + 1.0 / (rrf_k + rank)
-    ordered = sorted(scores, key=lambda i: (-scores[i], vector_rank.get(i, 1 << 30)))
+    never = 1 << 30
+    ordered = sorted(
+        scores, key=lambda i: (-scores[i], keyword_rank.get(i, never), vector_rank.get(i, never))
+    )
     return [
         (i, scores[i], vector_rank.get(i), keyword_rank.get(i), similarity.get(i))
         for i in ordered[:k]
