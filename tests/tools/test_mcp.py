@@ -15,6 +15,8 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
+from roost.config import McpServerSettings
+from roost.platform import Platform
 from roost.tools.base import RiskLevel, ToolFailure
 from roost.tools.executor import ToolCall
 from roost.tools.mcp_client import McpToolset
@@ -121,3 +123,21 @@ async def test_roost_mcp_serve_stdio_with_the_sdk_client(roost_home: Path) -> No
         read = await client.call_tool("read_file", {"path": "s.txt"})
         assert isinstance(read.content[0], types.TextContent) and "stdio" in read.content[0].text
     assert (roost_home / "workspaces").is_dir()
+
+
+async def test_configured_servers_join_the_registry_and_a_dead_one_hides_nothing(
+    platform: Platform, caller: Caller
+) -> None:
+    platform.settings.tools.mcp_servers = [
+        McpServerSettings(name="demo", command=DEMO, env={"PYTHONPATH": str(REPO)}),
+        McpServerSettings(name="down", command=[sys.executable, "-c", "raise SystemExit(3)"]),
+    ]
+    service = await ToolService.open(platform)
+    try:
+        names = {tool.name for tool in await service.executor.list_tools(caller)}
+        assert {"demo_add", "read_file"} <= names
+        assert not any(name.startswith("down_") for name in names)
+        added = await service.executor.execute(caller, ToolCall("demo_add", {"a": 1, "b": 2}))
+        assert added.output == {"result": 3}
+    finally:
+        await service.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -34,6 +35,7 @@ from roost.tools.context import ToolContext
 log = get_logger("roost.tools.mcp")
 ClientFactory = Callable[[], Client]
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_-]")
+RECONNECT_BACKOFF_S = 15.0
 
 
 class McpUnavailable(ToolFailure):
@@ -65,6 +67,7 @@ class McpToolset:
         self._tools: list[types.Tool] = []
         self._lock = asyncio.Lock()
         self.connections = 0  # how many times a connection was opened (reconnects show here)
+        self._retry_at = 0.0
 
     @classmethod
     def stdio(
@@ -124,12 +127,16 @@ class McpToolset:
             if self.is_connected:
                 assert self._client is not None
                 return self._client
+            if time.monotonic() < self._retry_at:
+                raise McpUnavailable(f"MCP server {self.name!r} is unreachable; retrying later")
             ready: asyncio.Future[Client] = asyncio.get_running_loop().create_future()
             self._closing = asyncio.Event()
             self._task = asyncio.create_task(self._hold(ready), name=f"mcp:{self.name}")
             try:
                 client = await ready
             except Exception as exc:
+                # Back off so that every listing does not relaunch a broken server.
+                self._retry_at = time.monotonic() + RECONNECT_BACKOFF_S
                 raise McpUnavailable(f"cannot connect to MCP server {self.name!r}: {exc}") from exc
             self._client = client
             self.connections += 1
@@ -168,7 +175,15 @@ class McpToolset:
         self._tools = await self._fetch_tools(client)
 
     async def list_tools(self) -> list[Tool]:
-        await self._ensure_connected()
+        """The server's tools; while it is unreachable, the last listing (or none), not an error.
+
+        One MCP server being down must not hide every other tool from agents and clients.
+        """
+        try:
+            await self._ensure_connected()
+        except McpUnavailable as exc:
+            log.warning("MCP server unreachable; listing its last known tools", server=self.name,
+                        error=exc.message)  # fmt: skip
         return [self._as_tool(remote) for remote in self._tools]
 
     def _as_tool(self, remote: types.Tool) -> Tool:

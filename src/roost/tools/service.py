@@ -102,14 +102,12 @@ class ToolService:
         )
         service = cls(registry, executor, approvals, minter)
         if connect_mcp:
-            try:
-                for server in tools.mcp_servers:
-                    toolset = McpToolset.from_settings(server)
-                    await service._exit.enter_async_context(toolset)
-                    registry.add_shared(toolset)
-            except BaseException:
-                await service.close()
-                raise
+            for server in tools.mcp_servers:
+                # Connected lazily on first listing: a server that is down at start-up
+                # leaves its tools missing (and retried), not Roost unable to start.
+                toolset = McpToolset.from_settings(server)
+                service._exit.push_async_callback(toolset.close)
+                registry.add_shared(toolset)
         return service
 
     async def close(self) -> None:
