@@ -50,6 +50,7 @@ class PriceTable:
     def __init__(self, prices: Mapping[str, Price], version: str) -> None:
         self.prices = dict(prices)
         self.version = version
+        self._by_name: dict[str, Price | None] = {}
 
     @classmethod
     def load(cls, overrides: Mapping[str, LLMPriceSettings] | None = None) -> PriceTable:
@@ -69,11 +70,14 @@ class PriceTable:
         price = self.prices.get(model_id)
         if price is not None:
             return price
+        if model_id in self._by_name:
+            return self._by_name[model_id]
         _, _, name = model_id.partition(":")
-        for known, candidate in self.prices.items():
-            if known.partition(":")[2] == name:
-                return candidate
-        return None
+        found = next(
+            (p for known, p in self.prices.items() if known.partition(":")[2] == name), None
+        )
+        self._by_name[model_id] = found
+        return found
 
     def cost_nano(self, model_id: str, usage: Usage) -> int:
         """Cost in nano-dollars; 0 for models without a price (local, self-hosted)."""

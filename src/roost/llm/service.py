@@ -135,7 +135,8 @@ class LLMService:
         """Answer ``messages`` with model group (or ``provider:model``) ``model`` for ``context``."""
         group = self.router.resolve(model, messages, tools, settings)
         started = time.perf_counter()
-        cached = await self._cached(group, messages, settings, tools, context, options)
+        key = self._cache_key(group, messages, settings, tools, context, options)
+        cached = await self._cached(group, messages, settings, tools, context, key)
         if cached is not None:
             return cached
         reservation = await self._reserve(group, messages, settings, tools, context)
@@ -145,8 +146,10 @@ class LLMService:
             await self._finish(reservation, group, context, None, started, "error")
             raise
         await self._finish(reservation, group, context, response, started, "ok")
-        if self.cache is not None and options.use_cache:
-            await self.cache.put(context.tenant_id, group.name, messages, settings, tools, response)
+        if self.cache is not None and key is not None:
+            await self.cache.put(
+                context.tenant_id, group.name, messages, settings, tools, response, key=key
+            )
         return response
 
     async def request_stream(
@@ -163,7 +166,8 @@ class LLMService:
         cache are settled when the stream ends, fails, or the caller stops reading."""
         group = self.router.resolve(model, messages, tools, settings)
         started = time.perf_counter()
-        cached = await self._cached(group, messages, settings, tools, context, options)
+        key = self._cache_key(group, messages, settings, tools, context, options)
+        cached = await self._cached(group, messages, settings, tools, context, key)
         if cached is not None:
             for event in response_events(cached):
                 yield event
@@ -197,8 +201,23 @@ class LLMService:
                     None,
                 )
             await self._finish(reservation, group, context, final, started, status)
-        if final is not None and status == "ok" and self.cache is not None and options.use_cache:
-            await self.cache.put(context.tenant_id, group.name, messages, settings, tools, final)
+        if final is not None and status == "ok" and self.cache is not None and key is not None:
+            await self.cache.put(
+                context.tenant_id, group.name, messages, settings, tools, final, key=key
+            )
+
+    def _cache_key(
+        self,
+        group: ModelGroup,
+        messages: Sequence[Message],
+        settings: ModelSettings,
+        tools: Sequence[ToolDefinition],
+        context: RequestContext,
+        options: CallOptions,
+    ) -> str | None:
+        if self.cache is None or not options.use_cache:
+            return None
+        return self.cache.exact_key(context.tenant_id, group.name, messages, settings, tools)
 
     async def _cached(
         self,
@@ -207,11 +226,13 @@ class LLMService:
         settings: ModelSettings,
         tools: Sequence[ToolDefinition],
         context: RequestContext,
-        options: CallOptions,
+        key: str | None,
     ) -> Response | None:
-        if self.cache is None or not options.use_cache:
+        if self.cache is None or key is None:
             return None
-        hit = await self.cache.lookup(context.tenant_id, group.name, messages, settings, tools)
+        hit = await self.cache.lookup(
+            context.tenant_id, group.name, messages, settings, tools, key=key
+        )
         if hit is None:
             return None
         if self.usage is not None:

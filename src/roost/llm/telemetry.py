@@ -109,18 +109,37 @@ def record_error(span: Span, error: BaseException) -> None:
     span.set_status(Status(StatusCode.ERROR, str(error)[:200]))
 
 
+class _Children:
+    """Labelled metric children per (provider, model): ``labels()`` takes a lock and
+    hashes every call, which showed in the router's per-request overhead."""
+
+    def __init__(self, provider: str, model: str) -> None:
+        self.ok = LLM_REQUESTS.labels(provider, model, "ok")
+        self.duration = LLM_DURATION.labels(provider, model)
+        self.input = LLM_TOKENS.labels(provider, model, "input")
+        self.output = LLM_TOKENS.labels(provider, model, "output")
+        self.cached = LLM_TOKENS.labels(provider, model, "cached_input")
+        self.cost = LLM_COST.labels(provider, model)
+
+
+_children: dict[str, _Children] = {}
+
+
 def record_metrics(response: Response, duration_s: float, cost_usd: float) -> None:
     """Count one successful call."""
-    provider, model = split_model_id(response.model)
-    LLM_REQUESTS.labels(provider, model, "ok").inc()
-    LLM_DURATION.labels(provider, model).observe(duration_s)
+    children = _children.get(response.model)
+    if children is None:
+        children = _Children(*split_model_id(response.model))
+        _children[response.model] = children
+    children.ok.inc()
+    children.duration.observe(duration_s)
     usage = response.usage
-    LLM_TOKENS.labels(provider, model, "input").inc(usage.input_tokens)
-    LLM_TOKENS.labels(provider, model, "output").inc(usage.output_tokens)
+    children.input.inc(usage.input_tokens)
+    children.output.inc(usage.output_tokens)
     if usage.cached_input_tokens:
-        LLM_TOKENS.labels(provider, model, "cached_input").inc(usage.cached_input_tokens)
+        children.cached.inc(usage.cached_input_tokens)
     if cost_usd:
-        LLM_COST.labels(provider, model).inc(cost_usd)
+        children.cost.inc(cost_usd)
 
 
 def record_failure_metric(model_id: str, outcome: str) -> None:

@@ -4,6 +4,8 @@ layer's lifespan hook that builds :class:`~roost.llm.service.LLMService` on
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
@@ -82,6 +84,7 @@ async def llm_lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings, platform.database, redis=platform.redis, registry=registry, embedder=embedder
     )
     app.state.llm = service
+    upkeep = asyncio.ensure_future(_upkeep(service, settings.circuit.health_check_interval_s))
     log.info(
         "llm layer ready",
         groups=sorted(service.router.groups),
@@ -92,5 +95,31 @@ async def llm_lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        upkeep.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await upkeep
         app.state.llm = None
         await service.aclose()
+
+
+# Reservations older than this belong to a process that died mid-call.
+STALE_RESERVATION_MS = 3_600_000
+UPKEEP_INTERVAL_S = 600.0
+
+
+async def _upkeep(service: LLMService, probe_interval_s: float | None) -> None:
+    """Probe open circuits (when configured) and release stale budget reservations."""
+    interval = min(probe_interval_s or UPKEEP_INTERVAL_S, UPKEEP_INTERVAL_S)
+    since_release = 0.0
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            if probe_interval_s:
+                for name in list(service.router.groups):
+                    await service.router.probe(name)
+            since_release += interval
+            if service.budgets is not None and since_release >= UPKEEP_INTERVAL_S:
+                since_release = 0.0
+                await service.budgets.release_stale(STALE_RESERVATION_MS)
+        except Exception:
+            log.exception("llm upkeep failed; trying again next round")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import asdict
 from typing import Any
 
 from roost.llm.messages import (
@@ -32,17 +31,43 @@ def request_identity(
     messages: Sequence[Message], settings: ModelSettings, tools: Sequence[ToolDefinition]
 ) -> dict[str, Any]:
     """Everything that changes the answer: messages, tools and sampling (not the timeout)."""
-    sampling = asdict(settings)
-    sampling.pop("timeout_s", None)
     return {
         "messages": [message_to_json(m) for m in messages],
-        "tools": [asdict(t) for t in tools],
-        "settings": sampling,
+        "tools": [
+            {"name": t.name, "description": t.description, "parameters": t.parameters}
+            for t in tools
+        ],
+        "settings": [
+            settings.max_tokens,
+            settings.temperature,
+            settings.top_p,
+            list(settings.stop),
+            settings.seed,
+            settings.tool_choice,
+        ],
     }
 
 
 def message_to_json(message: Message) -> dict[str, Any]:
-    return {"role": message.role, "parts": [asdict(p) for p in message.parts]}
+    # Hand-written rather than dataclasses.asdict, which deep-copies and dominated the
+    # cache's cost per request.
+    return {"role": message.role, "parts": [part_to_json(p) for p in message.parts]}
+
+
+def part_to_json(part: Part) -> dict[str, Any]:
+    if isinstance(part, TextPart):
+        return {"kind": "text", "text": part.text}
+    if isinstance(part, ToolCallPart):
+        return {"kind": "tool_call", "id": part.id, "name": part.name, "arguments": part.arguments}
+    if isinstance(part, ToolResultPart):
+        return {
+            "kind": "tool_result",
+            "tool_call_id": part.tool_call_id,
+            "content": part.content,
+            "name": part.name,
+            "is_error": part.is_error,
+        }
+    return {"kind": "image", "url": part.url, "media_type": part.media_type}
 
 
 def message_from_json(data: dict[str, Any]) -> Message:
@@ -66,7 +91,11 @@ def response_to_json(response: Response) -> str:
         {
             "message": message_to_json(response.message),
             "finish_reason": response.finish_reason,
-            "usage": asdict(response.usage),
+            "usage": {
+                "input_tokens": response.usage.input_tokens,
+                "output_tokens": response.usage.output_tokens,
+                "cached_input_tokens": response.usage.cached_input_tokens,
+            },
             "model": response.model,
             "id": response.id,
         },

@@ -147,9 +147,12 @@ class ResponseCache:
         messages: Sequence[Message],
         settings: ModelSettings,
         tools: Sequence[ToolDefinition] = (),
+        *,
+        key: str | None = None,
     ) -> CacheHit | None:
-        """A cached answer to this request, or None."""
-        raw = await self.store.get(self.exact_key(tenant_id, model, messages, settings, tools))
+        """A cached answer to this request, or None (``key``: its :meth:`exact_key`, if known)."""
+        key = key or self.exact_key(tenant_id, model, messages, settings, tools)
+        raw = await self.store.get(key)
         if raw is not None:
             self.stats.num_exact_hits += 1
             telemetry.LLM_CACHE.labels("exact", "hit").inc()
@@ -177,11 +180,13 @@ class ResponseCache:
         settings: ModelSettings,
         tools: Sequence[ToolDefinition],
         response: Response,
+        *,
+        key: str | None = None,
     ) -> None:
         """Remember ``response``; failed or truncated-by-filter answers are not kept."""
         if response.finish_reason in ("error", "content_filter"):
             return
-        key = self.exact_key(tenant_id, model, messages, settings, tools)
+        key = key or self.exact_key(tenant_id, model, messages, settings, tools)
         query = self.semantic_query(messages, tools)
         # The question is kept beside the answer so a semantic match can be double-checked.
         value = json.dumps({"q": query, "r": response_to_json(response)})
