@@ -232,3 +232,5 @@ def test_prepare_records_input_without_running(checkpointer: Checkpointer) -> No
     assert state.next == ("reply",)
     assert state.values["turns"] == 0
     assert graph.invoke(None, thread_id="t")["last"] == "queued"
+    kinds = [w.kind for w in checkpointer.load_all("t").writes]
+    assert sorted(kinds) == ["input", "run", "writes"]  # input, the call that ran it, the node

@@ -114,18 +114,28 @@ class RunLoop:
             ) from None
         self.state.resume.update(self.parent_resume)
         if isinstance(run_input, Command):
-            return self._start_resume(run_input)
-        if run_input is not None:
-            return [self._start_input(run_input)]
-        if self.state.record is None:
+            ops = self._start_resume(run_input)
+        elif run_input is not None:
+            ops = [self._start_input(run_input)]
+        elif self.state.record is None:
             raise InvalidRequest(
                 f"thread {self.thread_id!r} has nothing to continue; pass an input to start it"
             )
-        if checkpoint_id is not None and self.state.has_children:
-            return [self._fork()]
-        if self.ns:  # a subgraph continuing after a pause: its earlier writes go up too
-            self.run_writes = writes_since_input(log, self.state.record.checkpoint_id)
-        return []
+        elif checkpoint_id is not None and self.state.has_children:
+            ops = [self._fork()]
+        else:
+            if self.ns:  # a subgraph continuing after a pause: its earlier writes go up too
+                self.run_writes = writes_since_input(log, self.state.record.checkpoint_id)
+            # Inputs, resumes and forks are logged already; a plain continue gets its own mark.
+            ops = [self._run_started("continue")]
+        return ops
+
+    def _run_started(self, how: str) -> Persist:
+        """The log's record that a call began running the thread (one per call, not per step)."""
+        if not self.is_durable or self.state.record is None:
+            return [], []
+        data = {"how": how, "recursion_limit": self.recursion_limit}
+        return [], [self._event(self.state.record, new_checkpoint_id(), "run", 0, "", data)]
 
     def _start_input(self, run_input: Any) -> Persist:
         if not isinstance(run_input, dict):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 CheckpointSource = Literal["input", "loop", "update", "fork"]
-WriteKind = Literal["writes", "error", "interrupt", "resume", "input", "update"]
+WriteKind = Literal["run", "writes", "error", "interrupt", "resume", "input", "update"]
 
 _ids = itertools.count()
 
@@ -57,7 +57,8 @@ class WriteRecord:
 
     ``kind="writes"``/``"error"``/``"interrupt"`` belong to the task ``task_id`` planned
     at ``checkpoint_id``; ``"resume"`` carries answers given at that checkpoint;
-    ``"input"``/``"update"`` are the writes that created ``checkpoint_id`` itself.
+    ``"input"``/``"update"`` are the writes that created ``checkpoint_id`` itself;
+    ``"run"`` marks a call that started running the thread from ``checkpoint_id``.
     A (checkpoint, task, kind) triple is unique: a re-run of a task replaces its record.
     """
 
