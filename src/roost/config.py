@@ -228,6 +228,16 @@ class McpServerSettings(Section):
     )
 
 
+class ToolRoleSettings(Section):
+    """A tool role: which tools (globs), up to which risk, which paths and hosts (globs)."""
+
+    max_risk: Literal["read", "write", "network", "execute", "destructive"] = "read"
+    tools: list[str] = Field(default_factory=lambda: ["*"])
+    paths: list[str] = Field(default_factory=lambda: ["*"])
+    hosts: list[str] = Field(default_factory=lambda: ["*"])
+    may_approve: bool = False
+
+
 class ToolsSettings(Section):
     """Tools: workspaces, sandbox limits, permissions, approvals, outbound HTTP, MCP servers."""
 
@@ -239,6 +249,9 @@ class ToolsSettings(Section):
     max_parallel: int = Field(4, ge=1, le=64, description="Concurrent tool calls of one turn")
     default_role: str = Field("admin", description="Role of API keys with no binding")
     agent_role: str = Field("developer", description="Role of agents with no binding")
+    roles: dict[str, ToolRoleSettings] = Field(
+        default_factory=dict, description="Extra roles (built in: reader, writer, developer, admin)"
+    )
     role_bindings: dict[str, str] = Field(
         default_factory=dict, description="'<actor>' or '<tenant id>/<actor>' -> role name"
     )

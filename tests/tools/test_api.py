@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.server.conftest import AppFactory
+from roost.security.api_keys import split_key
+from tests.server.conftest import BOOTSTRAP_KEY, AppFactory
 
 
 async def test_list_tools_shows_name_description_risk_and_schema(
@@ -127,3 +129,22 @@ async def test_semantic_code_search_uses_the_knowledge_base_when_present(
             }
         ]
         assert [(c, q, k) for _, c, q, k in memory.asked] == [("code", "parse json", 3)]
+
+
+async def test_roles_from_roost_toml_bound_to_a_key(
+    make_app: AppFactory, auth: dict[str, str], roost_home: Path
+) -> None:
+    key_id, _ = split_key(BOOTSTRAP_KEY)
+    (roost_home / "roost.toml").write_text(
+        "[tools.roles.auditor]\n"
+        'max_risk = "read"\n'
+        'tools = ["read_*", "list_dir"]\n'
+        "[tools.role_bindings]\n"
+        f'"key:{key_id}" = "auditor"\n'
+    )
+    async with make_app() as (_, client):
+        listed = (await client.get("/v1/tools", headers=auth)).json()["data"]
+        assert [tool["name"] for tool in listed] == ["list_dir", "read_file"]
+        refused = await _execute(client, auth, "write_file", arguments={"path": "a", "content": ""})
+        assert refused["error"]["type"] == "forbidden"
+        assert "auditor" in refused["error"]["message"]

@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from roost.config import Settings, ToolsSettings
+from roost.config import Settings, ToolRoleSettings, ToolsSettings
 from roost.platform import Platform
 from roost.storage import migrate
 from roost.tools.approvals import APPROVAL_MIGRATIONS, ApprovalStore
@@ -19,7 +19,7 @@ from roost.tools.executor import ToolExecutor
 from roost.tools.mcp_client import McpToolset
 from roost.tools.netguard import NetworkPolicy
 from roost.tools.paths import Workspace
-from roost.tools.permissions import Caller, CapabilityMinter, PermissionPolicy
+from roost.tools.permissions import Caller, CapabilityMinter, PermissionPolicy, Role
 from roost.tools.registry import ToolRegistry
 from roost.tools.sandbox import DEFAULT_EXECUTABLES, Sandbox, SandboxPolicy
 
@@ -37,6 +37,17 @@ def sandbox_policy(settings: ToolsSettings) -> SandboxPolicy:
         max_processes=settings.command_max_processes,
         max_output_bytes=settings.command_max_output_kb * 1024,
         require_jail=settings.require_jail,
+    )
+
+
+def _role(name: str, spec: ToolRoleSettings) -> Role:
+    return Role(
+        name,
+        RiskLevel(spec.max_risk),
+        tools=tuple(spec.tools),
+        paths=tuple(spec.paths),
+        hosts=tuple(spec.hosts),
+        may_approve=spec.may_approve,
     )
 
 
@@ -80,6 +91,7 @@ class ToolService:
         minter = CapabilityMinter(hashlib.sha256(secret).digest())
         permissions = PermissionPolicy(
             minter,
+            roles={name: _role(name, spec) for name, spec in tools.roles.items()},
             bindings=tools.role_bindings,
             default_role=tools.default_role,
             agent_role=tools.agent_role,
