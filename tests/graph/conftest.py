@@ -29,17 +29,10 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def _has_postgres(metafunc: pytest.Metafunc) -> bool:
-    manager = metafunc.config.pluginmanager.get_plugin("funcmanage")
-    return bool(manager and manager.getfixturedefs("postgres_url", metafunc.definition))
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
-        backends = ["memory", "sqlite"]
-        if _has_postgres(metafunc):
-            backends.append("postgres")
-        metafunc.parametrize("backend", backends)
+        postgres = pytest.param("postgres", marks=pytest.mark.postgres)
+        metafunc.parametrize("backend", ["memory", "sqlite", postgres])
 
 
 @pytest.fixture
