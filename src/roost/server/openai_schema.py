@@ -107,6 +107,7 @@ class SamplingFields(Lenient):
     top_k: int | None = Field(None, ge=0)
     min_p: float | None = Field(None, ge=0, le=1)
     repetition_penalty: float | None = Field(None, gt=0, le=10)
+    ignore_eos: bool = False
     session_id: str | None = Field(None, max_length=256)
 
     @field_validator("stop")
@@ -138,6 +139,7 @@ class SamplingFields(Lenient):
             stop=tuple(s for s in stop if s),
             logprobs=logprobs,
             top_logprobs=top_logprobs,
+            ignore_eos=self.ignore_eos,
         )
 
 
