@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from roost.observe.tracing import RECENT_SPANS
 from roost.security.api_keys import split_key
 from tests.server.conftest import BOOTSTRAP_KEY, AppFactory
 
@@ -148,3 +149,15 @@ async def test_roles_from_roost_toml_bound_to_a_key(
         refused = await _execute(client, auth, "write_file", arguments={"path": "a", "content": ""})
         assert refused["error"]["type"] == "forbidden"
         assert "auditor" in refused["error"]["message"]
+
+
+async def test_tool_calls_are_spans_and_metrics(make_app: AppFactory, auth: dict[str, str]) -> None:
+    async with make_app() as (_, client):
+        RECENT_SPANS.clear()
+        await _execute(client, auth, "list_dir", arguments={}, call_id="call-7")
+        spans = [s for s in RECENT_SPANS.spans() if s.name == "execute_tool list_dir"]
+        assert len(spans) == 1 and spans[0].attributes is not None
+        assert spans[0].attributes["gen_ai.tool.call.id"] == "call-7"
+        assert spans[0].attributes["roost.tool.status"] == "ok"
+        metrics = (await client.get("/metrics")).text
+        assert 'roost_tool_calls_total{status="ok",tool="list_dir"}' in metrics

@@ -15,7 +15,9 @@ from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from roost.errors import NotFound
+from roost.observe.metrics import include_registry
 from roost.server import approvals, mcp
+from roost.tools import metrics as tool_metrics
 from roost.tools.builtin.semantic import KnowledgeSearch, semantic_search_tool
 from roost.tools.executor import ToolCall
 from roost.tools.permissions import Caller
@@ -60,6 +62,7 @@ async def execute_tool(name: str, body: ExecuteBody, request: Request) -> dict[s
 async def tools_lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the tool service (tables, built-ins, configured MCP servers) for the app."""
     service = await ToolService.open(app.state.platform)
+    include_registry(tool_metrics.REGISTRY)
     # The memory layer may start after this hook; look its knowledge base up per call.
     service.registry.add_shared(StaticToolset([semantic_search_tool(lambda: _knowledge(app))]))
     app.state.tools = service

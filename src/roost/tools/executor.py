@@ -17,10 +17,12 @@ from typing import Any, Literal
 
 from roost.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from roost.observe.logging import get_logger
+from roost.observe.tracing import get_tracer
 from roost.security.audit import AuditLog
 from roost.tools.approvals import Approval, ApprovalStore, Decision, call_hash
 from roost.tools.base import RiskLevel, Tool, ToolFailure
 from roost.tools.context import ToolContext
+from roost.tools.metrics import TOOL_CALLS, TOOL_DURATION
 from roost.tools.netguard import NetworkPolicy
 from roost.tools.paths import Workspace, check_path_text
 from roost.tools.permissions import PATH_ARGUMENTS, Caller, PermissionPolicy
@@ -28,6 +30,7 @@ from roost.tools.registry import ToolRegistry
 from roost.tools.sandbox import Sandbox
 
 log = get_logger("roost.tools")
+_tracer = get_tracer("roost.tools")
 Status = Literal["ok", "error", "pending_approval"]
 WorkspaceFor = Callable[[Caller], Workspace]
 
@@ -123,6 +126,21 @@ class ToolExecutor:
 
     async def execute(self, caller: Caller, call: ToolCall) -> ToolResult:
         """Run one call; refusals and failures come back as ``status="error"`` results."""
+        with _tracer.start_as_current_span(f"execute_tool {call.name}") as span:
+            span.set_attribute("gen_ai.operation.name", "execute_tool")
+            span.set_attribute("gen_ai.tool.name", call.name)
+            if call.call_id:
+                span.set_attribute("gen_ai.tool.call.id", call.call_id)
+            span.set_attribute("roost.tenant_id", caller.tenant_id)
+            result = await self._execute(caller, call)
+            span.set_attribute("roost.tool.status", result.status)
+            if result.error_type:
+                span.set_attribute("error.type", result.error_type)
+        TOOL_CALLS.labels(call.name, result.status).inc()
+        TOOL_DURATION.labels(call.name).observe(result.duration_ms / 1000)
+        return result
+
+    async def _execute(self, caller: Caller, call: ToolCall) -> ToolResult:
         started = time.monotonic()
         tool: Tool | None = None
         arguments: dict[str, Any] = dict(call.arguments)
