@@ -224,7 +224,7 @@ class RunLoop:
             resume=self.state.resume,
             emit=self.emit,
             clock=self.graph.clock,
-            subgraph_scope=subgraph_scope or (lambda task: None),
+            subgraph_scope=subgraph_scope or (lambda _task: None),
         )
 
     def subgraph_scope(self, task: PlannedTask) -> SubgraphScope:

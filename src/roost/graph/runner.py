@@ -19,6 +19,7 @@ from roost.graph.channels import MessagesChannel
 from roost.graph.checkpoint.base import Checkpointer, CheckpointRecord, ThreadLog, WriteRecord
 from roost.graph.errors import CheckpointWriteFailed
 from roost.graph.loop import Persist, RunLoop
+from roost.graph.plan import PlannedTask
 from roost.graph.retry import Clock, RetryPolicy
 from roost.graph.tasks import TaskResult, arun_task, run_task
 from roost.graph.types import Command, Durability
@@ -192,10 +193,30 @@ def _checkpoint_event(loop: RunLoop) -> None:
     loop.emit("values", loop.values())
 
 
-def _stop_step(loop: RunLoop, results: list[TaskResult], logged: set[str]) -> Persist | None:
-    if any(not r.ok for r in results):
-        return loop.pause(results, logged)
-    return None
+def _partition(
+    loop: RunLoop, tasks: list[PlannedTask]
+) -> tuple[list[TaskResult], list[PlannedTask]]:
+    """Results of tasks that finished before (from the log), and the tasks to run now."""
+    results: list[TaskResult] = []
+    to_run = []
+    for task in tasks:
+        reused = loop.reused_result(task)
+        if reused is None:
+            to_run.append(task)
+            loop.emit("events", {"event": "task_start", "node": task.node, "task_id": task.id})
+        else:
+            results.append(reused)
+    return results, to_run
+
+
+def _end_of_step(
+    loop: RunLoop, results: list[TaskResult], logged: set[str]
+) -> tuple[Persist, bool, BaseException | None]:
+    """What to persist after a superstep, whether the run stops there, and the error to raise."""
+    if all(r.ok for r in results):
+        return loop.commit(results, logged), False, None
+    failed = next((r.error for r in results if r.error is not None), None)
+    return loop.pause(results, logged), True, failed
 
 
 def drive(
@@ -216,17 +237,7 @@ def drive(
         yield
         while tasks := loop.next_tasks():
             env = loop.make_env(loop.subgraph_scope)
-            results: list[TaskResult] = []
-            to_run = []
-            for task in tasks:
-                reused = loop.reused_result(task)
-                if reused is None:
-                    to_run.append(task)
-                    loop.emit(
-                        "events", {"event": "task_start", "node": task.node, "task_id": task.id}
-                    )
-                else:
-                    results.append(reused)
+            results, to_run = _partition(loop, tasks)
             logged: set[str] = set()
             if len(to_run) == 1 and len(tasks) == 1:
                 results.append(run_task(env, to_run[0], timeout_pool()))
@@ -245,15 +256,13 @@ def drive(
                     logged.add(result.task.id)
                     _report(loop, result)
                     yield
-            stopped = _stop_step(loop, results, logged)
-            if stopped is not None:
-                persister.submit(stopped)
+            op, is_stop, failed = _end_of_step(loop, results, logged)
+            persister.submit(op)
+            if is_stop:
                 persister.flush()
-                failed = next((r.error for r in results if r.error is not None), None)
                 if failed is not None:
                     raise failed
                 return
-            persister.submit(loop.commit(results, logged))
             _checkpoint_event(loop)
             yield
     finally:
@@ -277,17 +286,7 @@ async def adrive(
             _checkpoint_event(loop)
         while tasks := loop.next_tasks():
             env = loop.make_env(loop.subgraph_scope)
-            results: list[TaskResult] = []
-            to_run = []
-            for task in tasks:
-                reused = loop.reused_result(task)
-                if reused is None:
-                    to_run.append(task)
-                    loop.emit(
-                        "events", {"event": "task_start", "node": task.node, "task_id": task.id}
-                    )
-                else:
-                    results.append(reused)
+            results, to_run = _partition(loop, tasks)
             logged: set[str] = set()
             if len(to_run) == 1 and len(tasks) == 1:
                 results.append(await arun_task(env, to_run[0]))
@@ -304,15 +303,13 @@ async def adrive(
                 finally:  # a cancelled run must not leave its tasks running
                     for still_running in running:
                         still_running.cancel()
-            stopped = _stop_step(loop, results, logged)
-            if stopped is not None:
-                await persister.submit(stopped)
+            op, is_stop, failed = _end_of_step(loop, results, logged)
+            await persister.submit(op)
+            if is_stop:
                 await persister.flush()
-                failed = next((r.error for r in results if r.error is not None), None)
                 if failed is not None:
                     raise failed
                 return
-            await persister.submit(loop.commit(results, logged))
             _checkpoint_event(loop)
     finally:
         await persister.flush()

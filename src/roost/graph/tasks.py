@@ -92,7 +92,7 @@ def run_task(env: TaskEnv, task: PlannedTask, pool: concurrent.futures.Executor)
                     raise _timeout_error(spec) from None
             else:
                 output = spec.fn(arg)
-            return finish_task(env, task, output, sync=True)
+            return finish_task(env, task, output)
         except GraphInterrupt as pause:
             return TaskResult(task, interrupts=pause.interrupts)
         except Exception as exc:
@@ -238,7 +238,7 @@ def local_view(env: TaskEnv, writes: list[Write]) -> dict[str, Any]:
     return values
 
 
-def finish_task(env: TaskEnv, task: PlannedTask, output: Any, *, sync: bool) -> TaskResult:
+def finish_task(env: TaskEnv, task: PlannedTask, output: Any) -> TaskResult:
     writes, update = _own_writes(env, task, output)
     branches = env.graph.branches_from.get(task.node, ())
     if branches:
