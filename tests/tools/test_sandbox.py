@@ -135,3 +135,42 @@ async def test_jail_has_read_only_system_private_tmp_and_no_network(
     assert "shadow False" in result.stdout and "home False" in result.stdout
     assert "no network" in result.stdout
     assert (root / "made-here.txt").read_text() == "ok"
+
+
+async def test_without_the_jail_the_rest_still_holds(
+    sandbox: Sandbox, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-leak")
+    policy = sandbox.policy.narrowed(use_jail=False, timeout_s=1)
+    shown = await sandbox.run(
+        ["python3", "-c", "import os; print(os.getcwd(), sorted(os.environ))"],
+        root,
+        workspace_root=root,
+        policy=policy,
+    )
+    assert shown.isolation == "rlimits" and shown.ok
+    assert str(root) in shown.stdout and "OPENAI_API_KEY" not in shown.stdout
+    hung = await sandbox.run(
+        ["python3", "-c", "import time; time.sleep(60)"], root, workspace_root=root, policy=policy
+    )
+    assert hung.timed_out and hung.signal == "SIGKILL"
+    with pytest.raises(CommandRefused, match="requires the bubblewrap jail"):
+        await sandbox.run(
+            ["true"], root, workspace_root=root, policy=policy.narrowed(require_jail=True)
+        )
+
+
+def test_doctor_warns_loudly_without_bubblewrap(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from roost.cli import doctor as doctor_module
+    from roost.cli.main import app
+    from roost.tools.isolation import IsolationReport
+
+    bare = IsolationReport(None, None, True, ("bubblewrap (bwrap) is not available: ...",))
+    monkeypatch.setattr(doctor_module, "detect_isolation", lambda: bare)
+    result = CliRunner().invoke(app, ["doctor"])
+    assert result.exit_code == 0
+    assert "rlimits" in result.output and "missing" in result.output
+    assert "WARNING" in result.output and "bubblewrap (bwrap) is not available" in result.output
+    assert "root ignores RLIMIT_NPROC" in result.output

@@ -178,11 +178,11 @@ class Sandbox:
         """Run ``argv`` in ``cwd`` (inside ``workspace_root``) and report what happened."""
         policy = policy or self.policy
         _check_argv(argv)
-        if policy.require_jail and not self.is_jailed:
+        jailed = policy.use_jail and self.isolation.bwrap_path is not None
+        if policy.require_jail and not jailed:
             raise CommandRefused("policy requires the bubblewrap jail, which is not available")
         relative_cwd = _relative_cwd(cwd, workspace_root)
         executable = self.resolve_executable(argv[0], policy)
-        jailed = policy.use_jail and self.isolation.bwrap_path is not None
         command = [executable, *argv[1:]]
         if jailed:
             assert self.isolation.bwrap_path is not None
