@@ -141,3 +141,34 @@ async def test_configured_servers_join_the_registry_and_a_dead_one_hides_nothing
         assert added.output == {"result": 3}
     finally:
         await service.close()
+
+
+async def test_an_agent_uses_builtin_and_mcp_tools_in_one_turn_under_its_capability(
+    service: ToolService, caller: Caller, demo: McpToolset
+) -> None:
+    service.registry.add_for_tenant(caller.tenant_id, demo)
+    token = service.minter.mint(
+        tenant_id=caller.tenant_id,
+        agent_id="coder",
+        run_id="run-1",
+        tools=("demo_add", "write_file", "read_file"),
+        arguments={"path": "notes/*"},
+    )
+    agent = Caller(caller.tenant_id, "agent:coder", "coder", "run-1", token)
+    turn = [
+        ToolCall("write_file", {"path": "notes/a.md", "content": "hi"}, "c1"),
+        ToolCall("demo_add", {"a": 40, "b": 2}, "c2"),
+        ToolCall("demo_pid", {}, "c3"),  # not in the capability
+        ToolCall("write_file", {"path": "src/x.py", "content": ""}, "c4"),  # outside its paths
+    ]
+    results = await service.executor.execute_many(agent, turn)
+    assert [(r.call_id, r.status) for r in results] == [
+        ("c1", "ok"),
+        ("c2", "ok"),
+        ("c3", "error"),
+        ("c4", "error"),
+    ]
+    assert results[1].output == {"result": 42}
+    assert results[2].error_type == results[3].error_type == "forbidden"
+    workspace = service.executor.workspace_for(agent).root
+    assert workspace.name == "coder" and (workspace / "notes/a.md").read_text() == "hi"
