@@ -204,3 +204,18 @@ def test_price_table_ships_versioned_and_accepts_overrides() -> None:
     # cached input priced like input when no cached price is set
     assert table.cost_nano("openai:gpt-4.1-mini", usage) == 3 * NANO_PER_USD
     assert shipped.cost_nano("local:smollm2", usage) == 0
+
+
+async def test_budgeted_requests_without_max_tokens_are_capped_at_the_reservation(
+    database: Database,
+) -> None:
+    gate = asyncio.Event()
+    gate.set()
+    service = priced_service(database, limit_usd=1.0, gate=gate)
+    model = service.router.registry.model("test:priced")
+    await service.request("chat", [Message.user("hi")], context=RequestContext("t1"))
+    assert model.last_call.settings.max_tokens == 1000  # type: ignore[attr-defined]
+    await service.request(
+        "chat", [Message.user("hi")], ModelSettings(max_tokens=5), context=RequestContext("t1")
+    )
+    assert model.last_call.settings.max_tokens == 5  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ the budget to the actual cost and write the usage record in one transaction.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -140,6 +141,7 @@ class LLMService:
         if cached is not None:
             return cached
         reservation = await self._reserve(group, messages, settings, tools, context)
+        settings = self._capped(settings, reservation)
         try:
             response = await self.router.request(group.name, messages, settings, tools, context)
         except BaseException:
@@ -173,6 +175,7 @@ class LLMService:
                 yield event
             return
         reservation = await self._reserve(group, messages, settings, tools, context)
+        settings = self._capped(settings, reservation)
         final: Response | None = None
         streamed: list[str] = []
         status: UsageStatus = "cancelled"
@@ -280,6 +283,13 @@ class LLMService:
             return EMPTY_RESERVATION
         amount = self.estimate_cost_nano(group, messages, settings, tools)
         return await self.budgets.reserve(context.tenant_id, context.key_id, amount)
+
+    def _capped(self, settings: ModelSettings, reservation: Reservation) -> ModelSettings:
+        """Under a budget, a request without ``max_tokens`` may produce no more output than
+        was reserved for it, so the settled cost cannot outrun the reservation."""
+        if reservation.is_empty or settings.max_tokens is not None:
+            return settings
+        return dataclasses.replace(settings, max_tokens=self.reserve_max_tokens)
 
     async def _finish(
         self,
