@@ -146,10 +146,6 @@ class Sandbox:
         self.policy = policy
         self.isolation = isolation or detect_isolation()
 
-    @property
-    def is_jailed(self) -> bool:
-        return self.policy.use_jail and self.isolation.bwrap_path is not None
-
     def resolve_executable(self, name: str, policy: SandboxPolicy | None = None) -> str:
         """The absolute path of an allowlisted executable; :class:`CommandRefused` otherwise."""
         policy = policy or self.policy

@@ -56,7 +56,7 @@ def workspace_root(settings: Settings) -> Path:
 
 
 @dataclass(frozen=True, slots=True)
-class ToolExecutorWorkspace:
+class WorkspacePerAgent:
     """One workspace per tenant and agent: ``<root>/<tenant>/<agent or 'default'>``."""
 
     root: Path
@@ -104,7 +104,7 @@ class ToolService:
             approvals,
             platform.audit,
             sandbox=Sandbox(sandbox_policy(tools)),
-            workspace_for=ToolExecutorWorkspace(workspace_root(settings)),
+            workspace_for=WorkspacePerAgent(workspace_root(settings)),
             network=NetworkPolicy(
                 allowed_hosts=frozenset(tools.http_allowed_hosts),
                 allowed_networks=tuple(tools.http_allowed_networks),
