@@ -45,10 +45,17 @@ class ReplyStreamParser:
             return self.feed(rest)
         events: list[ChatEvent] = []
         if self.mode == "args" and self.buffer:
-            # Ended inside a call (length limit): release what was generated, unparsed.
-            current = self.calls[-1]
-            pending = self.buffer[self._released_args :]
-            current.arguments = self.buffer
+            # Ended inside a call (length limit): release the arguments generated, without
+            # a trailer that was only begun.
+            arguments = self.buffer
+            try:
+                _, end = self._decoder.raw_decode(self.buffer)
+                if TOOL_CALL_TRAILER.startswith(self.buffer[end:]):
+                    arguments = self.buffer[:end]
+            except json.JSONDecodeError:
+                pass
+            self.calls[-1].arguments = arguments
+            pending = arguments[self._released_args :]
             if pending:
                 events.append(ToolCallArgumentsDelta(self.index, len(self.calls) - 1, pending))
         self.buffer = ""
