@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -270,3 +271,40 @@ async def test_codes_match_as_phrases(vector_store: VectorStore, embedder: Hashi
         {"x1": ("ticket ZX-4471 is open", {}), "x2": ("ZX team owns 4471 other things", {})},
     )
     assert await search_ids(vector_store, embedder, "ZX-4471", mode="keyword") == ["x1"]
+
+
+@pytest.mark.parametrize("cache_vectors", [0, 3, 100_000])
+async def test_sqlite_vector_copy_stays_exact_and_fresh(
+    tmp_path: Path, embedder: HashingEmbedder, cache_vectors: int
+) -> None:
+    """The in-memory copy answers like vec0, follows own writes, and drops on foreign ones."""
+    path = tmp_path / "m.db"
+    mine = SqliteVectorStore(
+        path, embedder_id=embedder.id, dimension=embedder.dimension, cache_vectors=cache_vectors
+    )
+    other = SqliteVectorStore(
+        path, embedder_id=embedder.id, dimension=embedder.dimension, cache_vectors=0
+    )
+    reference = SqliteVectorStore(
+        path, embedder_id=embedder.id, dimension=embedder.dimension, cache_vectors=0
+    )
+    await put(mine, embedder, DOCS)
+    query = (await embedder.embed(["espresso coffee beans"]))[0]
+
+    async def ids(store: VectorStore) -> list[str]:
+        hits = await store.search("t1", "ns", vector=query, k=5, mode="vector")
+        # Order by rounded similarity, then id: equal vectors may come back in either order.
+        ranked = sorted(hits, key=lambda h: (-round(h.similarity or 0.0, 4), h.item.id))
+        return [h.item.id for h in ranked]
+
+    assert await ids(mine) == await ids(reference)
+    await put(mine, embedder, {"new": ("espresso coffee beans", {})})  # own write
+    assert (await ids(mine))[0] == "new"
+    await other.delete("t1", ["new"])  # another connection's commit
+    assert "new" not in await ids(mine)
+    await mine.delete("t1", ["d2"])
+    assert await ids(mine) == await ids(reference)
+    await put(mine, embedder, {"d5": ("moved away", {})}, namespace="elsewhere")
+    assert "d5" not in await ids(mine)
+    for store in (mine, other, reference):
+        await store.close()

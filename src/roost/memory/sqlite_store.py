@@ -23,6 +23,7 @@ import apsw
 import numpy as np
 import sqlite_vec
 
+from roost.memory.vector_cache import VectorCache
 from roost.memory.vector_store import (
     SearchHit,
     SearchMode,
@@ -83,7 +84,9 @@ def space_table(embedder_id: str, dimension: int) -> str:
 class SqliteVectorStore:
     """:class:`~roost.memory.vector_store.VectorStore` on one SQLite file."""
 
-    def __init__(self, path: str | Path, *, embedder_id: str, dimension: int) -> None:
+    def __init__(
+        self, path: str | Path, *, embedder_id: str, dimension: int, cache_vectors: int = 500_000
+    ) -> None:
         self._embedder_id = embedder_id
         self._dimension = dimension
         self.path = str(path)
@@ -108,6 +111,9 @@ class SqliteVectorStore:
                 "INSERT OR IGNORE INTO memory_spaces VALUES (?, ?, ?)",
                 (self._table, embedder_id, dimension),
             )
+        # Unfiltered vector search scans an in-memory copy (exact, several times faster).
+        self._cache = VectorCache(dimension, cache_vectors) if cache_vectors > 0 else None
+        self._data_version = self._pragma_data_version()
 
     @property
     def embedder_id(self) -> str:
@@ -134,6 +140,7 @@ class SqliteVectorStore:
     def _upsert(self, tenant_id: str, rows: list[tuple[VectorItem, np.ndarray]]) -> None:
         now = now_ms()
         spaces = self._spaces()
+        written: list[tuple[str, int, np.ndarray]] = []
         with self._conn:
             for item, vector in rows:
                 rowid = _scalar(
@@ -164,6 +171,11 @@ class SqliteVectorStore:
                     " VALUES (?, ?, ?, ?)",
                     (rowid, tenant_id, item.namespace, vector.tobytes()),
                 )
+                written.append((item.namespace, rowid, vector))
+        if self._cache is not None:  # only once committed: a rollback must not reach the cache
+            self._cache.delete([rowid for _, rowid, _ in written])
+            for namespace, rowid, vector in written:
+                self._cache.upsert((tenant_id, namespace), rowid, vector)
 
     def _spaces(self) -> list[str]:
         return [row[0] for row in self._conn.execute("SELECT table_name FROM memory_spaces")]
@@ -268,6 +280,8 @@ class SqliteVectorStore:
                 for table in spaces:
                     self._conn.execute(f"DELETE FROM {table} WHERE rowid = ?", (rowid,))
                 self._conn.execute("DELETE FROM memory_items WHERE rowid = ?", (rowid,))
+        if self._cache is not None:
+            self._cache.delete(rowids)
 
     async def stale(self, tenant_id: str, namespace: str, *, limit: int = 500) -> list[StoredItem]:
         def read() -> list[StoredItem]:
@@ -347,6 +361,9 @@ class SqliteVectorStore:
                     (blob, tenant_id, namespace, *where_params, depth),
                 )
             )
+        cached = self._cached_nearest(tenant_id, namespace, query, depth)
+        if cached is not None:
+            return cached
         return list(
             self._conn.execute(
                 f"SELECT {_COLUMNS}, v.distance FROM ("
@@ -356,6 +373,40 @@ class SqliteVectorStore:
                 (blob, depth, tenant_id, namespace),
             )
         )
+
+    def _pragma_data_version(self) -> int:
+        return int(_scalar(self._conn.execute("PRAGMA data_version")))
+
+    def _cached_nearest(
+        self, tenant_id: str, namespace: str, query: np.ndarray, depth: int
+    ) -> list[Any] | None:
+        """Rows like the vec0 query's, from the in-memory copy; None when not cached."""
+        if self._cache is None:
+            return None
+        version = self._pragma_data_version()
+        if version != self._data_version:  # another connection committed: copies are stale
+            self._cache.clear()
+            self._data_version = version
+        key = (tenant_id, namespace)
+        if key not in self._cache:
+            stored: list[Any] = self._conn.execute(
+                f"SELECT rowid, embedding FROM {self._table} WHERE tenant_id = ? AND namespace = ?",
+                key,
+            ).fetchall()
+            if not self._cache.load(key, [r[0] for r in stored], [r[1] for r in stored]):
+                return None
+        nearest = self._cache.search(key, query, depth)
+        if not nearest:
+            return []
+        marks = ",".join("?" * len(nearest))
+        by_rowid = {
+            row[0]: row[1:]
+            for row in self._conn.execute(
+                f"SELECT i.rowid, {_COLUMNS} FROM memory_items i WHERE i.rowid IN ({marks})",
+                [rowid for rowid, _ in nearest],
+            )
+        }
+        return [(*by_rowid[rowid], distance) for rowid, distance in nearest if rowid in by_rowid]
 
 
 def _scalar(cursor: apsw.Cursor) -> Any:
