@@ -1,0 +1,339 @@
+"""The ReAct agent as a prebuilt graph on ``roost.graph``:
+
+    guard_input → think ─(tool calls)→ act ─→ think …
+                        ─(approval needed)→ act → approve (interrupt) → think
+                        ─(answer)→ reflect? ─(critique)→ think
+                                           └→ finalize (schema + repair, output guardrails)
+                        ─(tool calls after max_iterations)→ stop
+
+Every superstep is checkpointed on the thread, so a run survives restarts and an
+approval pause is durable. The model is called with the thread id as its cache identity.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Annotated, Any, TypedDict
+
+from roost.agents.guardrails import GuardrailBlocked
+from roost.agents.output import repair_prompt, validate_output
+from roost.agents.runtime import AgentRuntime, RunContext
+from roost.agents.spec import AgentSpec
+from roost.agents.transcript import (
+    from_response,
+    last_assistant,
+    to_llm,
+    tool_message,
+    user_message,
+)
+from roost.graph import END, START, StateGraph, add_messages, get_stream_writer, interrupt
+from roost.llm.messages import (
+    Message,
+    ModelSettings,
+    Response,
+    ResponseDone,
+    TextDelta,
+    ToolDefinition,
+)
+from roost.tools.executor import ToolCall, ToolResult
+
+REFLECT_PROMPT = (
+    "Check your last answer against the task. If it is correct and complete, reply with"
+    " exactly APPROVE. Otherwise reply with a short critique of what to fix."
+)
+
+
+class AgentState(TypedDict, total=False):
+    """The thread's state. Per-run keys are reset by each run's input."""
+
+    messages: Annotated[list[dict[str, Any]], add_messages]
+    run: dict[str, Any]
+    variables: dict[str, Any]
+    iteration: int
+    reflections: int
+    revise: bool
+    awaiting: list[dict[str, Any]]
+    output: Any
+    status: str
+    error: str | None
+    usage: dict[str, int]
+    calls: list[dict[str, int]]
+
+
+def run_input(
+    run: RunContext, message: str | dict[str, Any], variables: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The graph input that starts one run on a thread."""
+    content = message if isinstance(message, str) else json.dumps(message)
+    return {
+        "messages": [user_message(content)],
+        "run": run.to_state(),
+        "variables": variables or {},
+        "iteration": 0,
+        "reflections": 0,
+        "revise": False,
+        "awaiting": [],
+        "output": None,
+        "status": "running",
+        "error": None,
+        "usage": {},
+        "calls": [],
+    }
+
+
+def add_usage(total: dict[str, int], response: Response) -> dict[str, int]:
+    usage = response.usage
+    return {
+        "input_tokens": total.get("input_tokens", 0) + usage.input_tokens,
+        "output_tokens": total.get("output_tokens", 0) + usage.output_tokens,
+        "cached_input_tokens": total.get("cached_input_tokens", 0) + usage.cached_input_tokens,
+        "model_calls": total.get("model_calls", 0) + 1,
+    }
+
+
+def _call_usage(response: Response) -> dict[str, int]:
+    return {
+        "input_tokens": response.usage.input_tokens,
+        "cached_input_tokens": response.usage.cached_input_tokens,
+        "output_tokens": response.usage.output_tokens,
+    }
+
+
+def _result_text(result: ToolResult) -> str:
+    if result.status == "ok":
+        output = result.output
+        return output if isinstance(output, str) else json.dumps(output, default=str)
+    return json.dumps({"error": result.error_type, "message": result.error_message})
+
+
+class ReactAgent:
+    """Builds and holds the node functions of one agent version's graph."""
+
+    def __init__(self, spec: AgentSpec, runtime: AgentRuntime) -> None:
+        self.spec = spec
+        self.runtime = runtime
+        self.settings = ModelSettings(max_tokens=spec.max_tokens, temperature=spec.temperature)
+
+    def builder(self) -> StateGraph:
+        g = StateGraph(AgentState)
+        g.add_node("guard_input", self.guard_input)
+        g.add_node("think", self.think)
+        g.add_node("act", self.act)
+        g.add_node("approve", self.approve)
+        g.add_node("reflect", self.reflect)
+        g.add_node("finalize", self.finalize)
+        g.add_node("stop", self.stop)
+        g.add_edge(START, "guard_input")
+        g.add_conditional_edges(
+            "guard_input", lambda s: END if s.get("status") == "blocked" else "think"
+        )
+        g.add_conditional_edges("think", self.after_think, ["act", "reflect", "finalize", "stop"])
+        g.add_conditional_edges("act", lambda s: "approve" if s.get("awaiting") else "think")
+        g.add_edge("approve", "think")
+        g.add_conditional_edges("reflect", lambda s: "think" if s.get("revise") else "finalize")
+        g.add_edge("finalize", END)
+        g.add_edge("stop", END)
+        return g
+
+    # -- routing ----------------------------------------------------------------------
+    def after_think(self, state: AgentState) -> str:
+        last = state["messages"][-1]
+        if last.get("tool_calls"):
+            return "stop" if state.get("iteration", 0) >= self.spec.max_iterations else "act"
+        if self.spec.reflect and state.get("reflections", 0) < self.spec.max_reflections:
+            return "reflect"
+        return "finalize"
+
+    # -- nodes ------------------------------------------------------------------------
+    async def guard_input(self, state: AgentState) -> dict[str, Any]:
+        last = state["messages"][-1]
+        try:
+            text = await self._guard(last.get("content") or "", "input")
+        except GuardrailBlocked as exc:
+            return {"status": "blocked", "error": exc.message}
+        if text != last.get("content"):
+            return {"messages": [{**last, "content": text}]}
+        return {}
+
+    async def think(self, state: AgentState) -> dict[str, Any]:
+        run = RunContext.from_state(state["run"])
+        tools = await self._tool_definitions(run)
+        response = await self._call_model(state, state["messages"], tools)
+        return {
+            "messages": [from_response(response)],
+            "iteration": state.get("iteration", 0) + 1,
+            "usage": add_usage(state.get("usage", {}), response),
+            "calls": [*state.get("calls", []), _call_usage(response)],
+        }
+
+    async def act(self, state: AgentState) -> dict[str, Any]:
+        run = RunContext.from_state(state["run"])
+        requested = state["messages"][-1].get("tool_calls") or []
+        calls = [ToolCall(c["name"], _arguments(c["arguments"]), c["id"]) for c in requested]
+        if self.runtime.tools is None:
+            results = [
+                ToolResult("error", error_type="unknown_tool", error_message="no tools here",
+                           call_id=c.call_id)
+                for c in calls
+            ]  # fmt: skip
+        else:
+            results = await self.runtime.tools.execute_many(run, self.spec.tools, calls)
+        writer = get_stream_writer()
+        messages: list[dict[str, Any]] = []
+        awaiting: list[dict[str, Any]] = []
+        for call, result in zip(calls, results, strict=True):
+            if result.status == "pending_approval":
+                awaiting.append(
+                    {
+                        "approval_id": result.approval_id,
+                        "call_id": call.call_id,
+                        "tool": call.name,
+                        "arguments": dict(call.arguments),
+                    }
+                )
+                continue
+            writer({"event": "tool_result", "call_id": call.call_id, "tool": call.name,
+                    "status": result.status})  # fmt: skip
+            messages.append(
+                tool_message(
+                    call.call_id or "", call.name, _result_text(result),
+                    is_error=result.status != "ok",
+                )
+            )  # fmt: skip
+        return {"messages": messages, "awaiting": awaiting}
+
+    async def approve(self, state: AgentState) -> dict[str, Any]:
+        awaiting = state.get("awaiting", [])
+        # Pauses the run durably; whoever decides the approvals resumes it. Nothing
+        # with side effects happens before this line, because the node re-runs on resume.
+        interrupt({"type": "approval", "approvals": awaiting})
+        run = RunContext.from_state(state["run"])
+        messages = []
+        for item in awaiting:
+            assert self.runtime.tools is not None
+            result = await self.runtime.tools.resume(
+                run, self.spec.tools, item["approval_id"], item["call_id"]
+            )
+            messages.append(
+                tool_message(
+                    item["call_id"] or "", item["tool"], _result_text(result),
+                    is_error=result.status != "ok",
+                )
+            )  # fmt: skip
+        return {"messages": messages, "awaiting": []}
+
+    async def reflect(self, state: AgentState) -> dict[str, Any]:
+        check = [*state["messages"], user_message(REFLECT_PROMPT)]
+        response = await self._call_model(state, check, [])
+        verdict = response.text.strip()
+        update: dict[str, Any] = {
+            "reflections": state.get("reflections", 0) + 1,
+            "usage": add_usage(state.get("usage", {}), response),
+            "revise": not verdict.upper().startswith("APPROVE"),
+        }
+        if update["revise"]:
+            update["messages"] = [
+                user_message(f"A reviewer found a problem with your answer: {verdict}\n"
+                             "Give a corrected answer.")
+            ]  # fmt: skip
+        return update
+
+    async def finalize(self, state: AgentState) -> dict[str, Any]:
+        last = last_assistant(state["messages"]) or {}
+        text = str(last.get("content") or "")
+        update: dict[str, Any] = {}
+        output: Any = text
+        schema = self.spec.output_schema
+        if schema is not None:
+            transcript = list(state["messages"])
+            added: list[dict[str, Any]] = []
+            usage = state.get("usage", {})
+            for attempt in range(self.spec.output_retries + 1):
+                output, error = validate_output(text, schema)
+                if error is None:
+                    break
+                if attempt == self.spec.output_retries:
+                    update.update(status="failed", error=f"output does not match the schema: "
+                                  f"{error}", messages=added, usage=usage)  # fmt: skip
+                    return update
+                ask = user_message(repair_prompt(error, schema))
+                response = await self._call_model(state, [*transcript, *added, ask], [])
+                usage = add_usage(usage, response)
+                added += [ask, from_response(response)]
+                text = response.text
+            update.update(messages=added, usage=usage)
+        try:
+            rendered = output if isinstance(output, str) else json.dumps(output)
+            checked = await self._guard(rendered, "output")
+        except GuardrailBlocked as exc:
+            update.update(status="blocked", error=exc.message, output=None)
+            return update
+        if checked != rendered:
+            output = checked
+        update.update(status="succeeded", output=output)
+        return update
+
+    async def stop(self, state: AgentState) -> dict[str, Any]:
+        last = last_assistant(state["messages"]) or {}
+        return {
+            "status": "failed",
+            "error": f"max_iterations: stopped after {self.spec.max_iterations} model turns",
+            "output": last.get("content") or None,
+        }
+
+    # -- helpers ----------------------------------------------------------------------
+    async def _tool_definitions(self, run: RunContext) -> list[ToolDefinition]:
+        if self.runtime.tools is None or not self.spec.tools:
+            return []
+        return await self.runtime.tools.definitions(run, self.spec.tools)
+
+    async def _call_model(
+        self,
+        state: AgentState,
+        messages: Sequence[dict[str, Any]],
+        tools: Sequence[ToolDefinition],
+    ) -> Response:
+        run = RunContext.from_state(state["run"])
+        system = Message.system(self.spec.render_instructions(state.get("variables")))
+        writer = get_stream_writer()
+        response: Response | None = None
+        async for event in self.runtime.llm.request_stream(
+            self.spec.model,
+            [system, *to_llm(messages)],
+            self.settings,
+            tools,
+            context=run.request_context(),
+        ):
+            if isinstance(event, TextDelta):
+                writer({"event": "token", "text": event.text})
+            elif isinstance(event, ResponseDone):
+                response = event.response
+        assert response is not None, "a model stream ends with ResponseDone"
+        return response
+
+    async def _guard(self, text: str, stage: str) -> str:
+        for ref in self.spec.guardrails:
+            if ref.stage != stage:
+                continue
+            result = await self.runtime.guardrails.get(ref.name)(text, ref.options)
+            if result.ok:
+                continue
+            if ref.on_fail == "repair" and result.repaired is not None:
+                text = result.repaired
+                continue
+            raise GuardrailBlocked(f"{stage} guardrail {ref.name!r} refused: {result.reason}")
+        return text
+
+
+def _arguments(raw: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw or "{}")
+    except json.JSONDecodeError:
+        return {"__invalid_json__": raw}
+    return value if isinstance(value, dict) else {"__invalid_json__": raw}
+
+
+def build_react_graph(spec: AgentSpec, runtime: AgentRuntime) -> StateGraph:
+    """The uncompiled ReAct graph of ``spec``; compile it with a checkpointer to run."""
+    return ReactAgent(spec, runtime).builder()

@@ -1,0 +1,147 @@
+"""What an agent graph calls out to: the LLM layer, the tool layer, guardrails.
+
+The graph nodes see these through small protocols so tests can pass scripted models
+(``TestModel``/``FunctionModel`` behind an ``LLMService``) and the real tool executor.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from roost.agents.guardrails import GuardrailRegistry
+from roost.llm.base import RequestContext
+from roost.llm.messages import Message, ModelSettings, StreamEvent, ToolDefinition
+from roost.tools.executor import ToolCall, ToolResult
+from roost.tools.permissions import Caller
+from roost.tools.service import ToolService
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """Who a step runs for: stored in the graph state so every node (and a resumed run) has it."""
+
+    tenant_id: str
+    thread_id: str
+    run_id: str
+    agent: str
+    version: int
+
+    @classmethod
+    def from_state(cls, value: dict[str, Any]) -> RunContext:
+        return cls(
+            str(value["tenant_id"]),
+            str(value["thread_id"]),
+            str(value["run_id"]),
+            str(value["agent"]),
+            int(value["version"]),
+        )
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "tenant_id": self.tenant_id,
+            "thread_id": self.thread_id,
+            "run_id": self.run_id,
+            "agent": self.agent,
+            "version": self.version,
+        }
+
+    def request_context(self) -> RequestContext:
+        # The thread id is the cache identity: the local engine finds the thread's KV
+        # cache again on every iteration and only prefills what was appended.
+        return RequestContext(
+            self.tenant_id,
+            agent_id=self.agent,
+            run_id=self.run_id,
+            cache_identity=self.thread_id,
+        )
+
+
+class ModelCaller(Protocol):
+    """The part of :class:`roost.llm.service.LLMService` agents use."""
+
+    def request_stream(
+        self,
+        model: str,
+        messages: Sequence[Message],
+        settings: ModelSettings = ...,
+        tools: Sequence[ToolDefinition] = (),
+        *,
+        context: RequestContext,
+    ) -> AsyncIterator[StreamEvent]: ...
+
+
+class ToolRunner(Protocol):
+    """How the act node lists and calls tools for one run."""
+
+    async def definitions(
+        self, run: RunContext, patterns: Sequence[str]
+    ) -> list[ToolDefinition]: ...
+
+    async def execute_many(
+        self, run: RunContext, patterns: Sequence[str], calls: Sequence[ToolCall]
+    ) -> list[ToolResult]: ...
+
+    async def resume(
+        self, run: RunContext, patterns: Sequence[str], approval_id: str, call_id: str | None
+    ) -> ToolResult: ...
+
+
+class ExecutorToolRunner:
+    """Tools through the tool layer's executor: permissions, approvals, sandbox, audit.
+
+    Each run gets a capability token for the agent's tool globs, so the executor refuses
+    anything the spec did not list even if the model invents it.
+    """
+
+    def __init__(self, service: ToolService, *, ttl_s: float = 3600.0) -> None:
+        self.service = service
+        self.ttl_s = ttl_s
+
+    def _caller(self, run: RunContext, patterns: Sequence[str]) -> Caller:
+        token = self.service.minter.mint(
+            tenant_id=run.tenant_id,
+            agent_id=run.agent,
+            run_id=run.run_id,
+            tools=tuple(patterns),
+            ttl_s=self.ttl_s,
+        )
+        return Caller(
+            tenant_id=run.tenant_id,
+            actor=f"agent:{run.agent}",
+            agent_id=run.agent,
+            run_id=run.run_id,
+            capability=token,
+        )
+
+    async def definitions(self, run: RunContext, patterns: Sequence[str]) -> list[ToolDefinition]:
+        if not patterns:
+            return []
+        tools = await self.service.executor.list_tools(self._caller(run, patterns))
+        return [
+            ToolDefinition(t.name, t.description, t.input_schema)
+            for t in tools
+            if any(fnmatch.fnmatchcase(t.name, p) for p in patterns)
+        ]
+
+    async def execute_many(
+        self, run: RunContext, patterns: Sequence[str], calls: Sequence[ToolCall]
+    ) -> list[ToolResult]:
+        return await self.service.executor.execute_many(self._caller(run, patterns), calls)
+
+    async def resume(
+        self, run: RunContext, patterns: Sequence[str], approval_id: str, call_id: str | None
+    ) -> ToolResult:
+        caller = self._caller(run, patterns)
+        return await self.service.executor.resume(caller, approval_id, call_id)
+
+
+@dataclass(slots=True)
+class AgentRuntime:
+    """Services an agent graph needs; one per process."""
+
+    llm: ModelCaller
+    tools: ToolRunner | None = None
+    guardrails: GuardrailRegistry = field(default_factory=GuardrailRegistry)

@@ -1,0 +1,58 @@
+"""Tables of the agents runtime: agent versions and tags, threads, runs (component "agents")."""
+
+from __future__ import annotations
+
+from roost.storage import Migration
+
+AGENT_MIGRATIONS = [
+    Migration(
+        component="agents",
+        version=1,
+        name="agent registry, threads and runs",
+        common=[
+            """CREATE TABLE agent_versions (
+                tenant_id TEXT NOT NULL REFERENCES tenants(id),
+                name TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                spec TEXT NOT NULL,
+                digest TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                PRIMARY KEY (tenant_id, name, version)
+            )""",
+            """CREATE TABLE agent_tags (
+                tenant_id TEXT NOT NULL REFERENCES tenants(id),
+                name TEXT NOT NULL,
+                tag TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                updated_at BIGINT NOT NULL,
+                PRIMARY KEY (tenant_id, name, tag)
+            )""",
+            """CREATE TABLE agent_threads (
+                id TEXT PRIMARY KEY,
+                tenant_id TEXT NOT NULL REFERENCES tenants(id),
+                metadata TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL
+            )""",
+            "CREATE INDEX agent_threads_by_tenant ON agent_threads (tenant_id, created_at)",
+            """CREATE TABLE agent_runs (
+                id TEXT PRIMARY KEY,
+                tenant_id TEXT NOT NULL REFERENCES tenants(id),
+                thread_id TEXT NOT NULL,
+                agent TEXT NOT NULL,
+                agent_version INTEGER NOT NULL,
+                status TEXT NOT NULL,
+                input TEXT NOT NULL,
+                output TEXT,
+                usage TEXT NOT NULL,
+                error TEXT,
+                interrupts TEXT,
+                webhook TEXT,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL
+            )""",
+            "CREATE INDEX agent_runs_by_thread ON agent_runs (tenant_id, thread_id, created_at)",
+            "CREATE INDEX agent_runs_by_status ON agent_runs (status)",
+        ],
+    )
+]

@@ -1,0 +1,143 @@
+"""What an agent is: a validated spec, written as YAML/TOML or sent to the API.
+
+A spec names the model (a model group or ``provider:model``), the instructions (a
+template whose ``{variables}`` are filled per run), the tools it may use (name globs),
+its limits, its approval and guardrail policies, and optionally a JSON Schema its final
+answer must satisfy. Specs are immutable once registered; a changed spec is a new version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import string
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import jsonschema
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from roost.errors import InvalidRequest
+
+NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,63}$"
+DEFAULT_MODEL = "local:smollm2-135m-instruct"
+
+
+class MemoryPolicy(BaseModel):
+    """How the agent uses the memory layer (recall before the first step, remember the answer)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    recall: bool = False
+    remember: bool = False
+    max_recalled: int = Field(5, ge=1, le=50)
+
+
+class GuardrailRef(BaseModel):
+    """A named validator and what happens when it fails: ``block`` the run or ``repair`` the text."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    stage: Literal["input", "output"] = "output"
+    on_fail: Literal["block", "repair"] = "block"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class AgentSpec(BaseModel):
+    """One agent version's definition. ``version`` is assigned by the registry."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    instructions: str = "You are a helpful assistant."
+    variables: dict[str, str] = Field(default_factory=dict, description="Template defaults")
+    model: str = DEFAULT_MODEL
+    tools: list[str] = Field(default_factory=list, description="Tool name globs")
+    max_iterations: int = Field(8, ge=1, le=100)
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    reflect: bool = Field(False, description="Run a self-check before answering")
+    max_reflections: int = Field(1, ge=0, le=5)
+    output_schema: dict[str, Any] | None = None
+    output_retries: int = Field(2, ge=0, le=5, description="Repair attempts for the schema")
+    approval: Literal["tools", "never"] = Field(
+        "tools", description="'tools': the tool layer's approval rules apply"
+    )
+    guardrails: list[GuardrailRef] = Field(default_factory=list)
+    memory: MemoryPolicy = Field(default_factory=MemoryPolicy)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("output_schema")
+    @classmethod
+    def _schema_is_valid(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            try:
+                jsonschema.Draft202012Validator.check_schema(value)
+            except jsonschema.SchemaError as exc:
+                raise ValueError(
+                    f"output_schema is not a valid JSON Schema: {exc.message}"
+                ) from exc
+        return value
+
+    @field_validator("instructions")
+    @classmethod
+    def _template_parses(cls, value: str) -> str:
+        try:
+            list(string.Formatter().parse(value))
+        except ValueError as exc:
+            raise ValueError(f"instructions are not a valid template: {exc}") from exc
+        return value
+
+    def render_instructions(self, variables: dict[str, Any] | None = None) -> str:
+        """The system prompt with ``{name}`` filled from the spec's defaults and ``variables``."""
+        values = {**self.variables, **(variables or {})}
+        missing = [
+            field
+            for _, field, _, _ in string.Formatter().parse(self.instructions)
+            if field and field not in values
+        ]
+        if missing:
+            raise InvalidRequest(
+                f"agent {self.name!r} needs variables {sorted(set(missing))}", param="variables"
+            )
+        return self.instructions.format_map(values)
+
+    def digest(self) -> str:
+        """A hash of the definition: the registry makes a new version only when it changes."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def parse_spec(data: Any) -> AgentSpec:
+    """Validate a spec from a dict; :class:`InvalidRequest` names the first bad field."""
+    if not isinstance(data, dict):
+        raise InvalidRequest("an agent spec must be an object")
+    try:
+        return AgentSpec.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "spec"
+        raise InvalidRequest(f"invalid agent spec: {where}: {first['msg']}", param=where) from exc
+
+
+def load_spec_file(path: str | Path) -> AgentSpec:
+    """Read a spec from ``.yaml``/``.yml``, ``.toml`` or ``.json``."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text)
+        elif suffix == ".toml":
+            data = tomllib.loads(text)
+        elif suffix == ".json":
+            data = json.loads(text)
+        else:
+            raise InvalidRequest(f"{path}: use .yaml, .toml or .json")
+    except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidRequest(f"{path}: cannot parse: {exc}") from exc
+    return parse_spec(data)
