@@ -235,6 +235,9 @@ class ToolRoleSettings(Section):
     tools: list[str] = Field(default_factory=lambda: ["*"])
     paths: list[str] = Field(default_factory=lambda: ["*"])
     hosts: list[str] = Field(default_factory=lambda: ["*"])
+    executables: list[str] = Field(
+        default_factory=lambda: ["*"], description="Programs run_command may start (globs)"
+    )
     may_approve: bool = False
 
 

@@ -43,8 +43,9 @@ async def test_role_limits_risk_tools_and_paths(service: ToolService, caller: Ca
         roles={
             "reader": Role("reader", RiskLevel.READ),
             "docs": Role("docs", RiskLevel.WRITE, tools=("*_file",), paths=("docs/*",)),
+            "tester": Role("tester", RiskLevel.EXECUTE, executables=("python3",)),
         },
-        bindings={"key:r": "reader", "key:d": "docs"},
+        bindings={"key:r": "reader", "key:d": "docs", "key:t": "tester"},
         default_role="reader",
     )
     executor = service.executor
@@ -61,6 +62,11 @@ async def test_role_limits_risk_tools_and_paths(service: ToolService, caller: Ca
         "code_outline",
         "find_symbol",
     ]
+    tester = dataclasses.replace(caller, actor="key:t")
+    git = await executor.execute(tester, ToolCall("run_command", {"argv": ["git", "status"]}))
+    assert git.error_type == "forbidden" and "may not run 'git'" in (git.error_message or "")
+    python = await executor.execute(tester, ToolCall("run_command", {"argv": ["python3", "-V"]}))
+    assert python.status == "ok"
 
 
 async def test_agents_need_a_capability_covering_the_exact_call(

@@ -1,7 +1,8 @@
 """Who may call which tool: RBAC roles plus short-lived capability tokens for agents.
 
 A **role** bounds a caller: which tools (glob patterns), up to which risk level, which
-paths (arguments named ``path``, ``paths``, ``cwd``) and which hosts (``url``).
+paths (arguments named ``path``, ``paths``, ``cwd``), which hosts (``url``) and which
+programs (``argv[0]``, within the sandbox's own allowlist).
 
 A **capability** is what the agent runtime mints for one run of one agent: which tools,
 with which argument patterns, until when. It is an HMAC-signed token, so a worker on
@@ -36,6 +37,7 @@ class Role:
     tools: tuple[str, ...] = ("*",)
     paths: tuple[str, ...] = ("*",)
     hosts: tuple[str, ...] = ("*",)
+    executables: tuple[str, ...] = ("*",)  # argv[0] of command tools, on top of the sandbox's
     may_approve: bool = False
 
 
@@ -175,6 +177,11 @@ class PermissionPolicy:
             for value in _values(arguments.get(name)):
                 if not any(fnmatch.fnmatchcase(value, p) for p in role.paths):
                     raise Forbidden(f"role {role.name!r} may not touch path {value!r}")
+        argv = arguments.get("argv")
+        if isinstance(argv, list) and argv:
+            program = str(argv[0])
+            if not any(fnmatch.fnmatchcase(program, p) for p in role.executables):
+                raise Forbidden(f"role {role.name!r} may not run {program!r}")
         url = arguments.get("url")
         if isinstance(url, str):
             host = (urlsplit(url).hostname or "").lower()

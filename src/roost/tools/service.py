@@ -47,6 +47,7 @@ def _role(name: str, spec: ToolRoleSettings) -> Role:
         tools=tuple(spec.tools),
         paths=tuple(spec.paths),
         hosts=tuple(spec.hosts),
+        executables=tuple(spec.executables),
         may_approve=spec.may_approve,
     )
 
