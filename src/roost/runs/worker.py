@@ -4,8 +4,9 @@
         --concurrency 4 [--executor-id host-1] [--recover dead-executor-id ...]
 
 DBOS recovers, on start, the unfinished runs of this worker's own executor id, so
-a worker restarted under a stable id (e.g. its host name) picks up where it died;
-``--recover`` takes over the runs of another, dead, executor.
+a worker restarted under a stable id (default: the host name) picks up where it
+died; ``--recover`` takes over the runs of another, dead, executor. Two live
+workers must never share an id: each would recover the other's runs on start.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import signal
+import socket
 import threading
 from collections.abc import Mapping, Sequence
 
@@ -66,7 +68,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--graphs", required=True, help="module:attribute with the graphs")
     parser.add_argument("--db", required=True, help="DBOS system database URL")
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--executor-id", default=None)
+    parser.add_argument(
+        "--executor-id",
+        default=socket.gethostname(),
+        help="stable id of this worker (default: host name); one per live worker process",
+    )
     parser.add_argument("--recover", action="append", default=[], help="a dead executor id")
     args = parser.parse_args(argv)
     start_worker(
