@@ -219,3 +219,20 @@ async def test_budgeted_requests_without_max_tokens_are_capped_at_the_reservatio
         "chat", [Message.user("hi")], ModelSettings(max_tokens=5), context=RequestContext("t1")
     )
     assert model.last_call.settings.max_tokens == 5  # type: ignore[attr-defined]
+
+
+async def test_stream_abandoned_by_the_caller_settles_its_reservation(database: Database) -> None:
+    gate = asyncio.Event()
+    gate.set()
+    service = priced_service(database, limit_usd=1.0, gate=gate)
+    stream = service.request_stream(
+        "chat", [Message.user("tell me a story")], context=RequestContext("t1")
+    )
+    async for _ in stream:
+        break  # the client went away after the first piece
+    await stream.aclose()  # type: ignore[attr-defined]
+    [status] = await service.budgets.status("t1")  # type: ignore[union-attr]
+    assert status["reserved_usd"] == 0
+    assert status["spent_usd"] > 0  # what was delivered is charged
+    rows = await database.fetch_all("SELECT status FROM llm_usage WHERE tenant_id = 't1'")
+    assert [r["status"] for r in rows] == ["cancelled"]
