@@ -144,3 +144,17 @@ def test_small_kv_pool_preempts_instead_of_failing(model_home: Path) -> None:
         alone = engine.generate(prompts[3], params)[0]
         assert outputs[3].token_ids == alone.token_ids
         assert engine.stats()["kv_blocks_used"] == 0
+
+
+def test_metrics_reflect_activity(smollm_engine: Engine) -> None:
+    from prometheus_client import generate_latest
+
+    smollm_engine.generate(_chat(smollm_engine, "Hi"), SamplingParams(max_tokens=3))
+    registry = smollm_engine.metrics.registry
+    text = generate_latest(registry).decode()
+    assert "roost_engine_kv_blocks_free" in text
+    generated = registry.get_sample_value("roost_engine_generation_tokens_total")
+    assert generated is not None
+    assert generated >= 3
+    assert registry.get_sample_value("roost_engine_prompt_tokens_total")
+    assert registry.get_sample_value("roost_engine_running_sequences") is not None
