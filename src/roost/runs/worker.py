@@ -54,8 +54,7 @@ def start_worker(
         "application_version": APP_VERSION,
         "log_level": "WARNING",
     }
-    if executor_id:
-        config["executor_id"] = executor_id
+    config["executor_id"] = executor_id or socket.gethostname()
     DBOS(config=config)  # type: ignore[arg-type]
     DBOS.launch()
     register_queue(concurrency)
