@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -84,7 +84,7 @@ async def llm_lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings, platform.database, redis=platform.redis, registry=registry, embedder=embedder
     )
     app.state.llm = service
-    upkeep = asyncio.ensure_future(_upkeep(service, settings.circuit.health_check_interval_s))
+    upkeep_task = asyncio.ensure_future(upkeep(service, settings.circuit.health_check_interval_s))
     log.info(
         "llm layer ready",
         groups=sorted(service.router.groups),
@@ -95,9 +95,9 @@ async def llm_lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        upkeep.cancel()
+        upkeep_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await upkeep
+            await upkeep_task
         app.state.llm = None
         await service.aclose()
 
@@ -107,12 +107,16 @@ STALE_RESERVATION_MS = 3_600_000
 UPKEEP_INTERVAL_S = 600.0
 
 
-async def _upkeep(service: LLMService, probe_interval_s: float | None) -> None:
+async def upkeep(
+    service: LLMService,
+    probe_interval_s: float | None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
     """Probe open circuits (when configured) and release stale budget reservations."""
     interval = min(probe_interval_s or UPKEEP_INTERVAL_S, UPKEEP_INTERVAL_S)
     since_release = 0.0
     while True:
-        await asyncio.sleep(interval)
+        await sleep(interval)
         try:
             if probe_interval_s:
                 for name in list(service.router.groups):
