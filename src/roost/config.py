@@ -299,6 +299,22 @@ class MemorySettings(Section):
     chunk_overlap_tokens: int = Field(32, ge=0, le=1024)
 
 
+class AgentsSettings(Section):
+    """Agents runtime: durable run workers, checkpoints, webhooks."""
+
+    runs_url: str | None = Field(
+        None, description="DBOS system database for runs; default home/agent-runs.db"
+    )
+    checkpoints_path: Path | None = Field(
+        None, description="Thread checkpoints (SQLite); default home/agent-threads.db"
+    )
+    worker_concurrency: int = Field(4, ge=1, le=256, description="Runs executed at once")
+    webhook_secret: SecretStr | None = Field(None, description="HMAC key for run webhooks")
+    webhook_max_attempts: int = Field(5, ge=1, le=20)
+    webhook_backoff_s: float = Field(1.0, ge=0, description="First retry delay, doubling")
+    webhook_timeout_s: float = Field(10.0, gt=0)
+
+
 class Settings(BaseSettings):
     """Everything Roost reads from configuration. Build it with :func:`load_settings`."""
 
@@ -316,6 +332,7 @@ class Settings(BaseSettings):
     memory: MemorySettings = Field(default_factory=MemorySettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     tools: ToolsSettings = Field(default_factory=ToolsSettings)
+    agents: AgentsSettings = Field(default_factory=AgentsSettings)
 
     @field_validator("home")
     @classmethod

@@ -115,3 +115,7 @@ def make_runtime(tools: ToolService) -> RuntimeFactory:
         return AgentRuntime(llm_with(*models), ExecutorToolRunner(tools))
 
     return make
+
+
+# The server's app fixtures (make_app, auth), reused for the threads/runs API tests.
+from tests.server.conftest import auth, make_app  # noqa: E402, F401

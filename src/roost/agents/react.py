@@ -27,7 +27,7 @@ from roost.agents.transcript import (
     tool_message,
     user_message,
 )
-from roost.graph import END, START, StateGraph, add_messages, get_stream_writer, interrupt
+from roost.graph import END, START, StateGraph, add_messages, interrupt
 from roost.llm.messages import (
     Message,
     ModelSettings,
@@ -158,10 +158,13 @@ class ReactAgent:
 
     async def think(self, state: AgentState) -> dict[str, Any]:
         run = RunContext.from_state(state["run"])
+        self.runtime.check_cancelled(run.run_id)
         tools = await self._tool_definitions(run)
         response = await self._call_model(state, state["messages"], tools)
+        message = from_response(response)
+        self.runtime.emit(run.run_id, {"event": "message", "node": "think", "message": message})
         return {
-            "messages": [from_response(response)],
+            "messages": [message],
             "iteration": state.get("iteration", 0) + 1,
             "usage": add_usage(state.get("usage", {}), response),
             "calls": [*state.get("calls", []), _call_usage(response)],
@@ -169,6 +172,7 @@ class ReactAgent:
 
     async def act(self, state: AgentState) -> dict[str, Any]:
         run = RunContext.from_state(state["run"])
+        self.runtime.check_cancelled(run.run_id)
         requested = state["messages"][-1].get("tool_calls") or []
         calls = [ToolCall(c["name"], _arguments(c["arguments"]), c["id"]) for c in requested]
         if self.runtime.tools is None:
@@ -178,8 +182,12 @@ class ReactAgent:
                 for c in calls
             ]  # fmt: skip
         else:
-            results = await self.runtime.tools.execute_many(run, self.spec.tools, calls)
-        writer = get_stream_writer()
+            for call in calls:
+                self.runtime.emit(run.run_id, {"event": "tool_call", "call_id": call.call_id,
+                                               "tool": call.name, "arguments": call.arguments})  # fmt: skip
+            results = await self.runtime.call(
+                self.runtime.tools.execute_many(run, self.spec.tools, calls)
+            )
         messages: list[dict[str, Any]] = []
         awaiting: list[dict[str, Any]] = []
         for call, result in zip(calls, results, strict=True):
@@ -193,8 +201,8 @@ class ReactAgent:
                     }
                 )
                 continue
-            writer({"event": "tool_result", "call_id": call.call_id, "tool": call.name,
-                    "status": result.status})  # fmt: skip
+            self.runtime.emit(run.run_id, {"event": "tool_result", "call_id": call.call_id,
+                                           "tool": call.name, "status": result.status})  # fmt: skip
             messages.append(
                 tool_message(
                     call.call_id or "", call.name, _result_text(result),
@@ -209,12 +217,17 @@ class ReactAgent:
         # with side effects happens before this line, because the node re-runs on resume.
         interrupt({"type": "approval", "approvals": awaiting})
         run = RunContext.from_state(state["run"])
+        self.runtime.check_cancelled(run.run_id)
         messages = []
         for item in awaiting:
             assert self.runtime.tools is not None
-            result = await self.runtime.tools.resume(
-                run, self.spec.tools, item["approval_id"], item["call_id"]
+            result = await self.runtime.call(
+                self.runtime.tools.resume(
+                    run, self.spec.tools, item["approval_id"], item["call_id"]
+                )
             )
+            self.runtime.emit(run.run_id, {"event": "tool_result", "call_id": item["call_id"],
+                                           "tool": item["tool"], "status": result.status})  # fmt: skip
             messages.append(
                 tool_message(
                     item["call_id"] or "", item["tool"], _result_text(result),
@@ -286,7 +299,7 @@ class ReactAgent:
     async def _tool_definitions(self, run: RunContext) -> list[ToolDefinition]:
         if self.runtime.tools is None or not self.spec.tools:
             return []
-        return await self.runtime.tools.definitions(run, self.spec.tools)
+        return await self.runtime.call(self.runtime.tools.definitions(run, self.spec.tools))
 
     async def _call_model(
         self,
@@ -296,27 +309,28 @@ class ReactAgent:
     ) -> Response:
         run = RunContext.from_state(state["run"])
         system = Message.system(self.spec.render_instructions(state.get("variables")))
-        writer = get_stream_writer()
-        response: Response | None = None
-        async for event in self.runtime.llm.request_stream(
-            self.spec.model,
-            [system, *to_llm(messages)],
-            self.settings,
-            tools,
-            context=run.request_context(),
-        ):
-            if isinstance(event, TextDelta):
-                writer({"event": "token", "text": event.text})
-            elif isinstance(event, ResponseDone):
-                response = event.response
-        assert response is not None, "a model stream ends with ResponseDone"
-        return response
+        conversation = [system, *to_llm(messages)]
+
+        async def stream() -> Response:
+            response: Response | None = None
+            async for event in self.runtime.llm.request_stream(
+                self.spec.model, conversation, self.settings, tools, context=run.request_context()
+            ):
+                if isinstance(event, TextDelta):
+                    self.runtime.emit(run.run_id, {"event": "token", "text": event.text})
+                elif isinstance(event, ResponseDone):
+                    response = event.response
+            assert response is not None, "a model stream ends with ResponseDone"
+            return response
+
+        return await self.runtime.call(stream())
 
     async def _guard(self, text: str, stage: str) -> str:
         for ref in self.spec.guardrails:
             if ref.stage != stage:
                 continue
-            result = await self.runtime.guardrails.get(ref.name)(text, ref.options)
+            check = self.runtime.guardrails.get(ref.name)
+            result = await self.runtime.call(check(text, ref.options))
             if result.ok:
                 continue
             if ref.on_fail == "repair" and result.repaired is not None:

@@ -6,17 +6,29 @@ The graph nodes see these through small protocols so tests can pass scripted mod
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+from roost.agents.events import RunEvents
 from roost.agents.guardrails import GuardrailRegistry
+from roost.errors import RoostError
 from roost.llm.base import RequestContext
 from roost.llm.messages import Message, ModelSettings, StreamEvent, ToolDefinition
 from roost.tools.executor import ToolCall, ToolResult
 from roost.tools.permissions import Caller
 from roost.tools.service import ToolService
+
+T = TypeVar("T")
+
+
+class RunCancelled(RoostError):
+    """The run was cancelled; raised at the next node boundary."""
+
+    code = "run_cancelled"
+    status = 409
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,3 +157,27 @@ class AgentRuntime:
     llm: ModelCaller
     tools: ToolRunner | None = None
     guardrails: GuardrailRegistry = field(default_factory=GuardrailRegistry)
+    events: RunEvents | None = None
+    # The loop that owns the model, tool and database clients. Durable runs execute
+    # graphs on worker threads with loops of their own; node I/O hops back here.
+    home_loop: asyncio.AbstractEventLoop | None = None
+    cancelled: set[str] = field(default_factory=set)
+
+    async def call(self, work: Awaitable[T]) -> T:
+        """Await ``work`` on the home loop (directly when already on it)."""
+        home = self.home_loop
+        if home is None or home is asyncio.get_running_loop():
+            return await work
+
+        async def on_home() -> T:
+            return await work
+
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(on_home(), home))
+
+    def emit(self, run_id: str, event: dict[str, Any]) -> None:
+        if self.events is not None:
+            self.events.publish(run_id, event)
+
+    def check_cancelled(self, run_id: str) -> None:
+        if run_id in self.cancelled:
+            raise RunCancelled(f"run {run_id!r} was cancelled")

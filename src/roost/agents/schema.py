@@ -48,6 +48,7 @@ AGENT_MIGRATIONS = [
                 error TEXT,
                 interrupts TEXT,
                 webhook TEXT,
+                workflow_id TEXT,
                 created_at BIGINT NOT NULL,
                 updated_at BIGINT NOT NULL
             )""",

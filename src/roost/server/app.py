@@ -17,7 +17,8 @@ from roost.errors import InvalidRequest, MethodNotAllowed, NotFound, RoostError
 from roost.observe.logging import get_logger
 from roost.observe.tracing import configure_tracing
 from roost.platform import Platform, bootstrap
-from roost.server import anthropic, health, openai
+from roost.server import agents as agents_layer
+from roost.server import anthropic, health, openai, threads
 from roost.server import knowledge as knowledge_layer
 from roost.server import memory as memory_layer
 from roost.server import tools as tool_layer
@@ -42,6 +43,8 @@ ROUTERS: list[APIRouter] = [
     memory_layer.router,
     knowledge_layer.router,
     usage_layer.router,
+    agents_layer.router,
+    threads.router,
 ]
 # Each layer that needs services at run time contributes one hook: an async context
 # manager that builds them (migrations included) on ``app.state`` once the platform is
@@ -52,6 +55,7 @@ LIFESPAN_HOOKS: list[LifespanHook] = [
     tool_layer.tools_lifespan,
     memory_layer.memory_lifespan,
     usage_layer.llm_lifespan,
+    agents_layer.agents_lifespan,
 ]
 
 

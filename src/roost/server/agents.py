@@ -1,0 +1,134 @@
+"""``/v1/agents``: register agent specs (immutable versions, tags) and read them back;
+plus the lifespan hook that builds the agents runtime on ``app.state.agents``."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from roost.agents.registry import AgentRegistry
+from roost.agents.runtime import AgentRuntime, ExecutorToolRunner
+from roost.agents.schema import AGENT_MIGRATIONS
+from roost.agents.service import AgentRunService
+from roost.agents.spec import parse_spec
+from roost.agents.store import RunStore
+from roost.agents.webhooks import WebhookSender
+from roost.config import Settings
+from roost.errors import Overloaded
+from roost.server.usage import llm_service
+from roost.storage import migrate
+
+router = APIRouter(tags=["agents"])
+
+
+class CreateAgentBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    spec: dict[str, Any]
+    tags: list[str] = Field(default_factory=list, description="Tags to point at this version")
+
+
+class TagBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tag: str = Field(min_length=1, max_length=64)
+    version: int = Field(ge=1)
+
+
+def agents_service(app: FastAPI) -> AgentRunService:
+    """The app's agent run service (threads/runs/coordination endpoints use it)."""
+    service: AgentRunService | None = getattr(app.state, "agents", None)
+    if service is None:
+        raise Overloaded("the agents runtime is not running in this process")
+    return service
+
+
+@router.post("/v1/agents", status_code=201)
+async def create_agent(body: CreateAgentBody, request: Request) -> dict[str, Any]:
+    """Register a spec: a new version when it differs from the newest, else that version."""
+    registry = agents_service(request.app).registry
+    version, created = await registry.create(
+        request.state.principal.tenant_id, parse_spec(body.spec), tags=tuple(body.tags)
+    )
+    return {**version.to_dict(), "created": created}
+
+
+@router.get("/v1/agents")
+async def list_agents(request: Request) -> dict[str, Any]:
+    """The newest version of every agent of the caller's tenant."""
+    registry = agents_service(request.app).registry
+    agents = await registry.list(request.state.principal.tenant_id)
+    return {"object": "list", "data": [a.to_dict() for a in agents]}
+
+
+@router.get("/v1/agents/{name}")
+async def get_agent(name: str, request: Request, version: str | None = None) -> dict[str, Any]:
+    """One version: ``?version=3``, ``?version=prod`` (a tag), or the newest."""
+    registry = agents_service(request.app).registry
+    return (await registry.get(request.state.principal.tenant_id, name, version)).to_dict()
+
+
+@router.get("/v1/agents/{name}/versions")
+async def agent_versions(name: str, request: Request) -> dict[str, Any]:
+    registry = agents_service(request.app).registry
+    versions = await registry.versions(request.state.principal.tenant_id, name)
+    return {"object": "list", "data": [v.to_dict() for v in versions]}
+
+
+@router.post("/v1/agents/{name}/tags")
+async def tag_agent(name: str, body: TagBody, request: Request) -> dict[str, Any]:
+    """Point a tag (``prod``, ``staging``) at a version."""
+    registry = agents_service(request.app).registry
+    tenant_id = request.state.principal.tenant_id
+    await registry.tag(tenant_id, name, body.tag, body.version)
+    return (await registry.get(tenant_id, name, body.version)).to_dict()
+
+
+def _webhook_secret(settings: Settings) -> bytes:
+    """The configured secret, else one generated once and kept in the Roost home."""
+    if settings.agents.webhook_secret is not None:
+        return settings.agents.webhook_secret.get_secret_value().encode()
+    path = settings.home / "agent-webhook.key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip().encode()
+
+
+@asynccontextmanager
+async def agents_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Migrate the agents tables, start the in-process run worker; stop it at shutdown."""
+    platform = app.state.platform
+    settings: Settings = platform.settings
+    await migrate(platform.database, AGENT_MIGRATIONS)
+    tools = getattr(app.state, "tools", None)
+    runtime = AgentRuntime(
+        llm_service(app), ExecutorToolRunner(tools) if tools is not None else None
+    )
+    agents = settings.agents
+    service = AgentRunService(
+        RunStore(platform.database),
+        AgentRegistry(platform.database),
+        runtime,
+        checkpoints_path=agents.checkpoints_path or settings.home / "agent-threads.db",
+        runs_url=agents.runs_url or f"sqlite:///{settings.home / 'agent-runs.db'}",
+        concurrency=agents.worker_concurrency,
+        webhooks=WebhookSender(
+            _webhook_secret(settings),
+            max_attempts=agents.webhook_max_attempts,
+            backoff_s=agents.webhook_backoff_s,
+            timeout_s=agents.webhook_timeout_s,
+        ),
+    )
+    await service.start()
+    app.state.agents = service
+    try:
+        yield
+    finally:
+        app.state.agents = None
+        await service.close()
