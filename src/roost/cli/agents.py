@@ -1,0 +1,177 @@
+"""``roost agents create|list|show|run``: register specs and run agents.
+
+``create``, ``list`` and ``show`` work on the database directly (no server needed);
+``run`` goes through a running server's threads/runs API, streaming the answer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from roost.agents.registry import AgentRegistry, AgentVersion
+from roost.agents.schema import AGENT_MIGRATIONS
+from roost.agents.spec import load_spec_file
+from roost.cli.common import console, err_console, format_time, settings_from, with_platform
+from roost.errors import NotFound, RoostError
+from roost.platform import Platform
+from roost.security.tenants import DEFAULT_TENANT
+from roost.storage import migrate
+
+app = typer.Typer(help="Register agent specs and run agents.", no_args_is_help=True)
+TenantOption = Annotated[str, typer.Option("--tenant", "-t", help="Tenant name")]
+
+
+async def _registry(platform: Platform, tenant: str) -> tuple[AgentRegistry, str]:
+    await migrate(platform.database, AGENT_MIGRATIONS)
+    found = await platform.tenants.find_by_name(tenant)
+    if found is None:
+        raise NotFound(f"tenant {tenant!r} not found")
+    return AgentRegistry(platform.database), found.id
+
+
+def _line(agent: AgentVersion) -> str:
+    tags = f" [{', '.join(agent.tags)}]" if agent.tags else ""
+    return (
+        f"{agent.name}  v{agent.version}{tags}  model={agent.spec.model}"
+        f"  tools={','.join(agent.spec.tools) or '-'}  created={format_time(agent.created_at)}"
+    )
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="Spec file: .yaml, .toml or .json")],
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="Tag this version")] = None,
+    tenant: TenantOption = DEFAULT_TENANT,
+) -> None:
+    """Register a spec; a new version only when it changed."""
+    try:
+        spec = load_spec_file(path)
+    except (OSError, RoostError) as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from exc
+
+    async def work(platform: Platform) -> tuple[AgentVersion, bool]:
+        registry, tenant_id = await _registry(platform, tenant)
+        return await registry.create(tenant_id, spec, tags=tuple(tag or ()))
+
+    agent, created = with_platform(settings_from(ctx), work)
+    verb = "created" if created else "unchanged, still"
+    console.print(f"{verb} {agent.name} v{agent.version}", highlight=False)
+
+
+@app.command("list")
+def list_agents(ctx: typer.Context, tenant: TenantOption = DEFAULT_TENANT) -> None:
+    """The newest version of every agent."""
+
+    async def work(platform: Platform) -> list[AgentVersion]:
+        registry, tenant_id = await _registry(platform, tenant)
+        return await registry.list(tenant_id)
+
+    for agent in with_platform(settings_from(ctx), work):
+        console.print(_line(agent), highlight=False, soft_wrap=True, markup=False)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    name: str,
+    version: Annotated[str | None, typer.Option("--version", "-v", help="Number or tag")] = None,
+    tenant: TenantOption = DEFAULT_TENANT,
+) -> None:
+    """Print one version's spec as JSON."""
+
+    async def work(platform: Platform) -> AgentVersion:
+        registry, tenant_id = await _registry(platform, tenant)
+        return await registry.get(tenant_id, name, version)
+
+    agent = with_platform(settings_from(ctx), work)
+    console.print_json(json.dumps(agent.to_dict()))
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    name: str,
+    message: Annotated[str, typer.Argument(help="What to ask the agent")],
+    url: Annotated[str | None, typer.Option(help="Server URL (default from settings)")] = None,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="ROOST_API_KEY", help="API key (or ROOST_API_KEY)")
+    ] = None,
+    thread: Annotated[str | None, typer.Option(help="Continue this thread")] = None,
+    version: Annotated[str | None, typer.Option("--version", "-v")] = None,
+    var: Annotated[list[str] | None, typer.Option(help="Template variable name=value")] = None,
+) -> None:
+    """Run an agent on a running server and stream its answer."""
+    settings = settings_from(ctx)
+    base = url or f"http://{settings.server.host}:{settings.server.port}"
+    key = api_key or os.environ.get("ROOST_AUTH__BOOTSTRAP_KEY")
+    if key is None and settings.auth.bootstrap_key is not None:
+        key = settings.auth.bootstrap_key.get_secret_value()
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    variables = dict(item.split("=", 1) for item in var or [] if "=" in item)
+    try:
+        with httpx.Client(
+            base_url=base, headers=headers, timeout=httpx.Timeout(30.0, read=900.0)
+        ) as client:
+            thread_id = thread or _check(client.post("/v1/threads", json={}))["id"]
+            body = {"agent": name, "input": message, "mode": "stream", "variables": variables}
+            if version is not None:
+                body["version"] = version
+            with client.stream("POST", f"/v1/threads/{thread_id}/runs", json=body) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    _check(response)
+                final = _print_events(response)
+    except httpx.HTTPError as exc:
+        err_console.print(f"[bold red]error:[/] cannot reach {base}: {exc}", highlight=False)
+        raise typer.Exit(1) from exc
+    run_info = final.get("run", {})
+    status = run_info.get("status", "unknown")
+    err_console.print(
+        f"\nrun {run_info.get('id')} {status} on thread {thread_id}"
+        f"  usage={json.dumps(run_info.get('usage', {}))}",
+        highlight=False,
+    )
+    if status == "interrupted":
+        err_console.print("waiting for approval: roost approvals list", highlight=False)
+    elif status != "succeeded":
+        err_console.print(f"[bold red]error:[/] {run_info.get('error')}", highlight=False)
+        raise typer.Exit(1)
+
+
+def _check(response: httpx.Response) -> Any:
+    if response.status_code >= 400:
+        try:
+            problem = response.json()
+            detail = problem.get("detail") or problem.get("error", {}).get("message")
+        except ValueError:
+            detail = response.text
+        err_console.print(f"[bold red]error:[/] {detail}", highlight=False)
+        raise typer.Exit(1)
+    return response.json()
+
+
+def _print_events(response: httpx.Response) -> dict[str, Any]:
+    final: dict[str, Any] = {}
+    for line in response.iter_lines():
+        if not line.startswith("data: "):
+            continue
+        event = json.loads(line[len("data: ") :])
+        kind = event.get("event")
+        if kind == "token":
+            console.print(event["text"], end="", highlight=False, soft_wrap=True)
+        elif kind == "tool_call":
+            err_console.print(
+                f"\n[dim]→ {event['tool']}({json.dumps(event.get('arguments'))})[/]",
+                highlight=False,
+            )
+        elif kind == "run_end":
+            final = event
+    return final
