@@ -315,7 +315,9 @@ if __name__ == "__main__":
     parser.add_argument("--pg", action="store_true", help="also measure PostgreSQL + pgvector")
     parser.add_argument("--only", nargs="+", default=["retrieval", "consolidation", "latency"],
                         choices=["retrieval", "consolidation", "latency"])  # fmt: skip
-    outcome = asyncio.run(main(parser.parse_args()))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "memory.json").write_text(json.dumps(outcome, indent=2) + "\n")
+    parser.add_argument("--out", type=Path, default=RESULTS / "memory.json")
+    arguments = parser.parse_args()
+    outcome = asyncio.run(main(arguments))
+    arguments.out.parent.mkdir(parents=True, exist_ok=True)
+    arguments.out.write_text(json.dumps(outcome, indent=2) + "\n")
     print_table(outcome)

@@ -134,7 +134,8 @@ class MiniLMEmbedder:
     def count_tokens(self, text: str) -> int:
         """Word pieces of ``text`` as this model's tokenizer counts them (no special tokens)."""
         tokenizer = self._load().tokenizer
-        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        # verbose=False: counting a long text is not feeding it to the model, no warning due.
+        return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
     def embed_sync(self, texts: Sequence[str]) -> Vectors:
         if not texts:
