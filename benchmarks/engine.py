@@ -153,7 +153,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--skip-peers", action="store_true", help="engine figures only")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads for engine and peers alike"
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     console = Console()
     repeats = 1 if args.quick else 2
     num_decode = 32 if args.quick else 64
@@ -177,7 +182,8 @@ def main() -> None:
     rows: list[tuple[str, str, str, str, str]] = []
 
     start = time.perf_counter()
-    with Engine(EngineConfig(home=home, kv_cache_gb=1.0, max_num_seqs=32)) as engine:
+    config = EngineConfig(home=home, kv_cache_gb=1.0, max_num_seqs=32, num_threads=args.threads)
+    with Engine(config) as engine:
         load_s = time.perf_counter() - start
         engine.generate(random_prompt(32, 1), SamplingParams(max_tokens=4))  # warm up
         own: dict[str, float] = {"load_s": load_s}
@@ -285,7 +291,8 @@ def main() -> None:
             f"over {c['tokens_each']} tokens; first divergence per prompt: {c['first_divergence']}"
         )
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"engine-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    results["threads"] = torch.get_num_threads()
+    path = RESULTS / f"engine-{time.strftime('%Y%m%d-%H%M%S')}-t{torch.get_num_threads()}.json"
     path.write_text(json.dumps(results, indent=2, default=str))
     console.print(f"wrote {path}")
 

@@ -27,7 +27,10 @@ def hf_model(checkpoint: Checkpoint, dtype: torch.dtype) -> Any:
         rope_theta=cfg.rope_theta,
         tie_word_embeddings=cfg.tie_word_embeddings,
     )
-    model = transformers.LlamaForCausalLM(hf_config).eval()
+    from transformers.initialization import no_init_weights
+
+    with no_init_weights():  # random init of 135M weights is slow and overwritten anyway
+        model = transformers.LlamaForCausalLM(hf_config).eval()
     state = dict(checkpoint.state)
     state["lm_head.weight"] = state["model.embed_tokens.weight"]
     model.load_state_dict(state)

@@ -152,7 +152,7 @@ class BlockPoolMachine(RuleBasedStateMachine):
 
 
 TestBlockPoolMachine = BlockPoolMachine.TestCase
-TestBlockPoolMachine.settings = settings(max_examples=100, stateful_step_count=40, deadline=None)
+TestBlockPoolMachine.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
 
 
 @given(st.lists(st.integers(0, 50), min_size=0, max_size=40), st.integers(1, 8))

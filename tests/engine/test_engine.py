@@ -36,9 +36,9 @@ def test_answers_coherently_and_reports_usage(smollm_engine: Engine) -> None:
 def test_batched_greedy_equals_single_greedy(smollm_engine: Engine) -> None:
     prompts = [
         _chat(smollm_engine, q)
-        for q in ("Name three colors.", "What is 2+2?", "Say hello in French.", "Count to five.")
+        for q in ("Name three colors.", "What is 2+2?", "Say hello in French.")
     ]
-    params = SamplingParams(temperature=0, max_tokens=12, ignore_eos=True)
+    params = SamplingParams(temperature=0, max_tokens=8, ignore_eos=True)
     batched = smollm_engine.generate(prompts, params)
     single = [smollm_engine.generate(p, params)[0] for p in prompts]
     assert [o.token_ids for o in batched] == [o.token_ids for o in single]
@@ -63,11 +63,11 @@ def test_shared_prefix_is_served_from_cache(smollm_engine: Engine) -> None:
 
 def test_stop_strings_and_max_tokens(smollm_engine: Engine) -> None:
     prompt = _chat(smollm_engine, "Count from 1 to 10, separated by commas.")
-    [free] = smollm_engine.generate(prompt, SamplingParams(temperature=0, max_tokens=40))
+    [free] = smollm_engine.generate(prompt, SamplingParams(temperature=0, max_tokens=24))
     assert "4" in free.text
     cut = free.text.index("4")
     [stopped] = smollm_engine.generate(
-        prompt, SamplingParams(temperature=0, max_tokens=40, stop=["4"])
+        prompt, SamplingParams(temperature=0, max_tokens=24, stop=["4"])
     )
     assert stopped.text == free.text[:cut]
     assert (stopped.finish_reason, stopped.stop_reason) == ("stop", "4")
@@ -136,13 +136,13 @@ def test_small_kv_pool_preempts_instead_of_failing(model_home: Path) -> None:
     )
     with Engine(config) as engine:
         assert engine.pool.num_blocks < 20
-        prompts = [_chat(engine, f"Tell me about the number {i}.") for i in range(4)]
-        params = SamplingParams(temperature=0, max_tokens=40, ignore_eos=True)
+        prompts = [_chat(engine, f"Tell me about the number {i}.") for i in range(3)]
+        params = SamplingParams(temperature=0, max_tokens=24, ignore_eos=True)
         outputs = engine.generate(prompts, params)
-        assert all(len(o.token_ids) == 40 for o in outputs)
+        assert all(len(o.token_ids) == 24 for o in outputs)
         assert sum(o.usage.num_preemptions for o in outputs) > 0
-        alone = engine.generate(prompts[3], params)[0]
-        assert outputs[3].token_ids == alone.token_ids
+        alone = engine.generate(prompts[2], params)[0]
+        assert outputs[2].token_ids == alone.token_ids
         assert engine.stats()["kv_blocks_used"] == 0
 
 
