@@ -113,6 +113,12 @@ async def test_stream_yields_deltas_and_usage(smollm_engine: Engine) -> None:
     assert not any(e.finished for e in events[:-1])
 
 
+async def test_stream_rejects_bad_input_before_iteration(smollm_engine: Engine) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        smollm_engine.stream([5] * (smollm_engine.context_length + 1))
+    assert caught.value.param == "prompt"
+
+
 async def test_leaving_the_stream_cancels_and_frees_blocks(smollm_engine: Engine) -> None:
     prompt = _chat(smollm_engine, "Write a very long essay about the history of Rome.")
     stream = smollm_engine.stream(prompt, SamplingParams(max_tokens=500, ignore_eos=True))

@@ -226,14 +226,18 @@ class Engine:
         prompt_ids = {rid: self._prompt_of(p) for rid, p in zip(ids, batch, strict=True)}
         return [_assemble(rid, prompt_ids[rid], collected[rid]) for rid in ids]
 
-    async def stream(
+    def stream(
         self,
         prompt: Prompt,
         params: SamplingParams | None = None,
         *,
         request_id: str | None = None,
     ) -> AsyncIterator[StreamEvent]:
-        """Yield events as tokens are generated; leaving the loop early cancels the request."""
+        """Submit now (bad input raises here) and return the request's events as they come.
+
+        Call it from a coroutine. Leaving the ``async for`` early, or closing the iterator,
+        cancels the request and frees its KV blocks.
+        """
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[StreamEvent] = asyncio.Queue()
 
@@ -244,6 +248,11 @@ class Engine:
                 self.cancel(event.request_id)
 
         rid = self.submit(prompt, params, deliver, request_id=request_id)
+        return self._events(rid, events)
+
+    async def _events(
+        self, request_id: str, events: asyncio.Queue[StreamEvent]
+    ) -> AsyncIterator[StreamEvent]:
         finished = False
         try:
             while not finished:
@@ -252,7 +261,7 @@ class Engine:
                 yield event
         finally:
             if not finished:
-                self.cancel(rid)
+                self.cancel(request_id)
 
     def stats(self) -> dict[str, float]:
         """A snapshot of queue and KV cache state (approximate: read without locking)."""
