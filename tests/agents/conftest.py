@@ -117,5 +117,6 @@ def make_runtime(tools: ToolService) -> RuntimeFactory:
     return make
 
 
-# The server's app fixtures (make_app, auth), reused for the threads/runs API tests.
+# Shared fixtures: the real bundled model (session engine) and the server app factory.
+from tests.api.conftest import engine  # noqa: E402, F401
 from tests.server.conftest import auth, make_app  # noqa: E402, F401

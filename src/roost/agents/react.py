@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Annotated, Any, TypedDict
 
 from roost.agents.guardrails import GuardrailBlocked
@@ -160,7 +161,8 @@ class ReactAgent:
         run = RunContext.from_state(state["run"])
         self.runtime.check_cancelled(run.run_id)
         tools = await self._tool_definitions(run)
-        response = await self._call_model(state, state["messages"], tools)
+        choice = self.spec.first_tool_choice if state.get("iteration", 0) == 0 else None
+        response = await self._call_model(state, state["messages"], tools, tool_choice=choice)
         message = from_response(response)
         self.runtime.emit(run.run_id, {"event": "message", "node": "think", "message": message})
         return {
@@ -306,15 +308,20 @@ class ReactAgent:
         state: AgentState,
         messages: Sequence[dict[str, Any]],
         tools: Sequence[ToolDefinition],
+        *,
+        tool_choice: str | None = None,
     ) -> Response:
         run = RunContext.from_state(state["run"])
         system = Message.system(self.spec.render_instructions(state.get("variables")))
         conversation = [system, *to_llm(messages)]
+        settings = self.settings
+        if tool_choice is not None and tools:
+            settings = replace(settings, tool_choice=tool_choice)
 
         async def stream() -> Response:
             response: Response | None = None
             async for event in self.runtime.llm.request_stream(
-                self.spec.model, conversation, self.settings, tools, context=run.request_context()
+                self.spec.model, conversation, settings, tools, context=run.request_context()
             ):
                 if isinstance(event, TextDelta):
                     self.runtime.emit(run.run_id, {"event": "token", "text": event.text})

@@ -60,6 +60,9 @@ class AgentSpec(BaseModel):
     max_iterations: int = Field(8, ge=1, le=100)
     max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
+    first_tool_choice: str | None = Field(
+        None, description="First turn only: 'required' or a tool name (later turns: auto)"
+    )
     reflect: bool = Field(False, description="Run a self-check before answering")
     max_reflections: int = Field(1, ge=0, le=5)
     output_schema: dict[str, Any] | None = None

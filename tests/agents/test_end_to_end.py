@@ -1,0 +1,72 @@
+"""End to end on the real bundled model: a ReAct agent with one tool, through the HTTP API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from roost.engine import Engine
+from roost.tools.base import tool_from_function
+from roost.tools.context import ToolContext
+from roost.tools.toolsets import StaticToolset
+from tests.server.conftest import AppFactory
+
+pytestmark = pytest.mark.slow
+
+
+async def lookup_word(ctx: ToolContext, word: str) -> str:
+    """Look up the meaning of an English word."""
+    return f"{word}: a place where birds rest at night"
+
+
+@pytest.fixture
+async def app_client(
+    make_app: AppFactory, auth: dict[str, str], engine: Engine
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    def use_engine(app: FastAPI) -> None:
+        app.state.engine = engine
+
+    async with make_app(customize=use_engine) as (app, client):
+        client.headers.update(auth)
+        toolset = StaticToolset([tool_from_function(lookup_word)])
+        app.state.tools.registry.add_for_tenant(app.state.default_tenant_id, toolset)
+        yield app, client
+
+
+async def test_react_agent_with_one_tool_on_the_local_model(
+    app_client: tuple[FastAPI, httpx.AsyncClient], engine: Engine
+) -> None:
+    _, client = app_client
+    spec: dict[str, Any] = {
+        "name": "dictionary",
+        "model": f"local:{engine.model_name}",
+        "instructions": "You answer questions about words. Use the lookup_word tool.",
+        "tools": ["lookup_word"],
+        "first_tool_choice": "lookup_word",
+        "max_iterations": 3,
+        "max_tokens": 48,
+        "temperature": 0,
+    }
+    assert (await client.post("/v1/agents", json={"spec": spec})).status_code == 201
+    thread = (await client.post("/v1/threads", json={})).json()["id"]
+    run = await client.post(
+        f"/v1/threads/{thread}/runs",
+        json={"agent": "dictionary", "input": "What does the word roost mean?", "mode": "wait"},
+    )
+    body = run.json()
+    assert body["status"] == "succeeded", body
+    state = (await client.get(f"/v1/threads/{thread}")).json()["values"]
+    roles = [m["role"] for m in state["messages"]]
+    assert roles[:3] == ["user", "assistant", "tool"], roles
+    call = state["messages"][1]["tool_calls"][0]
+    assert call["name"] == "lookup_word" and "roost" in call["arguments"].lower()
+    assert "birds rest" in state["messages"][2]["content"]
+    assert body["output"], body
+    # the second model turn extends the first turn's prompt on the same cache identity,
+    # so its prompt prefix comes from the KV cache instead of being prefilled again
+    assert body["usage"]["model_calls"] >= 2
+    assert body["usage"]["cached_input_tokens"] > 0, body["usage"]
