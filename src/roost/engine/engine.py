@@ -29,14 +29,15 @@ from roost.engine.loader import load_checkpoint
 from roost.engine.metrics import EngineMetrics
 from roost.engine.model_config import ModelConfig
 from roost.engine.model_runner import ModelRunner, kv_bytes_per_block
-from roost.engine.outputs import RequestOutput, StreamEvent, Usage
+from roost.engine.outputs import RequestOutput, StreamEvent, assemble_output, usage_of
 from roost.engine.sampler import sample
 from roost.engine.sampling_params import SamplingParams
-from roost.engine.scheduler import Scheduler, StepPlan
+from roost.engine.scheduler import Scheduler
 from roost.engine.sequence import Sequence
+from roost.engine.stopping import advance_and_check_stop
 from roost.engine.tokenizer import Tokenizer
 from roost.engine.weights import build_model
-from roost.errors import InvalidRequest, Overloaded, RoostError
+from roost.errors import InvalidRequest, Overloaded
 
 Prompt = str | list[int]
 EventSink = Callable[[StreamEvent], None]
@@ -224,7 +225,7 @@ class Engine:
             if event.finished:
                 remaining.discard(event.request_id)
         prompt_ids = {rid: self._prompt_of(p) for rid, p in zip(ids, batch, strict=True)}
-        return [_assemble(rid, prompt_ids[rid], collected[rid]) for rid in ids]
+        return [assemble_output(rid, prompt_ids[rid], collected[rid]) for rid in ids]
 
     def stream(
         self,
@@ -320,7 +321,7 @@ class Engine:
     def _step(self) -> None:
         started = time.perf_counter()
         plan = self.scheduler.schedule()
-        self._update_gauges(plan)
+        self._update_gauges()
         if plan.is_empty:
             # Nothing fits (all blocks pinned by sequences being admitted): fail loudly.
             if not self.scheduler.num_running and self.scheduler.waiting:
@@ -361,35 +362,18 @@ class Engine:
         seq.output_token_ids.append(token)
         if logprob is not None:
             seq.logprobs.append(logprob)
-        detok = seq.detokenizer
-        assert detok is not None
-        reason: str | None = None
-        stop_reason: str | int | None = None
-        if token in request.stop_token_ids:
-            reason, stop_reason = "stop", token
-        else:
-            detok.add(token)
-            if seq.grammar is not None:
-                seq.grammar.consume(token)
-                if seq.grammar.is_stopped:
-                    reason = "stop"
-            if detok.stopped_by is not None:
-                reason, stop_reason = "stop", detok.stopped_by
-        if reason is None and (
-            (seq.params.max_tokens is not None and seq.num_output_tokens >= seq.params.max_tokens)
-            or seq.num_tokens >= seq.max_total_tokens
-        ):
-            reason = "length"
+        reason, stop_reason = advance_and_check_stop(seq, token, request.stop_token_ids)
         if reason is not None:
             self._finish(
                 request, reason, stop_reason=stop_reason, last_token=token, logprob=logprob
             )
             return
+        assert seq.detokenizer is not None
         request.sink(
             StreamEvent(
                 seq.request_id,
                 [token],
-                detok.take_delta(final=False),
+                seq.detokenizer.take_delta(final=False),
                 [logprob] if logprob is not None else [],
             )
         )
@@ -410,16 +394,7 @@ class Engine:
         seq.finish_time = time.perf_counter()
         self.metrics.requests_finished.labels(reason=reason).inc()
         self.metrics.preemptions.inc(seq.num_preemptions)
-        first = seq.first_token_time
-        usage = Usage(
-            prompt_tokens=seq.num_prompt_tokens,
-            cached_prompt_tokens=seq.num_cached_prompt_tokens,
-            completion_tokens=seq.num_output_tokens,
-            time_to_first_token_s=None if first is None else first - seq.arrival_time,
-            decode_time_s=0.0 if first is None else seq.finish_time - first,
-            total_time_s=seq.finish_time - seq.arrival_time,
-            num_preemptions=seq.num_preemptions,
-        )
+        usage = usage_of(seq)
         detok = seq.detokenizer
         text = detok.take_delta(final=True) if detok is not None else ""
         request.sink(
@@ -436,7 +411,7 @@ class Engine:
             )
         )
 
-    def _update_gauges(self, plan: StepPlan) -> None:
+    def _update_gauges(self) -> None:
         m = self.metrics
         m.num_running.set(self.scheduler.num_running)
         m.num_waiting.set(self.scheduler.num_waiting)
@@ -454,21 +429,3 @@ def _as_prompt_list(prompts: Prompt | Seq[Prompt]) -> list[Prompt]:
     if items and all(isinstance(p, int) for p in items):
         return [items]  # type: ignore[list-item]
     return items  # type: ignore[return-value]
-
-
-def _assemble(request_id: str, prompt_ids: list[int], events: list[StreamEvent]) -> RequestOutput:
-    last = events[-1]
-    if last.finish_reason == "error":
-        raise RoostError(f"request {request_id} failed: {last.error}")
-    assert last.usage is not None
-    assert last.finish_reason is not None
-    return RequestOutput(
-        request_id=request_id,
-        prompt_token_ids=prompt_ids,
-        token_ids=[t for e in events for t in e.token_ids],
-        text="".join(e.text for e in events),
-        finish_reason=last.finish_reason,
-        usage=last.usage,
-        logprobs=[lp for e in events for lp in e.logprobs],
-        stop_reason=last.stop_reason,
-    )

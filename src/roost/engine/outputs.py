@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from roost.engine.sequence import TokenLogprob
+from roost.engine.sequence import Sequence, TokenLogprob
+from roost.errors import RoostError
 
 
 @dataclass(slots=True)
@@ -57,3 +58,39 @@ class RequestOutput:
     usage: Usage
     logprobs: list[TokenLogprob] = field(default_factory=list)
     stop_reason: str | int | None = None
+
+
+def usage_of(seq: Sequence) -> Usage:
+    """Counts and timings of a sequence that has just finished."""
+    finish = seq.finish_time if seq.finish_time is not None else seq.arrival_time
+    first = seq.first_token_time
+    return Usage(
+        prompt_tokens=seq.num_prompt_tokens,
+        cached_prompt_tokens=seq.num_cached_prompt_tokens,
+        completion_tokens=seq.num_output_tokens,
+        time_to_first_token_s=None if first is None else first - seq.arrival_time,
+        decode_time_s=0.0 if first is None else finish - first,
+        total_time_s=finish - seq.arrival_time,
+        num_preemptions=seq.num_preemptions,
+    )
+
+
+def assemble_output(
+    request_id: str, prompt_ids: list[int], events: list[StreamEvent]
+) -> RequestOutput:
+    """Join a finished request's events; a request that failed raises its error."""
+    last = events[-1]
+    if last.finish_reason == "error":
+        raise RoostError(f"request {request_id} failed: {last.error}")
+    assert last.usage is not None
+    assert last.finish_reason is not None
+    return RequestOutput(
+        request_id=request_id,
+        prompt_token_ids=prompt_ids,
+        token_ids=[t for e in events for t in e.token_ids],
+        text="".join(e.text for e in events),
+        finish_reason=last.finish_reason,
+        usage=last.usage,
+        logprobs=[lp for e in events for lp in e.logprobs],
+        stop_reason=last.stop_reason,
+    )
