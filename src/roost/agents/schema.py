@@ -55,5 +55,23 @@ AGENT_MIGRATIONS = [
             "CREATE INDEX agent_runs_by_thread ON agent_runs (tenant_id, thread_id, created_at)",
             "CREATE INDEX agent_runs_by_status ON agent_runs (status)",
         ],
-    )
+    ),
+    Migration(
+        component="agents",
+        version=2,
+        name="coordination sessions",
+        common=[
+            """CREATE TABLE coordination_sessions (
+                id TEXT PRIMARY KEY,
+                tenant_id TEXT NOT NULL REFERENCES tenants(id),
+                topic TEXT NOT NULL,
+                agents TEXT NOT NULL,
+                transcript TEXT NOT NULL,
+                whispers TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL
+            )""",
+            "CREATE INDEX coordination_sessions_by_tenant ON coordination_sessions (tenant_id)",
+        ],
+    ),
 ]

@@ -18,7 +18,7 @@ from roost.observe.logging import get_logger
 from roost.observe.tracing import configure_tracing
 from roost.platform import Platform, bootstrap
 from roost.server import agents as agents_layer
-from roost.server import anthropic, health, openai, threads
+from roost.server import anthropic, coordination, health, openai, threads
 from roost.server import knowledge as knowledge_layer
 from roost.server import memory as memory_layer
 from roost.server import tools as tool_layer
@@ -45,6 +45,7 @@ ROUTERS: list[APIRouter] = [
     usage_layer.router,
     agents_layer.router,
     threads.router,
+    coordination.router,
 ]
 # Each layer that needs services at run time contributes one hook: an async context
 # manager that builds them (migrations included) on ``app.state`` once the platform is
