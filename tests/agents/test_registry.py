@@ -18,7 +18,7 @@ EXAMPLE = Path(__file__).parents[2] / "examples" / "agents" / "researcher.yaml"
 
 def test_example_spec_loads_and_renders() -> None:
     spec = load_spec_file(EXAMPLE)
-    assert spec.name == "researcher" and "search_knowledge" in spec.tools
+    assert spec.name == "researcher" and "search_code_semantic" in spec.tools
     assert spec.render_instructions().startswith("You are a careful research assistant.")
     assert "in bullet points" in spec.render_instructions({"style": "bullet points"})
 
