@@ -250,3 +250,22 @@ async def test_errors_and_aliases(make_app: AppFactory, auth: dict[str, str]) ->
         assert session["values"]["output"] == "the sum is 42"
         listed = (await client.get("/v1/agents")).json()["data"]
         assert [(a["name"], a["tags"]) for a in listed] == [("calc", ["prod"])]
+
+
+async def test_a_run_is_an_invoke_agent_span_around_its_tool_spans(
+    make_app: AppFactory, auth: dict[str, str]
+) -> None:
+    from roost.observe.tracing import RECENT_SPANS
+
+    async with agent_app(make_app, auth, answer_with_tools) as (_, client, _log):
+        thread = await new_thread(client)
+        run = await client.post(f"/v1/threads/{thread}/runs", json={"agent": "calc", "input": "x"})
+        assert run.json()["status"] == "succeeded"
+    spans = RECENT_SPANS.spans()
+    (agent_span,) = [s for s in spans if s.name == "invoke_agent calc"
+                     and s.attributes and s.attributes["roost.run_id"] == run.json()["id"]]  # fmt: skip
+    assert agent_span.attributes is not None
+    assert agent_span.attributes["gen_ai.conversation.id"] == thread
+    tool_spans = [s for s in spans if s.name == "execute_tool add"
+                  and s.context.trace_id == agent_span.context.trace_id]  # fmt: skip
+    assert len(tool_spans) == 1 and tool_spans[0].parent is not None

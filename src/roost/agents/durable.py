@@ -17,10 +17,12 @@ from typing import Any, Protocol
 
 from dbos import DBOS
 
+from roost.observe.tracing import get_tracer
 from roost.runs.worker import start_worker
 from roost.runs.workflow import QUEUE_NAME, execute, record_input
 
 WORKFLOW_NAME = "roost.agent_run"
+_tracer = get_tracer("roost.agents")
 
 
 class RunHost(Protocol):
@@ -67,12 +69,22 @@ def agent_run(
     host = _host(host_key)
     host.ensure_graph(graph_name)  # not a step: a recovering process must rebuild it too
     started(host_key, run_id)
-    try:
-        if run_input is not None:
-            record_input(graph_name, thread_id, run_input)
-        result = execute(graph_name, thread_id, recursion_limit)
-    except Exception as exc:  # the agent failed; the run records why, the workflow is done
-        result = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+    agent = graph_name.split("/")[3]
+    # The span is current while the graph runs; node I/O hops to the server loop with
+    # this thread's context, so chat and execute_tool spans become its children.
+    with _tracer.start_as_current_span(f"invoke_agent {agent}") as span:
+        span.set_attribute("gen_ai.operation.name", "invoke_agent")
+        span.set_attribute("gen_ai.agent.name", agent)
+        span.set_attribute("gen_ai.conversation.id", thread_id)
+        span.set_attribute("roost.run_id", run_id)
+        try:
+            if run_input is not None:
+                record_input(graph_name, thread_id, run_input)
+            result = execute(graph_name, thread_id, recursion_limit)
+        except Exception as exc:  # the agent failed; the run records why, the workflow is done
+            result = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+            span.set_attribute("error.type", type(exc).__name__)
+        span.set_attribute("roost.run.status", str(result["status"]))
     finished(host_key, run_id, result)
     return str(result["status"])
 
