@@ -172,7 +172,7 @@ async def test_approval_interrupt_then_resume_through_the_api(
             return Message("assistant", (ToolCallPart("c1", "drop_table", '{"table": "old"}'),))
         return results[-1].content
 
-    async with agent_app(make_app, auth, dba) as (_, client, log):
+    async with agent_app(make_app, auth, dba) as (app, client, log):
         thread = await new_thread(client)
         run = (
             await client.post(f"/v1/threads/{thread}/runs", json={"agent": "calc", "input": "drop"})
@@ -196,10 +196,27 @@ async def test_approval_interrupt_then_resume_through_the_api(
             f"/v1/approvals/{approval['approval_id']}", json={"decision": "approve"}
         )
         assert decided.status_code == 200, decided.text
+        # the decision resumed the run; follow it to its end
+        async with client.stream("GET", f"/v1/runs/{run['id']}/events") as response:
+            events = await sse_events(response)
+        assert events[-1]["run"]["status"] == "succeeded", events[-1]
+        assert events[-1]["run"]["output"] == "dropped old"
+        again = await client.post(f"/v1/runs/{run['id']}/resume")
+        assert again.status_code == 409  # nothing left to resume
+
+        # decided elsewhere (not through the endpoint): resumed explicitly; a denial reaches
+        # the model as a tool error
+        other = await new_thread(client)
+        run = (
+            await client.post(f"/v1/threads/{other}/runs", json={"agent": "calc", "input": "drop"})
+        ).json()
+        approval_id = run["interrupts"][0]["value"]["approvals"][0]["approval_id"]
+        await app.state.tools.executor.decide(
+            app.state.default_tenant_id, approval_id, "deny", decided_by="key:x", reason="no"
+        )
         resumed = await client.post(f"/v1/runs/{run['id']}/resume", json={"mode": "wait"})
-        assert resumed.status_code == 200, resumed.text
         assert resumed.json()["status"] == "succeeded", resumed.json()
-        assert resumed.json()["output"] == "dropped old"
+        assert json.loads(resumed.json()["output"])["error"] == "approval_denied"
         assert log.calls == [("drop_table", {"table": "old"})]
 
 

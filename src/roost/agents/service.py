@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,7 +24,7 @@ from roost.agents.registry import AgentRegistry
 from roost.agents.runtime import AgentRuntime, RunContext
 from roost.agents.store import FINISHED, RunRecord, RunStore, ThreadRecord
 from roost.agents.webhooks import WebhookSender
-from roost.errors import Conflict, InvalidRequest
+from roost.errors import Conflict, InvalidRequest, NotFound
 from roost.graph import Checkpointer, Command, CompiledGraph, SqliteCheckpointer
 from roost.observe.logging import get_logger
 from roost.observe.tracing import get_tracer
@@ -236,6 +236,35 @@ class AgentRunService:
         recursion = 4 * found.spec.max_iterations + 4 * found.spec.max_reflections + 20
         await self._enqueue(record, graph_name, Command(resume=resume), recursion)
         return await self.store.get_run(tenant_id, run_id)
+
+    async def resume_if_decided(
+        self, tenant_id: str, run_id: str, is_pending: Callable[[str], Awaitable[bool]]
+    ) -> RunRecord | None:
+        """Resume an interrupted run once none of its approvals is pending any more (the
+        approvals endpoint calls this after each decision); None when nothing was resumed."""
+        try:
+            record = await self.store.get_run(tenant_id, run_id)
+        except NotFound:
+            return None  # an approval asked by something other than an agent run
+        if record.status != "interrupted":
+            return None
+        values: list[dict[str, Any]] = [
+            item["value"] for item in record.interrupts if isinstance(item.get("value"), dict)
+        ]
+        if (
+            not values
+            or len(values) != len(record.interrupts)
+            or any(v.get("type") != "approval" for v in values)
+        ):
+            return None  # some interrupt is not an approval: a human resumes it explicitly
+        asked = [a["approval_id"] for v in values for a in v.get("approvals", [])]
+        for approval_id in asked:
+            if await is_pending(approval_id):
+                return None
+        try:
+            return await self.resume(tenant_id, run_id)
+        except Conflict:
+            return None  # another decision resumed it first
 
     async def _enqueue(
         self, record: RunRecord, graph_name: str, graph_input: Any, limit: int

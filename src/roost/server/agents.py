@@ -132,3 +132,18 @@ async def agents_lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         app.state.agents = None
         await service.close()
+
+
+async def resume_after_approval(app: FastAPI, tenant_id: str, run_id: str | None) -> None:
+    """Called by the approvals endpoint after a decision: resume the agent run it paused
+    once none of that run's approvals is pending (in the background; the run's events and
+    ``GET /v1/runs/{id}`` show its progress)."""
+    service: AgentRunService | None = getattr(app.state, "agents", None)
+    tools = getattr(app.state, "tools", None)
+    if service is None or tools is None or run_id is None:
+        return
+
+    async def is_pending(approval_id: str) -> bool:
+        return bool((await tools.approvals.get(tenant_id, approval_id)).status == "pending")
+
+    await service.resume_if_decided(tenant_id, run_id, is_pending)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 
 from roost.errors import Forbidden
+from roost.server.agents import resume_after_approval
 from roost.tools.permissions import Caller
 from roost.tools.service import ToolService
 
@@ -63,4 +64,6 @@ async def decide(approval_id: str, body: DecisionBody, request: Request) -> dict
         reason=body.reason,
         arguments=body.arguments,
     )
+    # An agent run paused on this approval continues once all of its approvals are decided.
+    await resume_after_approval(request.app, caller.tenant_id, approval.run_id)
     return approval.to_dict()
