@@ -18,7 +18,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request, Response, WebSocket
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import StreamingResponse
@@ -144,6 +144,22 @@ async def run_events(run_id: str, request: Request) -> StreamingResponse:
     service = agents_service(request.app)
     await service.get_run(_tenant(request), run_id)
     return event_stream(_sse(service.stream(_tenant(request), run_id)))
+
+
+@router.websocket("/v1/runs/{run_id}/ws")
+async def run_socket(websocket: WebSocket, run_id: str) -> None:
+    """The run's events as JSON messages until it settles; then the server closes."""
+    service = agents_service(websocket.app)
+    tenant_id = str(websocket.state.principal.tenant_id)
+    try:
+        await service.get_run(tenant_id, run_id)
+    except NotFound:
+        await websocket.close(code=4404, reason=f"no run {run_id!r}")
+        return
+    await websocket.accept()
+    async for event in service.stream(tenant_id, run_id):
+        await websocket.send_json(json.loads(json.dumps(event, default=str)))
+    await websocket.close()
 
 
 @router.post("/execute", response_model=None)
