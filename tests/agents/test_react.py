@@ -177,3 +177,42 @@ async def test_approval_interrupt_then_resume_runs_the_approved_call(
     assert out["status"] == "succeeded"
     assert out["output"] == "dropped old"
     assert tool_log.calls == [("drop_table", {"table": "old"})]
+
+
+class NotebookMemory:
+    """A stand-in for MemoryServices: remembers texts, recalls those sharing a word."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str, str, dict[str, Any]]] = []
+
+    async def recall(self, tenant_id: str, agent_id: str, query: str, *, k: int = 5) -> list[str]:
+        words = set(query.lower().split())
+        return [t for (ten, ag, t, _) in self.items
+                if ten == tenant_id and ag == agent_id and words & set(t.lower().split())][:k]  # fmt: skip
+
+    async def remember(
+        self, tenant_id: str, agent_id: str, text: str, *, kind: str = "fact",
+        importance: float = 0.5, source: Any = None,
+    ) -> None:  # fmt: skip
+        self.items.append((tenant_id, agent_id, text, {"kind": kind, **(source or {})}))
+
+
+async def test_memory_is_recalled_into_the_question_and_answers_remembered(
+    make_runtime: RuntimeFactory, tenant_id: str
+) -> None:
+    model = FunctionModel(lambda info: f"echo: {info.messages[-1].text}", "function:mem")
+    runtime = make_runtime(model)
+    memory = NotebookMemory()
+    runtime.memory = memory
+    spec = AgentSpec.model_validate(
+        {"name": "mem", "model": "function:mem", "memory": {"recall": True, "remember": True}}
+    )
+    first = await run_agent(spec, runtime, tenant_id, "favourite colour is teal", "t1")
+    assert first["output"] == "echo: favourite colour is teal"
+    (stored,) = memory.items
+    assert (
+        stored[2].startswith("Asked: favourite colour is teal") and stored[3]["thread_id"] == "t1"
+    )
+    second = await run_agent(spec, runtime, tenant_id, "which colour do I like", "t2")
+    assert second["output"].startswith("echo: Relevant memories:\n- Asked: favourite colour")
+    assert second["output"].endswith("which colour do I like")

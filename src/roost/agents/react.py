@@ -153,9 +153,40 @@ class ReactAgent:
             text = await self._guard(last.get("content") or "", "input")
         except GuardrailBlocked as exc:
             return {"status": "blocked", "error": exc.message}
+        # Recalled memories ride in this run's user message, not the system prompt, so
+        # the thread's transcript only grows at its end and the KV cache still matches.
+        memories = await self._recall(state, text)
+        if memories:
+            text = "Relevant memories:\n" + "\n".join(f"- {m}" for m in memories) + "\n\n" + text
         if text != last.get("content"):
             return {"messages": [{**last, "content": text}]}
         return {}
+
+    async def _recall(self, state: AgentState, query: str) -> list[str]:
+        memory = self.runtime.memory
+        if memory is None or not self.spec.memory.recall:
+            return []
+        run = RunContext.from_state(state["run"])
+        found = await self.runtime.call(
+            memory.recall(run.tenant_id, run.agent, query, k=self.spec.memory.max_recalled)
+        )
+        return [str(getattr(getattr(r, "memory", r), "text", r)) for r in found]
+
+    async def _remember(self, state: AgentState, output: Any) -> None:
+        memory = self.runtime.memory
+        if memory is None or not self.spec.memory.remember:
+            return
+        run = RunContext.from_state(state["run"])
+        question = next(
+            (m.get("content") for m in reversed(state["messages"]) if m.get("role") == "user"), ""
+        )
+        answer = output if isinstance(output, str) else json.dumps(output)
+        await self.runtime.call(
+            memory.remember(
+                run.tenant_id, run.agent, f"Asked: {question}\nAnswered: {answer}",
+                kind="episode", source={"thread_id": run.thread_id, "run_id": run.run_id},
+            )
+        )  # fmt: skip
 
     async def think(self, state: AgentState) -> dict[str, Any]:
         run = RunContext.from_state(state["run"])
@@ -286,6 +317,7 @@ class ReactAgent:
             return update
         if checked != rendered:
             output = checked
+        await self._remember(state, output)
         update.update(status="succeeded", output=output)
         return update
 

@@ -150,6 +150,17 @@ class ExecutorToolRunner:
         return await self.service.executor.resume(caller, approval_id, call_id)
 
 
+class AgentMemory(Protocol):
+    """The part of :class:`roost.memory.service.MemoryServices` agents use."""
+
+    async def recall(self, tenant_id: str, agent_id: str, query: str, *, k: int = 5) -> Any: ...
+
+    async def remember(
+        self, tenant_id: str, agent_id: str, text: str, *, kind: str = "fact",
+        importance: float = 0.5, source: Any = None,
+    ) -> Any: ...  # fmt: skip
+
+
 @dataclass(slots=True)
 class AgentRuntime:
     """Services an agent graph needs; one per process."""
@@ -157,6 +168,7 @@ class AgentRuntime:
     llm: ModelCaller
     tools: ToolRunner | None = None
     guardrails: GuardrailRegistry = field(default_factory=GuardrailRegistry)
+    memory: AgentMemory | None = None
     events: RunEvents | None = None
     # The loop that owns the model, tool and database clients. Durable runs execute
     # graphs on worker threads with loops of their own; node I/O hops back here.

@@ -108,7 +108,9 @@ async def agents_lifespan(app: FastAPI) -> AsyncIterator[None]:
     await migrate(platform.database, AGENT_MIGRATIONS)
     tools = getattr(app.state, "tools", None)
     runtime = AgentRuntime(
-        llm_service(app), ExecutorToolRunner(tools) if tools is not None else None
+        llm_service(app),
+        ExecutorToolRunner(tools) if tools is not None else None,
+        memory=getattr(app.state, "memory", None),
     )
     agents = settings.agents
     service = AgentRunService(
