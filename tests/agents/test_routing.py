@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from benchmarks.routing import ARMS, RULES, WEIGHTS, evaluate, make_tasks
+from benchmarks.routing import ARMS, RULES, WEIGHTS, evaluate, make_tasks, train
 
 from roost.agents.routing import (
     ROUTER_MIGRATIONS,
@@ -59,3 +59,36 @@ async def test_router_state_round_trips_through_the_database(
     for vector in vectors[:10]:
         assert loaded.scores(loaded.features(vector)) == router.scores(router.features(vector))
     assert await store.load("another-tenant", "size") is None
+
+
+async def test_router_picks_the_model_group_as_an_llm_policy() -> None:
+    from roost.agents.routing import LearnedModelPolicy
+    from roost.llm.base import RequestContext
+    from roost.llm.messages import Message
+    from roost.llm.providers import ProviderRegistry
+    from roost.llm.router import Router
+    from roost.llm.service import LLMService
+    from roost.llm.testing import TestModel
+
+    registry = ProviderRegistry(env={})
+    for size in ARMS:
+        registry.register(TestModel(f"test:{size}", output_text=f"answered by {size}"))
+    llm_router = Router(registry)
+    for size in ARMS:
+        llm_router.add_group(size, [(f"test:{size}", 1.0)])
+    embedder = HashingEmbedder(256)
+    learned = LearnedRouter(ARMS, 256, fallback=RULES, weights=WEIGHTS)
+    tasks = make_tasks(300, seed=7)
+    train(learned, tasks, embedder.embed_sync([t.text for t in tasks]), seed=7)
+    learned.alpha = learned.epsilon = 0.0  # deterministic choices for the assertions
+    policy = LearnedModelPolicy(learned, embedder.embed_sync)
+    llm_router.policies["auto"] = policy
+    service = LLMService(llm_router)
+    context = RequestContext("t")
+    hard = [Message.user("derive a closed form for the Paxos recurrence and justify each step")]
+    easy = [Message.user("what is the capital of Peru")]
+    assert (await service.request("auto", hard, context=context)).text == "answered by large"
+    assert (await service.request("auto", easy, context=context)).text == "answered by small"
+    before = learned.num_updates
+    policy.feedback(Outcome(True, cost_usd=0.0002))
+    assert learned.num_updates == before + 1

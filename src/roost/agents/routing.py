@@ -100,7 +100,7 @@ class LearnedRouter:
         input_dim: int,
         *,
         dim: int = 32,
-        alpha: float = 0.3,
+        alpha: float = 1.0,
         ridge: float = 1.0,
         min_updates: int = 20,
         epsilon: float = 0.2,
@@ -226,3 +226,30 @@ class RouterStore:
         if row is None:
             return None
         return LearnedRouter.from_bytes(bytes.fromhex(row["state"]), fallback=fallback)
+
+
+class LearnedModelPolicy:
+    """The router as a routing policy of the LLM layer (``Router.policies[name] = policy``):
+    requests to the policy's name go to the model group the router picks for the last
+    user message. ``choose`` is synchronous, so ``embed`` must be too (``embed_sync``)."""
+
+    def __init__(
+        self, router: LearnedRouter, embed: Callable[[Sequence[str]], NDArray[Any]]
+    ) -> None:
+        self.router = router
+        self.embed = embed
+        self.last: tuple[NDArray[Any], str] | None = None
+
+    def choose(self, messages: Sequence[Any], tools: Sequence[Any], settings: Any) -> str:
+        text = next((m.text for m in reversed(messages) if m.role == "user"), "")
+        vector = self.embed([text])[0]
+        arm = self.router.choose(vector, text).arm
+        self.last = (vector, arm)
+        return arm
+
+    def feedback(self, outcome: Outcome) -> None:
+        """Credit the last choice with its outcome (callers that track their requests use
+        :meth:`LearnedRouter.update` directly)."""
+        if self.last is not None:
+            vector, arm = self.last
+            self.router.update(vector, arm, outcome)
