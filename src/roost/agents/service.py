@@ -66,18 +66,31 @@ class AgentRunService:
         self._checkpointers: dict[str, Checkpointer] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: DBOSClient | None = None
+        self._launched = False
+        self._launch_lock = asyncio.Lock()
         self._background: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
-        """Launch (or join) the in-process run worker; call on the loop that owns the clients."""
+        """Bind to this loop (the one that owns the clients). The run worker launches now
+        only when unfinished runs wait for recovery, else with the first run: most server
+        processes (and tests) never run an agent and need not pay for it."""
         self._loop = asyncio.get_running_loop()
         self.runtime.home_loop = self._loop
         self.runtime.events = self.events
-        url = await asyncio.to_thread(
-            durable.acquire, self.host_key, self, self.runs_url, self.concurrency
-        )
-        self._client = await asyncio.to_thread(DBOSClient, system_database_url=url)
+        self._launch_lock = asyncio.Lock()
+        if await self.store.has_unfinished_runs():
+            await self._launch()
+
+    async def _launch(self) -> DBOSClient:
+        async with self._launch_lock:
+            if self._client is None:
+                url = await asyncio.to_thread(
+                    durable.acquire, self.host_key, self, self.runs_url, self.concurrency
+                )
+                self._launched = True
+                self._client = await asyncio.to_thread(DBOSClient, system_database_url=url)
+            return self._client
 
     async def close(self) -> None:
         for task in list(self._background):
@@ -85,7 +98,9 @@ class AgentRunService:
         if self._client is not None:
             await asyncio.to_thread(self._client.destroy)
             self._client = None
-        await asyncio.to_thread(durable.release, self.host_key)
+        if self._launched:
+            await asyncio.to_thread(durable.release, self.host_key)
+            self._launched = False
         for checkpointer in self._checkpointers.values():
             close = getattr(checkpointer, "close", None)
             if close is not None:
@@ -269,7 +284,7 @@ class AgentRunService:
     async def _enqueue(
         self, record: RunRecord, graph_name: str, graph_input: Any, limit: int
     ) -> None:
-        assert self._client is not None, "call start() first"
+        client = await self._launch()
         workflow_id = f"{record.id}:{new_id('wf')}"
         await self.store.update_run(record.id, status="queued", workflow_id=workflow_id)
         options: EnqueueOptions = {
@@ -279,7 +294,7 @@ class AgentRunService:
             "queue_partition_key": record.thread_id,
         }
         await asyncio.to_thread(
-            self._client.enqueue, options, self.host_key, record.id, graph_name,
+            client.enqueue, options, self.host_key, record.id, graph_name,
             record.thread_id, graph_input, limit,
         )  # fmt: skip
 

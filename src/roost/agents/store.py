@@ -170,6 +170,13 @@ class RunStore:
             raise NotFound(f"no run {run_id!r}", param="run_id")
         return _run(row)
 
+    async def has_unfinished_runs(self) -> bool:
+        """Whether any run (of any tenant) is queued or running: work to recover at start."""
+        row = await self.database.fetch_one(
+            "SELECT 1 AS found FROM agent_runs WHERE status IN ('queued', 'running') LIMIT 1"
+        )
+        return row is not None
+
     async def list_runs(self, tenant_id: str, thread_id: str, limit: int = 100) -> list[RunRecord]:
         rows = await self.database.fetch_all(
             "SELECT * FROM agent_runs WHERE tenant_id = :t AND thread_id = :th"
