@@ -309,6 +309,10 @@ class AgentsSettings(Section):
         None, description="Thread checkpoints (SQLite); default home/agent-threads.db"
     )
     worker_concurrency: int = Field(4, ge=1, le=256, description="Runs executed at once")
+    graphs: list[str] = Field(
+        default_factory=list,
+        description="module:attribute naming dicts of compiled graphs runnable by name",
+    )
     webhook_secret: SecretStr | None = Field(None, description="HMAC key for run webhooks")
     webhook_max_attempts: int = Field(5, ge=1, le=20)
     webhook_backoff_s: float = Field(1.0, ge=0, description="First retry delay, doubling")

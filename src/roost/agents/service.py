@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,6 +36,7 @@ T = TypeVar("T")
 log = get_logger("roost.agents")
 _tracer = get_tracer("roost.agents")
 SETTLED = FINISHED | {"interrupted"}
+GRAPH_PREFIX = "graph:"
 _BRIDGE_TIMEOUT_S = 600.0
 
 
@@ -63,6 +65,8 @@ class AgentRunService:
         self.concurrency = concurrency
         self.host_key = hashlib.sha256(str(checkpoints_path).encode()).hexdigest()[:12]
         self._graphs: dict[str, CompiledGraph] = {}
+        self.graphs: dict[str, CompiledGraph] = {}
+        """Plain graphs runnable by name (``{"graph": name}``); each has its own checkpointer."""
         self._checkpointers: dict[str, Checkpointer] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: DBOSClient | None = None
@@ -180,6 +184,31 @@ class AgentRunService:
         await self._enqueue(record, graph_name, run_input(context, message, variables), recursion)
         return await self.store.get_run(tenant_id, run_id)
 
+    async def start_graph_run(
+        self,
+        tenant_id: str,
+        thread_id: str,
+        graph: str,
+        graph_input: dict[str, Any],
+        *,
+        webhook: str | None = None,
+        recursion_limit: int = 100,
+    ) -> RunRecord:
+        """Queue a run of a registered graph on the thread (input: the graph's state keys)."""
+        await self.store.get_thread(tenant_id, thread_id)
+        if graph not in self.graphs:
+            raise NotFound(f"no graph named {graph!r}", param="graph")
+        if not isinstance(graph_input, dict):
+            raise InvalidRequest("a graph run's input is an object of state keys", param="input")
+        record = await self.store.create_run(
+            RunRecord(new_id("run"), tenant_id, thread_id, f"{GRAPH_PREFIX}{graph}", 0,
+                      "queued", graph_input, webhook=webhook)
+        )  # fmt: skip
+        graph_name = self._graph_name(tenant_id, record.agent, 0)
+        await self._graph(graph_name)
+        await self._enqueue(record, graph_name, graph_input, recursion_limit)
+        return await self.store.get_run(tenant_id, record.id)
+
     async def get_run(self, tenant_id: str, run_id: str) -> RunRecord:
         return await self.store.get_run(tenant_id, run_id)
 
@@ -245,10 +274,12 @@ class AgentRunService:
         if not await self.store.update_run(run_id, status="queued", only_if=("interrupted",)):
             raise Conflict(f"run {run_id!r} is being resumed already")
         self.events.reset(run_id)
-        found = await self.registry.get(tenant_id, record.agent, record.agent_version)
         graph_name = self._graph_name(tenant_id, record.agent, record.agent_version)
         await self._graph(graph_name)
-        recursion = 4 * found.spec.max_iterations + 4 * found.spec.max_reflections + 20
+        recursion = 100
+        if not record.agent.startswith(GRAPH_PREFIX):
+            spec = (await self.registry.get(tenant_id, record.agent, record.agent_version)).spec
+            recursion = 4 * spec.max_iterations + 4 * spec.max_reflections + 20
         await self._enqueue(record, graph_name, Command(resume=resume), recursion)
         return await self.store.get_run(tenant_id, run_id)
 
@@ -320,6 +351,10 @@ class AgentRunService:
                 self.events.publish(run_id, {"event": "interrupt", "interrupt": item})
         elif result["status"] == "error":
             status, changes["error"] = "failed", result["error"]
+        elif (await self.store.find_run(run_id)).agent.startswith(GRAPH_PREFIX):
+            # A plain graph has no status of its own: finishing is success, its state the output.
+            status = "succeeded"
+            changes.update(output=_jsonable(values), interrupts=[])
         else:
             status = "succeeded" if values.get("status") == "succeeded" else "failed"
             changes.update(output=values.get("output"), error=values.get("error"), interrupts=[])
@@ -350,6 +385,14 @@ class AgentRunService:
         if graph is not None:
             return graph
         _, _, tenant_id, agent, version = graph_name.split("/")
+        if agent.startswith(GRAPH_PREFIX):
+            try:
+                graph = self.graphs[agent.removeprefix(GRAPH_PREFIX)]
+            except KeyError:
+                raise NotFound(f"no graph named {agent!r} in this process") from None
+            self._graphs[graph_name] = graph
+            register_graphs({graph_name: graph})
+            return graph
         found = await self.registry.get(tenant_id, agent, int(version))
         graph = (
             ReactAgent(found.spec, self.runtime)
@@ -376,6 +419,13 @@ class AgentRunService:
         return checkpointer
 
 
+def _jsonable(value: Any) -> Any:
+    """Graph state as JSON (messages may be objects): what cannot be encoded becomes text."""
+    return json.loads(json.dumps(value, default=str))
+
+
 def _public_values(values: dict[str, Any]) -> dict[str, Any]:
+    if "run" not in values:  # a plain graph's state: all of it
+        return dict(_jsonable(values))
     keys = ("messages", "output", "status", "error", "usage", "iteration")
     return {k: values.get(k) for k in keys if k in values}

@@ -20,6 +20,7 @@ from roost.agents.store import RunStore
 from roost.agents.webhooks import WebhookSender
 from roost.config import Settings
 from roost.errors import Overloaded
+from roost.runs.worker import load_graphs
 from roost.server.usage import llm_service
 from roost.storage import migrate
 
@@ -127,6 +128,8 @@ async def agents_lifespan(app: FastAPI) -> AsyncIterator[None]:
             timeout_s=agents.webhook_timeout_s,
         ),
     )
+    for spec in agents.graphs:
+        service.graphs.update(load_graphs(spec))
     await service.start()
     app.state.agents = service
     try:

@@ -43,7 +43,7 @@ class RunBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     agent: str | None = Field(None, description="Agent name")
-    graph: str | None = Field(None, description="Not available yet: agents only")
+    graph: str | None = Field(None, description="A registered graph (agents.graphs)")
     version: int | str | None = Field(None, description="Version number or tag; default newest")
     input: str | dict[str, Any]
     variables: dict[str, Any] = Field(default_factory=dict)
@@ -106,10 +106,18 @@ async def thread_runs(thread_id: str, request: Request, limit: int = 100) -> dic
 async def create_run(thread_id: str, body: RunBody, request: Request) -> Response | dict[str, Any]:
     """Start a run; ``wait`` answers with the settled run, ``background`` with the queued
     one (202), ``stream`` with its events as SSE."""
-    if body.graph is not None or body.agent is None:
-        raise InvalidRequest("give the agent to run ('graph' runs are not available yet)")
+    if (body.graph is None) == (body.agent is None):
+        raise InvalidRequest("give either 'agent' or 'graph'")
     service = agents_service(request.app)
     tenant_id = _tenant(request)
+    if body.graph is not None:
+        if not isinstance(body.input, dict):
+            raise InvalidRequest("a graph run's input is an object of state keys", param="input")
+        run = await service.start_graph_run(
+            tenant_id, thread_id, body.graph, body.input, webhook=body.webhook
+        )
+        return await _respond(service, tenant_id, run, body.mode, body.timeout_s)
+    assert body.agent is not None
     run = await service.start_run(
         tenant_id, thread_id, body.agent, body.input, version=body.version,
         variables=body.variables, webhook=body.webhook,
