@@ -286,3 +286,15 @@ async def test_a_run_is_an_invoke_agent_span_around_its_tool_spans(
     tool_spans = [s for s in spans if s.name == "execute_tool add"
                   and s.context.trace_id == agent_span.context.trace_id]  # fmt: skip
     assert len(tool_spans) == 1 and tool_spans[0].parent is not None
+
+
+async def test_webhooks_to_internal_addresses_are_refused_without_retrying() -> None:
+    sleeps: list[float] = []
+
+    async def record(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    sender = WebhookSender(b"k", max_attempts=3, sleep=record)
+    result = await sender.deliver("http://127.0.0.1:9/hook", {"type": "run.succeeded"})
+    assert not result.delivered and result.attempts == 1 and sleeps == []
+    assert result.error is not None and "NetworkRefused" in result.error

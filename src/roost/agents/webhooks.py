@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 
 from roost.observe.logging import get_logger
+from roost.tools.base import ToolFailure
+from roost.tools.netguard import NetworkPolicy, fetch
 
 log = get_logger("roost.agents")
 SIGNATURE_HEADER = "X-Roost-Signature"
@@ -50,7 +52,12 @@ class DeliveryResult:
 
 
 class WebhookSender:
-    """Posts JSON events; 2xx is success, anything else (or no answer) is retried."""
+    """Posts JSON events; 2xx is success, anything else (or no answer) is retried.
+
+    Deliveries go through the tool layer's SSRF guard (``network``): a tenant cannot point
+    a webhook at loopback, private or metadata addresses unless the operator allowed those
+    networks. ``transport`` (tests) bypasses it.
+    """
 
     def __init__(
         self,
@@ -60,8 +67,10 @@ class WebhookSender:
         backoff_s: float = 1.0,
         timeout_s: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        network: NetworkPolicy | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
+        self.network = network or NetworkPolicy(max_redirects=0, timeout_s=timeout_s)
         self.secret = secret
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
@@ -73,21 +82,28 @@ class WebhookSender:
         body = json.dumps(event, sort_keys=True).encode()
         status: int | None = None
         error: str | None = None
-        async with httpx.AsyncClient(transport=self.transport, timeout=self.timeout_s) as client:
-            for attempt in range(1, self.max_attempts + 1):
-                headers = {
-                    "content-type": "application/json",
-                    SIGNATURE_HEADER: sign(self.secret, body, int(time.time())),
-                    "X-Roost-Delivery-Attempt": str(attempt),
-                }
-                try:
-                    response = await client.post(url, content=body, headers=headers)
-                    status, error = response.status_code, None
-                    if 200 <= status < 300:
-                        return DeliveryResult(True, attempt, status)
-                except httpx.HTTPError as exc:
-                    status, error = None, f"{type(exc).__name__}: {exc}"
-                if attempt < self.max_attempts:
-                    await self.sleep(self.backoff_s * 2 ** (attempt - 1))
+        for attempt in range(1, self.max_attempts + 1):
+            headers = {
+                "content-type": "application/json",
+                SIGNATURE_HEADER: sign(self.secret, body, int(time.time())),
+                "X-Roost-Delivery-Attempt": str(attempt),
+            }
+            try:
+                status, error = await self._post(url, body, headers), None
+                if 200 <= status < 300:
+                    return DeliveryResult(True, attempt, status)
+            except (httpx.HTTPError, ToolFailure) as exc:
+                status, error = None, f"{type(exc).__name__}: {exc}"
+                if getattr(exc, "type", None) == "network_refused":
+                    break  # a refused destination will not become allowed by waiting
+            if attempt < self.max_attempts:
+                await self.sleep(self.backoff_s * 2 ** (attempt - 1))
         log.warning("webhook not delivered", url=url, status=status, error=error)
-        return DeliveryResult(False, self.max_attempts, status, error)
+        return DeliveryResult(False, attempt, status, error)
+
+    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        if self.transport is None:
+            result = await fetch(url, self.network, method="POST", headers=headers, body=body)
+            return result.status
+        async with httpx.AsyncClient(transport=self.transport, timeout=self.timeout_s) as client:
+            return (await client.post(url, content=body, headers=headers)).status_code

@@ -23,6 +23,7 @@ from roost.errors import Overloaded
 from roost.runs.worker import load_graphs
 from roost.server.usage import llm_service
 from roost.storage import migrate
+from roost.tools.netguard import NetworkPolicy
 
 router = APIRouter(tags=["agents"])
 
@@ -126,6 +127,12 @@ async def agents_lifespan(app: FastAPI) -> AsyncIterator[None]:
             max_attempts=agents.webhook_max_attempts,
             backoff_s=agents.webhook_backoff_s,
             timeout_s=agents.webhook_timeout_s,
+            # Tenants choose webhook URLs: the SSRF guard of http_fetch applies to them too.
+            network=NetworkPolicy(
+                allowed_networks=tuple(settings.tools.http_allowed_networks),
+                max_redirects=0,
+                timeout_s=agents.webhook_timeout_s,
+            ),
         ),
     )
     for spec in agents.graphs:
