@@ -83,6 +83,7 @@ class ForcedLoop:
                         "prompt_tokens": usage.input_tokens,
                         "cached_tokens": usage.cached_input_tokens,
                         "prefilled_tokens": usage.input_tokens - usage.cached_input_tokens,
+                        "output_tokens": usage.output_tokens,
                     }
                 )
             yield event
