@@ -20,23 +20,22 @@ from dbos import DBOSClient, EnqueueOptions
 
 from roost.agents import durable
 from roost.agents.events import TERMINAL, RunEvents
-from roost.agents.react import ReactAgent, run_input
+from roost.agents.graphs import GRAPH_PREFIX, RunGraphs
+from roost.agents.react import run_input
 from roost.agents.registry import AgentRegistry
 from roost.agents.runtime import AgentRuntime, RunContext
 from roost.agents.store import FINISHED, RunRecord, RunStore, ThreadRecord
 from roost.agents.webhooks import WebhookSender
 from roost.errors import Conflict, InvalidRequest, NotFound
-from roost.graph import Checkpointer, Command, CompiledGraph, SqliteCheckpointer
+from roost.graph import Command, CompiledGraph
 from roost.observe.logging import get_logger
 from roost.observe.tracing import get_tracer
-from roost.runs.workflow import register_graphs
 from roost.storage import new_id
 
 T = TypeVar("T")
 log = get_logger("roost.agents")
 _tracer = get_tracer("roost.agents")
 SETTLED = FINISHED | {"interrupted"}
-GRAPH_PREFIX = "graph:"
 _BRIDGE_TIMEOUT_S = 600.0
 
 
@@ -64,10 +63,11 @@ class AgentRunService:
         self.runs_url = runs_url
         self.concurrency = concurrency
         self.host_key = hashlib.sha256(str(checkpoints_path).encode()).hexdigest()[:12]
-        self._graphs: dict[str, CompiledGraph] = {}
-        self.graphs: dict[str, CompiledGraph] = {}
+        self._run_graphs = RunGraphs(
+            registry, runtime, checkpoints_path=checkpoints_path, host_key=self.host_key
+        )
+        self.graphs: dict[str, CompiledGraph] = self._run_graphs.plain
         """Plain graphs runnable by name (``{"graph": name}``); each has its own checkpointer."""
-        self._checkpointers: dict[str, Checkpointer] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: DBOSClient | None = None
         self._launched = False
@@ -105,10 +105,7 @@ class AgentRunService:
         if self._launched:
             await asyncio.to_thread(durable.release, self.host_key)
             self._launched = False
-        for checkpointer in self._checkpointers.values():
-            close = getattr(checkpointer, "close", None)
-            if close is not None:
-                close()
+        self._run_graphs.close()
 
     # -- threads --------------------------------------------------------------------------
     async def create_thread(
@@ -178,8 +175,8 @@ class AgentRunService:
             )
         )  # fmt: skip
         context = RunContext(tenant_id, thread_id, run_id, found.name, found.version)
-        graph_name = self._graph_name(tenant_id, found.name, found.version)
-        await self._graph(graph_name)
+        graph_name = self._run_graphs.name(tenant_id, found.name, found.version)
+        await self._run_graphs.get(graph_name)
         recursion = 4 * found.spec.max_iterations + 4 * found.spec.max_reflections + 20
         await self._enqueue(record, graph_name, run_input(context, message, variables), recursion)
         return await self.store.get_run(tenant_id, run_id)
@@ -204,8 +201,8 @@ class AgentRunService:
             RunRecord(new_id("run"), tenant_id, thread_id, f"{GRAPH_PREFIX}{graph}", 0,
                       "queued", graph_input, webhook=webhook)
         )  # fmt: skip
-        graph_name = self._graph_name(tenant_id, record.agent, 0)
-        await self._graph(graph_name)
+        graph_name = self._run_graphs.name(tenant_id, record.agent, 0)
+        await self._run_graphs.get(graph_name)
         await self._enqueue(record, graph_name, graph_input, recursion_limit)
         return await self.store.get_run(tenant_id, record.id)
 
@@ -274,8 +271,8 @@ class AgentRunService:
         if not await self.store.update_run(run_id, status="queued", only_if=("interrupted",)):
             raise Conflict(f"run {run_id!r} is being resumed already")
         self.events.reset(run_id)
-        graph_name = self._graph_name(tenant_id, record.agent, record.agent_version)
-        await self._graph(graph_name)
+        graph_name = self._run_graphs.name(tenant_id, record.agent, record.agent_version)
+        await self._run_graphs.get(graph_name)
         recursion = 100
         if not record.agent.startswith(GRAPH_PREFIX):
             spec = (await self.registry.get(tenant_id, record.agent, record.agent_version)).spec
@@ -331,8 +328,8 @@ class AgentRunService:
 
     # -- RunHost: called from worker threads ------------------------------------------------
     def ensure_graph(self, graph_name: str) -> None:
-        if graph_name not in self._graphs:
-            self._bridge(self._graph(graph_name))
+        if not self._run_graphs.has(graph_name):
+            self._bridge(self._run_graphs.get(graph_name))
 
     def on_start(self, run_id: str) -> None:
         self._bridge(self.store.update_run(run_id, status="running", only_if=("queued",)))
@@ -376,47 +373,14 @@ class AgentRunService:
         future = asyncio.run_coroutine_threadsafe(work, self._loop)
         return future.result(_BRIDGE_TIMEOUT_S)
 
-    # -- graphs ---------------------------------------------------------------------------
-    def _graph_name(self, tenant_id: str, agent: str, version: int) -> str:
-        return f"agent/{self.host_key}/{tenant_id}/{agent}/{version}"
-
-    async def _graph(self, graph_name: str) -> CompiledGraph:
-        graph = self._graphs.get(graph_name)
-        if graph is not None:
-            return graph
-        _, _, tenant_id, agent, version = graph_name.split("/")
-        if agent.startswith(GRAPH_PREFIX):
-            try:
-                graph = self.graphs[agent.removeprefix(GRAPH_PREFIX)]
-            except KeyError:
-                raise NotFound(f"no graph named {agent!r} in this process") from None
-            self._graphs[graph_name] = graph
-            register_graphs({graph_name: graph})
-            return graph
-        found = await self.registry.get(tenant_id, agent, int(version))
-        graph = (
-            ReactAgent(found.spec, self.runtime)
-            .builder()
-            .compile(checkpointer=self._checkpointer(tenant_id), name=graph_name)
-        )
-        self._graphs[graph_name] = graph
-        register_graphs({graph_name: graph})
-        return graph
-
     async def _thread_graph(self, tenant_id: str, thread_id: str) -> CompiledGraph | None:
         runs = await self.store.list_runs(tenant_id, thread_id, limit=1)
         if not runs:
             return None
         latest = runs[0]
-        return await self._graph(self._graph_name(tenant_id, latest.agent, latest.agent_version))
-
-    def _checkpointer(self, tenant_id: str) -> Checkpointer:
-        checkpointer = self._checkpointers.get(tenant_id)
-        if checkpointer is None:
-            self.checkpoints_path.parent.mkdir(parents=True, exist_ok=True)
-            checkpointer = SqliteCheckpointer(self.checkpoints_path, tenant_id=tenant_id)
-            self._checkpointers[tenant_id] = checkpointer
-        return checkpointer
+        return await self._run_graphs.get(
+            self._run_graphs.name(tenant_id, latest.agent, latest.agent_version)
+        )
 
 
 def _jsonable(value: Any) -> Any:
