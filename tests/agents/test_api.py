@@ -119,6 +119,8 @@ async def test_background_and_stream_modes_deliver_events(
         kinds = [e["event"] for e in events]
         for kind in ("run_start", "message", "tool_call", "tool_result", "token", "run_end"):
             assert kind in kinds, kinds
+        nodes = [e["node"] for e in events if e["event"] == "node"]
+        assert nodes == ["guard_input", "think", "act", "think", "finalize"]
         tokens = "".join(e["text"] for e in events if e["event"] == "token")
         assert tokens == "the sum is 42"
         assert events[-1]["run"]["output"] == "the sum is 42"

@@ -13,7 +13,7 @@ approval pause is durable. The model is called with the thread id as its cache i
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Annotated, Any, TypedDict
 
@@ -39,6 +39,7 @@ from roost.llm.messages import (
 )
 from roost.tools.executor import ToolCall, ToolResult
 
+Node = Callable[["AgentState"], Awaitable[dict[str, Any]]]
 REFLECT_PROMPT = (
     "Check your last answer against the task. If it is correct and complete, reply with"
     " exactly APPROVE. Otherwise reply with a short critique of what to fix."
@@ -118,13 +119,16 @@ class ReactAgent:
 
     def builder(self) -> StateGraph:
         g = StateGraph(AgentState)
-        g.add_node("guard_input", self.guard_input)
-        g.add_node("think", self.think)
-        g.add_node("act", self.act)
-        g.add_node("approve", self.approve)
-        g.add_node("reflect", self.reflect)
-        g.add_node("finalize", self.finalize)
-        g.add_node("stop", self.stop)
+        for name, node in (
+            ("guard_input", self.guard_input),
+            ("think", self.think),
+            ("act", self.act),
+            ("approve", self.approve),
+            ("reflect", self.reflect),
+            ("finalize", self.finalize),
+            ("stop", self.stop),
+        ):
+            g.add_node(name, self._reporting(name, node))
         g.add_edge(START, "guard_input")
         g.add_conditional_edges(
             "guard_input", lambda s: END if s.get("status") == "blocked" else "think"
@@ -136,6 +140,17 @@ class ReactAgent:
         g.add_edge("finalize", END)
         g.add_edge("stop", END)
         return g
+
+    def _reporting(self, name: str, node: Node) -> Node:
+        """``node`` that also sends a ``node`` event (which state keys it updated)."""
+
+        async def run(state: AgentState) -> dict[str, Any]:
+            update = await node(state)
+            run_id = str(state["run"]["run_id"])
+            self.runtime.emit(run_id, {"event": "node", "node": name, "updated": sorted(update)})
+            return update
+
+        return run
 
     # -- routing ----------------------------------------------------------------------
     def after_think(self, state: AgentState) -> str:
