@@ -42,10 +42,10 @@ def start_worker(workdir: Path, system_db: str) -> Iterator[StartWorker]:
         wait: bool = True,
         **env: str,
     ) -> subprocess.Popen[str]:
+        # The command users run: `roost worker`.
         args = [
-            sys.executable,
-            "-m",
-            "roost.runs.worker",
+            str(Path(sys.executable).parent / "roost"),
+            "worker",
             "--graphs",
             "tests.runs.graphs_for_workers:build",
             "--db",
@@ -60,8 +60,8 @@ def start_worker(workdir: Path, system_db: str) -> Iterator[StartWorker]:
         environment = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
-            "ROOST_TEST_WORKDIR": str(workdir),
-            "ROOST_TEST_WORKER": name,
+            "RUNS_TEST_WORKDIR": str(workdir),
+            "RUNS_TEST_WORKER": name,
             **env,
         }
         worker = subprocess.Popen(

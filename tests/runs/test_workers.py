@@ -36,7 +36,7 @@ def test_two_workers_share_one_queue(
 ) -> None:
     # Each worker takes one run at a time, and each run waits until two are in progress:
     # both runs can only finish if the two workers each took one.
-    workers = [start_worker(name, wait=False, ROOST_TEST_MEET="2") for name in ("w1", "w2")]
+    workers = [start_worker(name, wait=False, RUNS_TEST_MEET="2") for name in ("w1", "w2")]
     for worker in workers:
         wait_ready(worker)
     run_ids = [runs.submit("steps", f"thread-{i}", {"done": []}) for i in range(2)]
@@ -54,8 +54,8 @@ def test_killed_worker_run_completes_on_another_without_repeating_finished_nodes
     backend: str, start_worker: StartWorker, runs: RunService, workdir: Path, system_db: str
 ) -> None:
     # on PostgreSQL both DBOS's queue and the graph's checkpoints live in the database
-    graph_db = {"ROOST_TEST_GRAPH_DB": system_db} if backend == "postgres" else {}
-    doomed = start_worker("w1", ROOST_TEST_HANG="1", **graph_db)
+    graph_db = {"RUNS_TEST_GRAPH_DB": system_db} if backend == "postgres" else {}
+    doomed = start_worker("w1", RUNS_TEST_HANG="1", **graph_db)
     run_id = runs.submit("steps", "t", {"done": []})
     _wait_for(workdir / "second-started")
     doomed.send_signal(signal.SIGKILL)
@@ -83,7 +83,7 @@ def test_busy_thread_can_reject_and_runs_can_be_cancelled(
 ) -> None:
     rejecting = RunService(system_db, on_busy_thread="reject")
     try:
-        start_worker("w1", ROOST_TEST_HANG="1")
+        start_worker("w1", RUNS_TEST_HANG="1")
         run_id = rejecting.submit("steps", "busy", {"done": []})
         _wait_for(workdir / "second-started")
         with pytest.raises(Conflict, match="already has a run in progress"):

@@ -8,7 +8,19 @@ from typing import Annotated
 import typer
 
 from roost import __version__
-from roost.cli import approvals, config_cmd, doctor, kb, keys, mcp, memory, serve, tenants, tools
+from roost.cli import (
+    approvals,
+    config_cmd,
+    doctor,
+    kb,
+    keys,
+    mcp,
+    memory,
+    serve,
+    tenants,
+    tools,
+    worker,
+)
 from roost.cli import usage as usage_cmd
 
 app = typer.Typer(
@@ -39,6 +51,7 @@ def version() -> None:
 
 
 app.command()(serve.serve)
+app.command()(worker.worker)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(keys.app, name="keys")
 app.add_typer(tenants.app, name="tenants")
