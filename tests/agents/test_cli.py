@@ -64,3 +64,10 @@ def test_create_list_show_and_run(roost: CliRunner, roost_home: Path) -> None:
         assert refused.exit_code == 1 and "no agent 'ghost'" in refused.output
     finally:
         server.stop()
+
+
+def test_agents_is_a_roost_command(roost: CliRunner) -> None:
+    from roost.cli.main import app as roost_app
+
+    result = roost.invoke(roost_app, ["agents", "list"])
+    assert result.exit_code == 0, result.output

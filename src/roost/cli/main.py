@@ -9,6 +9,7 @@ import typer
 
 from roost import __version__
 from roost.cli import (
+    agents,
     approvals,
     config_cmd,
     doctor,
@@ -59,6 +60,7 @@ app.add_typer(kb.app, name="kb")
 app.add_typer(memory.app, name="memory")
 app.add_typer(tools.app, name="tools")
 app.add_typer(approvals.app, name="approvals")
+app.add_typer(agents.app, name="agents")
 app.add_typer(mcp.app, name="mcp")
 app.command()(doctor.doctor)
 app.command("usage")(usage_cmd.usage)
