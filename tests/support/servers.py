@@ -42,10 +42,15 @@ class PostgresServer:
 
     @classmethod
     def start(cls) -> PostgresServer:
+        """Debian's PostgreSQL (installed by ``make test-services``)."""
         candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
         if not candidates:
             raise RuntimeError("PostgreSQL is not installed: run `make test-services`")
-        bin_dir = Path(candidates[-1]).parent
+        return cls.start_from(Path(candidates[-1]).parent)
+
+    @classmethod
+    def start_from(cls, bin_dir: Path) -> PostgresServer:
+        """initdb + pg_ctl start with the binaries in ``bin_dir``, on a free loopback port."""
         # Outside pytest's tmp dir: that one is private to root, and postgres must read it.
         root = Path(tempfile.mkdtemp(prefix="roost-pg-"))
         root.chmod(0o755)
