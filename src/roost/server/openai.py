@@ -21,7 +21,7 @@ from roost.chat import (
 )
 from roost.chat.types import ChatUsage, FinishReason
 from roost.engine.sequence import TokenLogprob
-from roost.errors import RoostError
+from roost.errors import NotFound, RoostError
 from roost.server import openai_extras
 from roost.server.error_format import error_body
 from roost.server.inference import chat_service, check_model
@@ -65,8 +65,6 @@ async def get_model(model_id: str, request: Request) -> dict[str, Any]:
     for name in _served_models(request):
         if model_id in (name, f"local:{name}"):
             return _model_card(name)
-    from roost.errors import NotFound
-
     raise NotFound(f"model {model_id!r} not found", param="model")
 
 
