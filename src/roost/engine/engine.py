@@ -63,6 +63,8 @@ class Engine:
         checkpoint = load_checkpoint(config.model, config.home)
         self.model_config: ModelConfig = checkpoint.config
         self.model_name = checkpoint.name
+        self.model_digest = checkpoint.digest
+        self.tokenizer_digest = checkpoint.tokenizer_digest
         self.tokenizer = Tokenizer(checkpoint.tokenizer)
         limit = checkpoint.config.max_position_embeddings
         self.context_length = min(limit, config.max_model_len or limit)

@@ -39,6 +39,11 @@ class Checkpoint:
     tokenizer: TokenizerSpec
     source: Path
     name: str
+    digest: str  # identifies the weights: KV caches saved under one digest fit only it
+
+    @property
+    def tokenizer_digest(self) -> str:
+        return hashlib.sha256(self.tokenizer.tokenizer_json.encode()).hexdigest()[:24]
 
 
 def resolve_model_path(model: str) -> Path:
@@ -76,7 +81,15 @@ def _load_hf_dir(path: Path, name: str) -> Checkpoint:
     state: dict[str, torch.Tensor] = {}
     for shard in sorted(path.glob("*.safetensors")):
         state.update(load_file(shard))
-    return Checkpoint(config, state, spec_from_hf_dir(path), path, name)
+    return Checkpoint(config, state, spec_from_hf_dir(path), path, name, _dir_digest(path))
+
+
+def _dir_digest(path: Path) -> str:
+    """A digest of a Hugging Face directory: its config plus each weight file's digest."""
+    hasher = hashlib.sha256((path / "config.json").read_bytes())
+    for shard in sorted(path.glob("*.safetensors")):
+        hasher.update(f"{shard.name}:{file_digest(shard)}".encode())
+    return hasher.hexdigest()[:24]
 
 
 def file_digest(path: Path) -> str:
@@ -92,12 +105,13 @@ def file_digest(path: Path) -> str:
 
 
 def _load_gguf_cached(path: Path, cache_root: Path, name: str) -> Checkpoint:
-    directory = cache_root / file_digest(path)
+    digest = file_digest(path)
+    directory = cache_root / digest
     if not (directory / "complete").is_file():
         _convert_gguf(path, directory)
     config = ModelConfig.from_json((directory / "config.json").read_text())
     state = load_file(directory / "model.safetensors")
-    return Checkpoint(config, state, TokenizerSpec.load(directory), path, name)
+    return Checkpoint(config, state, TokenizerSpec.load(directory), path, name, digest)
 
 
 def _convert_gguf(path: Path, directory: Path) -> None:
