@@ -103,6 +103,20 @@ class TracingSettings(Section):
     sample_ratio: float = Field(1.0, ge=0.0, le=1.0)
 
 
+class SessionCacheSettings(Section):
+    """Per-session (agent, thread, conversation) KV caches in hot/warm/cold tiers."""
+
+    enabled: bool = Field(True, description="Keep each session's KV across turns and restarts")
+    hot_fraction: float = Field(
+        0.5, gt=0, le=1, description="Share of the KV pool that session caches may pin"
+    )
+    warm_gb: float = Field(1.0, ge=0, description="Host memory for caches demoted from the pool")
+    cold_gb: float = Field(20.0, ge=0, description="Disk for caches under <home>/kv")
+    quantization: Literal["none", "int8", "int4"] = Field(
+        "int8", description="How warm and cold caches store K/V"
+    )
+
+
 class EngineSettings(Section):
     enabled: bool = Field(
         True, description="Load the local model at start (off: remote models only)"
@@ -117,6 +131,7 @@ class EngineSettings(Section):
     max_model_len: int | None = Field(None, ge=16, description="Cap on the model's context")
     num_threads: int | None = Field(None, ge=1, description="Torch CPU threads; default: all")
     enable_prefix_cache: bool = Field(True, description="Reuse KV blocks of shared prompt prefixes")
+    session_cache: SessionCacheSettings = Field(default_factory=SessionCacheSettings)
 
 
 class LLMProviderSettings(Section):
