@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +17,7 @@ from roost.agents.registry import AgentRegistry, AgentVersion
 from roost.agents.schema import AGENT_MIGRATIONS
 from roost.agents.spec import load_spec_file
 from roost.cli.common import console, err_console, format_time, settings_from, with_platform
+from roost.cli.server_client import ApiKeyOption, UrlOption, check, server_client, unreachable
 from roost.errors import NotFound, RoostError
 from roost.platform import Platform
 from roost.security.tenants import DEFAULT_TENANT
@@ -100,38 +100,29 @@ def run(
     ctx: typer.Context,
     name: str,
     message: Annotated[str, typer.Argument(help="What to ask the agent")],
-    url: Annotated[str | None, typer.Option(help="Server URL (default from settings)")] = None,
-    api_key: Annotated[
-        str | None, typer.Option(envvar="ROOST_API_KEY", help="API key (or ROOST_API_KEY)")
-    ] = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
     thread: Annotated[str | None, typer.Option(help="Continue this thread")] = None,
     version: Annotated[str | None, typer.Option("--version", "-v")] = None,
     var: Annotated[list[str] | None, typer.Option(help="Template variable name=value")] = None,
 ) -> None:
     """Run an agent on a running server and stream its answer."""
     settings = settings_from(ctx)
-    base = url or f"http://{settings.server.host}:{settings.server.port}"
-    key = api_key or os.environ.get("ROOST_AUTH__BOOTSTRAP_KEY")
-    if key is None and settings.auth.bootstrap_key is not None:
-        key = settings.auth.bootstrap_key.get_secret_value()
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
     variables = dict(item.split("=", 1) for item in var or [] if "=" in item)
+    client = server_client(settings, url, api_key)
     try:
-        with httpx.Client(
-            base_url=base, headers=headers, timeout=httpx.Timeout(30.0, read=900.0)
-        ) as client:
-            thread_id = thread or _check(client.post("/v1/threads", json={}))["id"]
+        with client:
+            thread_id = thread or check(client.post("/v1/threads", json={}))["id"]
             body = {"agent": name, "input": message, "mode": "stream", "variables": variables}
             if version is not None:
                 body["version"] = version
             with client.stream("POST", f"/v1/threads/{thread_id}/runs", json=body) as response:
                 if response.status_code >= 400:
                     response.read()
-                    _check(response)
+                    check(response)
                 final = _print_events(response)
     except httpx.HTTPError as exc:
-        err_console.print(f"[bold red]error:[/] cannot reach {base}: {exc}", highlight=False)
-        raise typer.Exit(1) from exc
+        raise unreachable(client, exc) from exc
     run_info = final.get("run", {})
     status = run_info.get("status", "unknown")
     err_console.print(
@@ -144,18 +135,6 @@ def run(
     elif status != "succeeded":
         err_console.print(f"[bold red]error:[/] {run_info.get('error')}", highlight=False)
         raise typer.Exit(1)
-
-
-def _check(response: httpx.Response) -> Any:
-    if response.status_code >= 400:
-        try:
-            problem = response.json()
-            detail = problem.get("detail") or problem.get("error", {}).get("message")
-        except ValueError:
-            detail = response.text
-        err_console.print(f"[bold red]error:[/] {detail}", highlight=False)
-        raise typer.Exit(1)
-    return response.json()
 
 
 def _print_events(response: httpx.Response) -> dict[str, Any]:

@@ -1,0 +1,53 @@
+"""An HTTP client for CLI commands that act on a running server (agents, caches, models)."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from roost.cli.common import err_console
+from roost.config import Settings
+
+UrlOption = Annotated[str | None, typer.Option(help="Server URL (default from settings)")]
+ApiKeyOption = Annotated[
+    str | None, typer.Option(envvar="ROOST_API_KEY", help="API key (or ROOST_API_KEY)")
+]
+
+
+def server_client(
+    settings: Settings, url: str | None, api_key: str | None, *, read_timeout: float = 900.0
+) -> httpx.Client:
+    """A client for the server in ``settings`` (or ``url``), authenticated like the caller.
+
+    The key comes from --api-key / ROOST_API_KEY, else the configured bootstrap key.
+    """
+    base = url or f"http://{settings.server.host}:{settings.server.port}"
+    key = api_key or os.environ.get("ROOST_AUTH__BOOTSTRAP_KEY")
+    if key is None and settings.auth.bootstrap_key is not None:
+        key = settings.auth.bootstrap_key.get_secret_value()
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.Client(
+        base_url=base, headers=headers, timeout=httpx.Timeout(30.0, read=read_timeout)
+    )
+
+
+def check(response: httpx.Response) -> Any:
+    """The JSON body of a successful response; otherwise print the server's error and exit 1."""
+    if response.status_code >= 400:
+        try:
+            problem = response.json()
+            detail = problem.get("detail") or problem.get("error", {}).get("message")
+        except ValueError:
+            detail = response.text
+        err_console.print(f"[bold red]error:[/] {detail}", highlight=False)
+        raise typer.Exit(1)
+    return response.json() if response.content else None
+
+
+def unreachable(client: httpx.Client, exc: httpx.HTTPError) -> typer.Exit:
+    """Report that the server could not be reached; raise the returned Exit."""
+    err_console.print(f"[bold red]error:[/] cannot reach {client.base_url}: {exc}", highlight=False)
+    return typer.Exit(1)
