@@ -115,6 +115,7 @@ class SessionCacheSettings(Section):
     quantization: Literal["none", "int8", "int4"] = Field(
         "int8", description="How warm and cold caches store K/V"
     )
+    directory: Path | None = Field(None, description="Where cold caches live; default <home>/kv")
 
 
 class EngineSettings(Section):
