@@ -133,6 +133,13 @@ class EngineSettings(Section):
     num_threads: int | None = Field(None, ge=1, description="Torch CPU threads; default: all")
     enable_prefix_cache: bool = Field(True, description="Reuse KV blocks of shared prompt prefixes")
     session_cache: SessionCacheSettings = Field(default_factory=SessionCacheSettings)
+    models: dict[str, str] = Field(
+        default_factory=dict,
+        description="Named models: name -> a .gguf file, a Hugging Face directory or repo id",
+    )
+    swap_drain_timeout_s: float = Field(
+        30.0, ge=0, description="On a model swap, how long running requests may finish"
+    )
 
 
 class LLMProviderSettings(Section):

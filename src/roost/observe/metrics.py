@@ -39,6 +39,12 @@ def include_registry(registry: CollectorRegistry) -> None:
         _EXTRA_REGISTRIES.append(registry)
 
 
+def exclude_registry(registry: CollectorRegistry) -> None:
+    """Stop serving ``registry`` (an unloaded model's engine metrics)."""
+    if registry in _EXTRA_REGISTRIES:
+        _EXTRA_REGISTRIES.remove(registry)
+
+
 def render_latest() -> bytes:
     """The text exposition of every included registry."""
     return b"".join(generate_latest(reg) for reg in (REGISTRY, *_EXTRA_REGISTRIES))
