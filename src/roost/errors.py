@@ -83,6 +83,14 @@ class Overloaded(RoostError):
     title = "Overloaded"
 
 
+class ModelUnavailable(RoostError):
+    """A model cannot be fetched (no network, unknown repository); the message names it."""
+
+    code = "model_unavailable"
+    status = 503
+    title = "Model unavailable"
+
+
 class RequestTimeout(RoostError):
     code = "timeout"
     status = 504
