@@ -1,18 +1,23 @@
-"""LLM-layer fixtures: a loopback upstream speaking three wire formats, and a guard that
-fails any test that tries to open a connection beyond this machine."""
+"""LLM-layer fixtures: a loopback upstream speaking three wire formats, a real Roost
+server with the bundled model, and a guard that fails any test that tries to open a
+connection beyond this machine."""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 
-from roost.config import LLMProviderSettings
+from roost.config import LLMProviderSettings, load_settings
+from roost.engine import Engine, EngineConfig
 from roost.llm.providers import ProviderRegistry
+from roost.server.app import create_app
 from tests.llm.upstream import MockUpstream
+from tests.support.uvicorn_thread import ThreadedServer
 
 API_KEY = "sk-test-secret-key-0123456789"
 
@@ -96,3 +101,32 @@ async def registry(upstream: MockUpstream) -> AsyncIterator[ProviderRegistry]:
     registry = ProviderRegistry(providers, env={})
     yield registry
     await registry.aclose()
+
+
+class RoostBackend(NamedTuple):
+    """A Roost server answering with the bundled model: its URL, model name and API key."""
+
+    url: str
+    model: str
+    api_key: str
+
+
+@pytest.fixture(scope="session")
+def roost_server(
+    model_home: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RoostBackend]:
+    engine = Engine(
+        EngineConfig(home=model_home, dtype="float32", kv_cache_gb=0.25, max_num_seqs=4)
+    )
+    key = "llm-test-key-0123456789abcdef"
+    settings = load_settings(
+        env={"ROOST_HOME": str(tmp_path_factory.mktemp("llm-roost")), "ROOST_API_KEY": key}
+    )
+    app = create_app(settings)
+    app.state.engine = engine
+    server = ThreadedServer(app).start()
+    try:
+        yield RoostBackend(server.url, engine.model_name, key)
+    finally:
+        server.stop()
+        engine.close()

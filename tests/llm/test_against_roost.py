@@ -4,50 +4,27 @@ format, a real model answering."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
-from roost.config import LLMProviderSettings, load_settings
-from roost.engine import Engine, EngineConfig
+from roost.config import LLMProviderSettings
 from roost.llm.messages import Message, ModelSettings, ResponseDone, TextDelta, ToolDefinition
 from roost.llm.providers import ProviderRegistry
-from roost.server.app import create_app
-from tests.support.uvicorn_thread import ThreadedServer
+from tests.llm.conftest import RoostBackend
 
 pytestmark = pytest.mark.slow
-KEY = "llm-test-key-0123456789abcdef"
-
-
-@pytest.fixture(scope="module")
-def roost_server(
-    model_home: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, str]]:
-    engine = Engine(
-        EngineConfig(home=model_home, dtype="float32", kv_cache_gb=0.25, max_num_seqs=4)
-    )
-    settings = load_settings(
-        env={"ROOST_HOME": str(tmp_path_factory.mktemp("llm-roost")), "ROOST_API_KEY": KEY}
-    )
-    app = create_app(settings)
-    app.state.engine = engine
-    server = ThreadedServer(app).start()
-    try:
-        yield server.url, engine.model_name
-    finally:
-        server.stop()
-        engine.close()
 
 
 @pytest.fixture
-async def roost_registry(roost_server: tuple[str, str]) -> AsyncIterator[ProviderRegistry]:
-    url, _ = roost_server
-    secret: object = KEY
+async def roost_registry(roost_server: RoostBackend) -> AsyncIterator[ProviderRegistry]:
+    url = roost_server.url
+    secret: Any = roost_server.api_key
     registry = ProviderRegistry(
         {
-            "roost_oa": LLMProviderSettings(kind="openai", base_url=f"{url}/v1", api_key=secret),  # type: ignore[arg-type]
-            "roost_an": LLMProviderSettings(kind="anthropic", base_url=url, api_key=secret),  # type: ignore[arg-type]
+            "roost_oa": LLMProviderSettings(kind="openai", base_url=f"{url}/v1", api_key=secret),
+            "roost_an": LLMProviderSettings(kind="anthropic", base_url=url, api_key=secret),
         },
         env={},
     )
@@ -57,9 +34,9 @@ async def roost_registry(roost_server: tuple[str, str]) -> AsyncIterator[Provide
 
 @pytest.mark.parametrize("provider", ["roost_oa", "roost_an"])
 async def test_whole_and_streamed_answers(
-    roost_registry: ProviderRegistry, roost_server: tuple[str, str], provider: str
+    roost_registry: ProviderRegistry, roost_server: RoostBackend, provider: str
 ) -> None:
-    model = roost_registry.model(f"{provider}:{roost_server[1]}")
+    model = roost_registry.model(f"{provider}:{roost_server.model}")
     messages = [Message.system("You are terse."), Message.user("Name a colour.")]
     settings = ModelSettings(max_tokens=8, temperature=0.0)
     whole = await model.request(messages, settings)
@@ -77,9 +54,9 @@ async def test_whole_and_streamed_answers(
 
 @pytest.mark.parametrize("provider", ["roost_oa", "roost_an"])
 async def test_required_tool_call_comes_back_parsed(
-    roost_registry: ProviderRegistry, roost_server: tuple[str, str], provider: str
+    roost_registry: ProviderRegistry, roost_server: RoostBackend, provider: str
 ) -> None:
-    model = roost_registry.model(f"{provider}:{roost_server[1]}")
+    model = roost_registry.model(f"{provider}:{roost_server.model}")
     weather = ToolDefinition(
         "get_weather",
         "Current weather in a city",

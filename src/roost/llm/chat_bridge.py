@@ -47,10 +47,12 @@ def settings_from_chat(request: Any) -> ModelSettings:
     sampling = request.sampling
     choice = request.tool_choice
     stop = sampling.stop
+    # The adapters fill an unset temperature or top_p with 1.0, every provider's default;
+    # sending it anyway would break providers that refuse both at once (recent Claude models).
     return ModelSettings(
         max_tokens=sampling.max_tokens,
-        temperature=sampling.temperature,
-        top_p=sampling.top_p,
+        temperature=None if sampling.temperature == 1.0 else sampling.temperature,
+        top_p=None if sampling.top_p == 1.0 else sampling.top_p,
         stop=(stop,) if isinstance(stop, str) else tuple(stop),
         seed=sampling.seed,
         tool_choice=choice.name if choice.mode == "named" else choice.mode,

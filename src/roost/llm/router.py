@@ -70,6 +70,9 @@ class Router:
         self.failure_threshold = failure_threshold
         self.reset_after_s = reset_after_s
         self.policies: dict[str, RoutingPolicy] = dict(policies or {})
+        # Groups made on the fly for bare ``provider:model`` ids, apart from the configured
+        # ones: only configured names are offered to HTTP callers (see ``is_served``).
+        self._ad_hoc_groups: dict[str, ModelGroup] = {}
         # One health record per deployment id, shared by every group that uses it.
         self._health: dict[str, DeploymentHealth] = {}
 
@@ -105,7 +108,22 @@ class Router:
         self, name: str, deployments: Sequence[tuple[str, float]], *, strategy: str = "priority"
     ) -> ModelGroup:
         """Define (or replace) group ``name`` from ``(model_id, weight)`` pairs."""
-        group = ModelGroup(
+        group = self._make_group(name, deployments, strategy)
+        self.groups[name] = group
+        return group
+
+    def served_names(self) -> list[str]:
+        """The names operators configured: groups and routing policies, sorted."""
+        return sorted({*self.groups, *self.policies})
+
+    def is_served(self, name: str) -> bool:
+        """Whether ``name`` is a configured group or policy (not a bare ``provider:model`` id)."""
+        return name in self.groups or name in self.policies
+
+    def _make_group(
+        self, name: str, deployments: Sequence[tuple[str, float]], strategy: str
+    ) -> ModelGroup:
+        return ModelGroup(
             name,
             [
                 Deployment(self.registry.model(model_id), weight, self.health(model_id))
@@ -113,8 +131,6 @@ class Router:
             ],
             make_strategy(strategy, self.prices),
         )
-        self.groups[name] = group
-        return group
 
     def health(self, model_id: str) -> DeploymentHealth:
         """The health record of a deployment (made on first use)."""
@@ -136,12 +152,14 @@ class Router:
         policy = self.policies.get(name)
         if policy is not None:
             name = policy.choose(messages, tools, settings)
-        group = self.groups.get(name)
+        group = self.groups.get(name) or self._ad_hoc_groups.get(name)
         if group is not None:
             return group
         if ":" in name:
-            return self.add_group(name, [(name, 1.0)])
-        known = ", ".join(sorted([*self.groups, *self.policies])) or "none configured"
+            group = self._make_group(name, [(name, 1.0)], "priority")
+            self._ad_hoc_groups[name] = group
+            return group
+        known = ", ".join(self.served_names()) or "none configured"
         raise UnknownModel(f"no model group named {name!r} (groups: {known})", param="model")
 
     async def request(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 from roost.config import LLMSettings
@@ -163,7 +163,7 @@ class LLMService:
         *,
         context: RequestContext,
         options: CallOptions = DEFAULT_OPTIONS,
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         """Stream the answer; the last event is :class:`ResponseDone`. Budget, usage and
         cache are settled when the stream ends, fails, or the caller stops reading."""
         group = self.router.resolve(model, messages, tools, settings)

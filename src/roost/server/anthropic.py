@@ -1,4 +1,5 @@
-"""Anthropic-compatible endpoints on the local engine: /v1/messages and count_tokens."""
+"""Anthropic-compatible endpoints: /v1/messages and count_tokens. The local engine answers
+its own model's name; gateway model groups go through the LLM layer."""
 
 from __future__ import annotations
 
@@ -6,12 +7,12 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
 
 from roost.chat import (
-    ChatRequest,
-    ChatService,
+    ChatEvent,
+    ChatResult,
     ChoiceFinished,
     TextDelta,
     ToolCallArgumentsDelta,
@@ -22,10 +23,11 @@ from roost.chat.prompt import render_prompt
 from roost.chat.tool_grammar import offered_tools
 from roost.chat.types import ChatUsage, FinishReason
 from roost.engine.sampling_params import SamplingParams
-from roost.errors import RoostError
+from roost.errors import InvalidRequest, RoostError
+from roost.server import gateway
 from roost.server.anthropic_schema import CountTokensRequest, MessagesRequest
 from roost.server.error_format import error_body
-from roost.server.inference import chat_service, check_model
+from roost.server.inference import local_chat_service
 from roost.server.sse import event_stream, sse_event
 from roost.storage.ids import new_id
 
@@ -43,19 +45,29 @@ _STOP_REASONS = {
 
 @router.post("/messages", response_model=None)
 async def create_message(
-    body: MessagesRequest,
-    request: Request,
-    service: Annotated[ChatService, Depends(chat_service)],
-    session: SessionHeader = None,
+    body: MessagesRequest, request: Request, session: SessionHeader = None
 ) -> Response:
-    check_model(service, body.model)
-    chat = body.to_chat_request(
-        body.sampling(), tenant_id=request.state.principal.tenant_id, session_id=session
-    )
+    principal = request.state.principal
+    llm = gateway.gateway_service(request, body.model)
+    if llm is not None:
+        chat = body.to_chat_request(
+            body.sampling(), tenant_id=principal.tenant_id, session_id=session
+        )
+        if body.stream:
+            events = await gateway.stream(llm, body.model, chat, principal)
+            # Input tokens are known only at the end; message_delta carries them.
+            return event_stream(_events(events, body.model, 0))
+        return JSONResponse(_message(await gateway.complete(llm, body.model, chat, principal)))
+    service = await local_chat_service(request, body.model)
+    chat = body.to_chat_request(body.sampling(), tenant_id=principal.tenant_id, session_id=session)
     if body.stream:
         prepared = service.prepare(chat)  # input errors answer 400 before the stream starts
-        return event_stream(_events(service, chat, len(prepared.prompt_token_ids)))
-    result = await service.complete(chat)
+        prompt_tokens = len(prepared.prompt_token_ids)
+        return event_stream(_events(service.stream(chat), service.engine.model_name, prompt_tokens))
+    return JSONResponse(_message(await service.complete(chat)))
+
+
+def _message(result: ChatResult) -> dict[str, Any]:
     choice = result.choices[0]
     content: list[dict[str, Any]] = []
     if choice.text or not choice.tool_calls:
@@ -64,27 +76,27 @@ async def create_message(
         {"type": "tool_use", "id": c.id, "name": c.name, "input": json.loads(c.arguments)}
         for c in choice.tool_calls
     )
-    return JSONResponse(
-        {
-            "id": new_id("msg"),
-            "type": "message",
-            "role": "assistant",
-            "model": result.model,
-            "content": content,
-            "stop_reason": _stop_reason(choice.finish_reason),
-            "stop_sequence": choice.stop_sequence,
-            "usage": _usage(result.usage),
-        }
-    )
+    return {
+        "id": new_id("msg"),
+        "type": "message",
+        "role": "assistant",
+        "model": result.model,
+        "content": content,
+        "stop_reason": _stop_reason(choice.finish_reason),
+        "stop_sequence": choice.stop_sequence,
+        "usage": _usage(result.usage),
+    }
 
 
 @router.post("/messages/count_tokens")
-async def count_tokens(
-    body: CountTokensRequest,
-    request: Request,
-    service: Annotated[ChatService, Depends(chat_service)],
-) -> dict[str, int]:
-    check_model(service, body.model)
+async def count_tokens(body: CountTokensRequest, request: Request) -> dict[str, int]:
+    if gateway.gateway_service(request, body.model) is not None:
+        raise InvalidRequest(
+            "count_tokens counts with the local model's tokenizer; it is not available for"
+            " gateway model groups",
+            param="model",
+        )
+    service = await local_chat_service(request, body.model)
     chat = body.to_chat_request(
         SamplingParams(), tenant_id=request.state.principal.tenant_id, session_id=None
     )
@@ -107,7 +119,7 @@ def _usage(usage: ChatUsage) -> dict[str, int]:
 
 
 async def _events(
-    service: ChatService, chat: ChatRequest, prompt_tokens: int
+    events: AsyncIterator[ChatEvent], model: str, prompt_tokens: int
 ) -> AsyncIterator[bytes]:
     message_id = new_id("msg")
     yield sse_event(
@@ -118,7 +130,7 @@ async def _events(
                 "id": message_id,
                 "type": "message",
                 "role": "assistant",
-                "model": service.engine.model_name,
+                "model": model,
                 "content": [],
                 "stop_reason": None,
                 "stop_sequence": None,
@@ -135,7 +147,7 @@ async def _events(
         return sse_event("content_block_stop", {"type": "content_block_stop", "index": block})
 
     try:
-        async for event in service.stream(chat):
+        async for event in events:
             if isinstance(event, TextDelta) and event.text:
                 if open_kind != "text":
                     if open_kind is not None:

@@ -4,7 +4,7 @@ OpenAI and Anthropic adapters through :func:`chat_service`."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -13,6 +13,7 @@ from roost.chat import ChatService
 from roost.errors import NotFound, Overloaded, RoostError
 from roost.observe.logging import get_logger
 from roost.observe.metrics import include_registry
+from roost.server.gateway import gateway_models
 
 log = get_logger("roost.inference")
 # How long a request waits for a model that is still loading before it is told to retry.
@@ -27,6 +28,7 @@ class InferenceState:
         self.error: str | None = None
         self.loaded = asyncio.Event()
         self.owned = False
+        self.is_disabled = False
 
     @property
     def engine(self) -> object | None:
@@ -67,6 +69,7 @@ async def inference_lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.owned = True
         loader = asyncio.ensure_future(_load(state, settings))
     else:
+        state.is_disabled = True
         state.error = "the local engine is disabled (engine.enabled = false)"
         state.loaded.set()
     try:
@@ -99,10 +102,25 @@ async def chat_service(request: Request) -> ChatService:
     return await state.ready_service()
 
 
-def check_model(service: ChatService, requested: str) -> None:
+async def local_chat_service(request: Request, requested: str) -> ChatService:
+    """The chat service for a request naming the local model (503 while it loads); 404
+    listing every served name, gateway model groups included, for any other name."""
+    state: InferenceState = request.app.state.inference
+    also_served = gateway_models(request.app)
+    if state.is_disabled:
+        raise _not_served(requested, also_served)
+    service = await state.ready_service()
+    check_model(service, requested, also_served)
+    return service
+
+
+def check_model(service: ChatService, requested: str, also_served: Sequence[str] = ()) -> None:
     """Refuse a model name the server does not serve, the way each API does (404)."""
     served = service.engine.model_name
     if requested not in (served, f"local:{served}"):
-        raise NotFound(
-            f"model {requested!r} not found; this server serves {served!r}", param="model"
-        )
+        raise _not_served(requested, [served, *also_served])
+
+
+def _not_served(requested: str, served: Sequence[str]) -> NotFound:
+    names = ", ".join(repr(name) for name in served) or "no models"
+    return NotFound(f"model {requested!r} not found; this server serves {names}", param="model")

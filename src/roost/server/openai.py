@@ -1,4 +1,5 @@
-"""OpenAI-compatible endpoints on the local engine: chat completions, completions, models."""
+"""OpenAI-compatible endpoints: chat completions, completions, models. The local engine
+answers its own model's name; gateway model groups go through the LLM layer."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
 
 from roost.chat import (
+    ChatEvent,
     ChatResult,
     ChatService,
     Choice,
@@ -22,9 +24,9 @@ from roost.chat import (
 from roost.chat.types import ChatUsage, FinishReason
 from roost.engine.sequence import TokenLogprob
 from roost.errors import NotFound, RoostError
-from roost.server import openai_extras
+from roost.server import gateway, openai_extras
 from roost.server.error_format import error_body
-from roost.server.inference import chat_service, check_model
+from roost.server.inference import local_chat_service
 from roost.server.openai_schema import ChatCompletionRequest
 from roost.server.sse import event_stream, sse_data
 from roost.storage.ids import new_id
@@ -38,20 +40,28 @@ FINGERPRINT = "roost-local"
 
 @router.post("/chat/completions", response_model=None)
 async def chat_completions(
-    body: ChatCompletionRequest,
-    request: Request,
-    service: Annotated[ChatService, Depends(chat_service)],
-    session: SessionHeader = None,
+    body: ChatCompletionRequest, request: Request, session: SessionHeader = None
 ) -> Response:
-    check_model(service, body.model)
     principal = request.state.principal
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    llm = gateway.gateway_service(request, body.model)
+    if llm is not None:
+        chat = body.to_chat_request(tenant_id=principal.tenant_id, session_id=session)
+        if body.stream:
+            events = await gateway.stream(llm, body.model, chat, principal)
+            return event_stream(_chat_chunks(events, body.model, 1, include_usage))
+        result = await gateway.complete(llm, body.model, chat, principal)
+        return JSONResponse(_chat_completion(result, logprobs=False))
+    service = await local_chat_service(request, body.model)
     chat = body.to_chat_request(tenant_id=principal.tenant_id, session_id=session)
-    if body.stream:
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        service.prepare(chat)  # raise input errors as a plain 400 before the stream starts
-        return event_stream(_chat_chunks(service, chat, body, include_usage))
-    result = await service.complete(chat)
     decode = token_decoder(service) if body.logprobs else None
+    if body.stream:
+        service.prepare(chat)  # raise input errors as a plain 400 before the stream starts
+        model = service.engine.model_name
+        return event_stream(
+            _chat_chunks(service.stream(chat), model, chat.n, include_usage, decode)
+        )
+    result = await service.complete(chat)
     return JSONResponse(_chat_completion(result, logprobs=body.logprobs, decode=decode))
 
 
@@ -76,7 +86,8 @@ def token_decoder(service: ChatService) -> Callable[[int], str]:
 def _served_models(request: Request) -> list[str]:
     state = getattr(request.app.state, "inference", None)
     engine = state.engine if state is not None else None
-    return [engine.model_name] if engine is not None else []
+    local = [engine.model_name] if engine is not None else []
+    return local + gateway.gateway_models(request.app)
 
 
 def _model_card(name: str) -> dict[str, Any]:
@@ -142,12 +153,14 @@ def _choice_body(choice: Choice, logprobs: bool, decode: Any) -> dict[str, Any]:
 
 
 async def _chat_chunks(
-    service: ChatService, chat: Any, body: ChatCompletionRequest, include_usage: bool
+    events: AsyncIterator[ChatEvent],
+    model: str,
+    n: int,
+    include_usage: bool,
+    decode: Callable[[int], str] | None = None,
 ) -> AsyncIterator[bytes]:
     completion_id = new_id("chatcmpl")
     created = int(time.time())
-    model = service.engine.model_name
-    decode = token_decoder(service) if body.logprobs else None
 
     def chunk(choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> bytes:
         payload: dict[str, Any] = {
@@ -165,10 +178,10 @@ async def _chat_chunks(
     def delta(index: int, content: dict[str, Any], **extra: Any) -> dict[str, Any]:
         return {"index": index, "delta": content, "logprobs": None, "finish_reason": None, **extra}
 
-    for index in range(chat.n):
+    for index in range(n):
         yield chunk([delta(index, {"role": "assistant", "content": ""})])
     try:
-        async for event in service.stream(chat):
+        async for event in events:
             if isinstance(event, TextDelta):
                 logprobs = (
                     _logprobs_body(event.logprobs, decode) if decode and event.logprobs else None

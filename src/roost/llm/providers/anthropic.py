@@ -86,7 +86,7 @@ class AnthropicModel:
         params = self._params(messages, settings, tools)
         acc = StreamAccumulator(self._model_id)
         finish: FinishReason = "stop"
-        input_usage = Usage()
+        input_counts: dict[str, int] = {}
         output_tokens = 0
         response_id: str | None = None
         # content-block index → tool-call index, so tool deltas are numbered 0, 1, …
@@ -96,7 +96,7 @@ class AnthropicModel:
             async for event in stream:
                 if event.type == "message_start":
                     response_id = event.message.id
-                    input_usage = _usage(event.message.usage)
+                    _merge_input_counts(input_counts, event.message.usage)
                 elif event.type == "content_block_start":
                     block = event.content_block
                     if block.type == "tool_use":
@@ -120,13 +120,16 @@ class AnthropicModel:
                     if event.delta.stop_reason:
                         finish = _FINISH.get(event.delta.stop_reason, "stop")
                     output_tokens = event.usage.output_tokens or output_tokens
+                    _merge_input_counts(input_counts, event.usage)
         except anthropic.APIError as exc:
             raise self._error(exc) from exc
         except Exception as exc:
             if is_programming_error(exc):
                 raise
             raise unavailable(exc, deployment=self._model_id) from exc
-        usage = Usage(input_usage.input_tokens, output_tokens, input_usage.cached_input_tokens)
+        read = input_counts.get("cache_read_input_tokens", 0)
+        input_tokens = sum(input_counts.values())
+        usage = Usage(input_tokens, output_tokens, read)
         yield acc.finish(finish, usage, response_id)
 
     def _params(
@@ -232,6 +235,18 @@ def _usage(usage: Any) -> Usage:
         output_tokens=usage.output_tokens or 0,
         cached_input_tokens=read,
     )
+
+
+_INPUT_COUNTS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+
+
+def _merge_input_counts(counts: dict[str, int], usage: Any) -> None:
+    """Input counts of a stream: message_start has them, and a message_delta that repeats one
+    has the final, cumulative value (servers may learn cache hits only as they go)."""
+    for name in _INPUT_COUNTS:
+        value = getattr(usage, name, None)
+        if value is not None:
+            counts[name] = value
 
 
 def _json(value: Any) -> str:
