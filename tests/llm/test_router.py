@@ -273,6 +273,24 @@ async def test_unknown_group_names_the_known_ones() -> None:
     assert (await router.request("a:m", HI)).model == "a:m"
 
 
+async def test_only_configured_names_are_served_not_ad_hoc_ids() -> None:
+    router = make_router(FakeClock(), ScriptedModel("a:m"))
+    router.policies["auto"] = router.policies.get("auto") or _always("chat")
+    await router.request("a:m", HI)  # made a one-deployment group on the fly
+    assert router.served_names() == ["auto", "chat"]
+    assert router.is_served("chat") and router.is_served("auto")
+    assert not router.is_served("a:m")
+    assert (await router.request("auto", HI)).model == "a:m"
+
+
+class _always:
+    def __init__(self, group: str) -> None:
+        self.group = group
+
+    def choose(self, *args: object) -> str:
+        return self.group
+
+
 async def test_each_attempt_is_a_genai_span() -> None:
     configure_tracing(TracingSettings())
     RECENT_SPANS.clear()
