@@ -432,3 +432,19 @@ def test_stream_broken_after_tokens_is_an_error_event(
             pass
     assert "failed after the stream began" in broken.value.message
     assert len(upstream.seen) == 2  # never retried once tokens had been sent
+
+
+def test_engine_only_features_are_refused_on_groups(gateway: Gateway) -> None:
+    with gateway.oai() as client:
+        for extra in ({"n": 2}, {"logprobs": True}, {"response_format": {"type": "json_object"}}):
+            with pytest.raises(openai.BadRequestError) as caught:
+                client.chat.completions.create(
+                    model="chat",
+                    messages=QUESTION,  # type: ignore[arg-type]
+                    max_tokens=8,
+                    **extra,  # type: ignore[arg-type]
+                )
+            assert "not supported for gateway model groups" in caught.value.message
+    with gateway.claude() as claude, pytest.raises(anthropic.BadRequestError) as counting:
+        claude.messages.count_tokens(model="chat", messages=QUESTION)  # type: ignore[arg-type]
+    assert "gateway model groups" in counting.value.message
