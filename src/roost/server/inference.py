@@ -106,19 +106,21 @@ async def local_chat_service(request: Request, requested: str) -> ChatService:
     """The chat service for a request naming the local model (503 while it loads); 404
     listing every served name, gateway model groups included, for any other name."""
     state: InferenceState = request.app.state.inference
-    also_served = gateway_models(request.app)
     if state.is_disabled:
-        raise _not_served(requested, also_served)
+        raise _not_served(requested, gateway_models(request.app))
     service = await state.ready_service()
-    check_model(service, requested, also_served)
+    served = service.engine.model_name
+    if requested not in (served, f"local:{served}"):
+        # Listing the groups costs a sort; only refusals pay it.
+        raise _not_served(requested, [served, *gateway_models(request.app)])
     return service
 
 
-def check_model(service: ChatService, requested: str, also_served: Sequence[str] = ()) -> None:
+def check_model(service: ChatService, requested: str) -> None:
     """Refuse a model name the server does not serve, the way each API does (404)."""
     served = service.engine.model_name
     if requested not in (served, f"local:{served}"):
-        raise _not_served(requested, [served, *also_served])
+        raise _not_served(requested, [served])
 
 
 def _not_served(requested: str, served: Sequence[str]) -> NotFound:
