@@ -17,13 +17,14 @@ from roost.errors import InvalidRequest, MethodNotAllowed, NotFound, RoostError
 from roost.observe.logging import get_logger
 from roost.observe.tracing import configure_tracing
 from roost.platform import Platform, bootstrap
+from roost.server import admin_models, anthropic, coordination, health, openai, threads
 from roost.server import agents as agents_layer
-from roost.server import anthropic, coordination, health, openai, threads
 from roost.server import knowledge as knowledge_layer
 from roost.server import memory as memory_layer
 from roost.server import tools as tool_layer
 from roost.server import usage as usage_layer
 from roost.server.error_format import error_body
+from roost.server.in_flight import InFlightMiddleware
 from roost.server.inference import inference_lifespan
 from roost.server.middleware import (
     AuthMiddleware,
@@ -46,6 +47,7 @@ ROUTERS: list[APIRouter] = [
     agents_layer.router,
     threads.router,
     coordination.router,
+    admin_models.router,
 ]
 # Each layer that needs services at run time contributes one hook: an async context
 # manager that builds them (migrations included) on ``app.state`` once the platform is
@@ -95,6 +97,8 @@ def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
         app.include_router(router)
     _install_error_handlers(app)
     # Added innermost first: the context middleware wraps everything, auth runs last.
+    # Innermost: a request's hold on the local model ends once its response is sent.
+    app.add_middleware(InFlightMiddleware)
     app.add_middleware(AuthMiddleware)
     app.add_middleware(TimeoutMiddleware, timeout_s=settings.server.request_timeout_s)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_body_bytes)

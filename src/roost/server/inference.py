@@ -6,14 +6,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 
 from roost.chat import ChatService
 from roost.errors import NotFound, Overloaded, RoostError
 from roost.observe.logging import get_logger
-from roost.observe.metrics import include_registry
 from roost.server.gateway import gateway_models
+from roost.server.in_flight import InFlightRequests
+from roost.server.model_metrics import mark_loaded, mark_unloaded
+
+if TYPE_CHECKING:
+    from roost.config import Settings
 
 log = get_logger("roost.inference")
 # How long a request waits for a model that is still loading before it is told to retry.
@@ -28,6 +33,12 @@ class InferenceState:
         self.error: str | None = None
         self.loaded = asyncio.Event()
         self.owned = False
+        self.in_flight = InFlightRequests()
+        # Cleared while a model swap drains and unloads: new requests wait, as while loading.
+        self.admitting = asyncio.Event()
+        self.admitting.set()
+        self.held_for: str | None = None
+        self.num_held = 0  # requests that had to wait for a swap, since start
         self.is_disabled = False
 
     @property
@@ -35,16 +46,43 @@ class InferenceState:
         return self.service.engine if self.service else None
 
     async def ready_service(self) -> ChatService:
+        """The chat service once loaded and not being swapped; the current HTTP request
+        counts as using it until its response is sent (a swap waits for that)."""
         if self.service is None and self.error is None:
             try:
                 await asyncio.wait_for(self.loaded.wait(), LOAD_WAIT_S)
             except TimeoutError:
                 raise Overloaded("the model is still loading; retry shortly") from None
+        if not self.admitting.is_set():
+            self.num_held += 1
+            try:
+                await asyncio.wait_for(self.admitting.wait(), LOAD_WAIT_S)
+            except TimeoutError:
+                raise Overloaded(f"{self.held_for}; retry shortly") from None
         if self.service is None:
             raise Overloaded(f"the local model failed to load: {self.error}")
+        self.in_flight.enter(self.service)
         return self.service
 
+    def hold(self, reason: str) -> None:
+        """Make new requests wait (a model swap drains and unloads)."""
+        self.held_for = reason
+        self.admitting.clear()
+
+    def resume(self) -> None:
+        self.held_for = None
+        self.admitting.set()
+
+    def publish(self, service: ChatService) -> None:
+        """Serve ``service`` from now on; it was loaded here, so it is closed at shutdown."""
+        self.service = service
+        self.error = None
+        self.owned = True
+        self.loaded.set()
+
     def status(self) -> str:
+        if self.held_for is not None:
+            return self.held_for
         if self.service is not None:
             return "ok"
         return f"failed: {self.error}" if self.error else "loading"
@@ -64,6 +102,7 @@ async def inference_lifespan(app: FastAPI) -> AsyncIterator[None]:
     loader: asyncio.Task[None] | None = None
     if given is not None:
         state.service = ChatService(given)
+        mark_loaded(given)
         state.loaded.set()
     elif settings.engine.enabled:
         state.owned = True
@@ -77,16 +116,20 @@ async def inference_lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         if loader is not None:
             loader.cancel()
+        if state.service is not None:
+            mark_unloaded(state.service.engine)
         if state.owned and state.service is not None:
             await asyncio.to_thread(state.service.engine.close)  # type: ignore[attr-defined]
 
 
-async def _load(state: InferenceState, settings: object) -> None:
-    from roost.engine import Engine
+async def _load(state: InferenceState, settings: Settings) -> None:
+    from roost.engine.registry import ModelRegistry
 
     try:
-        engine = await asyncio.to_thread(Engine.from_config, settings)
-        include_registry(engine.metrics.registry)
+        # engine.model may name an [engine.models] entry, served under that name.
+        registry = ModelRegistry.from_settings(settings)
+        engine = await asyncio.to_thread(registry.open_engine, settings, settings.engine.model)
+        mark_loaded(engine)
         state.service = ChatService(engine)
         log.info("model loaded", model=engine.model_name, context=engine.context_length)
     except (RoostError, OSError, ValueError, RuntimeError) as exc:
