@@ -1,0 +1,251 @@
+"""How much a quantization scheme changes what the model does with a round-tripped KV cache.
+
+Two measures, both on the engine's own model and attention code (a private KV tensor laid
+out like the engine's pool, so the engine's pool and worker are never touched):
+
+- greedy agreement: each prompt but its last token is prefilled, the K/V is round-tripped
+  through the scheme, and 32 greedy tokens are decoded from it (the last prompt token first,
+  as a session cache restore does); they are compared with the same decode from exact K/V.
+- perplexity: the first half of a fixed text is prefilled and round-tripped, the second half
+  is scored against it, and compared with the exact cache's perplexity.
+
+Use an engine in float32 so that differences come from the cache alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from roost.engine.engine import Engine
+from roost.engine.model import AttentionBatch, LlamaModel
+from roost.kvcache.quantize import Scheme, dequantize, quantize
+
+RoundTrip = Callable[[torch.Tensor], torch.Tensor]  # K/V [L, T, 2, H, D] -> same shape
+
+QUESTIONS = (
+    "What is the capital of France?",
+    "Write a haiku about the sea.",
+    "Explain photosynthesis in two sentences.",
+    "List three uses of a paperclip.",
+    "How do I reverse a list in Python?",
+    "What causes the seasons on Earth?",
+    "Give me a short recipe for pancakes.",
+    "Why is the sky blue?",
+    "Translate 'good morning' into Spanish and German.",
+    "What is the difference between a virus and a bacterium?",
+    "Suggest a name for a black cat.",
+    "Summarise the plot of Romeo and Juliet.",
+    "How many legs does a spider have?",
+    "What is a prime number? Give examples.",
+    "Describe a rainy day in a city.",
+    "What are the benefits of regular exercise?",
+    "Explain what an API is to a child.",
+    "Write the first line of a mystery novel.",
+    "What is the boiling point of water at sea level?",
+    "Give two tips for learning a new language.",
+)
+
+REFERENCE_TEXT = (
+    "The river rises in the hills above the town, where the snow lingers until late spring. "
+    "For most of the year it is a quiet stream that children can cross on stepping stones, "
+    "but in April the meltwater turns it brown and loud, and the old mill wheel, long since "
+    "idle, spins again as if remembering its work. The town grew up around that mill. Farmers "
+    "brought their grain down the valley road on carts, and the miller's family kept a ledger "
+    "of every sack, every price and every debt, which still sits in the library beside the "
+    "square. Reading it, one learns that the winter of 1847 was so hard that the river froze "
+    "solid and the wheel stopped for six weeks; that a fire in 1862 destroyed the granary but "
+    "spared the house; and that the last sack was ground in 1911, when a steam mill opened by "
+    "the railway and the old one could no longer compete. Today the building is a museum. "
+    "Visitors walk through the rooms where the stones turned, look at the ledger under glass, "
+    "and stand on the bridge to watch the water. In the evening, when the museum closes, the "
+    "keeper walks the length of the race to clear the leaves from the grate, a habit he "
+    "learned from his grandfather, who learned it from his, although no grain has passed "
+    "through the mill for more than a century. He says the river does not care whether "
+    "anyone is watching, and that is why he likes it."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class QualityReport:
+    """What one scheme changes, against the exact cache."""
+
+    scheme: str
+    num_continuations: int
+    num_identical: int  # continuations whose every greedy token matches the exact one
+    mean_matching_tokens: float  # tokens before the first difference, averaged
+    perplexity_exact: float
+    perplexity: float  # of the same text, scored against the round-tripped cache
+
+    @property
+    def identical_share(self) -> float:
+        return self.num_identical / self.num_continuations
+
+    @property
+    def perplexity_change(self) -> float:
+        """Relative change, e.g. 0.01 for a perplexity 1 % higher than with exact K/V."""
+        return self.perplexity / self.perplexity_exact - 1
+
+
+def chat_prompts(engine: Engine) -> list[list[int]]:
+    """The 20 fixed questions, rendered with the model's chat template."""
+    return [engine.apply_chat_template([{"role": "user", "content": q}]) for q in QUESTIONS]
+
+
+def measure_scheme(
+    engine: Engine,
+    scheme: Scheme,
+    prompts: Sequence[list[int]],
+    text_ids: list[int],
+    *,
+    num_tokens: int = 32,
+) -> QualityReport:
+    """Greedy agreement on ``prompts`` and perplexity on ``text_ids`` for ``scheme``."""
+    return measure_round_trip(
+        engine,
+        scheme,
+        lambda kv: dequantize(quantize(kv, scheme), kv.dtype),
+        prompts,
+        text_ids,
+        num_tokens=num_tokens,
+    )
+
+
+def measure_round_trip(
+    engine: Engine,
+    name: str,
+    round_trip: RoundTrip,
+    prompts: Sequence[list[int]],
+    text_ids: list[int],
+    *,
+    num_tokens: int = 32,
+) -> QualityReport:
+    """Like :func:`measure_scheme` for any K/V transformation (to compare candidate schemes)."""
+    model = engine.runner.model
+    exact = greedy_continuations(model, engine.runner.dtype, prompts, None, num_tokens)
+    changed = greedy_continuations(model, engine.runner.dtype, prompts, round_trip, num_tokens)
+    matching = [_matching_prefix(a, b) for a, b in zip(exact, changed, strict=True)]
+    return QualityReport(
+        scheme=name,
+        num_continuations=len(prompts),
+        num_identical=sum(m == num_tokens for m in matching),
+        mean_matching_tokens=sum(matching) / len(matching),
+        perplexity_exact=perplexity(model, engine.runner.dtype, text_ids, None),
+        perplexity=perplexity(model, engine.runner.dtype, text_ids, round_trip),
+    )
+
+
+@torch.inference_mode()
+def greedy_continuations(
+    model: LlamaModel,
+    dtype: torch.dtype,
+    prompts: Sequence[list[int]],
+    round_trip: RoundTrip | None,
+    num_tokens: int,
+) -> list[list[int]]:
+    """Greedy tokens after each prompt, decoded from its (round-tripped) K/V; batched."""
+    if any(len(p) < 2 for p in prompts):
+        raise ValueError("every prompt needs at least two tokens")
+    lengths = [len(p) - 1 for p in prompts]  # cached; the last prompt token is decoded
+    cache = _PrivateCache(model, dtype, len(prompts), max(lengths) + num_tokens)
+    cache.forward([p[:-1] for p in prompts], [0] * len(prompts))
+    if round_trip is not None:
+        cache.round_trip(lengths, round_trip)
+    outputs: list[list[int]] = [[] for _ in prompts]
+    inputs = [p[-1] for p in prompts]
+    positions = lengths
+    for _ in range(num_tokens):
+        hidden = cache.forward([[t] for t in inputs], positions)  # [B, 1, H]
+        inputs = model.logits(hidden[:, 0]).argmax(dim=-1).tolist()
+        for output, token in zip(outputs, inputs, strict=True):
+            output.append(token)
+        positions = [p + 1 for p in positions]
+    return outputs
+
+
+@torch.inference_mode()
+def perplexity(
+    model: LlamaModel, dtype: torch.dtype, text_ids: list[int], round_trip: RoundTrip | None
+) -> float:
+    """Perplexity of the second half of ``text_ids`` given the (round-tripped) first half."""
+    split = len(text_ids) // 2
+    if split < 2:
+        raise ValueError("the text needs at least four tokens")
+    cache = _PrivateCache(model, dtype, 1, len(text_ids))
+    cache.forward([text_ids[:split]], [0])
+    if round_trip is not None:
+        cache.round_trip([split], round_trip)
+    hidden = cache.forward([text_ids[split:]], [split])[0]  # [S, H]
+    logits = model.logits(hidden[:-1]).float()  # row i predicts token split + i + 1
+    targets = torch.tensor(text_ids[split + 1 :])
+    nll = torch.nn.functional.cross_entropy(logits, targets)
+    return math.exp(nll.item())
+
+
+class _PrivateCache:
+    """A pool-shaped KV tensor with one contiguous slot range per sequence."""
+
+    def __init__(self, model: LlamaModel, dtype: torch.dtype, num_seqs: int, capacity: int) -> None:
+        cfg = model.config
+        self.model = model
+        self.capacity = capacity
+        self.null_slot = num_seqs * capacity  # padded tokens write here; never visible
+        device = model.embed_tokens.weight.device
+        self.device = device
+        self.kv = torch.zeros(
+            cfg.num_layers,
+            self.null_slot + 1,
+            2,
+            cfg.num_kv_heads,
+            cfg.head_dim,
+            dtype=dtype,
+            device=device,
+        )  # [L, N, 2, Hkv, D]
+
+    def round_trip(self, lengths: list[int], round_trip: RoundTrip) -> None:
+        for index, length in enumerate(lengths):
+            span = slice(index * self.capacity, index * self.capacity + length)
+            kv = self.kv[:, span]
+            self.kv[:, span] = round_trip(kv.clone()).to(kv.dtype)
+
+    def forward(self, token_lists: list[list[int]], starts: list[int]) -> torch.Tensor:
+        """Run every sequence's tokens from its start position; hidden states [B, S, H]."""
+        device = self.device
+        sizes = torch.tensor([len(t) for t in token_lists], device=device)  # [B]
+        max_len = int(sizes.max())
+        tokens = torch.tensor(
+            [ids + [0] * (max_len - len(ids)) for ids in token_lists], device=device
+        )  # [B, S]
+        start = torch.tensor(starts, device=device)[:, None]  # [B, 1]
+        base = torch.arange(len(token_lists), device=device)[:, None] * self.capacity  # [B, 1]
+        steps = torch.arange(max_len, device=device)
+        is_real = steps[None, :] < sizes[:, None]  # [B, S]
+        # Padded queries get position 0 so that no softmax row is empty (as in ModelRunner).
+        positions = torch.where(is_real, start + steps, 0)  # [B, S]
+        write_slots = torch.where(is_real, base + positions, self.null_slot)
+        ends = start + sizes[:, None]  # [B, 1]
+        key_positions = torch.arange(int(ends.max()), device=device)  # [T]
+        context_slots = torch.where(
+            key_positions[None, :] < ends, base + key_positions, self.null_slot
+        )  # [B, T]
+        mask = key_positions[None, None, :] <= positions[:, :, None]  # [B, S, T]
+        window = self.model.config.sliding_window
+        if window is not None:
+            mask &= key_positions[None, None, :] > positions[:, :, None] - window
+        cos, sin = self.model.rope_for(positions, torch.float32)
+        batch = AttentionBatch(
+            kv_cache=self.kv,
+            write_slots=write_slots.reshape(-1),
+            context_slots=context_slots,
+            mask=mask[:, None],
+            cos=cos,
+            sin=sin,
+        )
+        return self.model(tokens, batch)
+
+
+def _matching_prefix(a: list[int], b: list[int]) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y), len(a))
