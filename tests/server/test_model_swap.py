@@ -4,7 +4,9 @@ random-weight Llama directory as the second model."""
 from __future__ import annotations
 
 import json
+import os
 import queue
+import re
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +16,9 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from typer.testing import CliRunner
 
+from roost.cli.main import app
 from roost.config import load_settings
 from roost.engine.loader import converted_dir, resolve_model_path
 from roost.engine.registry import ModelRegistry
@@ -66,6 +70,14 @@ def admin(server: ThreadedServer) -> Iterator[httpx.Client]:
 def oai(server: ThreadedServer) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(base_url=f"{server.url}/v1", api_key=API_KEY, max_retries=0) as client:
         yield client
+
+
+@pytest.fixture(autouse=True)
+def serving_the_builtin_after(admin: httpx.Client) -> Iterator[None]:
+    """Each test starts and ends on the bundled model, even when one fails halfway."""
+    yield
+    if served(admin) != [BUILTIN]:
+        admin.post("/admin/models/swap", json={"model": BUILTIN, "drain_timeout_s": 0})
 
 
 def served(admin: httpx.Client) -> list[str]:
@@ -138,7 +150,7 @@ def test_swap_drains_a_running_stream_and_holds_new_requests(
     assert finishes == ["length"]
     assert rest[-1].usage is not None and rest[-1].usage.completion_tokens == STREAM_TOKENS
     assert {c.model for c in [first, *rest]} == {BUILTIN}
-    assert "1" in text
+    assert text
     # The held request was served by the new model.
     assert reply.model == "tiny" and reply.usage is not None
     while not events.empty():
@@ -238,3 +250,29 @@ def test_requests_still_running_at_the_drain_timeout_are_cancelled(
     assert rest[-1].usage is not None and rest[-1].usage.completion_tokens < 2000
     assert served(admin) == ["tiny"]
     assert admin.post("/admin/models/swap", json={"model": BUILTIN}).status_code == 200
+
+
+def test_cli_swap_reports_phases_and_errors(
+    server: ThreadedServer, admin: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("ROOST_"):
+            monkeypatch.delenv(name)
+    cli = CliRunner()
+    options = ["--url", server.url, "--api-key", API_KEY]
+    swapped = cli.invoke(app, ["models", "swap", "tiny", *options])
+    assert swapped.exit_code == 0, swapped.output
+    # The server runs in this process, so its log lines are in the output too.
+    phases = re.findall(r"^ +[0-9.]+s  (\w+)", swapped.output, flags=re.MULTILINE)
+    assert phases == ["loading", "draining", "unloading", "ready"]
+    assert f"now serving tiny (was {BUILTIN}) after " in swapped.output
+    assert served(admin) == ["tiny"]
+    again = cli.invoke(app, ["models", "swap", "tiny", *options])
+    assert again.exit_code == 0
+    assert "tiny is already loaded; nothing to do" in again.output
+    failed = cli.invoke(app, ["models", "swap", "gone", *options])
+    assert failed.exit_code == 1
+    assert "cannot swap to 'gone': missing" in failed.output
+    back = cli.invoke(app, ["models", "swap", BUILTIN, "--drain-timeout", "5", *options])
+    assert back.exit_code == 0, back.output
+    assert served(admin) == [BUILTIN]

@@ -17,6 +17,7 @@ from roost.cli import (
     keys,
     mcp,
     memory,
+    models,
     serve,
     tenants,
     tools,
@@ -62,5 +63,6 @@ app.add_typer(tools.app, name="tools")
 app.add_typer(approvals.app, name="approvals")
 app.add_typer(agents.app, name="agents")
 app.add_typer(mcp.app, name="mcp")
+app.add_typer(models.app, name="models")
 app.command()(doctor.doctor)
 app.command("usage")(usage_cmd.usage)

@@ -161,14 +161,14 @@ class ModelRegistry:
         cache = converted_dir(path, self.home)
         if is_converted_dir(cache):
             return ModelEntry(name, source, kind, path, True, _size(cache), "converted")
-        note = f"not converted yet: the first load or `roost models pull {name}` converts it"
+        note = "not converted yet: the first load or a pull converts it"
         return ModelEntry(name, source, kind, path, True, _size(path), note)
 
     def _repo_entry(self, name: str, repo: str) -> ModelEntry:
         directory = self.hf_root / repo.replace("/", "--")
         if (directory / _DOWNLOADED).is_file():
             return ModelEntry(name, repo, "hf-repo", directory, True, _size(directory), "ready")
-        note = f"not downloaded: `roost models pull {name}` fetches it from Hugging Face"
+        note = f"not downloaded: roost models pull {name}"
         return ModelEntry(name, repo, "hf-repo", None, False, 0, note)
 
     def _unclaimed(self, claimed: list[ModelEntry]) -> list[ModelEntry]:

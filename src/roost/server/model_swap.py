@@ -44,14 +44,14 @@ class ModelSwap:
     ) -> dict[str, Any]:
         """Serve ``name`` instead of the current model; returns the phases it went through.
 
-        Asking for the model already served changes nothing. Raises Conflict while another
-        swap runs, NotFound for an unknown name, InvalidRequest when the load fails (the
+        Waits for the start-up load first. Asking for the model already served changes
+        nothing. Raises Conflict while another swap runs, NotFound for an unknown name, InvalidRequest when the load fails (the
         old model then keeps serving).
         """
         if self._task is not None and not self._task.done():
             target = self.progress["model"] if self.progress else "another model"
             raise Conflict(f"a swap to {target!r} is in progress; retry when it is done")
-        current = self._current_name()
+        current = await self._current_name()
         entry = await asyncio.to_thread(self.registry.get, name)
         if current == entry.name:
             return {"status": "unchanged", "model": name, "previous": name, "phases": []}
@@ -64,12 +64,12 @@ class ModelSwap:
         self._task.add_done_callback(lambda task: task.cancelled() or task.exception())
         return await asyncio.shield(self._task)
 
-    def _current_name(self) -> str | None:
+    async def _current_name(self) -> str | None:
+        """The served model's name, once the start-up load is over (None if it failed)."""
         state = self.state
         if state.is_disabled:
             raise Conflict("the local engine is disabled (engine.enabled = false)")
-        if state.service is None and state.error is None:
-            raise Conflict("the model is still loading; swap when it is ready")
+        await state.loaded.wait()
         return None if state.service is None else str(state.service.engine.model_name)
 
     async def _run(
