@@ -13,6 +13,8 @@ import time
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from roost.config import LLMSettings
 from roost.llm import telemetry
 from roost.llm.base import NO_SETTINGS, RequestContext, response_events
@@ -25,6 +27,7 @@ from roost.llm.cache import (
     TextEmbedder,
 )
 from roost.llm.cost import PriceTable, usd
+from roost.llm.group_commit import GroupCommitter
 from roost.llm.messages import (
     Message,
     ModelSettings,
@@ -76,6 +79,8 @@ class LLMService:
         self.budgets = budgets
         self.cache = cache
         self.reserve_max_tokens = reserve_max_tokens
+        store = usage or budgets
+        self._writes = GroupCommitter(store.database) if store is not None else None
 
     @classmethod
     async def open(
@@ -121,6 +126,8 @@ class LLMService:
         )
 
     async def aclose(self) -> None:
+        if self._writes is not None:
+            await self._writes.aclose()
         await self.router.registry.aclose()
 
     async def request(
@@ -238,19 +245,19 @@ class LLMService:
         )
         if hit is None:
             return None
-        if self.usage is not None:
-            await self.usage.record(
-                UsageRecord(
-                    context,
-                    hit.response.model,
-                    Usage(),
-                    0,
-                    0,
-                    cache=hit.tier,
-                    model_group=group.name,
-                    price_version=self.prices.version,
-                )
+        if self.usage is not None and self._writes is not None:
+            record = UsageRecord(
+                context,
+                hit.response.model,
+                Usage(),
+                0,
+                0,
+                cache=hit.tier,
+                model_group=group.name,
+                price_version=self.prices.version,
             )
+            usage = self.usage
+            await self._writes.run(lambda conn: usage.record(record, conn))
         return hit.response
 
     def _estimate_input(self, messages: Sequence[Message], tools: Sequence[ToolDefinition]) -> int:
@@ -306,7 +313,7 @@ class LLMService:
         cost = self.prices.cost_nano(model_id, usage)
         if response is not None and status == "ok":
             telemetry.record_metrics(response, latency_ms / 1000, usd(cost))
-        if self.usage is None and self.budgets is None:
+        if self._writes is None:
             return
         cache: CacheResult = "miss" if self.cache is not None else "off"
         record = UsageRecord(
@@ -320,10 +327,12 @@ class LLMService:
             model_group=group.name,
             price_version=self.prices.version,
         )
-        database = (self.usage or self.budgets).database  # type: ignore[union-attr]
-        # One transaction: the budget never shows a cost the usage log does not.
-        async with database.transaction() as conn:
+
+        async def write(conn: AsyncConnection) -> None:
+            # One transaction: the budget never shows a cost the usage log does not.
             if self.budgets is not None:
                 await self.budgets.settle(reservation, cost, conn)
             if self.usage is not None:
                 await self.usage.record(record, conn)
+
+        await self._writes.run(write)
