@@ -95,47 +95,53 @@ def chat_prompts(engine: Engine) -> list[list[int]]:
     return [engine.apply_chat_template([{"role": "user", "content": q}]) for q in QUESTIONS]
 
 
-def measure_scheme(
+def measure_schemes(
     engine: Engine,
-    scheme: Scheme,
+    schemes: Sequence[Scheme],
     prompts: Sequence[list[int]],
     text_ids: list[int],
     *,
     num_tokens: int = 32,
-) -> QualityReport:
-    """Greedy agreement on ``prompts`` and perplexity on ``text_ids`` for ``scheme``."""
-    return measure_round_trip(
-        engine,
-        scheme,
-        lambda kv: dequantize(quantize(kv, scheme), kv.dtype),
-        prompts,
-        text_ids,
-        num_tokens=num_tokens,
-    )
+) -> list[QualityReport]:
+    """Greedy agreement on ``prompts`` and perplexity on ``text_ids``, one report per scheme."""
+
+    def through(scheme: Scheme) -> RoundTrip:
+        return lambda kv: dequantize(quantize(kv, scheme), kv.dtype)
+
+    trips: dict[str, RoundTrip] = {scheme: through(scheme) for scheme in schemes}
+    return compare_round_trips(engine, trips, prompts, text_ids, num_tokens=num_tokens)
 
 
-def measure_round_trip(
+def compare_round_trips(
     engine: Engine,
-    name: str,
-    round_trip: RoundTrip,
+    round_trips: dict[str, RoundTrip],
     prompts: Sequence[list[int]],
     text_ids: list[int],
     *,
     num_tokens: int = 32,
-) -> QualityReport:
-    """Like :func:`measure_scheme` for any K/V transformation (to compare candidate schemes)."""
-    model = engine.runner.model
-    exact = greedy_continuations(model, engine.runner.dtype, prompts, None, num_tokens)
-    changed = greedy_continuations(model, engine.runner.dtype, prompts, round_trip, num_tokens)
-    matching = [_matching_prefix(a, b) for a, b in zip(exact, changed, strict=True)]
-    return QualityReport(
-        scheme=name,
-        num_continuations=len(prompts),
-        num_identical=sum(m == num_tokens for m in matching),
-        mean_matching_tokens=sum(matching) / len(matching),
-        perplexity_exact=perplexity(model, engine.runner.dtype, text_ids, None),
-        perplexity=perplexity(model, engine.runner.dtype, text_ids, round_trip),
-    )
+) -> list[QualityReport]:
+    """Like :func:`measure_schemes` for any K/V transformations (to compare candidates).
+
+    The exact run and every transformation share one prefill and run as one batch.
+    """
+    model, dtype = engine.runner.model, engine.runner.dtype
+    variants: list[RoundTrip | None] = [None, *round_trips.values()]
+    exact, *changed = greedy_continuations(model, dtype, prompts, variants, num_tokens)
+    perplexity_exact, *changed_perplexities = perplexities(model, dtype, text_ids, variants)
+    reports = []
+    for name, outputs, ppl in zip(round_trips, changed, changed_perplexities, strict=True):
+        matching = [_matching_prefix(a, b) for a, b in zip(exact, outputs, strict=True)]
+        reports.append(
+            QualityReport(
+                scheme=name,
+                num_continuations=len(prompts),
+                num_identical=sum(m == num_tokens for m in matching),
+                mean_matching_tokens=sum(matching) / len(matching),
+                perplexity_exact=perplexity_exact,
+                perplexity=ppl,
+            )
+        )
+    return reports
 
 
 @torch.inference_mode()
@@ -143,46 +149,60 @@ def greedy_continuations(
     model: LlamaModel,
     dtype: torch.dtype,
     prompts: Sequence[list[int]],
-    round_trip: RoundTrip | None,
+    round_trips: Sequence[RoundTrip | None],
     num_tokens: int,
-) -> list[list[int]]:
-    """Greedy tokens after each prompt, decoded from its (round-tripped) K/V; batched."""
+) -> list[list[list[int]]]:
+    """Per round trip (None: exact K/V), the greedy tokens after each prompt."""
     if any(len(p) < 2 for p in prompts):
         raise ValueError("every prompt needs at least two tokens")
     lengths = [len(p) - 1 for p in prompts]  # cached; the last prompt token is decoded
-    cache = _PrivateCache(model, dtype, len(prompts), max(lengths) + num_tokens)
-    cache.forward([p[:-1] for p in prompts], [0] * len(prompts))
-    if round_trip is not None:
-        cache.round_trip(lengths, round_trip)
-    outputs: list[list[int]] = [[] for _ in prompts]
-    inputs = [p[-1] for p in prompts]
-    positions = lengths
+    num_prompts, num_variants = len(prompts), len(round_trips)
+    cache = _PrivateCache(model, dtype, num_prompts * num_variants, max(lengths) + num_tokens)
+    cache.forward([p[:-1] for p in prompts], [0] * num_prompts)  # into the first variant's slots
+    for variant, round_trip in enumerate(round_trips):
+        for index, length in enumerate(lengths):
+            seq = variant * num_prompts + index
+            cache.copy_sequence(index, seq, length)
+            if round_trip is not None:
+                cache.round_trip(seq, length, round_trip)
+    inputs = [p[-1] for p in prompts] * num_variants
+    positions = lengths * num_variants
+    outputs: list[list[int]] = [[] for _ in inputs]
     for _ in range(num_tokens):
         hidden = cache.forward([[t] for t in inputs], positions)  # [B, 1, H]
         inputs = model.logits(hidden[:, 0]).argmax(dim=-1).tolist()
         for output, token in zip(outputs, inputs, strict=True):
             output.append(token)
         positions = [p + 1 for p in positions]
-    return outputs
+    return [outputs[v * num_prompts : (v + 1) * num_prompts] for v in range(num_variants)]
 
 
 @torch.inference_mode()
-def perplexity(
-    model: LlamaModel, dtype: torch.dtype, text_ids: list[int], round_trip: RoundTrip | None
-) -> float:
-    """Perplexity of the second half of ``text_ids`` given the (round-tripped) first half."""
+def perplexities(
+    model: LlamaModel,
+    dtype: torch.dtype,
+    text_ids: list[int],
+    round_trips: Sequence[RoundTrip | None],
+) -> list[float]:
+    """Per round trip, the perplexity of the second half of ``text_ids`` given the first."""
     split = len(text_ids) // 2
     if split < 2:
         raise ValueError("the text needs at least four tokens")
-    cache = _PrivateCache(model, dtype, 1, len(text_ids))
+    cache = _PrivateCache(model, dtype, len(round_trips), len(text_ids))
     cache.forward([text_ids[:split]], [0])
-    if round_trip is not None:
-        cache.round_trip([split], round_trip)
-    hidden = cache.forward([text_ids[split:]], [split])[0]  # [S, H]
-    logits = model.logits(hidden[:-1]).float()  # row i predicts token split + i + 1
-    targets = torch.tensor(text_ids[split + 1 :])
-    nll = torch.nn.functional.cross_entropy(logits, targets)
-    return math.exp(nll.item())
+    for variant, round_trip in enumerate(round_trips):
+        cache.copy_sequence(0, variant, split)
+        if round_trip is not None:
+            cache.round_trip(variant, split, round_trip)
+    rest = text_ids[split:]
+    hidden = cache.forward([rest] * len(round_trips), [split] * len(round_trips))  # [B, S, H]
+    targets = torch.tensor(rest[1:])
+    results = []
+    for row in hidden:
+        logits = model.logits(row[:-1]).float()  # row i predicts token split + i + 1
+        nll = torch.nn.functional.cross_entropy(logits, targets)
+        results.append(math.exp(nll.item()))
+    return results
 
 
 class _PrivateCache:
@@ -205,11 +225,16 @@ class _PrivateCache:
             device=device,
         )  # [L, N, 2, Hkv, D]
 
-    def round_trip(self, lengths: list[int], round_trip: RoundTrip) -> None:
-        for index, length in enumerate(lengths):
-            span = slice(index * self.capacity, index * self.capacity + length)
-            kv = self.kv[:, span]
-            self.kv[:, span] = round_trip(kv.clone()).to(kv.dtype)
+    def copy_sequence(self, src: int, dst: int, length: int) -> None:
+        if src != dst:
+            self.kv[:, self._span(dst, length)] = self.kv[:, self._span(src, length)]
+
+    def round_trip(self, seq: int, length: int, round_trip: RoundTrip) -> None:
+        span = self._span(seq, length)
+        self.kv[:, span] = round_trip(self.kv[:, span].clone()).to(self.kv.dtype)
+
+    def _span(self, seq: int, length: int) -> slice:
+        return slice(seq * self.capacity, seq * self.capacity + length)
 
     def forward(self, token_lists: list[list[int]], starts: list[int]) -> torch.Tensor:
         """Run every sequence's tokens from its start position; hidden states [B, S, H]."""
