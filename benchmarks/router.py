@@ -11,6 +11,9 @@ difference, and "Roost's own" time: each routed request's latency minus the time
 spent inside the SDK call, which is the added latency without the run-to-run noise of
 comparing two separate samples. A second table measures the same machinery in process
 against a zero-latency scripted model, which isolates Roost's own cost from HTTP noise.
+A third table puts a whole Roost server in between (gateway mode, its own process, a
+model group on the same upstream): authentication, request parsing, the router, the
+usage record in SQLite and the response encoding, against the same direct SDK call.
 Prints tables, writes JSON to benchmarks/results/router.json.
 Run: ``python benchmarks/router.py`` (``--requests N`` per level and path).
 """
@@ -24,6 +27,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -46,6 +50,7 @@ from roost.llm.service import LLMService
 from roost.llm.testing import FunctionModel
 
 RESULTS = Path(__file__).resolve().parent / "results"
+GATEWAY_KEY = "bench-gateway-key-0123456789abcdef"
 LEVELS = (1, 100)
 SETTINGS = ModelSettings(max_tokens=16)
 
@@ -80,20 +85,49 @@ def free_port() -> int:
 
 def start_upstream() -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, __file__, "--serve-upstream", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    return _start([sys.executable, __file__, "--serve-upstream", str(port)], port), (
+        f"http://127.0.0.1:{port}/v1"
     )
-    deadline = time.monotonic() + 30
+
+
+def start_gateway(upstream_url: str, home: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A Roost server with the local engine off and group "chat" on the mock upstream."""
+    config = home / "roost.toml"
+    config.write_text(
+        f"""
+[engine]
+enabled = false
+
+[llm.providers.mock]
+kind = "openai"
+base_url = "{upstream_url}"
+api_key = "bench"
+
+[llm.groups.chat]
+deployments = ["mock:bench"]
+"""
+    )
+    port = free_port()
+    env = {**os.environ, "ROOST_HOME": str(home), "ROOST_API_KEY": GATEWAY_KEY}
+    command = [sys.executable, __file__, "--serve-gateway", str(port), "--config", str(config)]
+    return _start(command, port, env), f"http://127.0.0.1:{port}/v1"
+
+
+def _start(
+    command: list[str], port: int, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process, f"http://127.0.0.1:{port}/v1"
+                return process
         except OSError:
             time.sleep(0.05)
     process.kill()
-    raise RuntimeError("the mock upstream did not start")
+    raise RuntimeError(f"{command[2]} did not start")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -236,6 +270,31 @@ async def http_benchmark(base_url: str, num_requests: int) -> dict[str, dict[str
         await service.aclose()
 
 
+async def gateway_benchmark(
+    upstream_url: str, gateway_url: str, num_requests: int
+) -> dict[str, dict[str, float]]:
+    direct_client = openai.AsyncOpenAI(api_key="bench", base_url=upstream_url, max_retries=0)
+    gateway_client = openai.AsyncOpenAI(api_key=GATEWAY_KEY, base_url=gateway_url, max_retries=0)
+
+    def call(client: openai.AsyncOpenAI, model: str) -> Callable[[int], Awaitable[object]]:
+        async def one(i: int) -> object:
+            return await client.chat.completions.create(
+                model=model,
+                messages=[{"role": "user", "content": f"benchmark prompt number {i}: say ok"}],
+                max_tokens=16,
+            )
+
+        return one
+
+    try:
+        return await compare(
+            call(direct_client, "bench"), call(gateway_client, "chat"), num_requests
+        )
+    finally:
+        await direct_client.close()
+        await gateway_client.close()
+
+
 async def in_process_benchmark(num_requests: int) -> dict[str, dict[str, float]]:
     model = FunctionModel(lambda info: "ok", "bench:zero")
     registry = ProviderRegistry(env={})
@@ -278,7 +337,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=800, help="per level and path")
     parser.add_argument("--serve-upstream", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-gateway", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--config", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_gateway:
+        import uvicorn
+
+        from roost.config import load_settings
+        from roost.server.app import create_app
+
+        app = create_app(load_settings(args.config))
+        uvicorn.run(
+            app, host="127.0.0.1", port=args.serve_gateway, log_level="error", log_config=None,
+            timeout_keep_alive=300,
+        )  # fmt: skip
+        return
     if args.serve_upstream:
         import uvicorn
 
@@ -290,6 +363,15 @@ def main() -> None:
     process, base_url = start_upstream()
     try:
         over_http = asyncio.run(http_benchmark(base_url, args.requests))
+        with tempfile.TemporaryDirectory() as home:
+            gateway, gateway_url = start_gateway(base_url, Path(home))
+            try:
+                through_gateway = asyncio.run(
+                    gateway_benchmark(base_url, gateway_url, args.requests)
+                )
+            finally:
+                gateway.terminate()
+                gateway.wait(timeout=30)
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -303,6 +385,13 @@ def main() -> None:
             "router + cache vs direct model call (in process, zero-latency model), ms", in_process
         )
     )
+    console.print(
+        table(
+            "Roost gateway server (HTTP in, auth, router, usage record, HTTP out) vs direct"
+            " SDK call, ms",
+            through_gateway,
+        )
+    )
     RESULTS.mkdir(exist_ok=True)
     report = {
         "benchmark": "router",
@@ -310,6 +399,7 @@ def main() -> None:
         "python": sys.version.split()[0],
         "http_mock_upstream": over_http,
         "in_process": in_process,
+        "gateway_http": through_gateway,
         "notes": (
             "added = routed - direct at the same percentile; own = routed latency minus time"
             " inside the SDK call, per request; exact cache on, every prompt new"
