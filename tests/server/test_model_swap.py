@@ -48,7 +48,7 @@ def server(model_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             "ROOST_API_KEY": API_KEY,
             "ROOST_ENGINE__KV_CACHE_GB": "0.1",
             "ROOST_ENGINE__MAX_NUM_SEQS": "4",
-            "ROOST_ENGINE__SESSION_CACHE__ENABLED": "false",
+            "ROOST_ENGINE__SESSION_CACHE__DIRECTORY": str(home / "kv"),
             "ROOST_ENGINE__MODELS__TINY": str(write_tiny_llama(home / "tiny")),
             "ROOST_ENGINE__MODELS__BROKEN": str(broken),
             "ROOST_ENGINE__MODELS__GONE": str(home / "does-not-exist"),
