@@ -73,6 +73,8 @@ async def swap_model(body: SwapRequest, request: Request) -> Response | dict[str
 async def _swap_events(swap: ModelSwap, body: SwapRequest, path: str) -> AsyncIterator[bytes]:
     phases: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     running = asyncio.ensure_future(swap.swap(body.model, body.drain_timeout_s, phases.put_nowait))
+    # The swap goes on when the client disconnects; its outcome is then logged, not raised.
+    running.add_done_callback(lambda task: task.cancelled() or task.exception())
     while not running.done() or not phases.empty():
         next_phase = asyncio.ensure_future(phases.get())
         await asyncio.wait({running, next_phase}, return_when=asyncio.FIRST_COMPLETED)
