@@ -26,6 +26,19 @@ from roost.kvcache.quantize import Scheme, dequantize, quantize
 
 RoundTrip = Callable[[torch.Tensor], torch.Tensor]  # K/V [L, T, 2, H, D] -> same shape
 
+# Long enough (~200 tokens with a question) that int4 keys fill whole 64-token groups.
+SYSTEM_PROMPT = (
+    "You are Wren, the assistant of a small public library. You answer questions from "
+    "visitors politely and briefly, in plain language, without jargon. When a question is "
+    "about the library, you may mention that it opens at nine in the morning and closes at "
+    "six in the evening, that the reading room is on the first floor, that children's books "
+    "are in the east wing, and that visitors can borrow up to eight items for three weeks. "
+    "When a question is about anything else, answer it as well as you can from general "
+    "knowledge. If you do not know the answer, say so honestly and suggest where the visitor "
+    "might look. Never invent titles, authors or dates. Keep every answer under one hundred "
+    "words unless the visitor asks for more detail, and end with a short offer of further help."
+)
+
 QUESTIONS = (
     "What is the capital of France?",
     "Write a haiku about the sea.",
@@ -91,8 +104,13 @@ class QualityReport:
 
 
 def chat_prompts(engine: Engine) -> list[list[int]]:
-    """The 20 fixed questions, rendered with the model's chat template."""
-    return [engine.apply_chat_template([{"role": "user", "content": q}]) for q in QUESTIONS]
+    """The 20 fixed questions after the system prompt, rendered with the chat template."""
+    return [
+        engine.apply_chat_template(
+            [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": q}]
+        )
+        for q in QUESTIONS
+    ]
 
 
 def measure_schemes(

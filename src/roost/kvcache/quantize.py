@@ -10,19 +10,21 @@ Schemes (bytes per token relative to float16, for SmolLM2's D = 64):
 
 Why int4 keys are quantized per channel: a few key channels carry outliers, which wreck a
 per-token scale. Measured on the bundled SmolLM2-135M in float32 with
-``roost.kvcache.quality`` (20 chat prompts, 32 greedy tokens each, from K/V of the prompt;
-perplexity of the second half of a fixed text given the round-tripped first half):
+``roost.kvcache.quality`` (20 chat prompts of ~180 tokens, 32 greedy tokens each from the
+round-tripped K/V of the prompt; perplexity of the second half of a fixed text given the
+round-tripped first half):
 
-| int4 variant | continuations unchanged | tokens before a difference | perplexity |
+| variant | continuations unchanged | tokens before a difference | perplexity |
 |---|---|---|---|
-| keys and values per token | 1/20 | 6.8 | -0.3 % |
-| same after a 64x64 Hadamard rotation | 4/20 | 13.1 | -0.5 % |
-| keys per channel, 64 tokens (chosen) | 6/20 | 20.3 | +0.7 % |
-| keys per channel, 32 tokens | 6/20 | 17.1 | +0.5 % |
+| int4, keys and values per token | 1/20 | 11.1 | -0.3 % |
+| int4, keys per channel over 64 tokens (chosen) | 7/20 | 17.8 | +0.7 % |
+| int8 (per token) | 17/20 | 30.2 | +0.2 % |
+| int8, keys per channel over 64 tokens | 17/20 | 30.9 | +0.1 % |
 
-int8 (per token) on the same set: 16/20 unchanged, 28.8 tokens, +0.2 %. Greedy decoding of
-a 135M model is full of near-ties, so any perturbation flips some continuation; the
-perplexity changes show how small the perturbation is.
+(On shorter prompts a 64x64 Hadamard rotation before per-token int4 recovered less than
+per-channel keys did.) Greedy decoding of a 135M model is full of near-ties: rounding K/V
+to float16 alone changes 1 continuation in 20. int8 stays per token: per-channel keys
+gained too little to justify a float16 tail.
 
 Everything is vectorised torch, in cache-sized chunks (one pass over memory).
 """
