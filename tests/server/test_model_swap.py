@@ -276,3 +276,33 @@ def test_cli_swap_reports_phases_and_errors(
     back = cli.invoke(app, ["models", "swap", BUILTIN, "--drain-timeout", "5", *options])
     assert back.exit_code == 0, back.output
     assert served(admin) == [BUILTIN]
+
+
+def session_rows(admin: httpx.Client, session: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = admin.get("/admin/caches").json()["data"]
+    return [row for row in rows if row["session_id"] == session]
+
+
+def test_session_caches_stay_on_disk_for_when_their_model_returns(
+    admin: httpx.Client, oai: openai.OpenAI
+) -> None:
+    messages = [{"role": "user", "content": "Describe the harbour at dawn, in detail. " * 8}]
+    headers = {"X-Roost-Session": "swap-session-1"}
+
+    def turn() -> Any:
+        return oai.chat.completions.create(
+            model=BUILTIN, messages=messages, max_tokens=4, temperature=0, extra_headers=headers
+        )  # type: ignore[call-overload]
+
+    first = turn()
+    assert [row["tier"] for row in session_rows(admin, "swap-session-1")] == ["hot"]
+    assert admin.post("/admin/models/swap", json={"model": "tiny"}).status_code == 200
+    # Another model's engine has its own caches: the session is not offered to it.
+    assert session_rows(admin, "swap-session-1") == []
+    assert admin.post("/admin/models/swap", json={"model": BUILTIN}).status_code == 200
+    (row,) = session_rows(admin, "swap-session-1")
+    assert row["tier"] == "cold"  # written to disk when the old engine unloaded
+    again = turn()
+    details = again.usage.prompt_tokens_details
+    assert details is not None and details.cached_tokens is not None
+    assert details.cached_tokens == (first.usage.prompt_tokens - 1) // 16 * 16

@@ -43,6 +43,8 @@ class ChatEngine(TemplateEngine, Protocol):
         params: SamplingParams | None = None,
         *,
         request_id: str | None = None,
+        tenant_id: str | None = None,
+        session_id: str | None = None,
     ) -> AsyncIterator[StreamEvent]: ...
 
 
@@ -51,6 +53,17 @@ class PreparedChat:
     prompt_token_ids: list[int]
     params: list[SamplingParams]  # one per choice
     tools_offered: bool
+    tenant_id: str | None = None
+    session_id: str | None = None
+
+    def generate(self, engine: ChatEngine, index: int) -> AsyncIterator[StreamEvent]:
+        """Stream choice ``index``; only the first choice continues the session's cache."""
+        return engine.stream(
+            self.prompt_token_ids,
+            self.params[index],
+            tenant_id=self.tenant_id,
+            session_id=self.session_id if index == 0 else None,
+        )
 
 
 class ChatService:
@@ -83,7 +96,7 @@ class ChatService:
             params.append(
                 dataclasses.replace(base, max_tokens=max_tokens, seed=seed, structured=grammar)
             )
-        return PreparedChat(prompt, params, bool(tools))
+        return PreparedChat(prompt, params, bool(tools), request.tenant_id, request.session_id)
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         prepared = self.prepare(request)
@@ -137,9 +150,7 @@ class ChatService:
         usage: Usage | None = None
         try:
             parser = ReplyStreamParser(index, tools_offered=prepared.tools_offered)
-            async for event in self.engine.stream(
-                prepared.prompt_token_ids, prepared.params[index]
-            ):
+            async for event in prepared.generate(self.engine, index):
                 produced = parser.feed(event.text)
                 if event.logprobs and parser.mode == "text":
                     # Logprobs travel with the text they belong to (OpenAI streams them so).
@@ -162,7 +173,7 @@ class ChatService:
     async def _run_choice(self, prepared: PreparedChat, index: int) -> tuple[Choice, Usage]:
         text_parts: list[str] = []
         logprobs = []
-        async for event in self.engine.stream(prepared.prompt_token_ids, prepared.params[index]):
+        async for event in prepared.generate(self.engine, index):
             text_parts.append(event.text)
             logprobs.extend(event.logprobs)
             if event.finished:

@@ -11,6 +11,7 @@ from roost import __version__
 from roost.cli import (
     agents,
     approvals,
+    cache,
     config_cmd,
     doctor,
     kb,
@@ -64,5 +65,6 @@ app.add_typer(approvals.app, name="approvals")
 app.add_typer(agents.app, name="agents")
 app.add_typer(mcp.app, name="mcp")
 app.add_typer(models.app, name="models")
+app.add_typer(cache.app, name="cache")
 app.command()(doctor.doctor)
 app.command("usage")(usage_cmd.usage)

@@ -24,10 +24,22 @@ def hash_block(parent: BlockHash, token_ids: Sequence[int]) -> BlockHash:
     return hasher.digest()
 
 
-def prefix_hashes(token_ids: Sequence[int], block_size: int, num_blocks: int) -> list[BlockHash]:
-    """Hashes of the first ``num_blocks`` full blocks of ``token_ids``."""
+def salt_for(tenant_id: str | None) -> BlockHash:
+    """The hash-chain salt of a tenant: cached blocks are shared only within one tenant."""
+    if not tenant_id:
+        return _ROOT_HASH
+    return hashlib.blake2b(tenant_id.encode(), digest_size=16, person=b"roost-kv").digest()
+
+
+def prefix_hashes(
+    token_ids: Sequence[int], block_size: int, num_blocks: int, salt: BlockHash = _ROOT_HASH
+) -> list[BlockHash]:
+    """Hashes of the first ``num_blocks`` full blocks of ``token_ids``.
+
+    ``salt`` starts the chain: sequences with different salts (tenants) never share blocks.
+    """
     hashes: list[BlockHash] = []
-    parent = _ROOT_HASH
+    parent = salt
     for index in range(num_blocks):
         parent = hash_block(parent, token_ids[index * block_size : (index + 1) * block_size])
         hashes.append(parent)
@@ -118,7 +130,7 @@ class BlockPool:
         return fresh, True
 
     def acquire_prefix(
-        self, token_ids: Sequence[int], max_blocks: int
+        self, token_ids: Sequence[int], max_blocks: int, salt: BlockHash = _ROOT_HASH
     ) -> tuple[list[int], list[BlockHash]]:
         """Blocks holding the longest cached prefix of ``token_ids`` (referenced for you).
 
@@ -129,18 +141,25 @@ class BlockPool:
         self.num_prefix_queries += 1
         blocks: list[int] = []
         hashes: list[BlockHash] = []
-        for block_hash in prefix_hashes(token_ids, self.block_size, max_blocks):
-            block = self._hash_to_block.get(block_hash)
+        for block_hash in prefix_hashes(token_ids, self.block_size, max_blocks, salt):
+            block = self.take_cached(block_hash)
             if block is None:
                 break
-            if self.ref_counts[block] == 0:
-                del self._evictable[block]
-            self.ref_counts[block] += 1
             blocks.append(block)
             hashes.append(block_hash)
         if blocks:
             self.num_prefix_hits += 1
         return blocks, hashes
+
+    def take_cached(self, block_hash: BlockHash) -> int | None:
+        """The cached block holding ``block_hash``, referenced for you; None if not cached."""
+        block = self._hash_to_block.get(block_hash)
+        if block is None:
+            return None
+        if self.ref_counts[block] == 0:
+            del self._evictable[block]
+        self.ref_counts[block] += 1
+        return block
 
     def register(self, block: int, block_hash: BlockHash) -> None:
         """Record that ``block`` now holds the full block identified by ``block_hash``."""

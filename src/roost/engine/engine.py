@@ -16,12 +16,13 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from collections.abc import Sequence as Seq
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 
-from roost.engine.block_pool import BlockPool
+from roost.engine.block_pool import BlockPool, salt_for
 from roost.engine.detokenizer import IncrementalDetokenizer
 from roost.engine.engine_config import EngineConfig
 from roost.engine.grammar import GrammarCompiler
@@ -38,8 +39,15 @@ from roost.engine.stopping import advance_and_check_stop
 from roost.engine.tokenizer import Tokenizer
 from roost.engine.weights import build_model
 from roost.errors import InvalidRequest, Overloaded
+from roost.observe.logging import get_logger
+
+if TYPE_CHECKING:
+    from roost.kvcache.cold_store import CacheIdentity
+    from roost.kvcache.store import AgentCacheStore, SessionCacheInfo
 
 Prompt = str | list[int]
+T = TypeVar("T")
+log = get_logger("roost.engine")
 EventSink = Callable[[StreamEvent], None]
 _DETOKENIZER_CONTEXT = 4  # prompt tokens kept for decoding the first output tokens
 
@@ -49,6 +57,7 @@ class _Request:
     seq: Sequence
     sink: EventSink
     stop_token_ids: frozenset[int]
+    session: CacheIdentity | None = None
 
 
 class Engine:
@@ -98,8 +107,16 @@ class Engine:
         )
         self.grammars = GrammarCompiler(self.tokenizer, self.model_config.vocab_size)
         self.metrics = EngineMetrics()
+        self.sessions: AgentCacheStore | None = None
+        if config.session_cache and config.enable_prefix_cache:
+            from roost.kvcache.setup import open_session_store
+
+            self.sessions = open_session_store(self)
         self._requests: dict[str, _Request] = {}
         self._inbox: list[_Request] = []
+        self._parked: dict[str, _Request] = {}  # waiting for their session's cache to load
+        self._cancel_when_unparked: set[str] = set()
+        self._control: list[Callable[[], None]] = []  # work for the worker thread
         self._cancelled: set[str] = set()
         self._arrivals = itertools.count()
         self._wakeup = threading.Condition()
@@ -142,10 +159,14 @@ class Engine:
         sink: EventSink | None = None,
         *,
         request_id: str | None = None,
+        tenant_id: str | None = None,
+        session_id: str | None = None,
     ) -> str:
         """Queue a request; ``sink`` receives its events on the worker thread (must not block).
 
         Validates everything up front: a bad request raises here and never reaches the queue.
+        ``tenant_id`` scopes prefix-cache sharing to one tenant; ``session_id`` (an agent,
+        thread or conversation) keeps this request's KV for the session's next request.
         """
         params = params or SamplingParams()
         token_ids = self.tokenizer.encode(prompt) if isinstance(prompt, str) else list(prompt)
@@ -172,6 +193,7 @@ class Engine:
             max_total_tokens=self.context_length,
         )
         seq.grammar = grammar
+        seq.cache_salt = seq.last_block_hash = salt_for(tenant_id)
         seq.detokenizer = IncrementalDetokenizer(
             self.tokenizer,
             token_ids[-_DETOKENIZER_CONTEXT:],
@@ -185,21 +207,137 @@ class Engine:
         stops = set(params.stop_token_ids)
         if not params.ignore_eos:
             stops |= self.tokenizer.stop_token_ids
-        request = _Request(seq, sink or (lambda _event: None), frozenset(stops))
+        session = None
+        if session_id and self.sessions is not None:
+            from roost.kvcache.cold_store import CacheIdentity
+
+            session = CacheIdentity(tenant_id or "", session_id)
+        request = _Request(seq, sink or (lambda _event: None), frozenset(stops), session)
         with self._wakeup:
             if self._closing:
                 raise Overloaded("engine is shutting down")
-            if request_id in self._requests or any(
-                r.seq.request_id == request_id for r in self._inbox
+            if (
+                request_id in self._requests
+                or request_id in self._parked
+                or any(r.seq.request_id == request_id for r in self._inbox)
             ):
                 raise InvalidRequest(f"request id {request_id!r} is in use", param="request_id")
-            self._inbox.append(request)
-            self._wakeup.notify()
+            loading = None
+            if session is not None and self.sessions is not None:
+                loading = self.sessions.ensure_loaded(session, self._on_worker)
+            if loading is None:
+                self._inbox.append(request)
+                self._wakeup.notify()
+            else:
+                self._parked[request_id] = request
+        if loading is not None:
+            loading.add_done_callback(lambda _done: self._unpark(request_id))
         return request_id
+
+    def _unpark(self, request_id: str) -> None:
+        with self._wakeup:
+            request = self._parked.pop(request_id, None)
+            if request is None:
+                return
+            self._inbox.append(request)
+            if request_id in self._cancel_when_unparked:
+                self._cancel_when_unparked.discard(request_id)
+                self._cancelled.add(request_id)
+            self._wakeup.notify()
+
+    def _on_worker(self, work: Callable[[], None]) -> None:
+        """Run ``work`` on the worker thread between steps (it owns the pool)."""
+        with self._wakeup:
+            self._control.append(work)
+            self._wakeup.notify()
+
+    def _call_on_worker(self, work: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(work())
+            except Exception as exc:
+                future.set_exception(exc)
+
+        with self._wakeup:
+            if self._closing:
+                raise Overloaded("engine is shutting down")
+            self._control.append(run)
+            self._wakeup.notify()
+        return future
+
+    # -- session caches (admin) ---------------------------------------------------------------
+
+    def session_caches(self) -> list[SessionCacheInfo]:
+        """Every session cache with its tier, size and last use (any thread)."""
+        return self.sessions.describe() if self.sessions is not None else []
+
+    def delete_session_cache(self, cache_id: str) -> Future[bool]:
+        """Drop a session's cache from every tier; resolves to whether it existed."""
+        store = self._require_sessions()
+        identity = store.find(cache_id)
+        if identity is None:
+            done: Future[bool] = Future()
+            done.set_result(False)
+            return done
+        return self._chain(self._call_on_worker(lambda: store.delete(identity)))
+
+    def offload_session_caches(self) -> Future[None]:
+        """Write every hot and warm session cache to disk; resolves once they are saved."""
+        store = self._require_sessions()
+        return self._chain(self._call_on_worker(lambda: _after(store.offload_all, store.flushed)))
+
+    def warm_session_cache(self, cache_id: str) -> Future[bool]:
+        """Read a session's cache from disk into memory ahead of its next request."""
+        store = self._require_sessions()
+        identity = store.find(cache_id)
+        done: Future[bool] = Future()
+        if identity is None:
+            done.set_result(False)
+            return done
+        loading = store.ensure_loaded(identity, self._on_worker)
+        if loading is None:
+            done.set_result(True)
+        else:
+            loading.add_done_callback(lambda _f: done.set_result(True))
+        return done
+
+    def _require_sessions(self) -> AgentCacheStore:
+        if self.sessions is None:
+            raise InvalidRequest(
+                "session caches are off (engine.session_cache.enabled)", param="session"
+            )
+        return self.sessions
+
+    @staticmethod
+    def _chain(outer: Future[Future[T]]) -> Future[T]:
+        """Flatten a future of a future (work queued on the worker that starts more work)."""
+        result: Future[T] = Future()
+
+        def inner_done(inner: Future[T]) -> None:
+            error = inner.exception()
+            if error is not None:
+                result.set_exception(error)
+            else:
+                result.set_result(inner.result())
+
+        def outer_done(done: Future[Future[T]]) -> None:
+            error = done.exception()
+            if error is not None:
+                result.set_exception(error)
+            else:
+                done.result().add_done_callback(inner_done)
+
+        outer.add_done_callback(outer_done)
+        return result
 
     def cancel(self, request_id: str) -> None:
         """Stop a request; its blocks are freed before the next step. Unknown ids are ignored."""
         with self._wakeup:
+            if request_id in self._parked:
+                self._cancel_when_unparked.add(request_id)
+                return
             self._cancelled.add(request_id)
             self._wakeup.notify()
 
@@ -235,6 +373,8 @@ class Engine:
         params: SamplingParams | None = None,
         *,
         request_id: str | None = None,
+        tenant_id: str | None = None,
+        session_id: str | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """Submit now (bad input raises here) and return the request's events as they come.
 
@@ -250,7 +390,14 @@ class Engine:
             except RuntimeError:  # the consumer's loop is gone
                 self.cancel(event.request_id)
 
-        rid = self.submit(prompt, params, deliver, request_id=request_id)
+        rid = self.submit(
+            prompt,
+            params,
+            deliver,
+            request_id=request_id,
+            tenant_id=tenant_id,
+            session_id=session_id,
+        )
         return self._events(rid, events)
 
     async def _events(
@@ -276,14 +423,25 @@ class Engine:
             "kv_blocks_used": pool.num_used_blocks,
             "kv_blocks_free": pool.num_free_blocks,
             "prefix_cache_blocks": pool.num_cached_blocks,
+            "session_caches": len(self.sessions) if self.sessions is not None else 0,
         }
 
     def close(self) -> None:
-        """Cancel everything and stop the worker thread."""
+        """Cancel everything, stop the worker thread, and write session caches to disk."""
         with self._wakeup:
             self._closing = True
+            parked = list(self._parked.values())
+            self._parked.clear()
             self._wakeup.notify()
         self._worker.join()
+        for request in parked:
+            request.sink(
+                StreamEvent(
+                    request.seq.request_id, [], "", [], finished=True, finish_reason="cancelled"
+                )
+            )
+        if self.sessions is not None:
+            self.sessions.close()
 
     def __enter__(self) -> Engine:
         return self
@@ -297,14 +455,22 @@ class Engine:
         while True:
             with self._wakeup:
                 while not (
-                    self._closing or self._inbox or self._cancelled or self.scheduler.has_work
+                    self._closing
+                    or self._inbox
+                    or self._cancelled
+                    or self._control
+                    or self.scheduler.has_work
                 ):
                     self._wakeup.wait()
+                control, self._control = self._control, []
                 inbox, self._inbox = self._inbox, []
                 cancelled, self._cancelled = self._cancelled, set()
                 closing = self._closing
+            for work in control:
+                _log_failure(work, "engine control task failed")
             for request in inbox:
                 self._requests[request.seq.request_id] = request
+                self._restore_session(request)
                 self.scheduler.add(request.seq)
             for request_id in cancelled:
                 if request_id in self._requests:
@@ -322,6 +488,8 @@ class Engine:
 
     def _step(self) -> None:
         started = time.perf_counter()
+        if self.sessions is not None:
+            self.sessions.relieve_pool(self._blocks_wanted())
         plan = self.scheduler.schedule()
         self._update_gauges()
         if plan.is_empty:
@@ -361,6 +529,8 @@ class Engine:
             seq.first_token_time = now
             self.metrics.time_to_first_token.observe(now - seq.arrival_time)
             self.metrics.record_admission(seq.num_prompt_tokens, seq.num_cached_prompt_tokens)
+            if request.session is not None and self.sessions is not None:
+                self.sessions.record_prompt(seq.num_prompt_tokens, seq.num_cached_prompt_tokens)
         seq.output_token_ids.append(token)
         if logprob is not None:
             seq.logprobs.append(logprob)
@@ -391,6 +561,10 @@ class Engine:
         error: str | None = None,
     ) -> None:
         seq = request.seq
+        if request.session is not None and self.sessions is not None and reason != "error":
+            # Before the blocks are released: the session pins what this request computed.
+            computed = seq.token_ids()[: seq.num_computed_tokens]
+            self.sessions.remember(request.session, seq.cache_salt, computed)
         self.scheduler.finish(seq, reason)
         self._requests.pop(seq.request_id, None)
         seq.finish_time = time.perf_counter()
@@ -420,8 +594,37 @@ class Engine:
         m.kv_blocks_used.set(self.pool.num_used_blocks)
         m.kv_blocks_free.set(self.pool.num_free_blocks)
 
+    def _restore_session(self, request: _Request) -> None:
+        """Put the session's cached K/V back into the pool; failing only costs a prefill."""
+        if request.session is None or self.sessions is None:
+            return
+        try:
+            self.sessions.promote(request.session, request.seq.token_ids())
+        except Exception as exc:
+            log.error("session cache restore failed", error=f"{type(exc).__name__}: {exc}")
+
+    def _blocks_wanted(self) -> int:
+        """Free blocks the next step needs: one per decoding sequence, plus the next prompt."""
+        wanted = len(self.scheduler.decoding)
+        if self.scheduler.waiting:
+            head = self.scheduler.waiting[0]
+            wanted += -(-head.num_tokens // self.pool.block_size)
+        return wanted
+
     def _prompt_of(self, prompt: Prompt) -> list[int]:
         return self.tokenizer.encode(prompt) if isinstance(prompt, str) else list(prompt)
+
+
+def _log_failure(work: Callable[[], None], message: str) -> None:
+    try:
+        work()
+    except Exception as exc:
+        log.error(message, error=f"{type(exc).__name__}: {exc}")
+
+
+def _after(first: Callable[[], None], then: Callable[[], Future[T]]) -> Future[T]:
+    first()
+    return then()
 
 
 def _as_prompt_list(prompts: Prompt | Seq[Prompt]) -> list[Prompt]:

@@ -32,9 +32,18 @@ class EngineConfig:
     max_model_len: int | None = None
     num_threads: int | None = None
     enable_prefix_cache: bool = True
+    # Per-session KV caches (roost.kvcache): hot share of the pool, warm RAM, cold disk.
+    session_cache: bool = True
+    session_hot_fraction: float = 0.5
+    session_warm_gb: float = 1.0
+    session_cold_gb: float = 20.0
+    session_quantization: Literal["none", "int8", "int4"] = "int8"
+    session_dir: Path | None = None  # cold tier; default <home>/kv
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).expanduser()
+        if self.session_dir is not None:
+            self.session_dir = Path(self.session_dir).expanduser()
         checks = [
             (self.kv_cache_gb > 0, "kv_cache_gb", "must be positive"),
             (1 <= self.block_size <= 1024, "block_size", "must be between 1 and 1024"),
@@ -52,6 +61,14 @@ class EngineConfig:
             (self.num_threads is None or self.num_threads >= 1, "num_threads", "must be >= 1"),
             (self.device in ("auto", "cpu", "cuda"), "device", "must be auto, cpu or cuda"),
             (self.dtype == "auto" or self.dtype in _DTYPES, "dtype", f"must be auto or {_DTYPES}"),
+            (0 < self.session_hot_fraction <= 1, "session_cache.hot_fraction", "must be in (0, 1]"),
+            (self.session_warm_gb >= 0, "session_cache.warm_gb", "must be >= 0"),
+            (self.session_cold_gb >= 0, "session_cache.cold_gb", "must be >= 0"),
+            (
+                self.session_quantization in ("none", "int8", "int4"),
+                "session_cache.quantization",
+                "must be none, int8 or int4",
+            ),
         ]
         for ok, param, message in checks:
             if not ok:
@@ -77,6 +94,12 @@ class EngineConfig:
             max_model_len=engine.max_model_len,
             num_threads=engine.num_threads,
             enable_prefix_cache=engine.enable_prefix_cache,
+            session_cache=engine.session_cache.enabled,
+            session_hot_fraction=engine.session_cache.hot_fraction,
+            session_warm_gb=engine.session_cache.warm_gb,
+            session_cold_gb=engine.session_cache.cold_gb,
+            session_quantization=engine.session_cache.quantization,
+            session_dir=engine.session_cache.directory,
         )
 
     def torch_device(self) -> torch.device:

@@ -82,7 +82,9 @@ class Scheduler:
             tokens = seq.token_ids()
             num_needed = -(-len(tokens) // self.block_size)
             # At least the last token is recomputed: its logits pick the next token.
-            cached, hashes = self.pool.acquire_prefix(tokens, (len(tokens) - 1) // self.block_size)
+            cached, hashes = self.pool.acquire_prefix(
+                tokens, (len(tokens) - 1) // self.block_size, seq.cache_salt
+            )
             # Keep one block per decoding sequence in reserve so admitting a prompt does
             # not immediately force a preemption.
             headroom = len(self.decoding)
@@ -95,7 +97,7 @@ class Scheduler:
             ]
             seq.num_computed_tokens = len(cached) * self.block_size
             seq.num_hashed_blocks = len(cached)
-            seq.last_block_hash = hashes[-1] if hashes else b""
+            seq.last_block_hash = hashes[-1] if hashes else seq.cache_salt
             if seq.num_preemptions == 0:
                 seq.num_cached_prompt_tokens = seq.num_computed_tokens
             seq.status = SequenceStatus.PREFILLING
@@ -171,7 +173,7 @@ class Scheduler:
         seq.block_table = []
         seq.num_computed_tokens = 0
         seq.num_hashed_blocks = 0
-        seq.last_block_hash = b""
+        seq.last_block_hash = seq.cache_salt
 
     def after_forward(self, plan: StepPlan) -> None:
         """Advance computed-token counts and publish newly completed blocks to the prefix cache."""

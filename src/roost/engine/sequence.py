@@ -44,6 +44,7 @@ class Sequence:
     num_computed_tokens: int = 0  # tokens whose K/V sit in the cache
     num_cached_prompt_tokens: int = 0  # prompt tokens served by the prefix cache
     num_hashed_blocks: int = 0
+    cache_salt: bytes = b""  # starts the block hash chain: the prefix cache is per tenant
     last_block_hash: bytes = b""
     status: SequenceStatus = SequenceStatus.WAITING
     num_preemptions: int = 0

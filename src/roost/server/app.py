@@ -17,7 +17,15 @@ from roost.errors import InvalidRequest, MethodNotAllowed, NotFound, RoostError
 from roost.observe.logging import get_logger
 from roost.observe.tracing import configure_tracing
 from roost.platform import Platform, bootstrap
-from roost.server import admin_models, anthropic, coordination, health, openai, threads
+from roost.server import (
+    admin_caches,
+    admin_models,
+    anthropic,
+    coordination,
+    health,
+    openai,
+    threads,
+)
 from roost.server import agents as agents_layer
 from roost.server import knowledge as knowledge_layer
 from roost.server import memory as memory_layer
@@ -48,6 +56,7 @@ ROUTERS: list[APIRouter] = [
     threads.router,
     coordination.router,
     admin_models.router,
+    admin_caches.router,
 ]
 # Each layer that needs services at run time contributes one hook: an async context
 # manager that builds them (migrations included) on ``app.state`` once the platform is

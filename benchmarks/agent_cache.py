@@ -1,0 +1,251 @@
+"""Per-session KV caches (issue 4): returning-agent time to first token, quantized KV size and
+quality, and a 32-agent swarm against llama-cpp-python, in one run.
+
+    python benchmarks/agent_cache.py [--sections ttft,quant,swarm] [--contexts 1024,2048,4096]
+
+- ttft: an agent returns with C tokens of context plus 50 new ones. Time to first token
+  from its hot cache (in the pool), from its cold cache after an engine restart (read from
+  disk, int8 by default), and for a full prefill of the same prompt.
+- quant: bytes per token of int8 and int4 K/V against fp16, greedy agreement of 32-token
+  continuations on 20 prompts, and perplexity on a fixed text (roost.kvcache.quality).
+- swarm: benchmarks/agent_swarm.py, Roost and llama-cpp-python (if installed) on the same
+  GGUF file and the same prompts.
+
+Prints tables and writes benchmarks/results/agent_cache.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import queue
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from agent_swarm import build_workload, llama_cpp_server, roost_server, run_swarm
+from roost.engine import Engine, EngineConfig, SamplingParams
+from roost.engine.loader import resolve_model_path
+from roost.engine.outputs import StreamEvent
+
+RESULTS = Path(__file__).resolve().parent / "results"
+MODEL = "smollm2-135m-instruct"
+NEW_TOKENS = 50
+REPEATS = 3
+console = Console()
+
+
+def word_vocab(engine: Engine, size: int = 400) -> list[int]:
+    """Single-token ordinary words: prompts that look like text to the model."""
+    text = (
+        " the river carries silt from mountains to a delta where birds rest and fishermen mend"
+        " nets while children watch boats return at dusk under a red sky full of gulls crying"
+        " over harbour walls built of grey stone by workers long ago in winter storms"
+    )
+    vocab = sorted(set(engine.tokenizer.encode(text)))
+    return (vocab * (size // len(vocab) + 1))[:size]
+
+
+def ttft(
+    engine: Engine, prompt: list[int], *, tenant: str, session: str | None
+) -> tuple[float, int]:
+    """Seconds from submit to the first token, and the prompt tokens served from cache."""
+    events: queue.SimpleQueue[StreamEvent] = queue.SimpleQueue()
+    params = SamplingParams(temperature=0.0, max_tokens=1, ignore_eos=True)
+    sent = time.perf_counter()
+    engine.submit(prompt, params, events.put, tenant_id=tenant, session_id=session)
+    first: float | None = None
+    while True:
+        event = events.get()
+        if first is None and event.token_ids:
+            first = time.perf_counter() - sent
+        if event.finished:
+            assert event.usage is not None, event.error
+            assert first is not None
+            return first, event.usage.cached_prompt_tokens
+
+
+def engine_for(home: Path, kv_dir: Path, scheme: str, **extra: Any) -> Engine:
+    return Engine(
+        EngineConfig(
+            model=MODEL,
+            home=home,
+            kv_cache_gb=1.0,
+            session_dir=kv_dir,
+            session_quantization=scheme,  # type: ignore[arg-type]
+            **extra,
+        )
+    )
+
+
+def bench_ttft(home: Path, contexts: list[int], scheme: str) -> dict[str, Any]:
+    kv_dir = Path(tempfile.mkdtemp(prefix="roost-kv-bench-"))
+    rows: dict[str, Any] = {}
+    with engine_for(home, kv_dir, scheme) as engine:
+        vocab = word_vocab(engine)
+        prompts = {}
+        for ctx in contexts:
+            history = [vocab[(i * 7919) % len(vocab)] for i in range(ctx)]
+            new = [vocab[(i * 104729 + ctx) % len(vocab)] for i in range(NEW_TOKENS)]
+            prompts[ctx] = (history, new)
+            prefill, hot = [], []
+            for r in range(REPEATS):
+                # A fresh tenant shares no cached block: a true full prefill.
+                prefill.append(
+                    ttft(engine, history + new, tenant=f"cold-{ctx}-{r}", session=None)[0]
+                )
+                ttft(engine, history, tenant="bench", session=f"hot-{ctx}-{r}")
+                seconds, cached = ttft(
+                    engine, history + new, tenant="bench", session=f"hot-{ctx}-{r}"
+                )
+                hot.append(seconds)
+                ttft(engine, history, tenant="bench", session=f"disk-{ctx}-{r}")
+            rows[ctx] = {
+                "prefill_s": statistics.median(prefill),
+                "hot_s": statistics.median(hot),
+                "hot_cached_tokens": cached,
+            }
+        dtype = str(engine.dtype)
+    # A restart: the sessions' caches were written to disk when the engine closed.
+    with engine_for(home, kv_dir, scheme) as restarted:
+        for ctx in contexts:
+            history, new = prompts[ctx]
+            disk = []
+            for r in range(REPEATS):
+                seconds, cached = ttft(
+                    restarted, history + new, tenant="bench", session=f"disk-{ctx}-{r}"
+                )
+                disk.append(seconds)
+            rows[ctx]["cold_s"] = statistics.median(disk)
+            rows[ctx]["cold_cached_tokens"] = cached
+    for row in rows.values():
+        row["hot_speedup"] = row["prefill_s"] / row["hot_s"]
+        row["cold_speedup"] = row["prefill_s"] / row["cold_s"]
+    return {"scheme": scheme, "dtype": dtype, "contexts": rows}
+
+
+def bench_quant(home: Path) -> dict[str, Any]:
+    from roost.kvcache.quality import measure_schemes
+
+    with Engine(EngineConfig(model=MODEL, home=home, dtype="float32", kv_cache_gb=0.5)) as engine:
+        return measure_schemes(engine)
+
+
+def bench_swarm(home: Path, agents: int, turns: int) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    kv_dir = Path(tempfile.mkdtemp(prefix="roost-kv-swarm-"))
+    with engine_for(home, kv_dir, "int8", max_num_seqs=agents) as engine:
+        workload = build_workload(
+            word_vocab(engine),
+            agents=agents,
+            turns=turns,
+            system_tokens=1000,
+            user_tokens=50,
+            gen=32,
+        )
+        results["roost"] = run_swarm(workload, roost_server(engine, 32)).summary()
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        console.print("llama-cpp-python is not installed (make bench-peers): peer skipped")
+        return results
+    serve = llama_cpp_server(resolve_model_path(MODEL), 32, n_ctx=2048, threads=os.cpu_count() or 2)
+    results["llama_cpp_python"] = run_swarm(workload, serve).summary()
+    roost, peer = results["roost"], results["llama_cpp_python"]
+    results["ratios"] = {
+        "wall": roost["wall_s"] / peer["wall_s"],
+        "ttft_p95": roost["ttft_p95_s"] / peer["ttft_p95_s"],
+    }
+    return results
+
+
+def print_tables(results: dict[str, Any]) -> None:
+    if "ttft" in results:
+        t = results["ttft"]
+        table = Table(
+            title=f"Returning agent, +{NEW_TOKENS} tokens ({t['dtype']}, {t['scheme']} on disk)"
+        )
+        for column in ("context", "full prefill", "hot", "cold (restart)", "hot ×", "cold ×"):
+            table.add_column(column, justify="right")
+        for ctx, row in t["contexts"].items():
+            table.add_row(
+                str(ctx),
+                f"{row['prefill_s'] * 1000:.0f} ms",
+                f"{row['hot_s'] * 1000:.1f} ms",
+                f"{row['cold_s'] * 1000:.1f} ms",
+                f"{row['hot_speedup']:.1f} (≥30)",
+                f"{row['cold_speedup']:.1f} (≥15)",
+            )
+        console.print(table)
+    if "quant" in results:
+        table = Table(title="Quantized K/V")
+        for column in ("scheme", "bytes/token vs fp16", "greedy unchanged", "perplexity Δ"):
+            table.add_column(column, justify="right")
+        for scheme, row in results["quant"]["schemes"].items():
+            table.add_row(
+                scheme,
+                f"{row['bytes_per_token_vs_fp16']:.3f}",
+                f"{row['greedy_match_rate']:.0%}",
+                f"{row['perplexity_change']:+.2%}",
+            )
+        console.print(table)
+    if "swarm" in results:
+        table = Table(title="Agent swarm (32 agents × 6 turns)")
+        for column in ("server", "wall", "TTFT p50", "TTFT p95"):
+            table.add_column(column, justify="right")
+        for name, row in results["swarm"].items():
+            if name == "ratios":
+                continue
+            table.add_row(
+                name,
+                f"{row['wall_s']:.1f} s",
+                f"{row['ttft_p50_s'] * 1000:.0f} ms",
+                f"{row['ttft_p95_s'] * 1000:.0f} ms",
+            )
+        console.print(table)
+        if "ratios" in results["swarm"]:
+            r = results["swarm"]["ratios"]
+            console.print(
+                f"Roost / llama-cpp-python: wall {r['wall']:.2f} (≤0.5), p95 TTFT {r['ttft_p95']:.2f} (≤0.5)"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sections", default="ttft,quant,swarm")
+    parser.add_argument("--contexts", default="1024,2048,4096")
+    parser.add_argument("--scheme", default="int8", choices=["none", "int8", "int4"])
+    parser.add_argument("--agents", type=int, default=32)
+    parser.add_argument("--turns", type=int, default=6)
+    parser.add_argument("--home", type=Path, default=Path("~/.roost").expanduser())
+    args = parser.parse_args()
+    sections = set(args.sections.split(","))
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "load_average_start": os.getloadavg(),
+    }
+    if "ttft" in sections:
+        contexts = [int(c) for c in args.contexts.split(",")]
+        results["ttft"] = bench_ttft(args.home, contexts, args.scheme)
+    if "quant" in sections:
+        results["quant"] = bench_quant(args.home)
+    if "swarm" in sections:
+        results["swarm"] = bench_swarm(args.home, args.agents, args.turns)
+    results["load_average_end"] = os.getloadavg()
+    print_tables(results)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "agent_cache.json").write_text(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
