@@ -134,15 +134,39 @@ def bench_ttft(home: Path, contexts: list[int], scheme: str) -> dict[str, Any]:
     return {"scheme": scheme, "dtype": dtype, "contexts": rows}
 
 
-def bench_quant(home: Path) -> dict[str, Any]:
-    from roost.kvcache.quality import measure_schemes
+def bench_quant(home: Path, tokens: int = 2048) -> dict[str, Any]:
+    """Size of each scheme against fp16, and its quality on the 20 fixed chat prompts."""
+    import torch
 
-    with Engine(EngineConfig(model=MODEL, home=home, dtype="float32", kv_cache_gb=0.5)) as engine:
-        return measure_schemes(engine)
+    from roost.kvcache.quality import REFERENCE_TEXT, chat_prompts, measure_schemes
+    from roost.kvcache.quantize import quantize
+
+    config = EngineConfig(
+        model=MODEL, home=home, dtype="float32", kv_cache_gb=0.5, session_cache=False
+    )
+    with Engine(config) as engine:
+        prompts = chat_prompts(engine)
+        text = engine.tokenizer.encode(REFERENCE_TEXT)
+        reports = measure_schemes(engine, ["int8", "int4"], prompts, text)
+        shape = engine.runner.kv_cache[:, :tokens].shape  # [L, T, 2, H, D]
+    fp16_bytes = torch.Size(shape).numel() * 2
+    schemes: dict[str, Any] = {}
+    for report in reports:
+        size = quantize(torch.zeros(shape), report.scheme).nbytes  # sizes ignore the values
+        schemes[report.scheme] = {
+            "bytes_per_token": size / tokens,
+            "bytes_per_token_vs_fp16": size / fp16_bytes,
+            "greedy_unchanged": report.num_identical,
+            "greedy_match_rate": report.identical_share,
+            "mean_matching_tokens": report.mean_matching_tokens,
+            "perplexity_exact": report.perplexity_exact,
+            "perplexity_change": report.perplexity_change,
+        }
+    return {"tokens": tokens, "prompts": len(prompts), "schemes": schemes}
 
 
 def bench_swarm(home: Path, agents: int, turns: int) -> dict[str, Any]:
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"workload": {"agents": agents, "turns": turns}}
     kv_dir = Path(tempfile.mkdtemp(prefix="roost-kv-swarm-"))
     with engine_for(home, kv_dir, "int8", max_num_seqs=agents) as engine:
         workload = build_workload(
@@ -159,7 +183,9 @@ def bench_swarm(home: Path, agents: int, turns: int) -> dict[str, Any]:
     except ImportError:
         console.print("llama-cpp-python is not installed (make bench-peers): peer skipped")
         return results
-    serve = llama_cpp_server(resolve_model_path(MODEL), 32, n_ctx=2048, threads=os.cpu_count() or 2)
+    serve = llama_cpp_server(
+        resolve_model_path(MODEL), 32, n_ctx=2048, threads=os.cpu_count() or 2, agents=agents
+    )
     results["llama_cpp_python"] = run_swarm(workload, serve).summary()
     roost, peer = results["roost"], results["llama_cpp_python"]
     results["ratios"] = {
@@ -189,22 +215,24 @@ def print_tables(results: dict[str, Any]) -> None:
         console.print(table)
     if "quant" in results:
         table = Table(title="Quantized K/V")
-        for column in ("scheme", "bytes/token vs fp16", "greedy unchanged", "perplexity Δ"):
+        for column in ("scheme", "bytes/token vs fp16", "greedy unchanged (≥90%)", "perplexity Δ"):
             table.add_column(column, justify="right")
         for scheme, row in results["quant"]["schemes"].items():
             table.add_row(
                 scheme,
                 f"{row['bytes_per_token_vs_fp16']:.3f}",
-                f"{row['greedy_match_rate']:.0%}",
+                f"{row['greedy_unchanged']}/{results['quant']['prompts']}"
+                f" ({row['greedy_match_rate']:.0%})",
                 f"{row['perplexity_change']:+.2%}",
             )
         console.print(table)
     if "swarm" in results:
-        table = Table(title="Agent swarm (32 agents × 6 turns)")
+        shape = results["swarm"]["workload"]
+        table = Table(title=f"Agent swarm ({shape['agents']} agents × {shape['turns']} turns)")
         for column in ("server", "wall", "TTFT p50", "TTFT p95"):
             table.add_column(column, justify="right")
         for name, row in results["swarm"].items():
-            if name == "ratios":
+            if name in ("ratios", "workload"):
                 continue
             table.add_row(
                 name,

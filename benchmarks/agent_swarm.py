@@ -117,16 +117,27 @@ def roost_server(engine: Engine, gen: int) -> ServeTurn:
     return serve
 
 
-def llama_cpp_server(model_path: Path, gen: int, *, n_ctx: int, threads: int) -> ServeTurn:
+def llama_cpp_server(
+    model_path: Path, gen: int, *, n_ctx: int, threads: int, agents: int
+) -> ServeTurn:
     """llama-cpp-python in its best configuration here: a RAM prompt cache big enough for
-    every agent's state. One Llama object serves one request at a time (as its server does),
-    so concurrent agents queue for it."""
+    every agent's state at full context. One Llama object serves one request at a time
+    (as its server does), so concurrent agents queue for it.
+
+    The cache's capacity counts only the saved KV state; each entry also keeps a copy of
+    the logits buffer (n_batch x vocab floats, ~100 MB here), so a capacity far beyond what
+    the agents need runs the machine out of memory rather than helping.
+    """
     from llama_cpp import Llama, LlamaRAMCache
 
     llm = Llama(
         str(model_path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False
     )
-    llm.set_cache(LlamaRAMCache(capacity_bytes=8 << 30))
+    probe = llm.tokenize(b" the river carries silt" * 64, add_bos=False)[:256]
+    llm.eval(probe)
+    bytes_per_token = llm.save_state().llama_state_size / len(probe)
+    llm.reset()
+    llm.set_cache(LlamaRAMCache(capacity_bytes=int(agents * n_ctx * bytes_per_token)))
     eos = llm.token_eos()
     lock = threading.Lock()
 

@@ -44,6 +44,38 @@ def test_batched_greedy_equals_single_greedy(smollm_engine: Engine) -> None:
     assert [o.token_ids for o in batched] == [o.token_ids for o in single]
 
 
+def test_agents_under_one_system_prompt_share_its_attention_and_its_prefill(
+    model_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    system = {"role": "system", "content": "You are the harbour master's assistant. " * 12}
+    questions = ("Which boats leave today?", "Is the tide high?", "Who keeps the lighthouse?")
+    config = EngineConfig(home=model_home, dtype="float32", kv_cache_gb=0.1, max_num_seqs=4)
+    params = SamplingParams(temperature=0, max_tokens=12, ignore_eos=True)
+    with Engine(config) as engine:
+        prompts = [
+            engine.apply_chat_template([system, {"role": "user", "content": q}]) for q in questions
+        ]
+        alone = [engine.generate(p, params)[0].token_ids for p in prompts]
+    groups: list[list[tuple[list[int], int]]] = []
+    with Engine(config) as engine:
+        find_groups = engine.runner._shared_prefixes
+
+        def recording(starts: list[int], tables: list[list[int]]) -> object:
+            found = find_groups(starts, tables)
+            groups.append(found[0])
+            return found
+
+        monkeypatch.setattr(engine.runner, "_shared_prefixes", recording)
+        together = engine.generate(prompts, params)  # submitted at once
+    assert [o.token_ids for o in together] == alone
+    # The system prompt was prefilled once: the other two waited for its blocks.
+    block = config.block_size
+    shared = next(i for i, (x, y) in enumerate(zip(*prompts[:2], strict=False)) if x != y)
+    assert [o.usage.cached_prompt_tokens for o in together[1:]] == [shared // block * block] * 2
+    # Decode steps attended to the prompt's blocks once for all three sequences.
+    assert any(rows == [0, 1, 2] and n >= shared // block - 1 for g in groups for rows, n in g)
+
+
 def test_shared_prefix_is_served_from_cache(smollm_engine: Engine) -> None:
     system = {"role": "system", "content": "You are a terse assistant for the Roost project. " * 4}
     first = smollm_engine.apply_chat_template([system, {"role": "user", "content": "Hi"}])

@@ -139,3 +139,32 @@ def test_copy_on_write_duplicates_the_kv_of_a_shared_block() -> None:
     runner.copy_blocks(plan.block_copies)
     assert torch.equal(runner.kv_cache[:, dst * 4 : dst * 4 + 4], runner.kv_cache[:, 4:8])
     pool.check_invariants()
+
+
+def test_prompts_arriving_together_compute_their_shared_prefix_once() -> None:
+    pool = BlockPool(100, 16)
+    scheduler = Scheduler(pool, max_num_seqs=8, prefill_chunk_tokens=64)
+    # The leader's first 12 blocks (192 tokens) are the followers' too; the two followers
+    # are the same prompt, so the second can also reuse the first one's 13th block.
+    leader, followers = _seq(0, 200), [_seq(i, 210) for i in (1, 2)]
+    for seq in (leader, *followers):
+        scheduler.add(seq)
+    computed = 0
+    while any(s.status is not SequenceStatus.DECODING for s in (leader, *followers)):
+        plan = scheduler.schedule()
+        computed += sum(chunk.end - chunk.start for chunk in plan.prefill)
+        _complete_step(scheduler)
+    # The followers waited for the leader's blocks instead of computing them again.
+    assert [f.num_cached_prompt_tokens for f in followers] == [192, 208]
+    assert computed == 200 + (210 - 192) + (210 - 208)
+
+
+def test_a_deferred_prompt_does_not_hold_up_unrelated_ones() -> None:
+    scheduler = Scheduler(BlockPool(100, 16), max_num_seqs=8, prefill_chunk_tokens=64)
+    leader, follower, other = _seq(0, 200), _seq(1, 210), _seq(2, 30, first_token=5000)
+    for seq in (leader, follower, other):
+        scheduler.add(seq)
+    plan = scheduler.schedule()
+    assert [c.seq for c in plan.prefill] == [leader]  # 64 tokens: the whole budget
+    assert list(scheduler.waiting) == [follower]  # `other` was admitted behind it
+    assert other.status is SequenceStatus.PREFILLING

@@ -6,34 +6,18 @@ each call in an :class:`AttentionBatch`, so one model object serves any batch sh
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from roost.engine.attention import AttentionBatch, paged_attention
 from roost.engine.linear import Linear
 from roost.engine.model_config import ModelConfig
 from roost.engine.rope import apply_rope, rope_tables
 
 _NUM_REFINED_LOGITS = 8
-
-
-@dataclass(slots=True)
-class AttentionBatch:
-    """Where each token of a padded batch writes its K/V and which cached slots it may read.
-
-    ``kv_cache`` is the pool tensor [L, num_slots, 2, H_kv, D]; padded tokens write to a
-    scratch slot that no mask ever exposes.
-    """
-
-    kv_cache: torch.Tensor
-    write_slots: torch.Tensor  # [B * S] int64, flat slot per token
-    context_slots: torch.Tensor  # [B, T] int64, slots of every visible token, padded
-    mask: torch.Tensor  # [B, 1, S, T] bool, True where a query may attend
-    cos: torch.Tensor  # [B, S, 1, D]
-    sin: torch.Tensor  # [B, S, 1, D]
 
 
 class Attention(nn.Module):
@@ -59,13 +43,7 @@ class Attention(nn.Module):
         # K and V of a slot sit side by side, so one scatter and one gather serve both.
         cache = batch.kv_cache[self.layer_index]  # [N, 2, Hkv, D]
         cache.index_copy_(0, batch.write_slots, kv.view(b * s, 2, hkv, d))
-        context = cache[batch.context_slots]  # [B, T, 2, Hkv, D]
-        keys = context[:, :, 0].transpose(1, 2)  # [B, Hkv, T, D]
-        values = context[:, :, 1].transpose(1, 2)  # [B, Hkv, T, D]
-        out = F.scaled_dot_product_attention(
-            q.transpose(1, 2), keys, values, attn_mask=batch.mask, enable_gqa=hkv != h
-        )  # [B, H, S, D]
-        return self.o_proj(out.transpose(1, 2).reshape(b, s, h * d))
+        return self.o_proj(paged_attention(q, cache, batch))
 
 
 class MLP(nn.Module):

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from roost.engine.model import AttentionBatch, LlamaModel
+from roost.engine.attention import AttentionBatch, SharedPrefix
+from roost.engine.model import LlamaModel
 from roost.engine.scheduler import PrefillChunk
 from roost.engine.sequence import Sequence
+
+# Fewer shared blocks than this are cheaper to attend per sequence than to split off.
+MIN_SHARED_BLOCKS = 4
 
 
 def kv_bytes_per_block(model: LlamaModel, block_size: int, dtype: torch.dtype) -> int:
@@ -27,6 +31,9 @@ class ModelRunner:
         self.dtype = dtype
         self.device = model.embed_tokens.weight.device
         self.sliding_window = cfg.sliding_window
+        # Shared-prefix attention needs the CPU kernel's log-sum-exp; a sliding window could
+        # hide part of a prefix from some queries.
+        self.shares_prefixes = self.device.type == "cpu" and cfg.sliding_window is None
         num_slots = num_blocks * block_size
         self.null_slot = num_slots  # scratch slot for padded tokens; never visible to a query
         # One preallocated tensor for every layer's K and V, indexed by slot = block*size+offset.
@@ -79,7 +86,6 @@ class ModelRunner:
         num_seqs = len(token_lists)
         sizes = [len(t) for t in token_lists]
         max_len = max(sizes)
-        max_end = max(start + n for start, n in zip(starts, sizes, strict=True))
         lengths = torch.tensor(sizes, device=device)  # [B]
         ends = torch.tensor(starts, device=device) + lengths  # [B]
         # Pad in Python and convert once: one tensor per field, not one per sequence.
@@ -95,16 +101,22 @@ class ModelRunner:
         steps = torch.arange(max_len, device=device)
         is_real = steps[None, :] < lengths[:, None]  # [B, S]
         positions = torch.tensor(starts, device=device)[:, None] + steps  # [B, S]
-        # Padded queries get position 0: they then see one real key, so no softmax row is empty.
+        # Padded queries get position 0 (rope); they write to the scratch slot.
         positions = torch.where(is_real, positions, 0)
         write_slots = torch.where(is_real, all_slots.gather(1, positions), self.null_slot)
-        key_positions = torch.arange(max_end, device=device)  # [T]
-        context_slots = torch.where(
-            key_positions[None, :] < ends[:, None], all_slots[:, :max_end], self.null_slot
-        )  # [B, T]
-        mask = key_positions[None, None, :] <= positions[:, :, None]  # [B, S, T]
+        # Rows that share a prefix attend to it separately: their own keys start after it.
+        shared, skipped = self._shared_prefixes(starts, tables)
+        first_key = torch.tensor(skipped, device=device)  # [B] position of the first own key
+        num_keys = int((ends - first_key).max())
+        key_positions = first_key[:, None] + torch.arange(num_keys, device=device)  # [B, T]
+        is_key = key_positions < ends[:, None]
+        gathered = all_slots.gather(1, key_positions.clamp(max=all_slots.shape[1] - 1))
+        context_slots = torch.where(is_key, gathered, self.null_slot)  # [B, T]
+        # A padded query looks at its row's first own key, so that no softmax row is empty.
+        query_positions = torch.where(is_real, positions, first_key[:, None])  # [B, S]
+        mask = key_positions[:, None, :] <= query_positions[:, :, None]  # [B, S, T]
         if self.sliding_window is not None:
-            mask &= key_positions[None, None, :] > positions[:, :, None] - self.sliding_window
+            mask &= key_positions[:, None, :] > query_positions[:, :, None] - self.sliding_window
         cos, sin = self.model.rope_for(positions, torch.float32)
         batch = AttentionBatch(
             kv_cache=self.kv_cache,
@@ -113,5 +125,45 @@ class ModelRunner:
             mask=mask[:, None],
             cos=cos,
             sin=sin,
+            shared=[
+                SharedPrefix(
+                    torch.tensor(rows, device=device),
+                    all_slots[rows[0], : num_blocks * size],
+                )
+                for rows, num_blocks in shared
+            ],
         )
         return self.model(tokens, batch)
+
+    def _shared_prefixes(
+        self, starts: list[int], tables: list[list[int]]
+    ) -> tuple[list[tuple[list[int], int]], list[int]]:
+        """Groups of rows that read the same leading blocks, as (rows, number of blocks),
+        and per row the position where its own keys start (0 outside every group).
+
+        A shared block must precede every query of the group (all of it is visible), so a
+        group shares at most ``min(start) // block_size`` blocks.
+        """
+        skipped = [0] * len(tables)
+        if not self.shares_prefixes or len(tables) < 2:
+            return [], skipped
+        by_first: dict[int, list[int]] = {}
+        for row, (start, blocks) in enumerate(zip(starts, tables, strict=True)):
+            if start >= MIN_SHARED_BLOCKS * self.block_size:
+                by_first.setdefault(blocks[0], []).append(row)
+        groups = []
+        for rows in by_first.values():
+            if len(rows) < 2:
+                continue
+            limit = min(starts[r] for r in rows) // self.block_size
+            first = tables[rows[0]]
+            num_blocks = 0
+            while num_blocks < limit and all(
+                tables[r][num_blocks] == first[num_blocks] for r in rows
+            ):
+                num_blocks += 1
+            if num_blocks >= MIN_SHARED_BLOCKS:
+                groups.append((rows, num_blocks))
+                for r in rows:
+                    skipped[r] = num_blocks * self.block_size
+        return groups, skipped

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from roost.engine.block_pool import BlockPool, hash_block
+from roost.engine.block_pool import BlockHash, BlockPool, hash_block, prefix_hashes
 from roost.engine.sequence import Sequence, SequenceStatus
 
 
@@ -77,6 +77,10 @@ class Scheduler:
         return plan
 
     def _admit(self) -> None:
+        if not self.waiting:
+            return
+        deferred: list[Sequence] = []
+        in_flight = self._blocks_in_flight()
         while self.waiting and self.num_running < self.max_num_seqs:
             seq = self.waiting[0]
             tokens = seq.token_ids()
@@ -85,6 +89,13 @@ class Scheduler:
             cached, hashes = self.pool.acquire_prefix(
                 tokens, (len(tokens) - 1) // self.block_size, seq.cache_salt
             )
+            parent = hashes[-1] if hashes else seq.cache_salt
+            if in_flight and self._next_block_hash(tokens, len(cached), parent) in in_flight:
+                # Another prompt is computing this very block: wait a step and reuse it
+                # rather than compute it twice (many agents arriving under one prompt).
+                self.pool.free_all(cached)
+                deferred.append(self.waiting.popleft())
+                continue
             # Keep one block per decoding sequence in reserve so admitting a prompt does
             # not immediately force a preemption.
             headroom = len(self.decoding)
@@ -97,11 +108,39 @@ class Scheduler:
             ]
             seq.num_computed_tokens = len(cached) * self.block_size
             seq.num_hashed_blocks = len(cached)
-            seq.last_block_hash = hashes[-1] if hashes else seq.cache_salt
+            seq.last_block_hash = parent
             if seq.num_preemptions == 0:
                 seq.num_cached_prompt_tokens = seq.num_computed_tokens
             seq.status = SequenceStatus.PREFILLING
             self.prefilling.append(seq)
+            if self.pool.enable_prefix_cache:
+                num_full = (len(tokens) - 1) // self.block_size  # blocks others may reuse
+                seq.prompt_block_hashes = hashes + prefix_hashes(
+                    tokens[len(cached) * self.block_size : num_full * self.block_size],
+                    self.block_size,
+                    num_full - len(cached),
+                    parent,
+                )
+                in_flight |= self._pending_hashes(seq)
+        self.waiting.extendleft(reversed(deferred))
+
+    def _blocks_in_flight(self) -> set[BlockHash]:
+        """Hashes of full prompt blocks that prefilling sequences are about to compute."""
+        pending: set[BlockHash] = set()
+        if self.pool.enable_prefix_cache:
+            for seq in self.prefilling:
+                pending |= self._pending_hashes(seq)
+        return pending
+
+    def _pending_hashes(self, seq: Sequence) -> set[BlockHash]:
+        return set(seq.prompt_block_hashes[seq.num_hashed_blocks :])
+
+    def _next_block_hash(self, tokens: list[int], num_cached: int, parent: BlockHash) -> BlockHash:
+        """Hash of the first block admission would have to compute (b"" if none is full)."""
+        end = (num_cached + 1) * self.block_size
+        if end > len(tokens) - 1:
+            return b""
+        return hash_block(parent, tokens[num_cached * self.block_size : end])
 
     def _plan_prefill(self, plan: StepPlan) -> None:
         budget = self.prefill_chunk_tokens

@@ -46,6 +46,7 @@ class Sequence:
     num_hashed_blocks: int = 0
     cache_salt: bytes = b""  # starts the block hash chain: the prefix cache is per tenant
     last_block_hash: bytes = b""
+    prompt_block_hashes: list[bytes] = field(default_factory=list)  # set at admission
     status: SequenceStatus = SequenceStatus.WAITING
     num_preemptions: int = 0
     finish_reason: str | None = None

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import torch
 
+from roost.engine.attention import AttentionBatch
 from roost.engine.engine import Engine
-from roost.engine.model import AttentionBatch, LlamaModel
+from roost.engine.model import LlamaModel
 from roost.kvcache.quantize import Scheme, dequantize, quantize
 
 RoundTrip = Callable[[torch.Tensor], torch.Tensor]  # K/V [L, T, 2, H, D] -> same shape
