@@ -255,3 +255,23 @@ def test_concurrent_saves_and_loads_of_different_sessions(store: ColdStore):
         thread.join()
     assert errors == []
     assert len(store.list()) == 8
+
+
+@pytest.mark.parametrize(("version", "reason", "kept"), [("1", "outdated_format", False),
+                                                         ("9", "unsupported_format", True)])  # fmt: skip
+def test_files_of_other_format_versions_are_refused(
+    store: ColdStore, version: str, reason: str, kept: bool
+):
+    identity = CacheIdentity(TENANT, SESSION)
+    store.save(make_entry(identity))
+    path = store.path_of(identity)
+    data = path.read_bytes()
+    assert b'"format_version":"2"' in data
+    path.write_bytes(
+        data.replace(b'"format_version":"2"', f'"format_version":"{version}"'.encode())
+    )
+    with pytest.raises(CacheRejected) as refused:
+        store.load(identity)
+    assert refused.value.reason == reason
+    # An older Roost's file can never be read again; a newer one's may, after an upgrade.
+    assert path.exists() is kept

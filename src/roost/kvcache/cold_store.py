@@ -37,13 +37,15 @@ from roost.kvcache.quantize import QuantizedKV, from_parts
 from roost.observe.logging import get_logger
 
 log = get_logger("roost.kvcache.cold")
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"  # 2: int8 keys per channel over 16 tokens
 _SUFFIX = ".safetensors"
 _TEMP_PREFIX = ".tmp-"
 _STALE_TEMP_S = 3600  # temporary files this old were left by a crash; younger ones may be live
 _SECRET_BYTES = 32
 _MAX_HEADER = 100 * 2**20  # a larger safetensors header means the file is not ours
-RejectReason = Literal["model_mismatch", "tokenizer_mismatch", "unsupported_format", "corrupt"]
+RejectReason = Literal[
+    "model_mismatch", "tokenizer_mismatch", "unsupported_format", "outdated_format", "corrupt"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +163,8 @@ class ColdStore:
             try:
                 return self._decode(identity, data)
             except CacheRejected as exc:
-                if exc.reason == "corrupt":
-                    log.warning("corrupt KV cache file deleted", path=str(path), error=str(exc))
+                if exc.reason in ("corrupt", "outdated_format"):
+                    log.warning("unusable KV cache file deleted", path=str(path), error=str(exc))
                     path.unlink(missing_ok=True)
                 raise
 
@@ -226,8 +228,12 @@ class ColdStore:
             metadata = _metadata_of(data)
         except Exception as exc:  # safetensors raises its own error types for bad bytes
             raise CacheRejected("corrupt", f"unreadable file ({exc})") from exc
-        if metadata.get("format_version") != FORMAT_VERSION:
-            raise CacheRejected("unsupported_format", f"format {metadata.get('format_version')!r}")
+        version = metadata.get("format_version")
+        if version != FORMAT_VERSION:
+            if str(version).isdigit() and int(str(version)) < int(FORMAT_VERSION):
+                # Written by an older Roost: never readable again, so it only takes space.
+                raise CacheRejected("outdated_format", f"format {version!r}")
+            raise CacheRejected("unsupported_format", f"format {version!r}")
         if metadata.get("checksum") != _checksum(tensors, metadata):
             raise CacheRejected("corrupt", "checksum mismatch")
         if metadata["model_digest"] != self.model_digest:

@@ -3,28 +3,30 @@
 Schemes (bytes per token relative to float16, for SmolLM2's D = 64):
 
 - ``none``: the tensor as is, in its own dtype.
-- ``int8``: symmetric, one float16 scale per (layer, token, K/V, head) over D: 0.52x.
+- ``int8``: symmetric 8 bits with float16 scales: keys per channel over each 16 tokens
+  (one pool block), values per (token, head) over D: 0.54x.
 - ``int4``: asymmetric 4 bits, two values per byte, a float16 scale and minimum per group
   of 64: values per token (64 along D), keys per channel (64 tokens along T, as in KIVI),
   the last T mod 64 keys kept in float16: 0.28x once a cache is a few hundred tokens long.
 
-Why int4 keys are quantized per channel: a few key channels carry outliers, which wreck a
+Why keys are quantized per channel: a few key channels carry outliers, which wreck a
 per-token scale. Measured on the bundled SmolLM2-135M in float32 with
-``roost.kvcache.quality`` (20 chat prompts of ~180 tokens, 32 greedy tokens each from the
+``roost.kvcache.quality`` (chat prompts of ~180 tokens, 32 greedy tokens each from the
 round-tripped K/V of the prompt; perplexity of the second half of a fixed text given the
-round-tripped first half):
+round-tripped first half). Three prompt sets of 20 (the library assistant of
+``quality.QUESTIONS``, the same questions after a story, after a coding system prompt):
 
-| variant | continuations unchanged | tokens before a difference | perplexity |
-|---|---|---|---|
-| int4, keys and values per token | 1/20 | 11.1 | -0.3 % |
-| int4, keys per channel over 64 tokens (chosen) | 7/20 | 17.8 | +0.7 % |
-| int8 (per token) | 17/20 | 30.2 | +0.2 % |
-| int8, keys per channel over 64 tokens | 17/20 | 30.9 | +0.1 % |
+| variant | continuations unchanged (library / story / coder) | perplexity |
+|---|---|---|
+| int8, keys and values per token | 17 / 20 / 13 of 20 (83 %) | +0.20 % |
+| int8, keys per channel over 16 tokens (chosen) | 20 / 18 / 18 of 20 (93 %) | +0.11 % |
+| int8, keys per channel over 64 tokens | 17 of 20 (library) | +0.14 % |
+| int4, keys and values per token | 1 of 20 (library) | -0.3 % |
+| int4, keys per channel over 64 tokens (chosen) | 7 / 10 / 7 of 20 (40 %) | +0.7 % |
 
-(On shorter prompts a 64x64 Hadamard rotation before per-token int4 recovered less than
-per-channel keys did.) Greedy decoding of a 135M model is full of near-ties: rounding K/V
-to float16 alone changes 1 continuation in 20. int8 stays per token: per-channel keys
-gained too little to justify a float16 tail.
+Greedy decoding of a 135M model is full of near-ties, so single sets of 20 are noisy
+(float16 rounding of K/V changes none of the 60). (On shorter prompts a 64x64 Hadamard
+rotation before per-token int4 recovered less than per-channel keys did.)
 
 Everything is vectorised torch, in cache-sized chunks (one pass over memory).
 """
@@ -39,6 +41,7 @@ import torch
 Scheme = Literal["none", "int8", "int4"]
 SCHEMES: tuple[Scheme, ...] = get_args(Scheme)
 INT4_GROUP = 64  # values sharing one scale and minimum, along D
+INT8_KEY_GROUP = 16  # tokens whose keys share one scale per channel (one pool block)
 _INT8_MAX = 127
 _INT4_LEVELS = 15
 _TINY = torch.finfo(torch.float16).tiny  # keeps all-zero rows finite
@@ -115,12 +118,17 @@ def expected_parts(
     scheme: Scheme, shape: tuple[int, ...], dtype: torch.dtype
 ) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
     """Name -> (shape, dtype) of every part a scheme stores for a K/V tensor of ``shape``."""
-    layers, tokens, two, heads, dim = shape
-    rows = (layers, tokens, two, heads)
+    layers, tokens, _, heads, dim = shape
     if scheme == "none":
         return {"kv": (tuple(shape), dtype)}
     if scheme == "int8":
-        return {"q": (tuple(shape), torch.int8), "scale": ((*rows, 1), torch.float16)}
+        groups = -(-tokens // INT8_KEY_GROUP)
+        return {
+            "k_q": ((layers, tokens, heads, dim), torch.int8),
+            "k_scale": ((layers, groups, heads, dim), torch.float16),
+            "v_q": ((layers, tokens, heads, dim), torch.int8),
+            "v_scale": ((layers, tokens, heads, 1), torch.float16),
+        }
     full = tokens // INT4_GROUP
     channels = (layers, full, heads, dim)
     per_token = (layers, tokens, heads, -(-dim // INT4_GROUP))
@@ -136,25 +144,39 @@ def expected_parts(
 
 
 def _quantize_int8(kv: torch.Tensor) -> dict[str, torch.Tensor]:
-    rows = kv.reshape(-1, kv.shape[-1])  # [N, D], one row per (layer, token, K/V, head)
-    q = torch.empty(rows.shape, dtype=torch.int8)
-    scale = torch.empty(rows.shape[0], 1, dtype=torch.float16)
-    for part in _chunks(rows.shape[0]):
-        x = rows[part].float()
+    layers, tokens, _, heads, dim = kv.shape
+    groups = -(-tokens // INT8_KEY_GROUP)
+    padding = groups * INT8_KEY_GROUP - tokens
+    k_q = torch.empty(layers, tokens, heads, dim, dtype=torch.int8)
+    k_scale = torch.empty(layers, groups, heads, dim, dtype=torch.float16)
+    v_q = torch.empty(layers, tokens, heads, dim, dtype=torch.int8)
+    v_scale = torch.empty(layers, tokens, heads, 1, dtype=torch.float16)
+    for layer in range(layers):  # one layer at a time: intermediates stay small
+        keys = kv[layer, :, 0].float()  # [T, H, D]; may be kv itself
+        if padding:  # zeros change no group's largest magnitude
+            keys = torch.cat((keys, keys.new_zeros(padding, heads, dim)))
+        keys = keys.view(groups, INT8_KEY_GROUP, heads, dim)
         # Quantize with the scale as stored (float16), so dequantization sees the same grid.
-        scale[part] = x.abs().amax(dim=-1, keepdim=True) / _INT8_MAX
-        inverse = 1.0 / scale[part].float().clamp_min(_TINY)
-        q[part] = (x * inverse).round_().clamp_(-_INT8_MAX, _INT8_MAX)  # x may be kv itself
-    return {"q": q.view(kv.shape), "scale": scale.view(*kv.shape[:-1], 1)}
+        k_scale[layer] = keys.abs().amax(dim=1) / _INT8_MAX
+        inverse = 1.0 / k_scale[layer].float().clamp_min(_TINY)
+        grid = (keys * inverse.unsqueeze(1)).round_().clamp_(-_INT8_MAX, _INT8_MAX)
+        k_q[layer] = grid.view(-1, heads, dim)[:tokens]
+        values = kv[layer, :, 1].float()  # [T, H, D]
+        v_scale[layer] = values.abs().amax(dim=-1, keepdim=True) / _INT8_MAX
+        inverse = 1.0 / v_scale[layer].float().clamp_min(_TINY)
+        v_q[layer] = (values * inverse).round_().clamp_(-_INT8_MAX, _INT8_MAX)
+    return {"k_q": k_q, "k_scale": k_scale, "v_q": v_q, "v_scale": v_scale}
 
 
 def _dequantize_int8(parts: dict[str, torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
-    q, scale = parts["q"], parts["scale"]
-    q_rows, scale_rows = q.view(-1, q.shape[-1]), scale.view(-1, 1)
-    out = torch.empty(q_rows.shape, dtype=dtype)
-    for part in _chunks(q_rows.shape[0]):
-        out[part] = q_rows[part].float().mul_(scale_rows[part].float())
-    return out.view(q.shape)
+    k_q, k_scale, v_q, v_scale = parts["k_q"], parts["k_scale"], parts["v_q"], parts["v_scale"]
+    layers, tokens, heads, dim = k_q.shape
+    out = torch.empty(layers, tokens, 2, heads, dim, dtype=dtype)
+    scale_rows = torch.arange(tokens) // INT8_KEY_GROUP  # the group of each token
+    for layer in range(layers):
+        out[layer, :, 0] = k_q[layer].float().mul_(k_scale[layer].float()[scale_rows])
+        out[layer, :, 1] = v_q[layer].float().mul_(v_scale[layer].float())
+    return out
 
 
 def _quantize_int4(kv: torch.Tensor) -> dict[str, torch.Tensor]:
