@@ -95,6 +95,7 @@ def bench_ttft(home: Path, contexts: list[int], scheme: str) -> dict[str, Any]:
         vocab = word_vocab(engine)
         prompts = {}
         for ctx in contexts:
+            console.log(f"ttft: {ctx} tokens of context, full prefill and hot, {REPEATS} times")
             history = [vocab[(i * 7919) % len(vocab)] for i in range(ctx)]
             new = [vocab[(i * 104729 + ctx) % len(vocab)] for i in range(NEW_TOKENS)]
             prompts[ctx] = (history, new)
@@ -117,6 +118,7 @@ def bench_ttft(home: Path, contexts: list[int], scheme: str) -> dict[str, Any]:
             }
         dtype = str(engine.dtype)
     # A restart: the sessions' caches were written to disk when the engine closed.
+    console.log("ttft: engine restarted; returning agents read their caches from disk")
     with engine_for(home, kv_dir, scheme) as restarted:
         for ctx in contexts:
             history, new = prompts[ctx]
@@ -144,6 +146,7 @@ def bench_quant(home: Path, tokens: int = 2048) -> dict[str, Any]:
     config = EngineConfig(
         model=MODEL, home=home, dtype="float32", kv_cache_gb=0.5, session_cache=False
     )
+    console.log("quant: greedy continuations and perplexity, exact vs int8 vs int4 K/V")
     with Engine(config) as engine:
         prompts = chat_prompts(engine)
         text = engine.tokenizer.encode(REFERENCE_TEXT)
@@ -177,6 +180,7 @@ def bench_swarm(home: Path, agents: int, turns: int) -> dict[str, Any]:
             user_tokens=50,
             gen=32,
         )
+        console.log(f"swarm: Roost, {agents} agents x {turns} turns")
         results["roost"] = run_swarm(workload, roost_server(engine, 32)).summary()
     try:
         import llama_cpp  # noqa: F401
@@ -186,6 +190,7 @@ def bench_swarm(home: Path, agents: int, turns: int) -> dict[str, Any]:
     serve = llama_cpp_server(
         resolve_model_path(MODEL), 32, n_ctx=2048, threads=os.cpu_count() or 2, agents=agents
     )
+    console.log(f"swarm: llama-cpp-python, {agents} agents x {turns} turns")
     results["llama_cpp_python"] = run_swarm(workload, serve).summary()
     roost, peer = results["roost"], results["llama_cpp_python"]
     results["ratios"] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,3 +62,11 @@ def roost_home(tmp_path: Path) -> Path:
 def settings(roost_home: Path) -> Settings:
     """Settings isolated from the developer's environment and home directory."""
     return load_settings(env={"ROOST_HOME": str(roost_home)})
+
+
+@pytest.fixture
+def without_roost_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ROOST_* variables of the developer's shell reach an in-process CLI command."""
+    for name in list(os.environ):
+        if name.startswith("ROOST_"):
+            monkeypatch.delenv(name)

@@ -62,6 +62,13 @@ def flood(engine: Engine, rounds: int = 3) -> None:
         run(engine, filler[:1500], tenant="someone-else", max_tokens=1)
 
 
+def lookups(engine: Engine, tier: str) -> float | None:
+    """How many session requests found their cache in ``tier``."""
+    return engine.metrics.registry.get_sample_value(
+        "roost_kv_session_lookups_total", {"tier": tier}
+    )
+
+
 def tier_of(engine: Engine, session: str) -> str:
     rows = [row for row in engine.session_caches() if row.session_id == session]
     assert len(rows) == 1, rows
@@ -121,12 +128,7 @@ def test_small_hot_budget_demotes_to_warm_and_warm_is_restored(
         turn2 = second_turn(engine, conversation, reply)
         tokens, usage = run(engine, turn2, session="agent-1")
         assert usage.cached_prompt_tokens == (len(conversation) + len(reply) - 1) // BLOCK * BLOCK
-        assert (
-            engine.metrics.registry.get_sample_value(
-                "roost_kv_session_lookups_total", {"tier": "warm"}
-            )
-            == 1
-        )
+        assert lookups(engine, "warm") == 1
     assert tokens == run(reference, turn2)[0]
 
 
@@ -143,12 +145,7 @@ def test_cold_cache_survives_an_engine_restart(
         assert tier_of(restarted, "agent-1") == "cold"
         tokens, usage = run(restarted, turn2, session="agent-1")
         assert usage.cached_prompt_tokens == (len(conversation) + len(reply) - 1) // BLOCK * BLOCK
-        assert (
-            restarted.metrics.registry.get_sample_value(
-                "roost_kv_session_lookups_total", {"tier": "cold"}
-            )
-            == 1
-        )
+        assert lookups(restarted, "cold") == 1
         assert tier_of(restarted, "agent-1") == "hot"
     assert tokens == run(reference, turn2)[0]
 

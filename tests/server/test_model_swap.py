@@ -4,7 +4,6 @@ random-weight Llama directory as the second model."""
 from __future__ import annotations
 
 import json
-import os
 import queue
 import re
 import threading
@@ -253,11 +252,8 @@ def test_requests_still_running_at_the_drain_timeout_are_cancelled(
 
 
 def test_cli_swap_reports_phases_and_errors(
-    server: ThreadedServer, admin: httpx.Client, monkeypatch: pytest.MonkeyPatch
+    server: ThreadedServer, admin: httpx.Client, without_roost_env: None
 ) -> None:
-    for name in list(os.environ):
-        if name.startswith("ROOST_"):
-            monkeypatch.delenv(name)
     cli = CliRunner()
     options = ["--url", server.url, "--api-key", API_KEY]
     swapped = cli.invoke(app, ["models", "swap", "tiny", *options])

@@ -6,11 +6,12 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from roost.cli.common import console, format_time, settings_from
 from roost.cli.server_client import ApiKeyOption, UrlOption, check, server_client, unreachable
 
+_SHOWN_ID = 16  # characters of a cache id in tables: unique in practice, accepted as a prefix
 app = typer.Typer(help="Per-session KV caches (hot, warm, cold) of a running server.")
 
 
@@ -33,10 +34,12 @@ def _size(nbytes: int) -> str:
 
 
 def _print(listing: dict[str, Any]) -> None:
-    table = Table("id", "tenant", "session", "tier", "tokens", "size", "last used")
+    # The id is what `warm` and `clear` take: never shortened by a narrow terminal.
+    shown_id = Column("id", no_wrap=True, min_width=_SHOWN_ID)
+    table = Table(shown_id, "tenant", "session", "tier", "tokens", "size", "last used")
     for row in listing["data"]:
         table.add_row(
-            row["id"][:16],
+            row["id"][:_SHOWN_ID],
             row["tenant_id"],
             row["session_id"],
             row["tier"],
@@ -96,7 +99,7 @@ def warm(
     """Load a cache from disk into memory before its session returns."""
     full_id = _resolve(ctx, url, api_key, cache_id)
     row = _call(ctx, url, api_key, "POST", f"/admin/caches/{full_id}/warm")
-    console.print(f"{full_id[:16]} is {row['tier']} ({row.get('num_tokens', 0)} tokens)")
+    console.print(f"{full_id[:_SHOWN_ID]} is {row['tier']} ({row.get('num_tokens', 0)} tokens)")
 
 
 @app.command("offload")
