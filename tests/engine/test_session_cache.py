@@ -229,3 +229,21 @@ def test_a_corrupt_cold_file_is_deleted_and_the_request_prefilled(
         # The session starts over from this request.
         assert tier_of(restarted, "agent-1") == "hot"
     assert tokens == run(reference, turn2)[0]
+
+
+def test_a_cache_of_another_quantization_is_never_loaded(
+    model_home: Path, kv_dir: Path, conversation: list[int]
+) -> None:
+    with make_engine(model_home, kv_dir, session_quantization="int8") as engine:
+        reply, _ = run(engine, conversation, session="agent-1")
+        run(engine, conversation, session="agent-2")
+    turn2 = second_turn(engine, conversation, reply)
+    with make_engine(model_home, kv_dir, session_quantization="none") as other:
+        assert other.session_caches() == []
+        _, usage = run(other, turn2, session="agent-1")
+        assert usage.cached_prompt_tokens == 0  # prefilled; its cache is saved unquantized
+    with make_engine(model_home, kv_dir, session_quantization="int8") as back:
+        # agent-2's int8 file was kept for this setting; agent-1's is now another scheme.
+        assert [row.session_id for row in back.session_caches()] == ["agent-2"]
+        _, usage = run(back, turn2, session="agent-2")
+        assert usage.cached_prompt_tokens == (len(conversation) + len(reply) - 1) // BLOCK * BLOCK

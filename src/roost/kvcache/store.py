@@ -108,6 +108,10 @@ class AgentCacheStore:
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roost-kv-io")
         self._pending_saves: set[Future[None]] = set()
         for info in cold.list():
+            if info.scheme != scheme:
+                # Written under another quantization setting: never loaded, but kept for
+                # when the setting returns (LRU eviction under cold_bytes still counts it).
+                continue
             self._entries[info.identity] = SessionCache(
                 info.identity,
                 salt_for(info.identity.tenant_id),
@@ -148,6 +152,10 @@ class AgentCacheStore:
             except Exception as exc:  # a disk error must not strand the request
                 log.error("session cache load failed", error=f"{type(exc).__name__}: {exc}")
             self.metrics.load_seconds.observe(time.perf_counter() - started)
+            if loaded is not None and loaded.kv.scheme != self.scheme:
+                log.warning("session cache of another quantization not loaded")
+                self.metrics.rejected.labels(reason="quantization_mismatch").inc()
+                loaded = None
 
             def hand_over() -> None:
                 self._adopt_loaded(identity, loaded)
