@@ -5,6 +5,7 @@ from __future__ import annotations
 import anthropic
 import httpx
 import openai
+import pytest
 
 from tests.api.conftest import API_KEY
 from tests.support.uvicorn_thread import ThreadedServer
@@ -58,3 +59,51 @@ def test_anthropic_session_is_cached(
     row = session_row(server, "api-anthropic-1")
     assert row["tier"] == "hot"
     assert int(str(row["num_tokens"])) >= reply.usage.input_tokens // 16 * 16
+
+
+def test_without_a_header_the_end_user_names_the_session(
+    oai: openai.OpenAI, claude: anthropic.Anthropic, server: ThreadedServer, model_name: str
+) -> None:
+    messages = [{"role": "user", "content": STORY}]
+    oai.chat.completions.create(
+        model=model_name, messages=messages, max_tokens=2, user="end-user-openai"
+    )  # type: ignore[call-overload]
+    assert session_row(server, "end-user-openai")["tier"] == "hot"
+    claude.messages.create(
+        model=model_name,
+        max_tokens=2,
+        messages=[{"role": "user", "content": STORY}],
+        metadata={"user_id": "end-user-anthropic"},
+    )
+    assert session_row(server, "end-user-anthropic")["tier"] == "hot"
+    # The header wins when both are given.
+    oai.chat.completions.create(
+        model=model_name,
+        messages=messages,
+        max_tokens=2,
+        user="end-user-ignored",
+        extra_headers={"X-Roost-Session": "header-wins"},
+    )  # type: ignore[call-overload]
+    assert session_row(server, "header-wins")["tier"] == "hot"
+    listing = httpx.get(
+        f"{server.url}/admin/caches", headers={"Authorization": f"Bearer {API_KEY}"}
+    ).json()
+    assert "end-user-ignored" not in {row["session_id"] for row in listing["data"]}
+
+
+def test_an_overlong_end_user_id_is_refused_in_each_dialect(
+    oai: openai.OpenAI, claude: anthropic.Anthropic, model_name: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as refused:
+        oai.chat.completions.create(
+            model=model_name, messages=[{"role": "user", "content": "hi"}], user="u" * 257
+        )  # type: ignore[call-overload]
+    assert refused.value.body["param"] == "user"  # type: ignore[index]
+    with pytest.raises(anthropic.BadRequestError) as rejected:
+        claude.messages.create(
+            model=model_name,
+            max_tokens=2,
+            messages=[{"role": "user", "content": "hi"}],
+            metadata={"user_id": "u" * 257},
+        )
+    assert rejected.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]

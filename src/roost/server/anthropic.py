@@ -48,6 +48,8 @@ async def create_message(
     body: MessagesRequest, request: Request, session: SessionHeader = None
 ) -> Response:
     principal = request.state.principal
+    # The header names the session; else the end user of metadata.user_id does.
+    session = session or (body.metadata.user_id if body.metadata else None)
     llm = gateway.gateway_service(request, body.model)
     if llm is not None:
         chat = body.to_chat_request(

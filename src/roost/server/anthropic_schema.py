@@ -55,7 +55,7 @@ class OutputConfig(Lenient):
 
 
 class Metadata(Lenient):
-    user_id: str | None = None
+    user_id: str | None = Field(None, max_length=256)  # also the cache session, without a header
 
 
 class CountTokensRequest(Lenient):

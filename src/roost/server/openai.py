@@ -43,6 +43,8 @@ async def chat_completions(
     body: ChatCompletionRequest, request: Request, session: SessionHeader = None
 ) -> Response:
     principal = request.state.principal
+    # The header or a session_id body field names the session; else the end user does.
+    session = session or body.session_id or body.user
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     llm = gateway.gateway_service(request, body.model)
     if llm is not None:

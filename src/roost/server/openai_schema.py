@@ -102,7 +102,7 @@ class SamplingFields(Lenient):
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    user: str | None = None
+    user: str | None = Field(None, max_length=256)  # also the cache session, without a header
     # Extensions that vLLM and llama.cpp servers also accept.
     top_k: int | None = Field(None, ge=0)
     min_p: float | None = Field(None, ge=0, le=1)
