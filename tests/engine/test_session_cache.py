@@ -69,6 +69,10 @@ def lookups(engine: Engine, tier: str) -> float | None:
     )
 
 
+def bytes_in(engine: Engine, tier: str) -> float | None:
+    return engine.metrics.registry.get_sample_value("roost_kv_session_bytes", {"tier": tier})
+
+
 def tier_of(engine: Engine, session: str) -> str:
     rows = [row for row in engine.session_caches() if row.session_id == session]
     assert len(rows) == 1, rows
@@ -95,6 +99,11 @@ def reference(model_home: Path, tmp_path: Path) -> Iterator[Engine]:
     engine.close()
 
 
+def computed_blocks(first: list[int], reply: list[int]) -> int:
+    """Tokens of turn 1 a session keeps: prompt and reply but its last token, whole blocks."""
+    return (len(first) + len(reply) - 1) // BLOCK * BLOCK
+
+
 def second_turn(engine: Engine, first: list[int], reply: list[int]) -> list[int]:
     return first + reply + engine.tokenizer.encode(" The next morning")
 
@@ -108,9 +117,7 @@ def test_hot_session_survives_pool_pressure_that_evicts_the_shared_prefix_cache(
         flood(engine)
         turn2 = second_turn(engine, conversation, reply)
         tokens, usage = run(engine, turn2, session="agent-1")
-        # Everything computed in turn 1 (prompt + reply but its last token), in whole blocks.
-        computed = len(conversation) + len(reply) - 1
-        assert usage.cached_prompt_tokens == computed // BLOCK * BLOCK
+        assert usage.cached_prompt_tokens == computed_blocks(conversation, reply)
         assert tier_of(engine, "agent-1") == "hot"
         # Without a session the same prefix was evicted by the flood.
         _, plain = run(engine, turn2, session=None, tenant="tenant-b")
@@ -127,7 +134,7 @@ def test_small_hot_budget_demotes_to_warm_and_warm_is_restored(
         flood(engine)
         turn2 = second_turn(engine, conversation, reply)
         tokens, usage = run(engine, turn2, session="agent-1")
-        assert usage.cached_prompt_tokens == (len(conversation) + len(reply) - 1) // BLOCK * BLOCK
+        assert usage.cached_prompt_tokens == computed_blocks(conversation, reply)
         assert lookups(engine, "warm") == 1
     assert tokens == run(reference, turn2)[0]
 
@@ -144,7 +151,7 @@ def test_cold_cache_survives_an_engine_restart(
     with make_engine(model_home, kv_dir) as restarted:
         assert tier_of(restarted, "agent-1") == "cold"
         tokens, usage = run(restarted, turn2, session="agent-1")
-        assert usage.cached_prompt_tokens == (len(conversation) + len(reply) - 1) // BLOCK * BLOCK
+        assert usage.cached_prompt_tokens == computed_blocks(conversation, reply)
         assert lookups(restarted, "cold") == 1
         assert tier_of(restarted, "agent-1") == "hot"
     assert tokens == run(reference, turn2)[0]
@@ -157,7 +164,7 @@ def test_quantized_cold_cache_is_reused_after_restart(
         reply, _ = run(engine, conversation, session="agent-1")
     with make_engine(model_home, kv_dir, session_quantization="int8") as restarted:
         _, usage = run(restarted, second_turn(restarted, conversation, reply), session="agent-1")
-    assert usage.cached_prompt_tokens == (len(conversation) + len(reply) - 1) // BLOCK * BLOCK
+    assert usage.cached_prompt_tokens == computed_blocks(conversation, reply)
 
 
 def test_edited_history_reuses_only_the_unchanged_prefix(
@@ -195,9 +202,14 @@ def test_delete_and_offload(model_home: Path, kv_dir: Path, conversation: list[i
     with make_engine(model_home, kv_dir) as engine:
         run(engine, conversation, session="one")
         run(engine, conversation, session="two")
+        hot_bytes = bytes_in(engine, "hot")
+        assert hot_bytes and hot_bytes > 0
         engine.offload_session_caches().result(timeout=60)
         assert {r.tier for r in engine.session_caches()} == {"cold"}
-        assert len(list(kv_dir.rglob("*.safetensors"))) == 2
+        files = list(kv_dir.rglob("*.safetensors"))
+        assert len(files) == 2
+        assert bytes_in(engine, "hot") == 0
+        assert bytes_in(engine, "cold") == sum(f.stat().st_size for f in files)
         (one,) = [r for r in engine.session_caches() if r.session_id == "one"]
         assert engine.delete_session_cache(one.id).result(timeout=60) is True
         assert engine.delete_session_cache(one.id).result(timeout=60) is False
@@ -246,4 +258,4 @@ def test_a_cache_of_another_quantization_is_never_loaded(
         # agent-2's int8 file was kept for this setting; agent-1's is now another scheme.
         assert [row.session_id for row in back.session_caches()] == ["agent-2"]
         _, usage = run(back, turn2, session="agent-2")
-        assert usage.cached_prompt_tokens == (len(conversation) + len(reply) - 1) // BLOCK * BLOCK
+        assert usage.cached_prompt_tokens == computed_blocks(conversation, reply)

@@ -39,10 +39,10 @@ from roost.engine.stopping import advance_and_check_stop
 from roost.engine.tokenizer import Tokenizer
 from roost.engine.weights import build_model
 from roost.errors import InvalidRequest, Overloaded
+from roost.kvcache.cold_store import CacheIdentity
 from roost.observe.logging import get_logger
 
 if TYPE_CHECKING:
-    from roost.kvcache.cold_store import CacheIdentity
     from roost.kvcache.store import AgentCacheStore, SessionCacheInfo
 
 Prompt = str | list[int]
@@ -193,7 +193,7 @@ class Engine:
             max_total_tokens=self.context_length,
         )
         seq.grammar = grammar
-        seq.cache_salt = seq.last_block_hash = salt_for(tenant_id)
+        seq.cache_salt = salt_for(tenant_id)
         seq.detokenizer = IncrementalDetokenizer(
             self.tokenizer,
             token_ids[-_DETOKENIZER_CONTEXT:],
@@ -209,8 +209,6 @@ class Engine:
             stops |= self.tokenizer.stop_token_ids
         session = None
         if session_id and self.sessions is not None:
-            from roost.kvcache.cold_store import CacheIdentity
-
             session = CacheIdentity(tenant_id or "", session_id)
         request = _Request(seq, sink or (lambda _event: None), frozenset(stops), session)
         with self._wakeup:
@@ -563,8 +561,13 @@ class Engine:
         seq = request.seq
         if request.session is not None and self.sessions is not None and reason != "error":
             # Before the blocks are released: the session pins what this request computed.
-            computed = seq.token_ids()[: seq.num_computed_tokens]
-            self.sessions.remember(request.session, seq.cache_salt, computed)
+            num_blocks = seq.num_computed_tokens // self.pool.block_size
+            self.sessions.remember(
+                request.session,
+                seq.cache_salt,
+                seq.block_hashes[:num_blocks],
+                seq.token_ids()[: num_blocks * self.pool.block_size],
+            )
         self.scheduler.finish(seq, reason)
         self._requests.pop(seq.request_id, None)
         seq.finish_time = time.perf_counter()

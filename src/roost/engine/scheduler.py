@@ -108,19 +108,18 @@ class Scheduler:
             ]
             seq.num_computed_tokens = len(cached) * self.block_size
             seq.num_hashed_blocks = len(cached)
-            seq.last_block_hash = parent
+            num_full = (len(tokens) - 1) // self.block_size  # the blocks others may reuse
+            seq.block_hashes = hashes + prefix_hashes(
+                tokens[len(cached) * self.block_size : num_full * self.block_size],
+                self.block_size,
+                num_full - len(cached),
+                parent,
+            )
             if seq.num_preemptions == 0:
                 seq.num_cached_prompt_tokens = seq.num_computed_tokens
             seq.status = SequenceStatus.PREFILLING
             self.prefilling.append(seq)
             if self.pool.enable_prefix_cache:
-                num_full = (len(tokens) - 1) // self.block_size  # blocks others may reuse
-                seq.prompt_block_hashes = hashes + prefix_hashes(
-                    tokens[len(cached) * self.block_size : num_full * self.block_size],
-                    self.block_size,
-                    num_full - len(cached),
-                    parent,
-                )
                 in_flight |= self._pending_hashes(seq)
         self.waiting.extendleft(reversed(deferred))
 
@@ -133,7 +132,7 @@ class Scheduler:
         return pending
 
     def _pending_hashes(self, seq: Sequence) -> set[BlockHash]:
-        return set(seq.prompt_block_hashes[seq.num_hashed_blocks :])
+        return set(seq.block_hashes[seq.num_hashed_blocks :])
 
     def _next_block_hash(self, tokens: list[int], num_cached: int, parent: BlockHash) -> BlockHash:
         """Hash of the first block admission would have to compute (b"" if none is full)."""
@@ -212,7 +211,7 @@ class Scheduler:
         seq.block_table = []
         seq.num_computed_tokens = 0
         seq.num_hashed_blocks = 0
-        seq.last_block_hash = seq.cache_salt
+        seq.block_hashes = []
 
     def after_forward(self, plan: StepPlan) -> None:
         """Advance computed-token counts and publish newly completed blocks to the prefix cache."""
@@ -233,7 +232,9 @@ class Scheduler:
         size = self.block_size
         while (seq.num_hashed_blocks + 1) * size <= seq.num_computed_tokens:
             index = seq.num_hashed_blocks
-            tokens = [seq.token_at(p) for p in range(index * size, (index + 1) * size)]
-            seq.last_block_hash = hash_block(seq.last_block_hash, tokens)
-            self.pool.register(seq.block_table[index], seq.last_block_hash)
+            if index == len(seq.block_hashes):  # filled by generated tokens: not hashed yet
+                parent = seq.block_hashes[-1] if index else seq.cache_salt
+                tokens = [seq.token_at(p) for p in range(index * size, (index + 1) * size)]
+                seq.block_hashes.append(hash_block(parent, tokens))
+            self.pool.register(seq.block_table[index], seq.block_hashes[index])
             seq.num_hashed_blocks += 1

@@ -19,6 +19,7 @@ event loop; a request whose session is on disk waits for its load, not the engin
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -104,7 +105,14 @@ class AgentCacheStore:
             kv_cache.shape[0] * 2 * kv_cache.shape[3] * kv_cache.shape[4] * kv_cache.element_size()
         )
         self._entries: dict[CacheIdentity, SessionCache] = {}
-        self._lock = threading.Lock()  # guards _entries against readers on other threads
+        # The same entries by tier: budget checks and LRU demotion, which run on the worker
+        # after every session request, look at hot or warm ones only, never at every file.
+        self._tiers: dict[Tier, dict[CacheIdentity, SessionCache]] = {
+            "hot": {},
+            "warm": {},
+            "cold": {},
+        }
+        self._lock = threading.Lock()  # guards the two maps against readers on other threads
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roost-kv-io")
         self._pending_saves: set[Future[None]] = set()
         for info in cold.list():
@@ -112,15 +120,18 @@ class AgentCacheStore:
                 # Written under another quantization setting: never loaded, but kept for
                 # when the setting returns (LRU eviction under cold_bytes still counts it).
                 continue
-            self._entries[info.identity] = SessionCache(
-                info.identity,
-                salt_for(info.identity.tenant_id),
-                "cold",
-                nbytes=info.nbytes,
-                last_used_ms=info.last_used_ms,
-                cold_tokens=info.num_tokens,
+            self._put(
+                SessionCache(
+                    info.identity,
+                    salt_for(info.identity.tenant_id),
+                    "cold",
+                    nbytes=info.nbytes,
+                    last_used_ms=info.last_used_ms,
+                    cold_tokens=info.num_tokens,
+                )
             )
-        self._update_gauges()
+        for tier in self._tiers:  # read when scraped, not kept up to date on every request
+            metrics.bytes.labels(tier=tier).set_function(functools.partial(self._bytes_in, tier))
 
     # -- any thread --------------------------------------------------------------------------
 
@@ -227,26 +238,26 @@ class AgentCacheStore:
         entry.from_disk = False
         self._promote_warm(entry, token_ids)
 
-    def remember(self, identity: CacheIdentity, salt: bytes, token_ids: list[int]) -> None:
-        """After a request: the session now covers ``token_ids`` (whose K/V sit in the pool).
+    def remember(
+        self, identity: CacheIdentity, salt: bytes, hashes: list[bytes], token_ids: list[int]
+    ) -> None:
+        """After a request: the session now covers ``token_ids`` (whole blocks, whose K/V sit
+        in the pool, identified by their chained ``hashes``).
 
-        Only full blocks count; their canonical cached copies are pinned, replacing what the
-        session held before (an edited history drops the old branch here).
+        Their canonical cached copies are pinned, replacing what the session held before
+        (an edited history drops the old branch here).
         """
-        num_blocks = len(token_ids) // self.block_size
-        hashes = prefix_hashes(token_ids, self.block_size, num_blocks, salt)
         blocks: list[int] = []
         for block_hash in hashes:
             block = self.pool.take_cached(block_hash)
             if block is None:
                 break  # not registered (prefix caching off) or evicted already
             blocks.append(block)
+        entry = SessionCache(identity, salt, "hot", token_ids[: len(blocks) * self.block_size])
+        entry.blocks = blocks
+        entry.last_used_ms = _now_ms()
         with self._lock:
-            old = self._entries.get(identity)
-            entry = SessionCache(identity, salt, "hot", token_ids[: len(blocks) * self.block_size])
-            entry.blocks = blocks
-            entry.last_used_ms = _now_ms()
-            self._entries[identity] = entry
+            old = self._put(entry)
         if old is not None and old.tier == "hot":
             self.pool.free_all(old.blocks)
         self.enforce_budgets()
@@ -257,7 +268,6 @@ class AgentCacheStore:
             pass
         while self._warm_bytes() > self.budgets.warm_bytes and self._demote_lru("warm"):
             pass
-        self._update_gauges()
 
     def relieve_pool(self, blocks_needed: int) -> None:
         """Give pinned blocks back to the pool (LRU sessions first) until ``blocks_needed`` fit."""
@@ -272,15 +282,13 @@ class AgentCacheStore:
         for tier in ("hot", "warm"):
             while self._demote_lru(tier, to_disk=True):
                 pass
-        self._update_gauges()
 
     def delete(self, identity: CacheIdentity) -> Future[bool]:
         """Forget the session in every tier; the future tells whether anything existed."""
         with self._lock:
-            entry = self._entries.pop(identity, None)
+            entry = self._drop(identity)
         if entry is not None and entry.tier == "hot":
             self.pool.free_all(entry.blocks)
-        self._update_gauges()
         return self._io.submit(lambda: self.cold.delete(identity) or entry is not None)
 
     def close(self) -> None:
@@ -313,7 +321,7 @@ class AgentCacheStore:
             for index, block in missing:
                 self.pool.register(block, hashes[index])
         with self._lock:
-            entry.tier = "hot"
+            self._set_tier(entry, "hot")
             entry.blocks = blocks
             entry.token_ids = token_ids[: len(blocks) * self.block_size]
             entry.warm = None
@@ -328,10 +336,10 @@ class AgentCacheStore:
                 return  # replaced or deleted meanwhile
             entry.loading = None
             if loaded is None:
-                del self._entries[identity]
+                self._drop(identity)
                 self.metrics.lookups.labels(tier="miss").inc()
                 return
-            entry.tier = "warm"
+            self._set_tier(entry, "warm")
             entry.token_ids = loaded.token_ids
             entry.warm = loaded.kv
             entry.nbytes = loaded.kv.nbytes
@@ -340,7 +348,7 @@ class AgentCacheStore:
 
     def _demote_lru(self, tier: Tier, *, to_disk: bool = False) -> bool:
         with self._lock:
-            candidates = [e for e in self._entries.values() if e.tier == tier]
+            candidates = list(self._tiers[tier].values())
         if not candidates:
             return False
         entry = min(candidates, key=lambda e: e.last_used_ms)
@@ -355,7 +363,7 @@ class AgentCacheStore:
         self.pool.free_all(entry.blocks)  # they stay in the prefix cache until evicted
         warm = quantize(kv, self.scheme)
         with self._lock:
-            entry.tier = "warm"
+            self._set_tier(entry, "warm")
             entry.blocks = []
             entry.warm = warm
             entry.nbytes = warm.nbytes
@@ -374,7 +382,7 @@ class AgentCacheStore:
             last_used_ms=entry.last_used_ms,
         )
         with self._lock:
-            entry.tier = "cold"
+            self._set_tier(entry, "cold")
             entry.warm = None
         future = self._io.submit(self._save, record)
         with self._lock:
@@ -390,7 +398,7 @@ class AgentCacheStore:
             with self._lock:
                 lost = self._entries.get(record.identity)
                 if lost is not None and lost.tier == "cold" and lost.loading is None:
-                    del self._entries[record.identity]
+                    self._drop(record.identity)
             return
         self.metrics.save_seconds.observe(time.perf_counter() - started)
         with self._lock:
@@ -402,8 +410,7 @@ class AgentCacheStore:
             with self._lock:
                 evicted = self._entries.get(identity)
                 if evicted is not None and evicted.tier == "cold" and evicted.loading is None:
-                    del self._entries[identity]
-        self._update_gauges()
+                    self._drop(identity)
 
     def _saved(self, future: Future[None]) -> None:
         with self._lock:
@@ -411,23 +418,38 @@ class AgentCacheStore:
 
     def _hot_blocks(self) -> int:
         with self._lock:
-            return sum(len(e.blocks) for e in self._entries.values() if e.tier == "hot")
+            return sum(len(e.blocks) for e in self._tiers["hot"].values())
 
     def _warm_bytes(self) -> int:
         with self._lock:
-            return sum(e.nbytes for e in self._entries.values() if e.tier == "warm")
+            return sum(e.nbytes for e in self._tiers["warm"].values())
 
-    def _update_gauges(self) -> None:
-        with self._lock:
-            entries = list(self._entries.values())
-        totals = {"hot": 0, "warm": 0, "cold": 0}
-        for e in entries:
-            if e.tier == "hot":
-                totals["hot"] += len(e.blocks) * self.block_size * self.bytes_per_token
-            else:
-                totals[e.tier] += e.nbytes
-        for tier, value in totals.items():
-            self.metrics.bytes.labels(tier=tier).set(value)
+    def _bytes_in(self, tier: Tier) -> int:
+        if tier != "hot":
+            with self._lock:
+                return sum(e.nbytes for e in self._tiers[tier].values())
+        return self._hot_blocks() * self.block_size * self.bytes_per_token
+
+    # The three below keep _entries and _tiers in step; callers hold the lock.
+
+    def _put(self, entry: SessionCache) -> SessionCache | None:
+        """Add or replace the entry of its identity; returns the one it replaced."""
+        old = self._drop(entry.identity)
+        self._entries[entry.identity] = entry
+        self._tiers[entry.tier][entry.identity] = entry
+        return old
+
+    def _drop(self, identity: CacheIdentity) -> SessionCache | None:
+        entry = self._entries.pop(identity, None)
+        if entry is not None:
+            del self._tiers[entry.tier][identity]
+        return entry
+
+    def _set_tier(self, entry: SessionCache, tier: Tier) -> None:
+        if self._entries.get(entry.identity) is entry:  # not replaced or dropped meanwhile
+            del self._tiers[entry.tier][entry.identity]
+            self._tiers[tier][entry.identity] = entry
+        entry.tier = tier
 
 
 def _now_ms() -> int:
