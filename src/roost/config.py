@@ -14,6 +14,7 @@ Unknown keys are errors, in the file and in ``ROOST_*`` variables alike, and
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -342,6 +343,27 @@ class AgentsSettings(Section):
     webhook_timeout_s: float = Field(10.0, gt=0)
 
 
+class RunsSettings(Section):
+    """Where agent and graph runs execute, and how workers watch over each other."""
+
+    workers: int | None = Field(
+        None,
+        ge=0,
+        le=256,
+        description=(
+            "Runs this server executes at once: unset = agents.worker_concurrency in-process;"
+            " 0 = only enqueue (`roost worker` processes execute them)"
+        ),
+    )
+    heartbeat_interval_s: float = Field(2.0, gt=0, le=60, description="Worker heart-beat period")
+    takeover_after_s: float = Field(
+        10.0, gt=0, le=600, description="A worker silent this long has its runs taken over"
+    )
+    events_poll_s: float = Field(
+        0.25, gt=0, le=10, description="How often subscribers re-read run events with no notifier"
+    )
+
+
 class Settings(BaseSettings):
     """Everything Roost reads from configuration. Build it with :func:`load_settings`."""
 
@@ -360,6 +382,14 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     tools: ToolsSettings = Field(default_factory=ToolsSettings)
     agents: AgentsSettings = Field(default_factory=AgentsSettings)
+    runs: RunsSettings = Field(default_factory=RunsSettings)
+    plugins: list[str] = Field(
+        default_factory=list,
+        description=(
+            "module[:function] called with the kernel at start (default function: register),"
+            " to add models, toolsets and graphs in servers and workers alike"
+        ),
+    )
 
     @field_validator("home")
     @classmethod
@@ -409,7 +439,7 @@ def load_settings(
         keys = ENV_ALIASES.get(name) or tuple(
             part.lower() for part in name[len(ENV_PREFIX) :].split("__")
         )
-        _set_nested(data, keys, value)
+        _set_nested(data, keys, _env_value(value))
         origin[keys] = name
     try:
         settings = Settings.model_validate(data)
@@ -423,6 +453,17 @@ def load_settings(
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def _env_value(value: str) -> Any:
+    """A list or table setting is written as JSON in an environment variable
+    (``ROOST_PLUGINS='["my.plugin"]'``); anything else is the string itself."""
+    if value.lstrip().startswith(("[", "{")):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value  # validation names the key and why
+    return value
 
 
 def redact_url(url: str) -> str:

@@ -17,7 +17,7 @@ from roost.llm.retry import RetryPolicy
 from roost.llm.router import Router
 from roost.llm.schema import LLM_MIGRATIONS
 from roost.llm.service import LLMService
-from roost.server import usage as usage_layer
+from roost.platform import wiring as usage_layer
 from roost.storage import Database, migrate
 from tests.llm.scripted import FakeClock, ScriptedModel
 
@@ -52,7 +52,7 @@ async def test_one_round_closes_recovered_circuits_and_frees_stale_money(
             raise asyncio.CancelledError
 
     with pytest.raises(asyncio.CancelledError):
-        await usage_layer.upkeep(service, probe_interval_s=600.0, sleep=sleep)
+        await usage_layer.llm_upkeep(service, probe_interval_s=600.0, sleep=sleep)
     assert router.health("a:m").state is CircuitState.CLOSED
     [status] = await ledger.status("t1")
     assert status["reserved_usd"] == 0

@@ -1,4 +1,4 @@
-"""Run ``roost serve`` as a real process for end-to-end tests."""
+"""Run ``roost serve`` and ``roost worker`` as real processes for end-to-end tests."""
 
 from __future__ import annotations
 
@@ -56,10 +56,23 @@ def start_server(
     Raises with everything the process printed when it exits or stalls instead.
     """
     port = free_port()
+    return _start([ROOST, "serve", "--port", str(port)], env, port, ready_marker, timeout_s)
+
+
+def start_worker(
+    env: dict[str, str], *args: str, timeout_s: float = 60, ready_marker: str = "ready:"
+) -> ServerProcess:
+    """Start ``roost worker``; return once it says it is ready (its port is unused: 0)."""
+    return _start([ROOST, "worker", *args], env, 0, ready_marker, timeout_s)
+
+
+def _start(
+    argv: list[str], env: dict[str, str], port: int, ready_marker: str, timeout_s: float
+) -> ServerProcess:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
     full_env.update(env)
     process = subprocess.Popen(
-        [ROOST, "serve", "--port", str(port)],
+        argv,
         env=full_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -83,10 +96,10 @@ def start_server(
             line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
             server.stop()
-            raise TimeoutError(f"roost serve not ready in {timeout_s}s:\n{server.output}") from None
+            raise TimeoutError(f"{argv[1]} not ready in {timeout_s}s:\n{server.output}") from None
         if line is None:
             code = server.stop()
-            raise RuntimeError(f"roost serve exited with {code}:\n{server.output}")
+            raise RuntimeError(f"{argv[1]} exited with {code}:\n{server.output}")
         if ready_marker in line:
             return server
 

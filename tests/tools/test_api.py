@@ -112,11 +112,11 @@ async def test_semantic_code_search_uses_the_knowledge_base_when_present(
     make_app: AppFactory, auth: dict[str, str]
 ) -> None:
     async with make_app() as (app, client):
-        app.state.memory = None
+        app.state.kernel.memory = None
         absent = await _execute(client, auth, "search_code_semantic", arguments={"query": "parse"})
         assert absent["error"]["type"] == "unavailable"
         memory = _FakeMemory()
-        app.state.memory = memory
+        app.state.kernel.memory = memory
         found = await _execute(
             client, auth, "search_code_semantic", arguments={"query": "parse json", "k": 3}
         )

@@ -1,9 +1,15 @@
-"""Which compiled graph serves a run: one ReAct graph per (tenant, agent, version), built on
-first use from the registry, plus plain graphs registered by name. Each is registered with
-the run layer under its run name, so a worker (or a recovering process) can find it."""
+"""The kernel's graph factory: which compiled graph serves a run. One ReAct graph per
+(tenant, agent, version), built on first use from the registry, plus plain graphs
+configured by name (``agents.graphs``). Any process of the deployment builds the same
+graph from the same run name, so whichever worker claims a run can execute it.
+
+Checkpoints live where every worker reaches them: the deployment's PostgreSQL database
+when it has one, else a SQLite file under the Roost home."""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Mapping
 from pathlib import Path
 
 from roost.agents.react import ReactAgent
@@ -11,9 +17,21 @@ from roost.agents.registry import AgentRegistry
 from roost.agents.runtime import AgentRuntime
 from roost.errors import NotFound
 from roost.graph import Checkpointer, CompiledGraph, SqliteCheckpointer
-from roost.runs.workflow import register_graphs
 
 GRAPH_PREFIX = "graph:"
+
+
+def load_graphs(spec: str) -> Mapping[str, CompiledGraph]:
+    """``module:attribute`` naming a dict of compiled graphs or a function returning one."""
+    module_name, _, attribute = spec.partition(":")
+    target = getattr(importlib.import_module(module_name), attribute or "GRAPHS")
+    graphs = target() if callable(target) else target
+    if not isinstance(graphs, Mapping):
+        raise TypeError(f"{spec} must be a dict of name -> compiled graph")
+    for name, graph in graphs.items():
+        if graph.checkpointer is None:
+            raise ValueError(f"graph {name!r} of {spec} needs a checkpointer to run durably")
+    return graphs
 
 
 class RunGraphs:
@@ -25,11 +43,13 @@ class RunGraphs:
         runtime: AgentRuntime,
         *,
         checkpoints_path: Path,
-        host_key: str,
+        checkpoints_url: str | None = None,
+        host_key: str = "local",
     ) -> None:
         self.registry = registry
         self.runtime = runtime
         self.checkpoints_path = checkpoints_path
+        self.checkpoints_url = checkpoints_url
         self.host_key = host_key
         self.plain: dict[str, CompiledGraph] = {}
         self._built: dict[str, CompiledGraph] = {}
@@ -59,14 +79,18 @@ class RunGraphs:
                 .compile(checkpointer=self._checkpointer(tenant_id), name=graph_name)
             )
         self._built[graph_name] = graph
-        register_graphs({graph_name: graph})
         return graph
 
     def _checkpointer(self, tenant_id: str) -> Checkpointer:
         checkpointer = self._checkpointers.get(tenant_id)
         if checkpointer is None:
-            self.checkpoints_path.parent.mkdir(parents=True, exist_ok=True)
-            checkpointer = SqliteCheckpointer(self.checkpoints_path, tenant_id=tenant_id)
+            if self.checkpoints_url is not None:
+                from roost.graph.checkpoint.postgres import PostgresCheckpointer
+
+                checkpointer = PostgresCheckpointer(self.checkpoints_url, tenant_id=tenant_id)
+            else:
+                self.checkpoints_path.parent.mkdir(parents=True, exist_ok=True)
+                checkpointer = SqliteCheckpointer(self.checkpoints_path, tenant_id=tenant_id)
             self._checkpointers[tenant_id] = checkpointer
         return checkpointer
 

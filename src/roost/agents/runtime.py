@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from roost.agents.events import RunEvents
 from roost.agents.guardrails import GuardrailRegistry
 from roost.errors import RoostError
 from roost.llm.base import RequestContext
@@ -150,6 +149,12 @@ class ExecutorToolRunner:
         return await self.service.executor.resume(caller, approval_id, call_id)
 
 
+class EventSink(Protocol):
+    """Where a run's events go (:class:`roost.runs.events.RunEventLog` in the kernel)."""
+
+    def publish(self, run_id: str, event: dict[str, Any]) -> None: ...
+
+
 class AgentMemory(Protocol):
     """The part of :class:`roost.memory.service.MemoryServices` agents use."""
 
@@ -169,7 +174,7 @@ class AgentRuntime:
     tools: ToolRunner | None = None
     guardrails: GuardrailRegistry = field(default_factory=GuardrailRegistry)
     memory: AgentMemory | None = None
-    events: RunEvents | None = None
+    events: EventSink | None = None
     # The loop that owns the model, tool and database clients. Durable runs execute
     # graphs on worker threads with loops of their own; node I/O hops back here.
     home_loop: asyncio.AbstractEventLoop | None = None

@@ -1,9 +1,12 @@
-"""Threads and runs of agents: the service behind ``/v1/threads`` and ``/v1/runs`` and the CLI.
+"""Threads and runs of agents and graphs: the run service of the platform kernel, behind
+``/v1/threads``, ``/v1/runs``, the CLI and ``roost worker``.
 
-A run is queued as a durable workflow (:mod:`roost.agents.durable`); a worker thread
-runs the agent's graph while node I/O (model, tools, database) hops back to the event
-loop that owns those clients. Outcomes land in ``agent_runs``; events go to
-:class:`RunEvents` subscribers; a webhook, when asked for, is signed and retried.
+A run is one status row (``agent_runs``) plus a durable DBOS workflow
+(:mod:`roost.runs.executor`). Any process may enqueue; the processes that execute runs
+(the server by default, ``roost worker`` processes beside servers that only enqueue)
+claim them from the shared queue and run the graph on their own event loop. Events go
+to the ``run_events`` table and reach subscribers in every process; a cancel is the
+durable status the executing process watches for, wherever it is.
 """
 
 from __future__ import annotations
@@ -12,31 +15,38 @@ import asyncio
 import contextlib
 import hashlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
-from dbos import DBOSClient, EnqueueOptions
-
-from roost.agents import durable
-from roost.agents.events import TERMINAL, RunEvents
 from roost.agents.graphs import GRAPH_PREFIX, RunGraphs
 from roost.agents.react import run_input
 from roost.agents.registry import AgentRegistry
-from roost.agents.runtime import AgentRuntime, RunContext
+from roost.agents.runtime import AgentRuntime, RunCancelled, RunContext
 from roost.agents.store import FINISHED, RunRecord, RunStore, ThreadRecord
 from roost.agents.webhooks import WebhookSender
-from roost.errors import Conflict, InvalidRequest, NotFound
+from roost.errors import Conflict, InvalidRequest, NotFound, RequestTimeout
 from roost.graph import Command, CompiledGraph
 from roost.observe.logging import get_logger
-from roost.observe.tracing import get_tracer
+from roost.runs import executor
+from roost.runs.events import TERMINAL, RunEventLog
+from roost.runs.workers import WorkerWatch
 from roost.storage import new_id
 
-T = TypeVar("T")
 log = get_logger("roost.agents")
-_tracer = get_tracer("roost.agents")
 SETTLED = FINISHED | {"interrupted"}
-_BRIDGE_TIMEOUT_S = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionSettings:
+    """Whether and how this process executes runs."""
+
+    runs_url: str  # DBOS system database, shared by every process of the deployment
+    concurrency: int = 4  # runs executed at once here; 0 = only enqueue
+    eager: bool = False  # launch the executor at start (workers), not with the first run
+    heartbeat_interval_s: float = 2.0
+    takeover_after_s: float = 10.0
+    cancel_poll_s: float = 0.5
 
 
 class AgentRunService:
@@ -47,64 +57,99 @@ class AgentRunService:
         store: RunStore,
         registry: AgentRegistry,
         runtime: AgentRuntime,
+        graphs: RunGraphs,
+        events: RunEventLog,
+        execution: ExecutionSettings,
         *,
-        checkpoints_path: Path,
-        runs_url: str,
-        concurrency: int = 4,
         webhooks: WebhookSender | None = None,
-        events: RunEvents | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
         self.runtime = runtime
-        self.events = events or RunEvents()
+        self.events = events
         self.webhooks = webhooks
-        self.checkpoints_path = checkpoints_path
-        self.runs_url = runs_url
-        self.concurrency = concurrency
-        self.host_key = hashlib.sha256(str(checkpoints_path).encode()).hexdigest()[:12]
-        self._run_graphs = RunGraphs(
-            registry, runtime, checkpoints_path=checkpoints_path, host_key=self.host_key
-        )
-        self.graphs: dict[str, CompiledGraph] = self._run_graphs.plain
+        self.execution = execution
+        self.runs_url = execution.runs_url
+        # Every process of a deployment shares the queue, so they share this key too.
+        self.host_key = hashlib.sha256(execution.runs_url.encode()).hexdigest()[:12]
+        self._run_graphs = graphs
+        self.graphs: dict[str, CompiledGraph] = graphs.plain
         """Plain graphs runnable by name (``{"graph": name}``); each has its own checkpointer."""
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: DBOSClient | None = None
-        self._launched = False
+        self.executor_id: str | None = None
+        self._client: Any = None
         self._launch_lock = asyncio.Lock()
+        self._watch: WorkerWatch | None = None
+        self._active: set[str] = set()
+        self._tasks: dict[str, asyncio.Task[Any]] = {}
+        self._cancel_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
+
+    @property
+    def executes(self) -> bool:
+        return self.execution.concurrency > 0
+
+    @property
+    def launched(self) -> bool:
+        return self.executor_id is not None
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
-        """Bind to this loop (the one that owns the clients). The run worker launches now
-        only when unfinished runs wait for recovery, else with the first run: most server
-        processes (and tests) never run an agent and need not pay for it."""
-        self._loop = asyncio.get_running_loop()
-        self.runtime.home_loop = self._loop
-        self.runtime.events = self.events
+        """Start events; launch the executor now when this process is a worker or when
+        unfinished runs wait (else with the first run: most processes that execute runs
+        in-process — and most tests — never run one and need not pay for DBOS)."""
         self._launch_lock = asyncio.Lock()
-        if await self.store.has_unfinished_runs():
-            await self._launch()
+        self.runtime.home_loop = asyncio.get_running_loop()
+        self.runtime.events = self.events
+        await self.events.start()
+        if self.executes and (self.execution.eager or await self.store.has_unfinished_runs()):
+            await self._ensure_executor()
 
-    async def _launch(self) -> DBOSClient:
+    async def _ensure_executor(self) -> None:
         async with self._launch_lock:
-            if self._client is None:
-                url = await asyncio.to_thread(
-                    durable.acquire, self.host_key, self, self.runs_url, self.concurrency
-                )
-                self._launched = True
-                self._client = await asyncio.to_thread(DBOSClient, system_database_url=url)
-            return self._client
+            if self.executor_id is not None:
+                return
+            # On this loop's thread (blocking briefly): DBOS then runs runs on this loop.
+            self.executor_id = await executor.launch(
+                self.host_key,
+                self,
+                system_database_url=self.runs_url,
+                concurrency=self.execution.concurrency,
+                executor_id=executor.new_executor_id(),
+            )
+            self._watch = WorkerWatch(
+                self.store.database,
+                self.executor_id,
+                self._recover,
+                interval_s=self.execution.heartbeat_interval_s,
+                takeover_after_s=self.execution.takeover_after_s,
+            )
+            await self._watch.start()
+            self._cancel_task = asyncio.create_task(self._watch_cancels())
+
+    async def _recover(self, executor_ids: list[str]) -> int:
+        return await asyncio.to_thread(executor.recover, executor_ids)
+
+    async def _queue_client(self) -> Any:
+        if self._client is None:
+            self._client = await asyncio.to_thread(executor.queue_client, self.runs_url)
+        return self._client
 
     async def close(self) -> None:
         for task in list(self._background):
             task.cancel()
+        if self._cancel_task is not None:
+            self._cancel_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._cancel_task
+        if self._watch is not None:
+            await self._watch.stop()
         if self._client is not None:
             await asyncio.to_thread(self._client.destroy)
             self._client = None
-        if self._launched:
-            await asyncio.to_thread(durable.release, self.host_key)
-            self._launched = False
+        if self.executor_id is not None:
+            await executor.shutdown(self.host_key)
+            self.executor_id = None
+        await self.events.close()
         self._run_graphs.close()
 
     # -- threads --------------------------------------------------------------------------
@@ -210,49 +255,58 @@ class AgentRunService:
         return await self.store.get_run(tenant_id, run_id)
 
     async def wait(self, tenant_id: str, run_id: str, timeout_s: float = 300.0) -> RunRecord:
-        """Return once the run is settled (finished or interrupted)."""
-        async with asyncio.timeout(timeout_s):
-            while True:
-                events = self.events.subscribe(run_id, replay=False)
-                try:
-                    record = await self.store.get_run(tenant_id, run_id)
-                    if record.status in SETTLED:
-                        return record
-                    # Events wake us early; the timeout re-reads the row in case the run
-                    # ended in another process (whose events never reach this one).
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(1.0):
-                            async for event in events:
-                                if event["event"] == TERMINAL:
-                                    break
-                finally:
-                    await events.aclose()
+        """Return once the run is settled (finished or interrupted), wherever it executes."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                async for _ in self.stream(tenant_id, run_id):
+                    pass
+        except TimeoutError:
+            raise RequestTimeout(
+                f"run {run_id!r} has not settled after {timeout_s:g}s; it goes on in the"
+                f" background (GET /v1/runs/{run_id})"
+            ) from None
+        return await self.store.get_run(tenant_id, run_id)
 
     async def stream(self, tenant_id: str, run_id: str) -> AsyncIterator[dict[str, Any]]:
-        """The run's events from its start until it settles."""
+        """The run's events from its start until it settles; a settled run's events are
+        replayed from the table and end at once."""
         record = await self.store.get_run(tenant_id, run_id)
-        if record.status in SETTLED:
-            async for event in self.events.subscribe(run_id):
-                yield event
-                if event["event"] == TERMINAL:
-                    return
-            yield {"run_id": run_id, "event": TERMINAL, "run": record.to_dict()}
-            return
-        async for event in self.events.subscribe(run_id):
+
+        async def ended() -> dict[str, Any] | None:
+            # The run settled but its end event never reached the table (its worker died
+            # between the two, or it settled before events were kept): end from the row.
+            current = await self.store.get_run(tenant_id, run_id)
+            if current.status in SETTLED:
+                return {"run_id": run_id, "event": TERMINAL, "run": current.to_dict()}
+            return None
+
+        settled = record.status in SETTLED
+        async for event in self.events.subscribe(
+            run_id, on_idle=ended, idle_check_s=0.0 if settled else 2.0
+        ):
             yield event
 
     async def cancel(self, tenant_id: str, run_id: str) -> RunRecord:
+        """Cancel a queued, running or interrupted run. The status is the durable flag: the
+        process executing the run sees it within ``cancel_poll_s`` and stops at the next
+        node; a queued run never starts."""
         record = await self.store.get_run(tenant_id, run_id)
         if record.status in FINISHED:
             raise Conflict(f"run {run_id!r} already {record.status}")
-        self.runtime.cancelled.add(run_id)
-        await self.store.update_run(
+        changed = await self.store.update_run(
             run_id, status="cancelled", only_if=("queued", "running", "interrupted")
         )
-        if record.workflow_id and self._client is not None:
-            await asyncio.to_thread(self._client.cancel_workflow, record.workflow_id)
+        if run_id in self._active:
+            self.runtime.cancelled.add(run_id)
+            running = self._tasks.get(run_id)
+            if running is not None:
+                running.cancel()
+        if record.workflow_id:
+            client = await self._queue_client()
+            await asyncio.to_thread(client.cancel_workflow, record.workflow_id)
         final = await self.store.get_run(tenant_id, run_id)
-        self._settled(final)
+        if changed:
+            await self._settled(final)
         return final
 
     async def resume(
@@ -270,7 +324,7 @@ class AgentRunService:
             raise InvalidRequest(f"no pending interrupts {sorted(unknown)}", param="answers")
         if not await self.store.update_run(run_id, status="queued", only_if=("interrupted",)):
             raise Conflict(f"run {run_id!r} is being resumed already")
-        self.events.reset(run_id)
+        await self.events.clear(run_id)
         graph_name = self._run_graphs.name(tenant_id, record.agent, record.agent_version)
         await self._run_graphs.get(graph_name)
         recursion = 100
@@ -312,12 +366,14 @@ class AgentRunService:
     async def _enqueue(
         self, record: RunRecord, graph_name: str, graph_input: Any, limit: int
     ) -> None:
-        client = await self._launch()
+        if self.executes:
+            await self._ensure_executor()
+        client = await self._queue_client()
         workflow_id = f"{record.id}:{new_id('wf')}"
         await self.store.update_run(record.id, status="queued", workflow_id=workflow_id)
-        options: EnqueueOptions = {
-            "workflow_name": durable.WORKFLOW_NAME,
-            "queue_name": durable.QUEUE_NAME,
+        options = {
+            "workflow_name": executor.WORKFLOW_NAME,
+            "queue_name": executor.QUEUE_NAME,
             "workflow_id": workflow_id,
             "queue_partition_key": record.thread_id,
         }
@@ -326,17 +382,51 @@ class AgentRunService:
             record.thread_id, graph_input, limit,
         )  # fmt: skip
 
-    # -- RunHost: called from worker threads ------------------------------------------------
-    def ensure_graph(self, graph_name: str) -> None:
-        if not self._run_graphs.has(graph_name):
-            self._bridge(self._run_graphs.get(graph_name))
-
-    def on_start(self, run_id: str) -> None:
-        self._bridge(self.store.update_run(run_id, status="running", only_if=("queued",)))
+    # -- RunHost: the executing side ------------------------------------------------------
+    async def begin(self, run_id: str) -> bool:
+        record = await self.store.find_run(run_id)
+        if record.status == "cancelled":
+            return False
+        # A run taken over from a dead worker is "running" already; it runs on here.
+        await self.store.update_run(run_id, status="running", only_if=("queued", "running"))
+        self._active.add(run_id)
+        self.events.bind(run_id, record.tenant_id)
         self.events.publish(run_id, {"event": "run_start"})
+        return True
 
-    def on_finish(self, run_id: str, result: dict[str, Any]) -> None:
-        self._bridge(self._record_outcome(run_id, result))
+    async def graph(self, graph_name: str) -> CompiledGraph:
+        return await self._run_graphs.get(graph_name)
+
+    async def execute(
+        self, run_id: str, graph_name: str, thread_id: str, recursion_limit: int
+    ) -> dict[str, Any]:
+        graph = await self._run_graphs.get(graph_name)
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks[run_id] = task
+        try:
+            output = await graph.ainvoke(None, thread_id=thread_id, recursion_limit=recursion_limit)
+        except asyncio.CancelledError:
+            if run_id not in self.runtime.cancelled or task is None:
+                raise  # shutting down: the run stays pending and another worker takes it
+            task.uncancel()  # our own cancel, for this run alone
+            raise RunCancelled(f"run {run_id!r} was cancelled") from None
+        finally:
+            self._tasks.pop(run_id, None)
+        interrupts = output.pop("__interrupt__", [])
+        return {
+            "status": "interrupted" if interrupts else "done",
+            "interrupts": [{"id": i.id, "value": i.value} for i in interrupts],
+            "values": output,
+        }
+
+    async def finish(self, run_id: str, result: dict[str, Any]) -> None:
+        try:
+            await self._record_outcome(run_id, result)
+        finally:
+            self._active.discard(run_id)
+            self.runtime.cancelled.discard(run_id)
+            self.events.unbind(run_id)
 
     async def _record_outcome(self, run_id: str, result: dict[str, Any]) -> None:
         values: dict[str, Any] = result.get("values") or {}
@@ -355,23 +445,45 @@ class AgentRunService:
         else:
             status = "succeeded" if values.get("status") == "succeeded" else "failed"
             changes.update(output=values.get("output"), error=values.get("error"), interrupts=[])
-        await self.store.update_run(run_id, status=status, only_if=("queued", "running"), **changes)
-        self.runtime.cancelled.discard(run_id)
-        record = await self.store.find_run(run_id)
-        self._settled(record)
+        changed = await self.store.update_run(
+            run_id, status=status, only_if=("queued", "running"), **changes
+        )
+        if changed:  # else it was cancelled meanwhile, and the cancel announced the end
+            await self._settled(await self.store.find_run(run_id))
+        else:
+            await self.events.flush()
 
-    def _settled(self, record: RunRecord) -> None:
-        self.events.publish(record.id, {"event": TERMINAL, "run": record.to_dict()})
+    async def _settled(self, record: RunRecord) -> None:
+        self.events.publish(
+            record.id, {"event": TERMINAL, "run": record.to_dict()}, tenant_id=record.tenant_id
+        )
+        await self.events.flush()
         if record.webhook and self.webhooks is not None and record.status in SETTLED:
             payload = {"type": f"run.{record.status}", "run": record.to_dict()}
             task = asyncio.ensure_future(self.webhooks.deliver(record.webhook, payload))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
-    def _bridge(self, work: Coroutine[Any, Any, T]) -> T:
-        assert self._loop is not None
-        future = asyncio.run_coroutine_threadsafe(work, self._loop)
-        return future.result(_BRIDGE_TIMEOUT_S)
+    async def _watch_cancels(self) -> None:
+        """Turn the durable cancel flag of runs executing here into the runtime's set,
+        which nodes check at every boundary."""
+        while True:
+            await asyncio.sleep(self.execution.cancel_poll_s)
+            active = sorted(self._active - self.runtime.cancelled)
+            if not active:
+                continue
+            try:
+                cancelled = await self.store.cancelled_among(active)
+            except Exception as exc:  # a database blip: look again next round
+                log.warning("cancel watch failed", error=str(exc))
+                continue
+            self.runtime.cancelled.update(cancelled)
+            for run_id in cancelled:
+                # Stop what the run is doing now (a long tool call, a model stream) rather
+                # than wait for its next node.
+                running = self._tasks.get(run_id)
+                if running is not None:
+                    running.cancel()
 
     async def _thread_graph(self, tenant_id: str, thread_id: str) -> CompiledGraph | None:
         runs = await self.store.list_runs(tenant_id, thread_id, limit=1)

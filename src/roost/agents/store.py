@@ -177,6 +177,18 @@ class RunStore:
         )
         return row is not None
 
+    async def cancelled_among(self, run_ids: list[str]) -> set[str]:
+        """Which of ``run_ids`` (runs this process executes) were cancelled meanwhile."""
+        if not run_ids:
+            return set()
+        names = {f"r{n}": run_id for n, run_id in enumerate(run_ids)}
+        rows = await self.database.fetch_all(
+            f"SELECT id FROM agent_runs WHERE status = 'cancelled'"
+            f" AND id IN ({', '.join(':' + name for name in names)})",
+            names,
+        )
+        return {str(row["id"]) for row in rows}
+
     async def list_runs(self, tenant_id: str, thread_id: str, limit: int = 100) -> list[RunRecord]:
         rows = await self.database.fetch_all(
             "SELECT * FROM agent_runs WHERE tenant_id = :t AND thread_id = :th"

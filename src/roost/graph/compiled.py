@@ -222,6 +222,13 @@ class CompiledGraph:
         for checkpoints, writes in loop.start(loop.load_log(None), input, None):
             cp.put(checkpoints, writes)
 
+    async def aprepare(self, input: Any, *, thread_id: str) -> None:
+        """Async twin of :meth:`prepare`, for runs executing on an event loop."""
+        cp = self._require_checkpointer()
+        loop = self._loop(thread_id, DEFAULT_RECURSION_LIMIT, _ignore)
+        for checkpoints, writes in loop.start(await loop.aload_log(None), input, None):
+            await cp.aput(checkpoints, writes)
+
     # -- subgraphs ----------------------------------------------------------------------
     def _sub_loop(self, ctx: TaskContext) -> RunLoop:
         scope: SubgraphScope | None = ctx.subgraph

@@ -1,11 +1,8 @@
-"""Durable graph runs across processes, on DBOS Transact.
+"""Durable runs across processes, on DBOS Transact.
 
-A run is (graph name, thread id, input). :class:`RunService` queues runs; worker
-processes (:mod:`roost.runs.worker`) claim them, run the graph and checkpoint each
-superstep; a crashed worker's runs are recovered and continue from the last
-checkpoint. Runs on one thread never execute at the same time.
+:mod:`roost.runs.executor` executes runs as DBOS workflows on the shared queue;
+:mod:`roost.runs.events` carries their events to subscribers in any process;
+:mod:`roost.runs.workers` makes live workers take over the runs of dead ones. The run
+service that ties them to agents and graphs is :class:`roost.agents.service.AgentRunService`,
+opened by the platform kernel.
 """
-
-from roost.runs.service import RunInfo, RunService
-
-__all__ = ["RunInfo", "RunService"]

@@ -13,9 +13,9 @@ from pydantic import BaseModel, Field
 
 from roost.engine.registry import ModelEntry, ModelRegistry
 from roost.errors import RoostError
+from roost.platform.model_swap import ModelSwap
 from roost.server.admin_auth import require_admin
 from roost.server.error_format import error_body
-from roost.server.model_swap import ModelSwap
 from roost.server.sse import event_stream, sse_event
 
 router = APIRouter(prefix="/admin/models", tags=["admin"], dependencies=[Depends(require_admin)])

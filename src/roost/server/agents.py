@@ -1,29 +1,16 @@
-"""``/v1/agents``: register agent specs (immutable versions, tags) and read them back;
-plus the lifespan hook that builds the agents runtime on ``app.state.agents``."""
+"""``/v1/agents``: register agent specs (immutable versions, tags) and read them back.
+The run service they feed is the kernel's (``app.state.agents``)."""
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from roost.agents.registry import AgentRegistry
-from roost.agents.runtime import AgentRuntime, ExecutorToolRunner
-from roost.agents.schema import AGENT_MIGRATIONS
 from roost.agents.service import AgentRunService
 from roost.agents.spec import parse_spec
-from roost.agents.store import RunStore
-from roost.agents.webhooks import WebhookSender
-from roost.config import Settings
 from roost.errors import Overloaded
-from roost.runs.worker import load_graphs
-from roost.server.usage import llm_service
-from roost.storage import migrate
-from roost.tools.netguard import NetworkPolicy
 
 router = APIRouter(tags=["agents"])
 
@@ -89,61 +76,6 @@ async def tag_agent(name: str, body: TagBody, request: Request) -> dict[str, Any
     tenant_id = request.state.principal.tenant_id
     await registry.tag(tenant_id, name, body.tag, body.version)
     return (await registry.get(tenant_id, name, body.version)).to_dict()
-
-
-def _webhook_secret(settings: Settings) -> bytes:
-    """The configured secret, else one generated once and kept in the Roost home."""
-    if settings.agents.webhook_secret is not None:
-        return settings.agents.webhook_secret.get_secret_value().encode()
-    path = settings.home / "agent-webhook.key"
-    if not path.exists():
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
-    return path.read_text().strip().encode()
-
-
-@asynccontextmanager
-async def agents_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Migrate the agents tables, start the in-process run worker; stop it at shutdown."""
-    platform = app.state.platform
-    settings: Settings = platform.settings
-    await migrate(platform.database, AGENT_MIGRATIONS)
-    tools = getattr(app.state, "tools", None)
-    runtime = AgentRuntime(
-        llm_service(app),
-        ExecutorToolRunner(tools) if tools is not None else None,
-        memory=getattr(app.state, "memory", None),
-    )
-    agents = settings.agents
-    service = AgentRunService(
-        RunStore(platform.database),
-        AgentRegistry(platform.database),
-        runtime,
-        checkpoints_path=agents.checkpoints_path or settings.home / "agent-threads.db",
-        runs_url=agents.runs_url or f"sqlite:///{settings.home / 'agent-runs.db'}",
-        concurrency=agents.worker_concurrency,
-        webhooks=WebhookSender(
-            _webhook_secret(settings),
-            max_attempts=agents.webhook_max_attempts,
-            backoff_s=agents.webhook_backoff_s,
-            timeout_s=agents.webhook_timeout_s,
-            # Tenants choose webhook URLs: the SSRF guard of http_fetch applies to them too.
-            network=NetworkPolicy(
-                allowed_networks=tuple(settings.tools.http_allowed_networks),
-                max_redirects=0,
-                timeout_s=agents.webhook_timeout_s,
-            ),
-        ),
-    )
-    for spec in agents.graphs:
-        service.graphs.update(load_graphs(spec))
-    await service.start()
-    app.state.agents = service
-    try:
-        yield
-    finally:
-        app.state.agents = None
-        await service.close()
 
 
 async def resume_after_approval(app: FastAPI, tenant_id: str, run_id: str | None) -> None:

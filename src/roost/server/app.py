@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -17,12 +17,14 @@ from roost.errors import InvalidRequest, MethodNotAllowed, NotFound, RoostError
 from roost.observe.logging import get_logger
 from roost.observe.tracing import configure_tracing
 from roost.platform import Platform, bootstrap
+from roost.platform.kernel import Roost
 from roost.server import (
     admin_caches,
     admin_models,
     anthropic,
     coordination,
     health,
+    mcp,
     openai,
     threads,
 )
@@ -33,7 +35,6 @@ from roost.server import tools as tool_layer
 from roost.server import usage as usage_layer
 from roost.server.error_format import error_body
 from roost.server.in_flight import InFlightMiddleware
-from roost.server.inference import inference_lifespan
 from roost.server.middleware import (
     AuthMiddleware,
     BodyLimitMiddleware,
@@ -58,21 +59,15 @@ ROUTERS: list[APIRouter] = [
     admin_models.router,
     admin_caches.router,
 ]
-# Each layer that needs services at run time contributes one hook: an async context
-# manager that builds them (migrations included) on ``app.state`` once the platform is
-# open, and tears them down at shutdown, in reverse order.
-LifespanHook = Callable[[FastAPI], AbstractAsyncContextManager[None]]
-LIFESPAN_HOOKS: list[LifespanHook] = [
-    inference_lifespan,
-    tool_layer.tools_lifespan,
-    memory_layer.memory_lifespan,
-    usage_layer.llm_lifespan,
-    agents_layer.agents_lifespan,
-]
 
 
 def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
-    """Build the app. Given a ``platform`` the app uses it and leaves closing it to the caller."""
+    """Build the app. Given a ``platform`` the app uses it and leaves closing it to the caller.
+
+    The lifespan opens the platform kernel (every service) and exposes its services on
+    ``app.state`` for the adapters; a test or embedding program may put a ready engine on
+    ``app.state.engine`` beforehand, which is then used and not closed.
+    """
     configure_tracing(settings.tracing)
 
     @asynccontextmanager
@@ -87,10 +82,18 @@ def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
                     "authentication is DISABLED: every request acts for the default tenant;"
                     " never expose this server beyond your own machine"
                 )
-            async with AsyncExitStack() as hooks:
-                for hook in LIFESPAN_HOOKS:
-                    await hooks.enter_async_context(hook(app))
-                yield
+            kernel = await Roost.open(
+                settings,
+                platform=app.state.platform,
+                engine=getattr(app.state, "engine", None),
+            )
+            _expose(app, kernel)
+            try:
+                async with mcp.mcp_lifespan(app):
+                    yield
+            finally:
+                _expose(app, None)
+                await kernel.close()
         finally:
             if owned:
                 await app.state.platform.close()
@@ -113,6 +116,17 @@ def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     return app
+
+
+def _expose(app: FastAPI, kernel: Roost | None) -> None:
+    """The kernel's services where the adapters look for them (None after shutdown)."""
+    app.state.kernel = kernel
+    if kernel is not None:
+        app.state.inference = kernel.inference
+    app.state.tools = kernel.tools if kernel else None
+    app.state.memory = kernel.memory if kernel else None
+    app.state.llm = kernel.llm if kernel else None
+    app.state.agents = kernel.runs if kernel else None
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -6,19 +6,15 @@ opens those services on ``app.state.memory`` and runs background consolidation.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any, Literal
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from roost.errors import NotFound
 from roost.memory.consolidation import ConsolidationReport
 from roost.memory.long_term import Memory, Recalled
-from roost.memory.service import MemoryServices, consolidate_periodically
+from roost.memory.service import MemoryServices
 from roost.memory.short_term import Turn
 
 router = APIRouter(prefix="/v1/memory", tags=["memory"])
@@ -194,27 +190,3 @@ async def consolidate_thread(
         tenant(request), thread_id, body.agent_id, force=body.force
     )
     return {"object": "list", "data": [report_json(r) for r in reports]}
-
-
-@asynccontextmanager
-async def memory_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open memory on ``app.state.memory``; run background consolidation while serving."""
-    platform = app.state.platform
-    memory = await MemoryServices.open(platform.settings, platform.database, platform.redis)
-    app.state.memory = memory
-    interval = platform.settings.memory.consolidation_interval_s
-    task: asyncio.Task[None] | None = None
-    if interval > 0:
-
-        async def tenant_ids() -> list[str]:
-            return [t.id for t in await platform.tenants.list()]
-
-        task = asyncio.create_task(consolidate_periodically(memory, tenant_ids, interval))
-    try:
-        yield
-    finally:
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await memory.close()

@@ -1,28 +1,20 @@
 """``GET /v1/tools``, ``POST /v1/tools/{name}/execute``, and the tool layer's HTTP wiring.
 
-``router`` also carries the approvals API and the ``/mcp`` endpoint, and
-:func:`tools_lifespan` opens the tool service and then the MCP session manager, so the app
-registers the whole tool layer with one router and one hook.
+``router`` also carries the approvals API and the ``/mcp`` endpoint; the tool service
+itself is the kernel's (``app.state.tools``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from roost.errors import NotFound
-from roost.observe.metrics import include_registry
 from roost.server import approvals, mcp
-from roost.tools import metrics as tool_metrics
-from roost.tools.builtin.semantic import KnowledgeSearch, semantic_search_tool
 from roost.tools.executor import ToolCall
 from roost.tools.permissions import Caller
-from roost.tools.service import ToolService
-from roost.tools.toolsets import StaticToolset
 
 router = APIRouter(tags=["tools"])
 router.include_router(approvals.router)
@@ -56,34 +48,3 @@ async def execute_tool(name: str, body: ExecuteBody, request: Request) -> dict[s
     if result.error_type == "unknown_tool":
         raise NotFound(result.error_message or f"no tool named {name!r}", param="name")
     return result.to_dict()
-
-
-@asynccontextmanager
-async def tools_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the tool service (tables, built-ins, configured MCP servers) for the app."""
-    service = await ToolService.open(app.state.platform)
-    include_registry(tool_metrics.REGISTRY)
-    # The memory layer may start after this hook; look its knowledge base up per call.
-    service.registry.add_shared(StaticToolset([semantic_search_tool(lambda: _knowledge(app))]))
-    app.state.tools = service
-    try:
-        async with mcp.mcp_lifespan(app):
-            yield
-    finally:
-        await service.close()
-
-
-def _knowledge(app: FastAPI) -> KnowledgeSearch | None:
-    memory = getattr(app.state, "memory", None)
-    if memory is None or not hasattr(memory, "search_knowledge"):
-        return None
-
-    async def search(tenant_id: str, collection: str, query: str, k: int) -> list[dict[str, Any]]:
-        hits = await memory.search_knowledge(tenant_id, collection, query, k=k)
-        return [
-            {"text": h.text, "uri": h.uri, "line_start": h.line_start, "line_end": h.line_end,
-             "score": h.score}
-            for h in hits
-        ]  # fmt: skip
-
-    return search

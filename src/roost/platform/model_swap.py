@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from roost.chat import ChatService
 from roost.errors import Conflict, InvalidRequest, RoostError
 from roost.observe.logging import get_logger
-from roost.server.model_metrics import MODEL_SWAP_DURATION, mark_loaded, mark_unloaded
+from roost.observe.model_metrics import MODEL_SWAP_DURATION, mark_loaded, mark_unloaded
 
 if TYPE_CHECKING:
     from roost.config import Settings
     from roost.engine.registry import ModelEntry, ModelRegistry
-    from roost.server.inference import InferenceState
+    from roost.platform.inference import InferenceState
 
 log = get_logger("roost.inference")
 SwapPhase = Literal["loading", "draining", "unloading", "ready"]

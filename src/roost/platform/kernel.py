@@ -1,0 +1,254 @@
+"""The platform kernel: every service of a Roost deployment, opened once from settings.
+
+The HTTP server, the CLI and ``roost worker`` all open a :class:`Roost`; they differ only
+in which loops they run on top (HTTP, run execution, upkeep). Services are opened in
+dependency order and closed in reverse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from roost.config import Settings
+from roost.observe.logging import get_logger
+from roost.platform.core import Platform
+from roost.platform.inference import InferenceState
+
+if TYPE_CHECKING:
+    from roost.agents.service import AgentRunService
+    from roost.llm.service import LLMService
+    from roost.memory.service import MemoryServices
+    from roost.tools.service import ToolService
+
+log = get_logger("roost.platform")
+
+
+@dataclass(slots=True)
+class RunExecution:
+    """Whether this process executes runs: ``concurrency`` 0 only enqueues; ``eager``
+    starts the executor at once (workers) instead of with the first run."""
+
+    concurrency: int
+    eager: bool = False
+
+    @classmethod
+    def for_server(cls, settings: Settings) -> RunExecution:
+        workers = settings.runs.workers
+        return cls(settings.agents.worker_concurrency if workers is None else workers)
+
+
+@dataclass(slots=True)
+class Roost:
+    settings: Settings
+    platform: Platform
+    inference: InferenceState
+    tools: ToolService
+    memory: MemoryServices | None
+    llm: LLMService
+    runs: AgentRunService
+    _exit: AsyncExitStack = field(default_factory=AsyncExitStack)
+
+    @classmethod
+    async def open(
+        cls,
+        settings: Settings,
+        *,
+        platform: Platform | None = None,
+        engine: Any = None,
+        execution: RunExecution | None = None,
+        connect_mcp: bool = True,
+    ) -> Roost:
+        """Open every service. ``platform`` and ``engine``, when given, are used and left
+        open; ``execution`` defaults to the server's (``runs.workers``)."""
+        exit_stack = AsyncExitStack()
+        try:
+            return await cls._open(
+                settings, exit_stack, platform, engine, execution, connect_mcp=connect_mcp
+            )
+        except BaseException:
+            await exit_stack.aclose()
+            raise
+
+    @classmethod
+    async def _open(
+        cls,
+        settings: Settings,
+        stack: AsyncExitStack,
+        platform: Platform | None,
+        engine: Any,
+        execution: RunExecution | None,
+        *,
+        connect_mcp: bool,
+    ) -> Roost:
+        from roost.platform import wiring
+
+        if platform is None:
+            platform = await Platform.open(settings)
+            stack.push_async_callback(platform.close)
+        inference = InferenceState()
+        await inference.open(settings, engine)
+        stack.push_async_callback(inference.close)
+        tools = await _open_tools(platform, stack, connect_mcp=connect_mcp)
+        memory = await _open_memory(platform, stack)
+        llm = await _open_llm(platform, inference, stack)
+        runs = await _open_runs(
+            platform, llm, tools, memory, execution or RunExecution.for_server(settings), stack
+        )
+        kernel = cls(settings, platform, inference, tools, memory, llm, runs, stack)
+        from roost.tools.builtin.semantic import semantic_search_tool
+        from roost.tools.toolsets import StaticToolset
+
+        # Looked up per call: the kernel's memory may be replaced (tests, reloads).
+        tools.registry.add_shared(
+            StaticToolset([semantic_search_tool(lambda: wiring.knowledge_search(kernel.memory))])
+        )
+        wiring.load_plugins(kernel)
+        await runs.start()
+        return kernel
+
+    async def close(self) -> None:
+        await self._exit.aclose()
+
+    async def __aenter__(self) -> Roost:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+async def _open_tools(platform: Platform, stack: AsyncExitStack, *, connect_mcp: bool) -> Any:
+    from roost.observe.metrics import include_registry
+    from roost.tools import metrics as tool_metrics
+    from roost.tools.service import ToolService
+
+    service = await ToolService.open(platform, connect_mcp=connect_mcp)
+    stack.push_async_callback(service.close)
+    include_registry(tool_metrics.REGISTRY)
+    return service
+
+
+async def _open_memory(platform: Platform, stack: AsyncExitStack) -> Any:
+    from roost.memory.service import MemoryServices, consolidate_periodically
+
+    memory = await MemoryServices.open(platform.settings, platform.database, platform.redis)
+    stack.push_async_callback(memory.close)
+    interval = platform.settings.memory.consolidation_interval_s
+    if interval > 0:
+
+        async def tenant_ids() -> list[str]:
+            return [t.id for t in await platform.tenants.list()]
+
+        task = asyncio.create_task(consolidate_periodically(memory, tenant_ids, interval))
+        stack.push_async_callback(_cancel, task)
+    return memory
+
+
+async def _open_llm(platform: Platform, inference: InferenceState, stack: AsyncExitStack) -> Any:
+    from roost.llm.cache import TextEmbedder
+    from roost.llm.providers import ProviderRegistry
+    from roost.llm.service import LLMService
+    from roost.platform import wiring
+
+    settings = platform.settings.llm
+    embedder: TextEmbedder | None = None
+    if settings.cache.enabled and settings.cache.semantic:
+        from roost.llm.embeddings import create_embedder
+
+        embedder = create_embedder("minilm")
+    registry = ProviderRegistry(settings.providers, local_factory=wiring.local_models(inference))
+    service = await LLMService.open(
+        settings, platform.database, redis=platform.redis, registry=registry, embedder=embedder
+    )
+    stack.push_async_callback(service.aclose)
+    upkeep = asyncio.ensure_future(
+        wiring.llm_upkeep(service, settings.circuit.health_check_interval_s)
+    )
+    stack.push_async_callback(_cancel, upkeep)
+    log.info(
+        "llm layer ready",
+        groups=sorted(service.router.groups),
+        cache=settings.cache.store if service.cache else "off",
+        budgets=len(settings.budgets),
+        prices=service.prices.version,
+    )
+    return service
+
+
+async def _open_runs(
+    platform: Platform,
+    llm: Any,
+    tools: Any,
+    memory: Any,
+    execution: RunExecution,
+    stack: AsyncExitStack,
+) -> Any:
+    from roost.agents.graphs import RunGraphs, load_graphs
+    from roost.agents.registry import AgentRegistry
+    from roost.agents.runtime import AgentRuntime, ExecutorToolRunner
+    from roost.agents.schema import AGENT_MIGRATIONS
+    from roost.agents.service import AgentRunService, ExecutionSettings
+    from roost.agents.store import RunStore
+    from roost.agents.webhooks import WebhookSender
+    from roost.platform import wiring
+    from roost.runs.events import RunEventLog
+    from roost.runs.schema import RUN_MIGRATIONS
+    from roost.runs.signals import choose_transport
+    from roost.storage import migrate
+    from roost.tools.netguard import NetworkPolicy
+
+    settings = platform.settings
+    await migrate(platform.database, AGENT_MIGRATIONS)
+    await migrate(platform.database, RUN_MIGRATIONS)
+    runtime = AgentRuntime(llm, ExecutorToolRunner(tools), memory=memory)
+    registry = AgentRegistry(platform.database)
+    checkpoints_path, checkpoints_url = wiring.checkpoints(settings)
+    graphs = RunGraphs(
+        registry, runtime, checkpoints_path=checkpoints_path, checkpoints_url=checkpoints_url
+    )
+    for spec in settings.agents.graphs:
+        graphs.plain.update(load_graphs(spec))
+    agents = settings.agents
+    events = RunEventLog(
+        platform.database,
+        choose_transport(platform.database, platform.redis),
+        poll_s=settings.runs.events_poll_s,
+    )
+    service = AgentRunService(
+        RunStore(platform.database),
+        registry,
+        runtime,
+        graphs,
+        events,
+        ExecutionSettings(
+            runs_url=wiring.runs_url(settings),
+            concurrency=execution.concurrency,
+            eager=execution.eager,
+            heartbeat_interval_s=settings.runs.heartbeat_interval_s,
+            takeover_after_s=settings.runs.takeover_after_s,
+        ),
+        webhooks=WebhookSender(
+            wiring.webhook_secret(settings),
+            max_attempts=agents.webhook_max_attempts,
+            backoff_s=agents.webhook_backoff_s,
+            timeout_s=agents.webhook_timeout_s,
+            # Tenants choose webhook URLs: the SSRF guard of http_fetch applies to them too.
+            network=NetworkPolicy(
+                allowed_networks=tuple(settings.tools.http_allowed_networks),
+                max_redirects=0,
+                timeout_s=agents.webhook_timeout_s,
+            ),
+        ),
+    )
+    graphs.host_key = service.host_key
+    stack.push_async_callback(service.close)
+    return service
+
+
+async def _cancel(task: asyncio.Task[Any] | asyncio.Future[Any]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

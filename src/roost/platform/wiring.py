@@ -1,0 +1,122 @@
+"""How the kernel builds the services that need more than their own ``open``: the LLM
+service's local models and upkeep, the agents runtime and its run service, plugins."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from roost.config import Settings
+from roost.errors import ConfigError, Overloaded
+from roost.llm.base import Model
+from roost.observe.logging import get_logger
+
+if TYPE_CHECKING:
+    from roost.llm.service import LLMService
+    from roost.memory.service import MemoryServices
+    from roost.platform.inference import InferenceState
+    from roost.platform.kernel import Roost
+    from roost.tools.builtin.semantic import KnowledgeSearch
+
+log = get_logger("roost.platform")
+# Reservations older than this belong to a process that died mid-call.
+STALE_RESERVATION_MS = 3_600_000
+UPKEEP_INTERVAL_S = 600.0
+
+
+def local_models(inference: InferenceState) -> Callable[[str], Model]:
+    """``local:<name>`` models served by this process's engine (loaded in the background)."""
+    from roost.llm.providers.local import LocalModel
+
+    async def chat_service() -> Any:
+        if inference.is_disabled:
+            raise Overloaded("the local engine is not part of this process")
+        return await inference.ready_service()
+
+    return lambda name: LocalModel(f"local:{name}", chat_service)
+
+
+async def llm_upkeep(
+    service: LLMService,
+    probe_interval_s: float | None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Probe open circuits (when configured) and release stale budget reservations."""
+    interval = min(probe_interval_s or UPKEEP_INTERVAL_S, UPKEEP_INTERVAL_S)
+    since_release = 0.0
+    while True:
+        await sleep(interval)
+        try:
+            if probe_interval_s:
+                for name in list(service.router.groups):
+                    await service.router.probe(name)
+            since_release += interval
+            if service.budgets is not None and since_release >= UPKEEP_INTERVAL_S:
+                since_release = 0.0
+                await service.budgets.release_stale(STALE_RESERVATION_MS)
+        except Exception:
+            log.exception("llm upkeep failed; trying again next round")
+
+
+def knowledge_search(memory: MemoryServices | None) -> KnowledgeSearch | None:
+    """The knowledge base as the ``semantic_search`` tools call it (None without one)."""
+    if memory is None or not hasattr(memory, "search_knowledge"):
+        return None
+
+    async def search(tenant_id: str, collection: str, query: str, k: int) -> list[dict[str, Any]]:
+        hits = await memory.search_knowledge(tenant_id, collection, query, k=k)
+        return [
+            {"text": h.text, "uri": h.uri, "line_start": h.line_start, "line_end": h.line_end,
+             "score": h.score}
+            for h in hits
+        ]  # fmt: skip
+
+    return search
+
+
+def webhook_secret(settings: Settings) -> bytes:
+    """The configured secret, else one generated once and kept in the Roost home (so every
+    process of a deployment on this host signs alike)."""
+    if settings.agents.webhook_secret is not None:
+        return settings.agents.webhook_secret.get_secret_value().encode()
+    path = settings.home / "agent-webhook.key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip().encode()
+
+
+def runs_url(settings: Settings) -> str:
+    """DBOS's system database: the deployment's PostgreSQL when it has one (every worker
+    shares the queue), else a SQLite file beside the main one."""
+    if settings.agents.runs_url:
+        return settings.agents.runs_url
+    if settings.database_url.startswith(("postgresql", "postgres")):
+        return settings.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    return f"sqlite:///{settings.home / 'agent-runs.db'}"
+
+
+def checkpoints(settings: Settings) -> tuple[Path, str | None]:
+    """Thread checkpoints: PostgreSQL with the deployment's database, else a SQLite file."""
+    path = settings.agents.checkpoints_path or settings.home / "agent-threads.db"
+    url = settings.database_url
+    if settings.agents.checkpoints_path is None and url.startswith(("postgresql", "postgres")):
+        return path, url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    return path, None
+
+
+def load_plugins(kernel: Roost) -> None:
+    """Call ``register(kernel)`` of every module in ``plugins``: custom models, toolsets
+    and graphs, registered the same way in servers and workers."""
+    for name in kernel.settings.plugins:
+        module_name, _, attribute = name.partition(":")
+        try:
+            register = getattr(importlib.import_module(module_name), attribute or "register")
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError([("plugins", f"cannot load {name!r}: {exc}")]) from exc
+        register(kernel)
+        log.info("plugin loaded", plugin=name)
