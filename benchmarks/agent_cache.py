@@ -7,7 +7,7 @@ quality, and a 32-agent swarm against llama-cpp-python, in one run.
   from its hot cache (in the pool), from its cold cache after an engine restart (read from
   disk, int8 by default), and for a full prefill of the same prompt.
 - quant: bytes per token of int8 and int4 K/V against fp16, greedy agreement of 32-token
-  continuations on 20 prompts, and perplexity on a fixed text (roost.kvcache.quality).
+  continuations on 20 prompts, and perplexity on a fixed text (benchmarks/kv_quality.py).
 - swarm: benchmarks/agent_swarm.py, Roost and llama-cpp-python (if installed) on the same
   GGUF file and the same prompts.
 
@@ -37,6 +37,7 @@ from agent_swarm import build_workload, llama_cpp_server, roost_server, run_swar
 from roost.engine import Engine, EngineConfig, SamplingParams
 from roost.engine.loader import resolve_model_path
 from roost.engine.outputs import StreamEvent
+from roost.kvcache import open_session_store
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODEL = "smollm2-135m-instruct"
@@ -84,7 +85,8 @@ def engine_for(home: Path, kv_dir: Path, scheme: str, **extra: Any) -> Engine:
             session_dir=kv_dir,
             session_quantization=scheme,  # type: ignore[arg-type]
             **extra,
-        )
+        ),
+        session_store=open_session_store,
     )
 
 
@@ -140,7 +142,7 @@ def bench_quant(home: Path, tokens: int = 2048) -> dict[str, Any]:
     """Size of each scheme against fp16, and its quality on the 20 fixed chat prompts."""
     import torch
 
-    from roost.kvcache.quality import REFERENCE_TEXT, chat_prompts, measure_schemes
+    from kv_quality import REFERENCE_TEXT, chat_prompts, measure_schemes
     from roost.kvcache.quantize import quantize
 
     config = EngineConfig(

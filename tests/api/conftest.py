@@ -11,6 +11,7 @@ import pytest
 
 from roost.config import load_settings
 from roost.engine import Engine, EngineConfig
+from roost.kvcache import open_session_store
 from roost.server.app import create_app
 from tests.support.uvicorn_thread import ThreadedServer
 
@@ -22,7 +23,8 @@ def engine(model_home: Path) -> Iterator[Engine]:
     # float32: greedy decoding is then the same with and without a prefix-cache hit, which
     # tests comparing two replies rely on (bf16 rounding can flip a near tie).
     engine = Engine(
-        EngineConfig(home=model_home, dtype="float32", kv_cache_gb=0.25, max_num_seqs=16)
+        EngineConfig(home=model_home, dtype="float32", kv_cache_gb=0.25, max_num_seqs=16),
+        session_store=open_session_store,
     )
     yield engine
     engine.close()

@@ -11,6 +11,7 @@ import pytest
 
 from roost.engine import Engine, EngineConfig, SamplingParams
 from roost.engine.outputs import StreamEvent, Usage
+from roost.kvcache import open_session_store
 
 BLOCK = 16
 TEXT = (
@@ -30,7 +31,7 @@ def make_engine(model_home: Path, kv_dir: Path, **overrides: Any) -> Engine:
         "session_quantization": "none",
     }
     config.update(overrides)
-    return Engine(EngineConfig(**config))
+    return Engine(EngineConfig(**config), session_store=open_session_store)
 
 
 def run(

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from roost.kvcache.cold_store import CacheIdentity, CacheRejected, ColdEntry, ColdStore
+from roost.engine.session_cache import CacheIdentity
+from roost.kvcache.cold_store import CacheRejected, ColdEntry, ColdStore
 from roost.kvcache.quantize import dequantize, quantize
 
 MODEL, TOKENIZER = "model-digest-1", "tokenizer-digest-1"

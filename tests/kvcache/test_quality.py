@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from benchmarks.kv_quality import REFERENCE_TEXT, chat_prompts, compare_round_trips
 
 from roost.engine import Engine, EngineConfig
-from roost.kvcache.quality import REFERENCE_TEXT, chat_prompts, compare_round_trips
 from roost.kvcache.quantize import dequantize, quantize
 
 NUM_PROMPTS = 8  # of the 20 the figures below use: the test stays near a minute on 2 cores

@@ -10,6 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from roost.engine import Engine, EngineConfig
+from roost.kvcache import open_session_store
 from tests.server.conftest import AppFactory
 
 pytestmark = pytest.mark.timeout(600)
@@ -23,7 +24,8 @@ def cached_engine(model_home: Path, tmp_path_factory: pytest.TempPathFactory) ->
             dtype="float32",
             kv_cache_gb=0.1,
             session_dir=tmp_path_factory.mktemp("kv"),
-        )
+        ),
+        session_store=open_session_store,
     )
     yield engine
     engine.close()

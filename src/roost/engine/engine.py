@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from collections.abc import Sequence as Seq
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import torch
 
@@ -35,15 +35,18 @@ from roost.engine.sampler import sample
 from roost.engine.sampling_params import SamplingParams
 from roost.engine.scheduler import Scheduler
 from roost.engine.sequence import Sequence
+from roost.engine.session_cache import (
+    CacheIdentity,
+    SessionCacheHost,
+    SessionCacheInfo,
+    SessionCacheStore,
+    SessionStoreFactory,
+)
 from roost.engine.stopping import advance_and_check_stop
 from roost.engine.tokenizer import Tokenizer
 from roost.engine.weights import build_model
 from roost.errors import InvalidRequest, Overloaded
-from roost.kvcache.cold_store import CacheIdentity
 from roost.observe.logging import get_logger
-
-if TYPE_CHECKING:
-    from roost.kvcache.store import AgentCacheStore, SessionCacheInfo
 
 Prompt = str | list[int]
 T = TypeVar("T")
@@ -61,9 +64,16 @@ class _Request:
 
 
 class Engine:
-    """A loaded model plus its scheduler thread. Thread-safe; close it when done."""
+    """A loaded model plus its scheduler thread. Thread-safe; close it when done.
 
-    def __init__(self, config: EngineConfig) -> None:
+    ``session_store`` opens the per-session KV cache store (``roost.kvcache.open_session_store``
+    for the platform's tiered one); without it, or with ``config.session_cache`` off,
+    requests keep no K/V for their session beyond the shared prefix cache.
+    """
+
+    def __init__(
+        self, config: EngineConfig, *, session_store: SessionStoreFactory | None = None
+    ) -> None:
         self.config = config
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
@@ -107,11 +117,18 @@ class Engine:
         )
         self.grammars = GrammarCompiler(self.tokenizer, self.model_config.vocab_size)
         self.metrics = EngineMetrics()
-        self.sessions: AgentCacheStore | None = None
-        if config.session_cache and config.enable_prefix_cache:
-            from roost.kvcache.setup import open_session_store
-
-            self.sessions = open_session_store(self)
+        self.sessions: SessionCacheStore | None = None
+        if session_store is not None and config.session_cache and config.enable_prefix_cache:
+            self.sessions = session_store(
+                SessionCacheHost(
+                    config=config,
+                    pool=self.pool,
+                    kv_cache=self.runner.kv_cache,
+                    model_digest=self.model_digest,
+                    tokenizer_digest=self.tokenizer_digest,
+                    metrics_registry=self.metrics.registry,
+                )
+            )
         self._requests: dict[str, _Request] = {}
         self._inbox: list[_Request] = []
         self._parked: dict[str, _Request] = {}  # waiting for their session's cache to load
@@ -125,7 +142,13 @@ class Engine:
         self._worker.start()
 
     @classmethod
-    def from_config(cls, settings: Any = None, **overrides: Any) -> Engine:
+    def from_config(
+        cls,
+        settings: Any = None,
+        *,
+        session_store: SessionStoreFactory | None = None,
+        **overrides: Any,
+    ) -> Engine:
         """Build from ``roost.config.Settings`` / ``EngineSettings`` (default: load_settings())."""
         if settings is None:
             from roost.config import load_settings
@@ -135,7 +158,7 @@ class Engine:
         for key, value in overrides.items():
             setattr(config, key, value)
         config.__post_init__()
-        return cls(config)
+        return cls(config, session_store=session_store)
 
     # -- public API -------------------------------------------------------------------------
 
@@ -301,7 +324,7 @@ class Engine:
             loading.add_done_callback(lambda _f: done.set_result(True))
         return done
 
-    def _require_sessions(self) -> AgentCacheStore:
+    def _require_sessions(self) -> SessionCacheStore:
         if self.sessions is None:
             raise InvalidRequest(
                 "session caches are off (engine.session_cache.enabled)", param="session"

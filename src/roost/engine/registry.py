@@ -28,6 +28,7 @@ from roost.errors import InvalidRequest, ModelUnavailable, NotFound, RoostError
 if TYPE_CHECKING:
     from roost.config import Settings
     from roost.engine.engine import Engine
+    from roost.engine.session_cache import SessionStoreFactory
 
 ModelKind = Literal["builtin", "gguf", "hf-dir", "hf-repo"]
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
@@ -129,12 +130,19 @@ class ModelRegistry:
             raise InvalidRequest(f"model {name!r}: {entry.note}", param="model")
         return self.get(name)
 
-    def open_engine(self, settings: Settings, name: str) -> Engine:
-        """Load ``name`` with the engine settings of ``settings``, served under that name."""
+    def open_engine(
+        self,
+        settings: Settings,
+        name: str,
+        *,
+        session_store: SessionStoreFactory | None = None,
+    ) -> Engine:
+        """Load ``name`` with the engine settings of ``settings``, served under that name;
+        ``session_store`` opens its per-session KV caches (see :class:`Engine`)."""
         from roost.engine.engine import Engine
 
         entry = self.get(name)
-        engine = Engine.from_config(settings, model=entry.load_spec)
+        engine = Engine.from_config(settings, session_store=session_store, model=entry.load_spec)
         # Paths load under their path; clients ask for the registry name.
         engine.model_name = entry.name
         return engine

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from roost.errors import InvalidRequest
 from roost.graph.channels import Channel
@@ -17,11 +17,9 @@ from roost.graph.plan import Barrier
 from roost.graph.retry import Clock
 from roost.graph.runner import adrive, adrive_stream, drive, iterate_queue
 from roost.graph.snapshots import build_snapshot
+from roost.graph.spec import Branch, GraphSpec, NodeSpec
 from roost.graph.tasks import SubgraphOutput
 from roost.graph.types import Durability, StateSnapshot, StreamMode
-
-if TYPE_CHECKING:
-    from roost.graph.state import Branch, NodeSpec, StateGraph
 
 DEFAULT_RECURSION_LIMIT = 25
 ALL_MODES = ("values", "updates", "events", "messages", "custom")
@@ -39,30 +37,30 @@ class CompiledGraph:
     def __init__(
         self,
         *,
-        builder: StateGraph,
+        spec: GraphSpec,
         checkpointer: Checkpointer | None,
         durability: Durability,
         name: str,
         clock: Clock,
     ) -> None:
-        self.builder = builder
+        self.spec = spec
         self.checkpointer = checkpointer
         self.durability: Durability = durability
         self.name = name
         self.clock = clock
-        self.nodes: dict[str, NodeSpec] = dict(builder.nodes)
-        self.channels: dict[str, Channel] = builder.channels
+        self.nodes: dict[str, NodeSpec] = dict(spec.nodes)
+        self.channels: dict[str, Channel] = dict(spec.channels)
         self.node_order = {name: i for i, name in enumerate(self.nodes)}
         self.edges_from: dict[str, list[str]] = collections.defaultdict(list)
-        for source, target in builder.edges:
+        for source, target in spec.edges:
             self.edges_from[source].append(target)
-        self.barriers: dict[str, Barrier] = {b.key: b for b in builder.barriers}
+        self.barriers: dict[str, Barrier] = {b.key: b for b in spec.barriers}
         self.barriers_from: dict[str, list[Barrier]] = collections.defaultdict(list)
-        for barrier in builder.barriers:
+        for barrier in spec.barriers:
             for source in barrier.sources:
                 self.barriers_from[source].append(barrier)
         self.branches_from: dict[str, list[Branch]] = collections.defaultdict(list)
-        for branch in builder.branches:
+        for branch in spec.branches:
             self.branches_from[branch.source].append(branch)
 
     # -- helpers ------------------------------------------------------------------------
@@ -75,7 +73,7 @@ class CompiledGraph:
         for spec in self.nodes.values():
             if spec.is_async or (spec.is_subgraph and not spec.fn.is_all_sync):
                 return False
-        return not any(branch.is_async for branch in self.builder.branches)
+        return not any(branch.is_async for branch in self.spec.branches)
 
     def _loop(
         self, thread_id: str | None, recursion_limit: int, emit: Callable[[str, Any], None]

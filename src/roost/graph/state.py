@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from roost.graph.checkpoint.base import Checkpointer
@@ -12,41 +10,11 @@ from roost.graph.errors import InvalidGraph
 from roost.graph.plan import RESERVED_KEYS, Barrier
 from roost.graph.retry import Clock, RetryPolicy, SystemClock
 from roost.graph.schema import channels_from_schema
+from roost.graph.spec import Branch, GraphSpec, NodeSpec, is_async_callable
 from roost.graph.types import END, START, Durability
 
 if TYPE_CHECKING:
     from roost.graph.compiled import CompiledGraph
-
-
-@dataclass(frozen=True, slots=True)
-class NodeSpec:
-    name: str
-    fn: Any
-    """A sync or async callable taking the state, or a compiled graph (a subgraph)."""
-    retry: RetryPolicy | None
-    timeout: float | None
-
-    is_subgraph: bool = False
-    is_async: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Branch:
-    """A conditional edge: ``route(state)`` names where to go, optionally via ``path_map``."""
-
-    source: str
-    route: Callable[..., Any]
-    path_map: Mapping[Hashable, str] | None
-
-    @property
-    def is_async(self) -> bool:
-        return is_async_callable(self.route)
-
-
-def is_async_callable(fn: Any) -> bool:
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - callable objects with async __call__
-    )
 
 
 class StateGraph:
@@ -145,6 +113,16 @@ class StateGraph:
         if START not in sources:
             raise InvalidGraph("graph has no entry point: add_edge(START, 'first_node')")
 
+    def spec(self) -> GraphSpec:
+        """A frozen copy of what is built so far (later additions do not change it)."""
+        return GraphSpec(
+            nodes=dict(self.nodes),
+            channels=dict(self.channels),
+            edges=tuple(self.edges),
+            barriers=tuple(self.barriers),
+            branches=tuple(self.branches),
+        )
+
     def compile(
         self,
         checkpointer: Checkpointer | None = None,
@@ -166,7 +144,7 @@ class StateGraph:
         if durability not in ("sync", "async", "exit"):
             raise InvalidGraph(f"durability must be 'sync', 'async' or 'exit', not {durability!r}")
         return CompiledGraph(
-            builder=self,
+            spec=self.spec(),
             checkpointer=checkpointer,
             durability=durability,
             name=name or str(getattr(self.state_schema, "__name__", "graph")),

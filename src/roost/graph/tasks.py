@@ -19,7 +19,7 @@ from roost.graph.context import CURRENT_TASK, GraphInterrupt, TaskContext
 from roost.graph.errors import InvalidGraph, InvalidUpdate, NodeTimeout
 from roost.graph.plan import BARRIER, GOTO, SEND, PlannedTask, Write
 from roost.graph.retry import Clock
-from roost.graph.state import Branch, NodeSpec
+from roost.graph.spec import Branch, NodeSpec
 from roost.graph.types import END, START, Command, Interrupt, Send
 
 if TYPE_CHECKING:

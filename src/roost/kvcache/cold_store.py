@@ -32,6 +32,7 @@ import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
+from roost.engine.session_cache import CacheIdentity
 from roost.errors import RoostError
 from roost.kvcache.quantize import QuantizedKV, from_parts
 from roost.observe.logging import get_logger
@@ -46,12 +47,6 @@ _MAX_HEADER = 100 * 2**20  # a larger safetensors header means the file is not o
 RejectReason = Literal[
     "model_mismatch", "tokenizer_mismatch", "unsupported_format", "outdated_format", "corrupt"
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class CacheIdentity:
-    tenant_id: str
-    session_id: str
 
 
 @dataclass(slots=True)

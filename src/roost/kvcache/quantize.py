@@ -11,10 +11,10 @@ Schemes (bytes per token relative to float16, for SmolLM2's D = 64):
 
 Why keys are quantized per channel: a few key channels carry outliers, which wreck a
 per-token scale. Measured on the bundled SmolLM2-135M in float32 with
-``roost.kvcache.quality`` (chat prompts of ~180 tokens, 32 greedy tokens each from the
+``benchmarks/kv_quality.py`` (chat prompts of ~180 tokens, 32 greedy tokens each from the
 round-tripped K/V of the prompt; perplexity of the second half of a fixed text given the
 round-tripped first half). Three prompt sets of 20 (the library assistant of
-``quality.QUESTIONS``, the same questions after a story, after a coding system prompt):
+``kv_quality.QUESTIONS``, the same questions after a story, after a coding system prompt):
 
 | variant | continuations unchanged (library / story / coder) | perplexity |
 |---|---|---|

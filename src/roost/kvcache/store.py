@@ -22,22 +22,27 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 
-from roost.engine.block_pool import BlockPool, prefix_hashes, salt_for
-from roost.kvcache.cold_store import CacheIdentity, CacheRejected, ColdEntry, ColdStore
+from roost.engine.session_cache import (
+    CacheIdentity,
+    CachePool,
+    OnWorker,
+    SessionCacheInfo,
+    Tier,
+    prefix_hashes,
+    salt_for,
+)
+from roost.kvcache.cold_store import CacheRejected, ColdEntry, ColdStore
 from roost.kvcache.metrics import SessionCacheMetrics
 from roost.kvcache.pool_io import common_prefix_length, read_blocks, write_blocks
 from roost.kvcache.quantize import QuantizedKV, Scheme, dequantize, quantize
 from roost.observe.logging import get_logger
 
 log = get_logger("roost.kvcache")
-Tier = Literal["hot", "warm", "cold"]
 
 
 @dataclass(slots=True)
@@ -62,19 +67,6 @@ class SessionCache:
 
 
 @dataclass(frozen=True, slots=True)
-class SessionCacheInfo:
-    """One row of the admin listing."""
-
-    id: str
-    tenant_id: str
-    session_id: str
-    tier: Tier
-    num_tokens: int
-    nbytes: int
-    last_used_ms: int
-
-
-@dataclass(frozen=True, slots=True)
 class Budgets:
     hot_blocks: int
     warm_bytes: int
@@ -82,11 +74,12 @@ class Budgets:
 
 
 class AgentCacheStore:
-    """Per-session KV caches of one engine (one model)."""
+    """Per-session KV caches of one engine (one model): a
+    :class:`roost.engine.session_cache.SessionCacheStore`."""
 
     def __init__(
         self,
-        pool: BlockPool,
+        pool: CachePool,
         kv_cache: torch.Tensor,
         cold: ColdStore,
         *,
@@ -135,9 +128,7 @@ class AgentCacheStore:
 
     # -- any thread --------------------------------------------------------------------------
 
-    def ensure_loaded(
-        self, identity: CacheIdentity, on_worker: Callable[[Callable[[], None]], None]
-    ) -> Future[None] | None:
+    def ensure_loaded(self, identity: CacheIdentity, on_worker: OnWorker) -> Future[None] | None:
         """Start reading a cold session from disk; None when nothing has to be read.
 
         The returned future completes (never with an error) once the request may be queued;

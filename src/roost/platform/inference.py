@@ -110,11 +110,17 @@ class InferenceState:
 
 async def _load(state: InferenceState, settings: Settings) -> None:
     from roost.engine.registry import ModelRegistry
+    from roost.kvcache import open_session_store
 
     try:
         # engine.model may name an [engine.models] entry, served under that name.
         registry = ModelRegistry.from_settings(settings)
-        engine = await asyncio.to_thread(registry.open_engine, settings, settings.engine.model)
+        engine = await asyncio.to_thread(
+            registry.open_engine,
+            settings,
+            settings.engine.model,
+            session_store=open_session_store,
+        )
         mark_loaded(engine)
         state.service = ChatService(engine)
         log.info("model loaded", model=engine.model_name, context=engine.context_length)

@@ -112,7 +112,14 @@ class ModelSwap:
 
     async def _load(self, entry: ModelEntry, previous: str | None) -> Any:
         try:
-            return await asyncio.to_thread(self.registry.open_engine, self.settings, entry.name)
+            from roost.kvcache import open_session_store
+
+            return await asyncio.to_thread(
+                self.registry.open_engine,
+                self.settings,
+                entry.name,
+                session_store=open_session_store,
+            )
         # A load fails in many libraries' ways (safetensors, tokenizers, torch, our loader);
         # whichever it is, the old model keeps serving and the caller learns why.
         except Exception as exc:

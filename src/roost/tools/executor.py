@@ -18,8 +18,8 @@ from typing import Any, Literal
 from roost.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from roost.observe.logging import get_logger
 from roost.observe.tracing import get_tracer
-from roost.security.audit import AuditLog
 from roost.tools.approvals import Approval, ApprovalStore, Decision, call_hash
+from roost.tools.audit import AuditSink
 from roost.tools.base import RiskLevel, Tool, ToolFailure
 from roost.tools.context import ToolContext
 from roost.tools.metrics import TOOL_CALLS, TOOL_DURATION
@@ -85,7 +85,7 @@ class ToolExecutor:
         registry: ToolRegistry,
         permissions: PermissionPolicy,
         approvals: ApprovalStore,
-        audit: AuditLog,
+        audit: AuditSink,
         *,
         sandbox: Sandbox,
         workspace_for: WorkspaceFor,

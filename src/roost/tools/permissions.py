@@ -19,11 +19,10 @@ import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from roost.errors import Forbidden
-from roost.security.principal import Principal
 from roost.storage import now_ms
 from roost.tools.base import RiskLevel, Tool
 
@@ -49,6 +48,17 @@ DEFAULT_ROLES: dict[str, Role] = {
 }
 
 
+class Authenticated(Protocol):
+    """A caller resolved from credentials (``roost.security``'s ``Principal``)."""
+
+    @property
+    def tenant_id(self) -> str: ...
+    @property
+    def actor(self) -> str:
+        """How the audit log names this caller."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     """Who is calling a tool. Agents carry the capability token their runtime minted."""
@@ -60,7 +70,7 @@ class Caller:
     capability: str | None = None
 
     @classmethod
-    def from_principal(cls, principal: Principal) -> Caller:
+    def from_principal(cls, principal: Authenticated) -> Caller:
         """A direct caller (HTTP, MCP): the API key's tenant, audited as that key."""
         return cls(tenant_id=principal.tenant_id, actor=principal.actor)
 

@@ -8,11 +8,12 @@ import secrets
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from roost.config import Settings, ToolRoleSettings, ToolsSettings
-from roost.platform import Platform
-from roost.storage import migrate
+from roost.storage import Database, migrate
 from roost.tools.approvals import APPROVAL_MIGRATIONS, ApprovalStore
+from roost.tools.audit import AuditSink
 from roost.tools.base import RiskLevel
 from roost.tools.builtin import builtin_toolset
 from roost.tools.executor import ToolExecutor
@@ -24,6 +25,18 @@ from roost.tools.registry import ToolRegistry
 from roost.tools.sandbox import DEFAULT_EXECUTABLES, Sandbox, SandboxPolicy
 
 _SAFE_SEGMENT = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+class ToolHost(Protocol):
+    """What the tool layer is opened from (the platform kernel): settings, the database
+    for its approval tables, and the audit log it writes every call to."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def database(self) -> Database: ...
+    @property
+    def audit(self) -> AuditSink: ...
 
 
 def sandbox_policy(settings: ToolsSettings) -> SandboxPolicy:
@@ -79,7 +92,7 @@ class ToolService:
     _exit: AsyncExitStack = field(default_factory=AsyncExitStack)
 
     @classmethod
-    async def open(cls, platform: Platform, *, connect_mcp: bool = True) -> ToolService:
+    async def open(cls, platform: ToolHost, *, connect_mcp: bool = True) -> ToolService:
         """Migrate the tool tables, build the services, connect configured MCP servers."""
         settings = platform.settings
         tools = settings.tools
