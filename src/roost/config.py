@@ -18,7 +18,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -235,6 +235,13 @@ class LLMSettings(Section):
     complexity: LLMComplexitySettings = Field(default_factory=LLMComplexitySettings)
     reserve_max_tokens: int = Field(
         1024, ge=1, description="Output tokens reserved against budgets when a request sets none"
+    )
+    context_lengths: dict[str, Annotated[int, Field(ge=256)]] = Field(
+        default_factory=dict,
+        description="Context length (tokens) per provider:model or group, for remote models",
+    )
+    default_context_length: int = Field(
+        8192, ge=256, description="Context length assumed for models that do not tell theirs"
     )
 
 

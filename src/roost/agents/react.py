@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, TypedDict
 
+from roost.agents.context_window import ContextKeeper
 from roost.agents.guardrails import GuardrailBlocked
 from roost.agents.output import repair_prompt, validate_output
 from roost.agents.runtime import AgentRuntime, RunContext
@@ -46,6 +47,16 @@ REFLECT_PROMPT = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class ModelTurn:
+    """One model call of a node: the response, the state update that moves the thread's
+    context window, and any summary calls the window made (their usage counts too)."""
+
+    response: Response
+    window: dict[str, Any]
+    summary_calls: list[Response]
+
+
 class AgentState(TypedDict, total=False):
     """The thread's state. Per-run keys are reset by each run's input."""
 
@@ -61,6 +72,10 @@ class AgentState(TypedDict, total=False):
     error: str | None
     usage: dict[str, int]
     calls: list[dict[str, int]]
+    # Per thread, not reset by runs: where the context window starts, and the running
+    # summary of what it left behind (see roost.agents.context_window).
+    context_start: str | None
+    context_summary: str
 
 
 def run_input(
@@ -84,7 +99,13 @@ def run_input(
     }
 
 
-def add_usage(total: dict[str, int], response: Response) -> dict[str, int]:
+def add_usage(total: dict[str, int], *responses: Response) -> dict[str, int]:
+    for response in responses:
+        total = _plus(total, response)
+    return total
+
+
+def _plus(total: dict[str, int], response: Response) -> dict[str, int]:
     usage = response.usage
     return {
         "input_tokens": total.get("input_tokens", 0) + usage.input_tokens,
@@ -116,6 +137,7 @@ class ReactAgent:
         self.spec = spec
         self.runtime = runtime
         self.settings = ModelSettings(max_tokens=spec.max_tokens, temperature=spec.temperature)
+        self.context = ContextKeeper(spec.context, spec.max_tokens, runtime)
 
     def builder(self) -> StateGraph:
         g = StateGraph(AgentState)
@@ -208,13 +230,15 @@ class ReactAgent:
         self.runtime.check_cancelled(run.run_id)
         tools = await self._tool_definitions(run)
         choice = self.spec.first_tool_choice if state.get("iteration", 0) == 0 else None
-        response = await self._call_model(state, state["messages"], tools, tool_choice=choice)
+        turn = await self._call_model(state, state["messages"], tools, tool_choice=choice)
+        response = turn.response
         message = from_response(response)
         self.runtime.emit(run.run_id, {"event": "message", "node": "think", "message": message})
         return {
+            **turn.window,
             "messages": [message],
             "iteration": state.get("iteration", 0) + 1,
-            "usage": add_usage(state.get("usage", {}), response),
+            "usage": add_usage(state.get("usage", {}), *turn.summary_calls, response),
             "calls": [*state.get("calls", []), _call_usage(response)],
         }
 
@@ -286,11 +310,12 @@ class ReactAgent:
 
     async def reflect(self, state: AgentState) -> dict[str, Any]:
         check = [*state["messages"], user_message(REFLECT_PROMPT)]
-        response = await self._call_model(state, check, [])
-        verdict = response.text.strip()
+        turn = await self._call_model(state, check, [])
+        verdict = turn.response.text.strip()
         update: dict[str, Any] = {
+            **turn.window,
             "reflections": state.get("reflections", 0) + 1,
-            "usage": add_usage(state.get("usage", {}), response),
+            "usage": add_usage(state.get("usage", {}), *turn.summary_calls, turn.response),
             "revise": not verdict.upper().startswith("APPROVE"),
         }
         if update["revise"]:
@@ -319,10 +344,11 @@ class ReactAgent:
                                   f"{error}", messages=added, usage=usage)  # fmt: skip
                     return update
                 ask = user_message(repair_prompt(error, schema))
-                response = await self._call_model(state, [*transcript, *added, ask], [])
-                usage = add_usage(usage, response)
-                added += [ask, from_response(response)]
-                text = response.text
+                turn = await self._call_model(state, [*transcript, *added, ask], [])
+                usage = add_usage(usage, *turn.summary_calls, turn.response)
+                update.update(turn.window)
+                added += [ask, from_response(turn.response)]
+                text = turn.response.text
             update.update(messages=added, usage=usage)
         try:
             rendered = output if isinstance(output, str) else json.dumps(output)
@@ -357,10 +383,12 @@ class ReactAgent:
         tools: Sequence[ToolDefinition],
         *,
         tool_choice: str | None = None,
-    ) -> Response:
+    ) -> ModelTurn:
         run = RunContext.from_state(state["run"])
-        system = Message.system(self.spec.render_instructions(state.get("variables")))
-        conversation = [system, *to_llm(messages)]
+        model = self.spec.model
+        system = self.spec.render_instructions(state.get("variables"))
+        fitted = await self.context.fit(run, model, state, system, messages, tools)
+        conversation = [Message.system(fitted.system), *to_llm(fitted.messages)]
         settings = self.settings
         if tool_choice is not None and tools:
             settings = replace(settings, tool_choice=tool_choice)
@@ -368,7 +396,7 @@ class ReactAgent:
         async def stream() -> Response:
             response: Response | None = None
             async for event in self.runtime.llm.request_stream(
-                self.spec.model, conversation, settings, tools, context=run.request_context()
+                model, conversation, settings, tools, context=run.request_context()
             ):
                 if isinstance(event, TextDelta):
                     self.runtime.emit(run.run_id, {"event": "token", "text": event.text})
@@ -377,7 +405,8 @@ class ReactAgent:
             assert response is not None, "a model stream ends with ResponseDone"
             return response
 
-        return await self.runtime.call(stream())
+        response = await self.runtime.call(stream())
+        return ModelTurn(response, fitted.update, fitted.summary_calls)
 
     async def _guard(self, text: str, stage: str) -> str:
         for ref in self.spec.guardrails:
