@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from roost.agents.context_window import (
     MESSAGE_OVERHEAD_TOKENS,
     SUMMARIZER_INSTRUCTIONS,
@@ -12,11 +14,14 @@ from roost.agents.context_window import (
     units_of,
 )
 from roost.agents.react import build_react_graph, run_input
-from roost.agents.runtime import RunContext
+from roost.agents.runtime import AgentRuntime, RunContext
 from roost.agents.spec import AgentSpec
+from roost.chat.service import ChatService
+from roost.engine import Engine
 from roost.graph import CompiledGraph, MemoryCheckpointer
 from roost.llm.messages import Message, ToolCallPart, ToolResultPart
 from roost.llm.providers import ProviderRegistry
+from roost.llm.providers.local import LocalModel
 from roost.llm.router import Router
 from roost.llm.service import LLMService
 from roost.llm.testing import CallInfo, FunctionModel, TestModel, count_tokens
@@ -190,3 +195,34 @@ async def test_limits_come_from_the_model_or_the_configuration() -> None:
     llm.router.add_group("both", [("test:knows", 1.0), ("test:remote", 1.0)])
     assert (await llm.limits("both")).context_length == 2048  # the tightest deployment
     assert (await llm.limits("test:other")).context_length == 8192  # the default
+
+
+@pytest.mark.slow
+async def test_the_bundled_model_answers_on_a_thread_larger_than_its_context(
+    engine: Engine, tenant_id: str
+) -> None:
+    service = ChatService(engine)
+
+    async def get_service() -> ChatService:
+        return service
+
+    model = LocalModel(f"local:{engine.model_name}", get_service)
+    registry = ProviderRegistry(env={})
+    registry.register(model)
+    runtime = AgentRuntime(LLMService(Router(registry)))
+    spec = AgentSpec(name="counter", model=model.model_id, instructions="You count.",
+                     max_tokens=4, temperature=0, context={"max_tokens": 200})  # fmt: skip
+    graph = build_react_graph(spec, runtime).compile(checkpointer=MemoryCheckpointer())
+    old = history(100)
+    limits = await model.limits()
+    assert limits is not None and limits.exact
+    assert sum(limits.count_tokens(str(m["content"])) for m in old) > 2 * engine.context_length
+
+    await seed(graph, tenant_id, old)
+    out = await graph.ainvoke(
+        run_input(RunContext(tenant_id, "t1", "run_1", "counter", 1), "What is 2 plus 2?"),
+        thread_id="t1",
+    )
+    assert out["status"] == "succeeded", out
+    # system prompt + at most 200 tokens of transcript + template markers
+    assert out["usage"]["input_tokens"] <= 300, out["usage"]
