@@ -20,6 +20,12 @@ from typing import Annotated, Any, TypedDict
 from roost.agents.context_window import ContextKeeper
 from roost.agents.guardrails import GuardrailBlocked
 from roost.agents.output import repair_prompt, validate_output
+from roost.agents.procedures import (
+    procedure_hints,
+    procedure_store,
+    record_procedure,
+    steps_of_run,
+)
 from roost.agents.runtime import AgentRuntime, RunContext
 from roost.agents.spec import AgentSpec
 from roost.agents.transcript import (
@@ -72,6 +78,8 @@ class AgentState(TypedDict, total=False):
     error: str | None
     usage: dict[str, int]
     calls: list[dict[str, int]]
+    task: str  # the run's input after input guardrails, before hints are added
+    task_id: str | None  # id of the run's input message
     # Per thread, not reset by runs: where the context window starts, and the running
     # summary of what it left behind (see roost.agents.context_window).
     context_start: str | None
@@ -190,14 +198,39 @@ class ReactAgent:
             text = await self._guard(last.get("content") or "", "input")
         except GuardrailBlocked as exc:
             return {"status": "blocked", "error": exc.message}
-        # Recalled memories ride in this run's user message, not the system prompt, so
-        # the thread's transcript only grows at its end and the KV cache still matches.
+        update: dict[str, Any] = {"task": text, "task_id": last.get("id")}
+        # Recalled memories and procedure hints ride in this run's user message, not the
+        # system prompt, so the transcript only grows at its end and the KV cache matches.
+        hints = await self._procedure_hints(state, text)
         memories = await self._recall(state, text)
         if memories:
-            text = "Relevant memories:\n" + "\n".join(f"- {m}" for m in memories) + "\n\n" + text
+            hints = (
+                "Relevant memories:\n"
+                + "\n".join(f"- {m}" for m in memories)
+                + (f"\n\n{hints}" if hints else "")
+            )
+        if hints:
+            text = f"{hints}\n\n{text}"
         if text != last.get("content"):
-            return {"messages": [{**last, "content": text}]}
-        return {}
+            update["messages"] = [{**last, "content": text}]
+        return update
+
+    async def _procedure_hints(self, state: AgentState, task: str) -> str:
+        store = procedure_store(self.runtime.memory)
+        if store is None or not self.spec.memory.procedures or not self.spec.tools:
+            return ""
+        run = RunContext.from_state(state["run"])
+        return await self.runtime.call(
+            procedure_hints(store, run, task, self.spec.memory.max_procedures)
+        )
+
+    async def _record_procedure(self, state: AgentState) -> None:
+        store = procedure_store(self.runtime.memory)
+        if store is None or not self.spec.memory.procedures:
+            return
+        run = RunContext.from_state(state["run"])
+        steps = steps_of_run(state["messages"], state.get("task_id"))
+        await self.runtime.call(record_procedure(store, run, state.get("task", ""), steps))
 
     async def _recall(self, state: AgentState, query: str) -> list[str]:
         memory = self.runtime.memory
@@ -214,7 +247,7 @@ class ReactAgent:
         if memory is None or not self.spec.memory.remember:
             return
         run = RunContext.from_state(state["run"])
-        question = next(
+        question = state.get("task") or next(
             (m.get("content") for m in reversed(state["messages"]) if m.get("role") == "user"), ""
         )
         answer = output if isinstance(output, str) else json.dumps(output)
@@ -359,6 +392,7 @@ class ReactAgent:
         if checked != rendered:
             output = checked
         await self._remember(state, output)
+        await self._record_procedure(state)
         update.update(status="succeeded", output=output)
         return update
 
