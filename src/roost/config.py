@@ -329,8 +329,19 @@ class MemorySettings(Section):
     chunk_overlap_tokens: int = Field(32, ge=0, le=1024)
 
 
+class AgentRoutingSettings(Section):
+    """How learned routers of agent specs (``route:``) learn from run outcomes."""
+
+    min_updates: int = Field(20, ge=0, description="Outcomes before the router decides alone")
+    epsilon: float = Field(0.2, ge=0, le=1, description="Exploration while untrained")
+    alpha: float = Field(1.0, ge=0, description="Exploration bonus once trained (LinUCB)")
+    cost_per_usd: float = Field(100.0, ge=0, description="Reward lost per USD a run costs")
+    latency_per_s: float = Field(0.0, ge=0, description="Reward lost per second a run takes")
+    embedding_dim: int = Field(256, ge=8, le=4096, description="Hashed task features")
+
+
 class AgentsSettings(Section):
-    """Agents runtime: durable run workers, checkpoints, webhooks."""
+    """Agents runtime: durable run workers, checkpoints, webhooks, learned routing."""
 
     runs_url: str | None = Field(
         None, description="DBOS system database for runs; default home/agent-runs.db"
@@ -347,6 +358,7 @@ class AgentsSettings(Section):
     webhook_max_attempts: int = Field(5, ge=1, le=20)
     webhook_backoff_s: float = Field(1.0, ge=0, description="First retry delay, doubling")
     webhook_timeout_s: float = Field(10.0, gt=0)
+    routing: AgentRoutingSettings = Field(default_factory=AgentRoutingSettings)
 
 
 class Settings(BaseSettings):

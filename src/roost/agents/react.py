@@ -26,6 +26,7 @@ from roost.agents.procedures import (
     record_procedure,
     steps_of_run,
 )
+from roost.agents.run_routing import RouteChoice, fallback_choice
 from roost.agents.runtime import AgentRuntime, RunContext
 from roost.agents.spec import AgentSpec
 from roost.agents.transcript import (
@@ -80,6 +81,7 @@ class AgentState(TypedDict, total=False):
     calls: list[dict[str, int]]
     task: str  # the run's input after input guardrails, before hints are added
     task_id: str | None  # id of the run's input message
+    route: dict[str, Any] | None  # the learned router's pick (RouteChoice) for a routed spec
     # Per thread, not reset by runs: where the context window starts, and the running
     # summary of what it left behind (see roost.agents.context_window).
     context_start: str | None
@@ -104,6 +106,7 @@ def run_input(
         "error": None,
         "usage": {},
         "calls": [],
+        "route": None,
     }
 
 
@@ -199,6 +202,9 @@ class ReactAgent:
         except GuardrailBlocked as exc:
             return {"status": "blocked", "error": exc.message}
         update: dict[str, Any] = {"task": text, "task_id": last.get("id")}
+        route = await self._route(state, text)
+        if route is not None:
+            update["route"] = route.to_state()
         # Recalled memories and procedure hints ride in this run's user message, not the
         # system prompt, so the transcript only grows at its end and the KV cache matches.
         hints = await self._procedure_hints(state, text)
@@ -214,6 +220,22 @@ class ReactAgent:
         if text != last.get("content"):
             update["messages"] = [{**last, "content": text}]
         return update
+
+    async def _route(self, state: AgentState, task: str) -> RouteChoice | None:
+        policy = self.spec.route
+        if policy is None:
+            return None
+        run = RunContext.from_state(state["run"])
+        name = policy.router or run.agent
+        if self.runtime.routing is None:
+            arm = fallback_choice(policy, task)
+            return RouteChoice(name, arm, "fallback", task, tuple(policy.candidates), 0)
+        choice = await self.runtime.call(
+            self.runtime.routing.choose(run.tenant_id, name, policy, task)
+        )
+        self.runtime.emit(run.run_id, {"event": "route", "model": choice.arm,
+                                       "source": choice.source})  # fmt: skip
+        return choice
 
     async def _procedure_hints(self, state: AgentState, task: str) -> str:
         store = procedure_store(self.runtime.memory)
@@ -419,7 +441,7 @@ class ReactAgent:
         tool_choice: str | None = None,
     ) -> ModelTurn:
         run = RunContext.from_state(state["run"])
-        model = self.spec.model
+        model = str((state.get("route") or {}).get("arm") or self.spec.model)
         system = self.spec.render_instructions(state.get("variables"))
         fitted = await self.context.fit(run, model, state, system, messages, tools)
         conversation = [Message.system(fitted.system), *to_llm(fitted.messages)]

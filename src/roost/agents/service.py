@@ -21,6 +21,7 @@ from dbos import DBOSClient, EnqueueOptions
 from roost.agents import durable
 from roost.agents.events import TERMINAL, RunEvents
 from roost.agents.graphs import GRAPH_PREFIX, RunGraphs
+from roost.agents.outcomes import record_outcome
 from roost.agents.react import run_input
 from roost.agents.registry import AgentRegistry
 from roost.agents.runtime import AgentRuntime, RunContext
@@ -358,6 +359,7 @@ class AgentRunService:
         await self.store.update_run(run_id, status=status, only_if=("queued", "running"), **changes)
         self.runtime.cancelled.discard(run_id)
         record = await self.store.find_run(run_id)
+        await record_outcome(self.runtime, record, values)
         self._settled(record)
 
     def _settled(self, record: RunRecord) -> None:
