@@ -20,13 +20,7 @@ from typing import Annotated, Any, TypedDict
 from roost.agents.context_window import ContextKeeper
 from roost.agents.guardrails import GuardrailBlocked
 from roost.agents.output import repair_prompt, validate_output
-from roost.agents.procedures import (
-    procedure_hints,
-    procedure_store,
-    record_procedure,
-    steps_of_run,
-)
-from roost.agents.run_routing import RouteChoice, fallback_choice
+from roost.agents.run_extras import RunExtras
 from roost.agents.runtime import AgentRuntime, RunContext
 from roost.agents.spec import AgentSpec
 from roost.agents.transcript import (
@@ -149,6 +143,7 @@ class ReactAgent:
         self.runtime = runtime
         self.settings = ModelSettings(max_tokens=spec.max_tokens, temperature=spec.temperature)
         self.context = ContextKeeper(spec.context, spec.max_tokens, runtime)
+        self.extras = RunExtras(spec, runtime)
 
     def builder(self) -> StateGraph:
         g = StateGraph(AgentState)
@@ -201,84 +196,19 @@ class ReactAgent:
             text = await self._guard(last.get("content") or "", "input")
         except GuardrailBlocked as exc:
             return {"status": "blocked", "error": exc.message}
+        run = RunContext.from_state(state["run"])
         update: dict[str, Any] = {"task": text, "task_id": last.get("id")}
-        route = await self._route(state, text)
+        route = await self.extras.route(run, text)
         if route is not None:
             update["route"] = route.to_state()
         # Recalled memories and procedure hints ride in this run's user message, not the
         # system prompt, so the transcript only grows at its end and the KV cache matches.
-        hints = await self._procedure_hints(state, text)
-        memories = await self._recall(state, text)
-        if memories:
-            hints = (
-                "Relevant memories:\n"
-                + "\n".join(f"- {m}" for m in memories)
-                + (f"\n\n{hints}" if hints else "")
-            )
+        hints = await self.extras.hints(run, text)
         if hints:
             text = f"{hints}\n\n{text}"
         if text != last.get("content"):
             update["messages"] = [{**last, "content": text}]
         return update
-
-    async def _route(self, state: AgentState, task: str) -> RouteChoice | None:
-        policy = self.spec.route
-        if policy is None:
-            return None
-        run = RunContext.from_state(state["run"])
-        name = policy.router or run.agent
-        if self.runtime.routing is None:
-            arm = fallback_choice(policy, task)
-            return RouteChoice(name, arm, "fallback", task, tuple(policy.candidates), 0)
-        choice = await self.runtime.call(
-            self.runtime.routing.choose(run.tenant_id, name, policy, task)
-        )
-        self.runtime.emit(run.run_id, {"event": "route", "model": choice.arm,
-                                       "source": choice.source})  # fmt: skip
-        return choice
-
-    async def _procedure_hints(self, state: AgentState, task: str) -> str:
-        store = procedure_store(self.runtime.memory)
-        if store is None or not self.spec.memory.procedures or not self.spec.tools:
-            return ""
-        run = RunContext.from_state(state["run"])
-        return await self.runtime.call(
-            procedure_hints(store, run, task, self.spec.memory.max_procedures)
-        )
-
-    async def _record_procedure(self, state: AgentState) -> None:
-        store = procedure_store(self.runtime.memory)
-        if store is None or not self.spec.memory.procedures:
-            return
-        run = RunContext.from_state(state["run"])
-        steps = steps_of_run(state["messages"], state.get("task_id"))
-        await self.runtime.call(record_procedure(store, run, state.get("task", ""), steps))
-
-    async def _recall(self, state: AgentState, query: str) -> list[str]:
-        memory = self.runtime.memory
-        if memory is None or not self.spec.memory.recall:
-            return []
-        run = RunContext.from_state(state["run"])
-        found = await self.runtime.call(
-            memory.recall(run.tenant_id, run.agent, query, k=self.spec.memory.max_recalled)
-        )
-        return [str(getattr(getattr(r, "memory", r), "text", r)) for r in found]
-
-    async def _remember(self, state: AgentState, output: Any) -> None:
-        memory = self.runtime.memory
-        if memory is None or not self.spec.memory.remember:
-            return
-        run = RunContext.from_state(state["run"])
-        question = state.get("task") or next(
-            (m.get("content") for m in reversed(state["messages"]) if m.get("role") == "user"), ""
-        )
-        answer = output if isinstance(output, str) else json.dumps(output)
-        await self.runtime.call(
-            memory.remember(
-                run.tenant_id, run.agent, f"Asked: {question}\nAnswered: {answer}",
-                kind="episode", source={"thread_id": run.thread_id, "run_id": run.run_id},
-            )
-        )  # fmt: skip
 
     async def think(self, state: AgentState) -> dict[str, Any]:
         run = RunContext.from_state(state["run"])
@@ -413,8 +343,13 @@ class ReactAgent:
             return update
         if checked != rendered:
             output = checked
-        await self._remember(state, output)
-        await self._record_procedure(state)
+        run = RunContext.from_state(state["run"])
+        # Runs checkpointed before "task" existed: their newest user message.
+        task = state.get("task") or next(
+            (m.get("content") for m in reversed(state["messages"]) if m.get("role") == "user"), ""
+        )
+        await self.extras.remember(run, task, output)
+        await self.extras.record_procedure(run, task, state["messages"], state.get("task_id"))
         update.update(status="succeeded", output=output)
         return update
 
