@@ -19,7 +19,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -237,6 +237,13 @@ class LLMSettings(Section):
     reserve_max_tokens: int = Field(
         1024, ge=1, description="Output tokens reserved against budgets when a request sets none"
     )
+    context_lengths: dict[str, Annotated[int, Field(ge=256)]] = Field(
+        default_factory=dict,
+        description="Context length (tokens) per provider:model or group, for remote models",
+    )
+    default_context_length: int = Field(
+        8192, ge=256, description="Context length assumed for models that do not tell theirs"
+    )
 
 
 class McpServerSettings(Section):
@@ -323,8 +330,19 @@ class MemorySettings(Section):
     chunk_overlap_tokens: int = Field(32, ge=0, le=1024)
 
 
+class AgentRoutingSettings(Section):
+    """How learned routers of agent specs (``route:``) learn from run outcomes."""
+
+    min_updates: int = Field(20, ge=0, description="Outcomes before the router decides alone")
+    epsilon: float = Field(0.2, ge=0, le=1, description="Exploration while untrained")
+    alpha: float = Field(1.0, ge=0, description="Exploration bonus once trained (LinUCB)")
+    cost_per_usd: float = Field(100.0, ge=0, description="Reward lost per USD a run costs")
+    latency_per_s: float = Field(0.0, ge=0, description="Reward lost per second a run takes")
+    embedding_dim: int = Field(256, ge=8, le=4096, description="Hashed task features")
+
+
 class AgentsSettings(Section):
-    """Agents runtime: durable run workers, checkpoints, webhooks."""
+    """Agents runtime: durable run workers, checkpoints, webhooks, learned routing."""
 
     runs_url: str | None = Field(
         None, description="DBOS system database for runs; default home/agent-runs.db"
@@ -341,6 +359,7 @@ class AgentsSettings(Section):
     webhook_max_attempts: int = Field(5, ge=1, le=20)
     webhook_backoff_s: float = Field(1.0, ge=0, description="First retry delay, doubling")
     webhook_timeout_s: float = Field(10.0, gt=0)
+    routing: AgentRoutingSettings = Field(default_factory=AgentRoutingSettings)
 
 
 class RunsSettings(Section):

@@ -71,3 +71,32 @@ async def test_round_whisper_vote_and_stream(make_app: AppFactory, auth: dict[st
             "/v1/coordination/sessions", json={"topic": "x", "agents": ["ghost"]}
         )
         assert missing.status_code == 404
+
+
+async def test_v1_coordinate_is_an_alias_of_the_sessions_api(
+    make_app: AppFactory, auth: dict[str, str]
+) -> None:
+    async with make_app() as (app, client):
+        client.headers.update(auth)
+        model = FunctionModel(participant, "function:talk")
+        app.state.llm.router.registry.register(model)
+        for name in ("alice", "bob"):
+            spec = {"name": name, "model": "function:talk", "instructions": f"You are {name}."}
+            assert (await client.post("/v1/agents", json={"spec": spec})).status_code == 201
+        created = await client.post(
+            "/v1/coordinate", json={"topic": "what to drink", "agents": ["alice", "bob"]}
+        )
+        assert created.status_code == 201, created.text
+        sid = created.json()["id"]
+        spoken = (await client.post(f"/v1/coordinate/{sid}/round", json={"message": "Hi"})).json()
+        assert [s["content"] for s in spoken["data"]] == ["alice heard 1", "bob heard 2"]
+        # one session, whichever path: the sessions API sees what the alias said
+        via_sessions = (await client.get(f"/v1/coordination/sessions/{sid}")).json()
+        assert via_sessions == (await client.get(f"/v1/coordinate/{sid}")).json()
+        assert [e["content"] for e in via_sessions["transcript"]][-2:] == spoken_texts(spoken)
+        assert (await client.get("/v1/coordinate/cs_missing")).status_code == 404
+        assert (await client.post("/v1/coordinate", json={"topic": "x"})).status_code in (400, 422)
+
+
+def spoken_texts(body: dict[str, list[dict[str, str]]]) -> list[str]:
+    return [s["content"] for s in body["data"]]

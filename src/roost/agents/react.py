@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, TypedDict
 
+from roost.agents.context_window import ContextKeeper
 from roost.agents.guardrails import GuardrailBlocked
 from roost.agents.output import repair_prompt, validate_output
+from roost.agents.run_extras import RunExtras
 from roost.agents.runtime import AgentRuntime, RunContext
 from roost.agents.spec import AgentSpec
 from roost.agents.transcript import (
@@ -46,6 +48,16 @@ REFLECT_PROMPT = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class ModelTurn:
+    """One model call of a node: the response, the state update that moves the thread's
+    context window, and any summary calls the window made (their usage counts too)."""
+
+    response: Response
+    window: dict[str, Any]
+    summary_calls: list[Response]
+
+
 class AgentState(TypedDict, total=False):
     """The thread's state. Per-run keys are reset by each run's input."""
 
@@ -61,6 +73,13 @@ class AgentState(TypedDict, total=False):
     error: str | None
     usage: dict[str, int]
     calls: list[dict[str, int]]
+    task: str  # the run's input after input guardrails, before hints are added
+    task_id: str | None  # id of the run's input message
+    route: dict[str, Any] | None  # the learned router's pick (RouteChoice) for a routed spec
+    # Per thread, not reset by runs: where the context window starts, and the running
+    # summary of what it left behind (see roost.agents.context_window).
+    context_start: str | None
+    context_summary: str
 
 
 def run_input(
@@ -81,10 +100,17 @@ def run_input(
         "error": None,
         "usage": {},
         "calls": [],
+        "route": None,
     }
 
 
-def add_usage(total: dict[str, int], response: Response) -> dict[str, int]:
+def add_usage(total: dict[str, int], *responses: Response) -> dict[str, int]:
+    for response in responses:
+        total = _plus(total, response)
+    return total
+
+
+def _plus(total: dict[str, int], response: Response) -> dict[str, int]:
     usage = response.usage
     return {
         "input_tokens": total.get("input_tokens", 0) + usage.input_tokens,
@@ -116,6 +142,8 @@ class ReactAgent:
         self.spec = spec
         self.runtime = runtime
         self.settings = ModelSettings(max_tokens=spec.max_tokens, temperature=spec.temperature)
+        self.context = ContextKeeper(spec.context, spec.max_tokens, runtime)
+        self.extras = RunExtras(spec, runtime)
 
     def builder(self) -> StateGraph:
         g = StateGraph(AgentState)
@@ -168,53 +196,34 @@ class ReactAgent:
             text = await self._guard(last.get("content") or "", "input")
         except GuardrailBlocked as exc:
             return {"status": "blocked", "error": exc.message}
-        # Recalled memories ride in this run's user message, not the system prompt, so
-        # the thread's transcript only grows at its end and the KV cache still matches.
-        memories = await self._recall(state, text)
-        if memories:
-            text = "Relevant memories:\n" + "\n".join(f"- {m}" for m in memories) + "\n\n" + text
+        run = RunContext.from_state(state["run"])
+        update: dict[str, Any] = {"task": text, "task_id": last.get("id")}
+        route = await self.extras.route(run, text)
+        if route is not None:
+            update["route"] = route.to_state()
+        # Recalled memories and procedure hints ride in this run's user message, not the
+        # system prompt, so the transcript only grows at its end and the KV cache matches.
+        hints = await self.extras.hints(run, text)
+        if hints:
+            text = f"{hints}\n\n{text}"
         if text != last.get("content"):
-            return {"messages": [{**last, "content": text}]}
-        return {}
-
-    async def _recall(self, state: AgentState, query: str) -> list[str]:
-        memory = self.runtime.memory
-        if memory is None or not self.spec.memory.recall:
-            return []
-        run = RunContext.from_state(state["run"])
-        found = await self.runtime.call(
-            memory.recall(run.tenant_id, run.agent, query, k=self.spec.memory.max_recalled)
-        )
-        return [str(getattr(getattr(r, "memory", r), "text", r)) for r in found]
-
-    async def _remember(self, state: AgentState, output: Any) -> None:
-        memory = self.runtime.memory
-        if memory is None or not self.spec.memory.remember:
-            return
-        run = RunContext.from_state(state["run"])
-        question = next(
-            (m.get("content") for m in reversed(state["messages"]) if m.get("role") == "user"), ""
-        )
-        answer = output if isinstance(output, str) else json.dumps(output)
-        await self.runtime.call(
-            memory.remember(
-                run.tenant_id, run.agent, f"Asked: {question}\nAnswered: {answer}",
-                kind="episode", source={"thread_id": run.thread_id, "run_id": run.run_id},
-            )
-        )  # fmt: skip
+            update["messages"] = [{**last, "content": text}]
+        return update
 
     async def think(self, state: AgentState) -> dict[str, Any]:
         run = RunContext.from_state(state["run"])
         self.runtime.check_cancelled(run.run_id)
         tools = await self._tool_definitions(run)
         choice = self.spec.first_tool_choice if state.get("iteration", 0) == 0 else None
-        response = await self._call_model(state, state["messages"], tools, tool_choice=choice)
+        turn = await self._call_model(state, state["messages"], tools, tool_choice=choice)
+        response = turn.response
         message = from_response(response)
         self.runtime.emit(run.run_id, {"event": "message", "node": "think", "message": message})
         return {
+            **turn.window,
             "messages": [message],
             "iteration": state.get("iteration", 0) + 1,
-            "usage": add_usage(state.get("usage", {}), response),
+            "usage": add_usage(state.get("usage", {}), *turn.summary_calls, response),
             "calls": [*state.get("calls", []), _call_usage(response)],
         }
 
@@ -286,11 +295,12 @@ class ReactAgent:
 
     async def reflect(self, state: AgentState) -> dict[str, Any]:
         check = [*state["messages"], user_message(REFLECT_PROMPT)]
-        response = await self._call_model(state, check, [])
-        verdict = response.text.strip()
+        turn = await self._call_model(state, check, [])
+        verdict = turn.response.text.strip()
         update: dict[str, Any] = {
+            **turn.window,
             "reflections": state.get("reflections", 0) + 1,
-            "usage": add_usage(state.get("usage", {}), response),
+            "usage": add_usage(state.get("usage", {}), *turn.summary_calls, turn.response),
             "revise": not verdict.upper().startswith("APPROVE"),
         }
         if update["revise"]:
@@ -319,10 +329,11 @@ class ReactAgent:
                                   f"{error}", messages=added, usage=usage)  # fmt: skip
                     return update
                 ask = user_message(repair_prompt(error, schema))
-                response = await self._call_model(state, [*transcript, *added, ask], [])
-                usage = add_usage(usage, response)
-                added += [ask, from_response(response)]
-                text = response.text
+                turn = await self._call_model(state, [*transcript, *added, ask], [])
+                usage = add_usage(usage, *turn.summary_calls, turn.response)
+                update.update(turn.window)
+                added += [ask, from_response(turn.response)]
+                text = turn.response.text
             update.update(messages=added, usage=usage)
         try:
             rendered = output if isinstance(output, str) else json.dumps(output)
@@ -332,7 +343,13 @@ class ReactAgent:
             return update
         if checked != rendered:
             output = checked
-        await self._remember(state, output)
+        run = RunContext.from_state(state["run"])
+        # Runs checkpointed before "task" existed: their newest user message.
+        task = state.get("task") or next(
+            (m.get("content") for m in reversed(state["messages"]) if m.get("role") == "user"), ""
+        )
+        await self.extras.remember(run, task, output)
+        await self.extras.record_procedure(run, task, state["messages"], state.get("task_id"))
         update.update(status="succeeded", output=output)
         return update
 
@@ -357,10 +374,12 @@ class ReactAgent:
         tools: Sequence[ToolDefinition],
         *,
         tool_choice: str | None = None,
-    ) -> Response:
+    ) -> ModelTurn:
         run = RunContext.from_state(state["run"])
-        system = Message.system(self.spec.render_instructions(state.get("variables")))
-        conversation = [system, *to_llm(messages)]
+        model = str((state.get("route") or {}).get("arm") or self.spec.model)
+        system = self.spec.render_instructions(state.get("variables"))
+        fitted = await self.context.fit(run, model, state, system, messages, tools)
+        conversation = [Message.system(fitted.system), *to_llm(fitted.messages)]
         settings = self.settings
         if tool_choice is not None and tools:
             settings = replace(settings, tool_choice=tool_choice)
@@ -368,7 +387,7 @@ class ReactAgent:
         async def stream() -> Response:
             response: Response | None = None
             async for event in self.runtime.llm.request_stream(
-                self.spec.model, conversation, settings, tools, context=run.request_context()
+                model, conversation, settings, tools, context=run.request_context()
             ):
                 if isinstance(event, TextDelta):
                     self.runtime.emit(run.run_id, {"event": "token", "text": event.text})
@@ -377,7 +396,8 @@ class ReactAgent:
             assert response is not None, "a model stream ends with ResponseDone"
             return response
 
-        return await self.runtime.call(stream())
+        response = await self.runtime.call(stream())
+        return ModelTurn(response, fitted.update, fitted.summary_calls)
 
     async def _guard(self, text: str, stage: str) -> str:
         for ref in self.spec.guardrails:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import json
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,7 +78,7 @@ class Choice:
     scores: dict[str, float]
 
 
-def keyword_rules(rules: dict[str, Sequence[str]], default: str) -> Fallback:
+def keyword_rules(rules: Mapping[str, Sequence[str]], default: str) -> Fallback:
     """A fallback: the first arm whose keywords occur in the task, else ``default``."""
 
     def choose(task: str) -> str:
@@ -217,7 +217,12 @@ class RouterStore:
             )
 
     async def load(
-        self, tenant_id: str, name: str, *, fallback: Fallback | None = None
+        self,
+        tenant_id: str,
+        name: str,
+        *,
+        fallback: Fallback | None = None,
+        weights: RewardWeights | None = None,
     ) -> LearnedRouter | None:
         row = await self.database.fetch_one(
             "SELECT state FROM agent_router_state WHERE tenant_id = :t AND name = :n",
@@ -225,7 +230,8 @@ class RouterStore:
         )
         if row is None:
             return None
-        return LearnedRouter.from_bytes(bytes.fromhex(row["state"]), fallback=fallback)
+        state = bytes.fromhex(row["state"])
+        return LearnedRouter.from_bytes(state, fallback=fallback, weights=weights)
 
 
 class LearnedModelPolicy:

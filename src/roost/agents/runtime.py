@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from roost.agents.guardrails import GuardrailRegistry
+from roost.agents.run_routing import RunRouting
 from roost.errors import RoostError
 from roost.llm.base import RequestContext
 from roost.llm.messages import Message, ModelSettings, StreamEvent, ToolDefinition
@@ -175,6 +176,9 @@ class AgentRuntime:
     guardrails: GuardrailRegistry = field(default_factory=GuardrailRegistry)
     memory: AgentMemory | None = None
     events: EventSink | None = None
+    # Picks models for specs with ``route:`` and learns from run outcomes; None: the
+    # spec's keyword rules pick and nothing is learned.
+    routing: RunRouting | None = None
     # The loop that owns the model, tool and database clients. Durable runs execute
     # graphs on worker threads with loops of their own; node I/O hops back here.
     home_loop: asyncio.AbstractEventLoop | None = None

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from roost.agents.graphs import GRAPH_PREFIX, RunGraphs
+from roost.agents.outcomes import record_outcome
 from roost.agents.react import run_input
 from roost.agents.registry import AgentRegistry
 from roost.agents.runtime import AgentRuntime, RunCancelled, RunContext
@@ -448,8 +449,10 @@ class AgentRunService:
         changed = await self.store.update_run(
             run_id, status=status, only_if=("queued", "running"), **changes
         )
+        record = await self.store.find_run(run_id)
+        await record_outcome(self.runtime, record, values)
         if changed:  # else it was cancelled meanwhile, and the cancel announced the end
-            await self._settled(await self.store.find_run(run_id))
+            await self._settled(record)
         else:
             await self.events.flush()
 

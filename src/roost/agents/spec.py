@@ -17,7 +17,14 @@ from typing import Any, Literal
 
 import jsonschema
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from roost.errors import InvalidRequest
 
@@ -33,6 +40,45 @@ class MemoryPolicy(BaseModel):
     recall: bool = False
     remember: bool = False
     max_recalled: int = Field(5, ge=1, le=50)
+    procedures: bool = Field(
+        True, description="Record successful tool sequences; hint them for similar tasks"
+    )
+    max_procedures: int = Field(2, ge=1, le=10)
+
+
+class ContextPolicy(BaseModel):
+    """``context:`` in an agent spec: how runs keep their transcript within the context."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    policy: Literal["drop_oldest", "summarize"] = "drop_oldest"
+    max_tokens: int | None = Field(
+        None, ge=64, description="Cap on the transcript's tokens (default: what the model fits)"
+    )
+    margin_tokens: int | None = Field(
+        None, ge=0, description="Tokens kept free for the chat template (default: 1/32 of it)"
+    )
+
+
+class RoutePolicy(BaseModel):
+    """``route:`` in a spec: the learned router picks the model among ``candidates`` per run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    candidates: list[str] = Field(min_length=2, description="Model groups or provider:model ids")
+    router: str | None = Field(None, description="Router name (default: the agent's name)")
+    keywords: dict[str, list[str]] = Field(
+        default_factory=dict, description="Until trained: candidate -> words that pick it"
+    )
+
+    @model_validator(mode="after")
+    def _keywords_name_candidates(self) -> RoutePolicy:
+        if len(set(self.candidates)) != len(self.candidates):
+            raise ValueError("route candidates must be distinct")
+        unknown = sorted(set(self.keywords) - set(self.candidates))
+        if unknown:
+            raise ValueError(f"route keywords name unknown candidates {unknown}")
+        return self
 
 
 class GuardrailRef(BaseModel):
@@ -72,6 +118,8 @@ class AgentSpec(BaseModel):
     )
     guardrails: list[GuardrailRef] = Field(default_factory=list)
     memory: MemoryPolicy = Field(default_factory=MemoryPolicy)
+    context: ContextPolicy = Field(default_factory=ContextPolicy)
+    route: RoutePolicy | None = None
     labels: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("output_schema")
@@ -111,8 +159,21 @@ class AgentSpec(BaseModel):
 
     def digest(self) -> str:
         """A hash of the definition: the registry makes a new version only when it changes."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        data = self.model_dump(mode="json")
+        # Fields added after specs were first stored count only when set, so re-creating an
+        # older spec still finds its version instead of making a new one.
+        for key, default in _LATER_FIELDS.items():
+            if data.get(key) == default:
+                data.pop(key)
+        for key, default in _LATER_MEMORY_FIELDS.items():
+            if data["memory"].get(key) == default:
+                data["memory"].pop(key)
+        canonical = json.dumps(data, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+_LATER_FIELDS: dict[str, Any] = {"context": ContextPolicy().model_dump(mode="json"), "route": None}
+_LATER_MEMORY_FIELDS: dict[str, Any] = {"procedures": True, "max_procedures": 2}
 
 
 def parse_spec(data: Any) -> AgentSpec:

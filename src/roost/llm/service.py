@@ -10,14 +10,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.config import LLMSettings
 from roost.llm import telemetry
-from roost.llm.base import NO_SETTINGS, RequestContext, response_events
+from roost.llm.base import NO_SETTINGS, Model, RequestContext, response_events
 from roost.llm.budgets import EMPTY_RESERVATION, BudgetLedger, Reservation
 from roost.llm.cache import (
     DatabaseCacheStore,
@@ -28,6 +28,7 @@ from roost.llm.cache import (
 )
 from roost.llm.cost import PriceTable, usd
 from roost.llm.group_commit import GroupCommitter
+from roost.llm.limits import DEFAULT_CONTEXT_LENGTH, KnowsLimits, ModelLimits, tighter
 from roost.llm.messages import (
     Message,
     ModelSettings,
@@ -72,8 +73,12 @@ class LLMService:
         budgets: BudgetLedger | None = None,
         cache: ResponseCache | None = None,
         reserve_max_tokens: int = 1024,
+        context_lengths: Mapping[str, int] | None = None,
+        default_context_length: int = DEFAULT_CONTEXT_LENGTH,
     ) -> None:
         self.router = router
+        self.context_lengths = dict(context_lengths or {})
+        self.default_context_length = default_context_length
         self.prices: PriceTable = router.prices
         self.usage = usage
         self.budgets = budgets
@@ -123,12 +128,38 @@ class LLMService:
             budgets=budgets,
             cache=cache,
             reserve_max_tokens=settings.reserve_max_tokens,
+            context_lengths=settings.context_lengths,
+            default_context_length=settings.default_context_length,
         )
 
     async def aclose(self) -> None:
         if self._writes is not None:
             await self._writes.aclose()
         await self.router.registry.aclose()
+
+    async def limits(self, model: str) -> ModelLimits:
+        """The context length and token counter of ``model`` (a group, policy or
+        ``provider:model``): the tightest over every deployment a request may land on."""
+        if model in self.router.policies:
+            groups = list(self.router.groups.values())
+        else:
+            groups = [self.router.resolve(model)]
+        found: ModelLimits | None = None
+        for group in groups:
+            configured = self.context_lengths.get(group.name)
+            for deployment in group.deployments:
+                limits = await self._deployment_limits(deployment.model, configured)
+                found = limits if found is None else tighter(found, limits)
+        return found or ModelLimits(self.default_context_length)
+
+    async def _deployment_limits(self, model: Model, configured: int | None) -> ModelLimits:
+        configured = self.context_lengths.get(model.model_id, configured)
+        own = await model.limits() if isinstance(model, KnowsLimits) else None
+        if own is not None:
+            if configured is not None and configured < own.context_length:
+                return ModelLimits(configured, own.count_tokens, own.exact)
+            return own
+        return ModelLimits(configured or self.default_context_length)
 
     async def request(
         self,

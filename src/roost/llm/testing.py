@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from roost.llm.base import NO_SETTINGS, RequestContext, response_events
+from roost.llm.limits import ModelLimits
 from roost.llm.messages import (
     FinishReason,
     Message,
@@ -66,8 +67,9 @@ def _message_text(message: Message) -> str:
 class _ScriptedModel:
     """Shared bookkeeping: the id, the calls received, and streaming built on ``request``."""
 
-    def __init__(self, model_id: str) -> None:
+    def __init__(self, model_id: str, context_length: int | None = None) -> None:
         self._model_id = model_id
+        self.context_length = context_length
         self.calls: list[CallInfo] = []
 
     @property
@@ -77,6 +79,12 @@ class _ScriptedModel:
     @property
     def last_call(self) -> CallInfo:
         return self.calls[-1]
+
+    async def limits(self) -> ModelLimits | None:
+        """With a ``context_length``, limits like the local engine's: words are its tokens."""
+        if self.context_length is None:
+            return None
+        return ModelLimits(self.context_length, count_tokens, exact=True)
 
     def _record(
         self,
@@ -119,9 +127,13 @@ class TestModel(_ScriptedModel):
     __test__ = False  # not a pytest test class despite the name
 
     def __init__(
-        self, model_id: str = "test:test-model", *, output_text: str = "success (no tool calls)"
+        self,
+        model_id: str = "test:test-model",
+        *,
+        output_text: str = "success (no tool calls)",
+        context_length: int | None = None,
     ) -> None:
-        super().__init__(model_id)
+        super().__init__(model_id, context_length)
         self.output_text = output_text
 
     async def _answer(self, info: CallInfo) -> Response:
@@ -144,8 +156,14 @@ ModelFunction = Callable[[CallInfo], FunctionResult | Awaitable[FunctionResult]]
 class FunctionModel(_ScriptedModel):
     """Answers with ``function(call_info)``: a str, a :class:`Message` or a full :class:`Response`."""
 
-    def __init__(self, function: ModelFunction, model_id: str = "function:function-model") -> None:
-        super().__init__(model_id)
+    def __init__(
+        self,
+        function: ModelFunction,
+        model_id: str = "function:function-model",
+        *,
+        context_length: int | None = None,
+    ) -> None:
+        super().__init__(model_id, context_length)
         self.function = function
 
     async def _answer(self, info: CallInfo) -> Response:

@@ -129,19 +129,42 @@ class ProceduralMemory:
         *,
         k: int = 3,
         success: bool | None = True,
+        min_similarity: float | None = None,
     ) -> list[Procedure]:
-        """Procedures for tasks like ``task``: successes by default, failures with ``False``."""
+        """Procedures for tasks like ``task``: successes by default, failures with ``False``.
+
+        With ``min_similarity``, a hit must share discriminating words with ``task`` or be
+        at least that close by cosine: search always returns its ``k`` best, related or not.
+        """
         where = {} if success is None else {"outcome": "success" if success else "failure"}
         (vector,) = await self.embedder.embed([task])
         hits = await self.store.search(
             tenant_id, namespace_of(agent_id), text=task, vector=vector, k=k, where=where
         )
+        if min_similarity is not None:
+            hits = [
+                hit
+                for hit in hits
+                if hit.keyword_rank is not None or (hit.similarity or 0.0) >= min_similarity
+            ]
         return [Procedure.from_item(hit.item, hit.score) for hit in hits]
 
-    async def examples(self, tenant_id: str, agent_id: str, task: str, *, k: int = 2) -> str:
+    async def examples(
+        self,
+        tenant_id: str,
+        agent_id: str,
+        task: str,
+        *,
+        k: int = 2,
+        min_similarity: float | None = None,
+    ) -> str:
         """Few-shot text: similar successes, then similar failures to avoid."""
-        wins = await self.similar(tenant_id, agent_id, task, k=k, success=True)
-        losses = await self.similar(tenant_id, agent_id, task, k=1, success=False)
+        wins = await self.similar(
+            tenant_id, agent_id, task, k=k, success=True, min_similarity=min_similarity
+        )
+        losses = await self.similar(
+            tenant_id, agent_id, task, k=1, success=False, min_similarity=min_similarity
+        )
         parts = [p.as_example() for p in wins]
         parts += [f"Avoid (this failed before):\n{p.as_example()}" for p in losses]
         return "\n\n".join(parts)

@@ -188,6 +188,7 @@ async def _open_runs(
 ) -> Any:
     from roost.agents.graphs import RunGraphs, load_graphs
     from roost.agents.registry import AgentRegistry
+    from roost.agents.run_routing import RunRouting, priced_by
     from roost.agents.runtime import AgentRuntime, ExecutorToolRunner
     from roost.agents.schema import AGENT_MIGRATIONS
     from roost.agents.service import AgentRunService, ExecutionSettings
@@ -203,7 +204,10 @@ async def _open_runs(
     settings = platform.settings
     await migrate(platform.database, AGENT_MIGRATIONS)
     await migrate(platform.database, RUN_MIGRATIONS)
-    runtime = AgentRuntime(llm, ExecutorToolRunner(tools), memory=memory)
+    routing = await RunRouting.open(
+        platform.database, settings.agents.routing, cost_of=priced_by(llm)
+    )
+    runtime = AgentRuntime(llm, ExecutorToolRunner(tools), memory=memory, routing=routing)
     registry = AgentRegistry(platform.database)
     checkpoints_path, checkpoints_url = wiring.checkpoints(settings)
     graphs = RunGraphs(

@@ -9,13 +9,16 @@
 
 With ``"stream": true`` turn and round answer as SSE: ``token`` events (agent, text),
 then ``done`` with what was said.
+
+``/v1/coordinate`` (seed 000's path) answers every route above as an alias:
+``POST /v1/coordinate``, ``GET /v1/coordinate/{id}``, ``POST /v1/coordinate/{id}/turn`` …
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,6 +29,28 @@ from roost.server.sse import event_stream, sse_event
 
 router = APIRouter(tags=["coordination"])
 PREFIX = "/v1/coordination/sessions"
+ALIAS = "/v1/coordinate"  # seed 000's name for the same API
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def post(path: str, **options: Any) -> Callable[[F], F]:
+    """``POST`` under the sessions prefix and under the alias."""
+
+    def register(endpoint: F) -> F:
+        router.post(PREFIX + path, **options)(endpoint)
+        router.post(ALIAS + path, **options)(endpoint)
+        return endpoint
+
+    return register
+
+
+def get(path: str) -> Callable[[F], F]:
+    def register(endpoint: F) -> F:
+        router.get(PREFIX + path)(endpoint)
+        router.get(ALIAS + path)(endpoint)
+        return endpoint
+
+    return register
 
 
 class CreateBody(BaseModel):
@@ -73,18 +98,18 @@ def _tenant(request: Request) -> str:
     return str(request.state.principal.tenant_id)
 
 
-@router.post(PREFIX, status_code=201)
+@post("", status_code=201)
 async def create_session(body: CreateBody, request: Request) -> dict[str, Any]:
     session = await _service(request).create(_tenant(request), body.topic, body.agents)
     return session.to_dict()
 
 
-@router.get(PREFIX + "/{session_id}")
+@get("/{session_id}")
 async def get_session(session_id: str, request: Request) -> dict[str, Any]:
     return (await _service(request).get(_tenant(request), session_id)).to_dict()
 
 
-@router.post(PREFIX + "/{session_id}/turn", response_model=None)
+@post("/{session_id}/turn", response_model=None)
 async def turn(session_id: str, body: TurnBody, request: Request) -> Response | dict[str, Any]:
     service, tenant_id = _service(request), _tenant(request)
 
@@ -97,7 +122,7 @@ async def turn(session_id: str, body: TurnBody, request: Request) -> Response | 
     return dict(await work(None))
 
 
-@router.post(PREFIX + "/{session_id}/round", response_model=None)
+@post("/{session_id}/round", response_model=None)
 async def round_(session_id: str, body: RoundBody, request: Request) -> Response | dict[str, Any]:
     service, tenant_id = _service(request), _tenant(request)
 
@@ -110,12 +135,12 @@ async def round_(session_id: str, body: RoundBody, request: Request) -> Response
     return {"object": "list", "data": await work(None)}
 
 
-@router.post(PREFIX + "/{session_id}/whisper")
+@post("/{session_id}/whisper")
 async def whisper(session_id: str, body: WhisperBody, request: Request) -> dict[str, Any]:
     return await _service(request).whisper(_tenant(request), session_id, body.agent, body.message)
 
 
-@router.post(PREFIX + "/{session_id}/vote")
+@post("/{session_id}/vote")
 async def vote(session_id: str, body: VoteBody, request: Request) -> dict[str, Any]:
     return await _service(request).vote(_tenant(request), session_id, body.question, body.options)
 

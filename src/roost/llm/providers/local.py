@@ -14,6 +14,7 @@ from typing import Any
 from roost.errors import InvalidRequest, RoostError
 from roost.llm.base import NO_SETTINGS, RequestContext, StreamAccumulator
 from roost.llm.errors import ProviderRejected, ProviderUnavailable
+from roost.llm.limits import ModelLimits
 from roost.llm.messages import (
     FinishReason,
     Message,
@@ -51,6 +52,19 @@ class LocalModel:
     @property
     def model_id(self) -> str:
         return self._model_id
+
+    async def limits(self) -> ModelLimits | None:
+        """The loaded engine's context length and tokenizer (None while it is not loaded)."""
+        try:
+            engine = (await self.get_service()).engine
+        except RoostError:
+            return None
+        tokenizer = engine.tokenizer
+
+        def count_tokens(text: str) -> int:
+            return len(tokenizer.encode(text))
+
+        return ModelLimits(int(engine.context_length), count_tokens, exact=True)
 
     async def request(
         self,
