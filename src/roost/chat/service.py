@@ -25,7 +25,7 @@ from roost.chat.types import (
     ToolCallStarted,
     UsageReport,
 )
-from roost.engine.outputs import StreamEvent, Usage
+from roost.engine.outputs import EngineEvent, EngineUsage
 from roost.engine.sampling_params import SamplingParams
 from roost.errors import InvalidRequest
 from roost.storage.ids import new_id
@@ -45,7 +45,7 @@ class ChatEngine(TemplateEngine, Protocol):
         request_id: str | None = None,
         tenant_id: str | None = None,
         session_id: str | None = None,
-    ) -> AsyncIterator[StreamEvent]: ...
+    ) -> AsyncIterator[EngineEvent]: ...
 
 
 @dataclasses.dataclass(slots=True)
@@ -56,7 +56,7 @@ class PreparedChat:
     tenant_id: str | None = None
     session_id: str | None = None
 
-    def generate(self, engine: ChatEngine, index: int) -> AsyncIterator[StreamEvent]:
+    def generate(self, engine: ChatEngine, index: int) -> AsyncIterator[EngineEvent]:
         """Stream choice ``index``; only the first choice continues the session's cache."""
         return engine.stream(
             self.prompt_token_ids,
@@ -115,12 +115,12 @@ class ChatService:
         Leaving the iteration early cancels every choice's generation.
         """
         prepared = self.prepare(request)
-        queue: asyncio.Queue[ChatEvent | tuple[int, Usage | None]] = asyncio.Queue()
+        queue: asyncio.Queue[ChatEvent | tuple[int, EngineUsage | None]] = asyncio.Queue()
         tasks = [
             asyncio.ensure_future(self._pump_choice(prepared, index, queue))
             for index in range(request.n)
         ]
-        usages: list[Usage] = []
+        usages: list[EngineUsage] = []
         remaining = request.n
         try:
             while remaining:
@@ -145,9 +145,9 @@ class ChatService:
         self,
         prepared: PreparedChat,
         index: int,
-        queue: asyncio.Queue[ChatEvent | tuple[int, Usage | None]],
+        queue: asyncio.Queue[ChatEvent | tuple[int, EngineUsage | None]],
     ) -> None:
-        usage: Usage | None = None
+        usage: EngineUsage | None = None
         try:
             parser = ReplyStreamParser(index, tools_offered=prepared.tools_offered)
             async for event in prepared.generate(self.engine, index):
@@ -170,7 +170,7 @@ class ChatService:
         finally:
             queue.put_nowait((index, usage))
 
-    async def _run_choice(self, prepared: PreparedChat, index: int) -> tuple[Choice, Usage]:
+    async def _run_choice(self, prepared: PreparedChat, index: int) -> tuple[Choice, EngineUsage]:
         text_parts: list[str] = []
         logprobs = []
         async for event in prepared.generate(self.engine, index):
@@ -188,7 +188,7 @@ class ChatService:
         raise RuntimeError("the engine ended the stream without finishing the request")
 
 
-def _finish_reason(event: StreamEvent, *, has_calls: bool) -> tuple[FinishReason, str | None]:
+def _finish_reason(event: EngineEvent, *, has_calls: bool) -> tuple[FinishReason, str | None]:
     if event.finish_reason == "length":
         return "length", None
     if event.finish_reason in ("cancelled", "error"):

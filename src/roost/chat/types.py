@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from roost.engine.outputs import Usage
+from roost.engine.outputs import EngineUsage
 from roost.engine.sampling_params import SamplingParams
 from roost.engine.sequence import TokenLogprob
 
@@ -84,7 +84,7 @@ class ChatUsage:
     completion_tokens: int
 
     @classmethod
-    def total(cls, prompt_tokens: int, usages: list[Usage]) -> ChatUsage:
+    def total(cls, prompt_tokens: int, usages: list[EngineUsage]) -> ChatUsage:
         # n choices share one prompt: it is counted once, as OpenAI does.
         return cls(
             prompt_tokens=prompt_tokens,
