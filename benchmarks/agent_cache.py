@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from agent_swarm import build_workload, llama_cpp_server, roost_server, run_swarm
 from roost.engine import Engine, EngineConfig, SamplingParams
 from roost.engine.loader import resolve_model_path
-from roost.engine.outputs import StreamEvent
+from roost.engine.outputs import EngineEvent
 from roost.kvcache import open_session_store
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -61,7 +61,7 @@ def ttft(
     engine: Engine, prompt: list[int], *, tenant: str, session: str | None
 ) -> tuple[float, int]:
     """Seconds from submit to the first token, and the prompt tokens served from cache."""
-    events: queue.SimpleQueue[StreamEvent] = queue.SimpleQueue()
+    events: queue.SimpleQueue[EngineEvent] = queue.SimpleQueue()
     params = SamplingParams(temperature=0.0, max_tokens=1, ignore_eos=True)
     sent = time.perf_counter()
     engine.submit(prompt, params, events.put, tenant_id=tenant, session_id=session)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from roost.engine import Engine, SamplingParams
-from roost.engine.outputs import StreamEvent
+from roost.engine.outputs import EngineEvent
 
 # Answers one turn: (agent, prompt token ids) -> (generated token ids, seconds to first token).
 ServeTurn = Callable[[int, list[int]], tuple[list[int], float]]
@@ -98,7 +98,7 @@ def roost_server(engine: Engine, gen: int) -> ServeTurn:
     params = SamplingParams(temperature=0.0, max_tokens=gen, ignore_eos=True)
 
     def serve(agent: int, prompt: list[int]) -> tuple[list[int], float]:
-        events: queue.SimpleQueue[StreamEvent] = queue.SimpleQueue()
+        events: queue.SimpleQueue[EngineEvent] = queue.SimpleQueue()
         sent = time.perf_counter()
         engine.submit(prompt, params, events.put, tenant_id="swarm", session_id=f"agent-{agent}")
         tokens: list[int] = []

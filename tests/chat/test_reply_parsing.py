@@ -7,26 +7,20 @@ import json
 import pytest
 
 from roost.chat.prompt import tool_call_text
-from roost.chat.stream_parser import ReplyStreamParser
+from roost.chat.stream_parser import Delta, ReplyStreamParser
 from roost.chat.tool_grammar import closed_schema, parse_reply
-from roost.chat.types import (
-    ChatEvent,
-    TextDelta,
-    ToolCall,
-    ToolCallArgumentsDelta,
-    ToolCallStarted,
-)
+from roost.llm.messages import TextDelta, ToolCallDelta, ToolCallPart
 
 CALLS = [
-    ToolCall("call_a", "get_weather", '{"city": "Paris"}'),
-    ToolCall("call_b", "search", '{"query": "a } tricky </tool_call> string", "n": 3}'),
+    ToolCallPart("call_a", "get_weather", '{"city": "Paris"}'),
+    ToolCallPart("call_b", "search", '{"query": "a } tricky </tool_call> string", "n": 3}'),
 ]
 TWO_CALLS_TEXT = "".join(tool_call_text(c) for c in CALLS)
 
 
-def stream_all(text: str, chunks: list[str], *, tools_offered: bool = True) -> list[ChatEvent]:
+def stream_all(text: str, chunks: list[str], *, tools_offered: bool = True) -> list[Delta]:
     parser = ReplyStreamParser(0, tools_offered=tools_offered)
-    events: list[ChatEvent] = []
+    events: list[Delta] = []
     for chunk in chunks:
         events += parser.feed(chunk)
     events += parser.finish()
@@ -38,15 +32,16 @@ def split_every(text: str, size: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)]
 
 
-def summarize(events: list[ChatEvent]) -> tuple[str, list[tuple[str, str]]]:
+def summarize(events: list[Delta]) -> tuple[str, list[tuple[str, str]]]:
     text = "".join(e.text for e in events if isinstance(e, TextDelta))
     calls: list[list[str]] = []
     for event in events:
-        if isinstance(event, ToolCallStarted):
-            assert event.call_index == len(calls)
-            calls.append([event.name, ""])
-        elif isinstance(event, ToolCallArgumentsDelta):
-            calls[event.call_index][1] += event.delta
+        if isinstance(event, ToolCallDelta) and event.id is not None:
+            assert event.index == len(calls)
+            assert not event.arguments  # a call's first delta only names it
+            calls.append([event.name or "", ""])
+        elif isinstance(event, ToolCallDelta):
+            calls[event.index][1] += event.arguments
     return text, [(name, args) for name, args in calls]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from roost.engine import Engine, EngineConfig, SamplingParams
-from roost.engine.outputs import StreamEvent, Usage
+from roost.engine.outputs import EngineEvent, EngineUsage
 from roost.kvcache import open_session_store
 
 BLOCK = 16
@@ -41,9 +41,9 @@ def run(
     tenant: str | None = "tenant-a",
     session: str | None = None,
     max_tokens: int = 12,
-) -> tuple[list[int], Usage]:
+) -> tuple[list[int], EngineUsage]:
     """Greedy-generate ``max_tokens`` tokens; returns them with the request's usage."""
-    events: queue.SimpleQueue[StreamEvent] = queue.SimpleQueue()
+    events: queue.SimpleQueue[EngineEvent] = queue.SimpleQueue()
     params = SamplingParams(temperature=0.0, max_tokens=max_tokens, ignore_eos=True)
     engine.submit(prompt, params, events.put, tenant_id=tenant, session_id=session)
     tokens: list[int] = []

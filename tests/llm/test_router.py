@@ -19,7 +19,7 @@ from roost.llm.errors import (
 from roost.llm.health import CircuitState
 from roost.llm.messages import Message, ResponseDone, TextDelta, ToolDefinition
 from roost.llm.providers import ProviderRegistry
-from roost.llm.retry import RetryPolicy
+from roost.llm.retry import FailoverRetryPolicy
 from roost.llm.router import Router
 from roost.observe.tracing import RECENT_SPANS, configure_tracing
 from tests.llm.scripted import FakeClock, Outcome, ScriptedModel
@@ -37,7 +37,7 @@ def make_router(
     registry = ProviderRegistry(env={})
     for model in models:
         registry.register(model)
-    retry = kwargs.pop("retry", RetryPolicy(random=lambda: 0.0))
+    retry = kwargs.pop("retry", FailoverRetryPolicy(random=lambda: 0.0))
     router = Router(registry, clock=clock, retry=retry, **kwargs)  # type: ignore[arg-type]
     router.add_group("chat", [(m.model_id, 1.0) for m in models], strategy=strategy)
     return router
@@ -58,7 +58,7 @@ async def test_backoff_jitter_stretches_each_wait() -> None:
     clock = FakeClock()
     a = ScriptedModel("a:m")
     a.fail(unavailable(), times=2)
-    router = make_router(clock, a, retry=RetryPolicy(jitter=0.1, random=lambda: 1.0))
+    router = make_router(clock, a, retry=FailoverRetryPolicy(jitter=0.1, random=lambda: 1.0))
     assert (await router.request("chat", HI)).model == "a:m"
     assert clock.sleeps == [1.1, 2.2]
 
@@ -122,7 +122,7 @@ async def test_every_deployment_failing_names_the_group_and_last_error() -> None
     clock = FakeClock()
     a = ScriptedModel("a:m")
     a.fail(unavailable(), times=10)
-    router = make_router(clock, a, retry=RetryPolicy(max_retries=1, random=lambda: 0.0))
+    router = make_router(clock, a, retry=FailoverRetryPolicy(max_retries=1, random=lambda: 0.0))
     with pytest.raises(ProviderUnavailable, match="every deployment of 'chat' failed"):
         await router.request("chat", HI)
 
@@ -132,7 +132,7 @@ async def test_circuit_opens_after_threshold_and_half_opens_for_one_probe() -> N
     a, b = ScriptedModel("a:m"), ScriptedModel("b:m")
     a.fail(unavailable(), times=2)
     router = make_router(
-        clock, a, b, retry=RetryPolicy(max_retries=0), failure_threshold=2, reset_after_s=30
+        clock, a, b, retry=FailoverRetryPolicy(max_retries=0), failure_threshold=2, reset_after_s=30
     )
     await router.request("chat", HI)  # a fails once, b answers
     await router.request("chat", HI)  # a fails again: circuit opens
@@ -154,7 +154,7 @@ async def test_failed_probe_reopens_the_circuit() -> None:
     clock = FakeClock()
     a, b = ScriptedModel("a:m"), ScriptedModel("b:m")
     a.fail(unavailable(), times=3)
-    router = make_router(clock, a, b, retry=RetryPolicy(max_retries=0), failure_threshold=2)
+    router = make_router(clock, a, b, retry=FailoverRetryPolicy(max_retries=0), failure_threshold=2)
     await router.request("chat", HI)
     await router.request("chat", HI)
     clock.advance(30)
@@ -167,7 +167,7 @@ async def test_all_circuits_open_is_overloaded() -> None:
     clock = FakeClock()
     a = ScriptedModel("a:m")
     a.fail(unavailable(), times=5)
-    router = make_router(clock, a, retry=RetryPolicy(max_retries=0), failure_threshold=1)
+    router = make_router(clock, a, retry=FailoverRetryPolicy(max_retries=0), failure_threshold=1)
     with pytest.raises(ProviderUnavailable):
         await router.request("chat", HI)
     with pytest.raises(Overloaded, match="unavailable"):
@@ -178,7 +178,7 @@ async def test_probe_closes_a_recovered_circuit() -> None:
     clock = FakeClock()
     a = ScriptedModel("a:m")
     a.fail(unavailable())
-    router = make_router(clock, a, retry=RetryPolicy(max_retries=0), failure_threshold=1)
+    router = make_router(clock, a, retry=FailoverRetryPolicy(max_retries=0), failure_threshold=1)
     with pytest.raises(ProviderUnavailable):
         await router.request("chat", HI)
     assert await router.probe("chat") == {"a:m": "open"}  # too early: not probed

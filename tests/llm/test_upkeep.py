@@ -13,7 +13,7 @@ from roost.llm.errors import ProviderUnavailable
 from roost.llm.health import CircuitState
 from roost.llm.messages import Message
 from roost.llm.providers import ProviderRegistry
-from roost.llm.retry import RetryPolicy
+from roost.llm.retry import FailoverRetryPolicy
 from roost.llm.router import Router
 from roost.llm.schema import LLM_MIGRATIONS
 from roost.llm.service import LLMService
@@ -32,7 +32,9 @@ async def test_one_round_closes_recovered_circuits_and_frees_stale_money(
     model.fail(ProviderUnavailable("down", deployment="a:m"))
     registry = ProviderRegistry(env={})
     registry.register(model)
-    router = Router(registry, clock=clock, retry=RetryPolicy(max_retries=0), failure_threshold=1)
+    router = Router(
+        registry, clock=clock, retry=FailoverRetryPolicy(max_retries=0), failure_threshold=1
+    )
     router.add_group("chat", [("a:m", 1.0)])
     ledger = BudgetLedger(db, [LLMBudgetSettings(limit_usd=1.0)])
     service = LLMService(router, budgets=ledger)

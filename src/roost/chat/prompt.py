@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
-from roost.chat.types import ChatRequest, Message, ToolCall, ToolSpec
+from roost.chat.types import ChatRequest
 from roost.errors import InvalidRequest
+from roost.llm.messages import Message, ToolCallPart, ToolDefinition, ToolResultPart
 
 TOOL_CALL_OPEN = "<tool_call>"
 TOOL_CALL_CLOSE = "</tool_call>"
@@ -36,11 +37,11 @@ def tool_call_header(name: str) -> str:
 TOOL_CALL_TRAILER = "}" + TOOL_CALL_CLOSE
 
 
-def tool_call_text(call: ToolCall) -> str:
+def tool_call_text(call: ToolCallPart) -> str:
     return tool_call_header(call.name) + call.arguments + TOOL_CALL_TRAILER
 
 
-def tools_instructions(tools: list[ToolSpec]) -> str:
+def tools_instructions(tools: list[ToolDefinition]) -> str:
     listing = "\n".join(
         json.dumps(
             {"name": t.name, "description": t.description, "parameters": t.parameters},
@@ -61,7 +62,7 @@ def tools_instructions(tools: list[ToolSpec]) -> str:
 
 def template_messages(request: ChatRequest, *, offer_tools: bool) -> list[dict[str, Any]]:
     """Messages as chat templates expect them: plain string content, tool calls inlined."""
-    rendered = [_render(message) for message in request.messages]
+    rendered = [turn for message in request.messages for turn in _render(message)]
     if offer_tools and request.tools:
         instructions = tools_instructions(request.tools)
         if rendered and rendered[0]["role"] == "system":
@@ -84,11 +85,15 @@ def render_prompt(engine: TemplateEngine, request: ChatRequest, *, offer_tools: 
         ) from exc
 
 
-def _render(message: Message) -> dict[str, Any]:
+def _render(message: Message) -> list[dict[str, Any]]:
     if message.role == "assistant":
-        content = message.content + "".join(tool_call_text(c) for c in message.tool_calls)
-        return {"role": "assistant", "content": content}
+        content = message.text + "".join(tool_call_text(c) for c in message.tool_calls)
+        return [{"role": "assistant", "content": content}]
     if message.role == "tool":
-        content = f"Error: {message.content}" if message.is_error else message.content
-        return {"role": "tool", "content": content}
-    return {"role": message.role, "content": message.content}
+        # Templates know one result per tool turn: a message carrying several becomes several.
+        return [
+            {"role": "tool", "content": f"Error: {p.content}" if p.is_error else p.content}
+            for p in message.parts
+            if isinstance(p, ToolResultPart)
+        ]
+    return [{"role": message.role, "content": message.text}]

@@ -6,28 +6,28 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from roost.chat.prompt import TemplateEngine, render_prompt
 from roost.chat.stream_parser import ReplyStreamParser
 from roost.chat.tool_grammar import offered_tools, parse_reply, structured_output
-from roost.chat.types import (
-    ChatEvent,
-    ChatRequest,
-    ChatResult,
-    ChatUsage,
-    Choice,
-    ChoiceFinished,
-    FinishReason,
-    TextDelta,
-    ToolCallArgumentsDelta,
-    ToolCallStarted,
-    UsageReport,
-)
-from roost.engine.outputs import StreamEvent, Usage
+from roost.chat.types import ChatRequest, ChatResult, ChatStream
+from roost.engine.outputs import EngineEvent, EngineUsage
 from roost.engine.sampling_params import SamplingParams
-from roost.errors import InvalidRequest
+from roost.engine.sequence import TokenLogprob
+from roost.errors import InvalidRequest, RoostError
+from roost.llm.messages import (
+    FinishReason,
+    Message,
+    Response,
+    ResponseDone,
+    StreamEvent,
+    TextDelta,
+    ToolCallPart,
+    Usage,
+    choices_usage,
+)
 from roost.storage.ids import new_id
 
 MAX_CHOICES = 16
@@ -45,7 +45,7 @@ class ChatEngine(TemplateEngine, Protocol):
         request_id: str | None = None,
         tenant_id: str | None = None,
         session_id: str | None = None,
-    ) -> AsyncIterator[StreamEvent]: ...
+    ) -> AsyncIterator[EngineEvent]: ...
 
 
 @dataclasses.dataclass(slots=True)
@@ -56,7 +56,11 @@ class PreparedChat:
     tenant_id: str | None = None
     session_id: str | None = None
 
-    def generate(self, engine: ChatEngine, index: int) -> AsyncIterator[StreamEvent]:
+    @property
+    def num_prompt_tokens(self) -> int:
+        return len(self.prompt_token_ids)
+
+    def generate(self, engine: ChatEngine, index: int) -> AsyncIterator[EngineEvent]:
         """Stream choice ``index``; only the first choice continues the session's cache."""
         return engine.stream(
             self.prompt_token_ids,
@@ -100,40 +104,53 @@ class ChatService:
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         prepared = self.prepare(request)
-        outcomes = await asyncio.gather(
-            *(self._run_choice(prepared, index) for index in range(request.n))
+        result_id = new_id("chatcmpl")
+        choices = await asyncio.gather(
+            *(self._run_choice(prepared, index, result_id) for index in range(request.n))
         )
-        choices = [choice for choice, _ in outcomes]
-        usage = ChatUsage.total(len(prepared.prompt_token_ids), [u for _, u in outcomes])
-        return ChatResult(
-            new_id("chatcmpl"), self.engine.model_name, int(time.time()), choices, usage
-        )
+        usage = choices_usage([choice.usage for choice in choices])
+        return ChatResult(result_id, self.engine.model_name, int(time.time()), choices, usage)
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatEvent]:
-        """Events of every choice as they come (choices interleave), then one UsageReport.
-
-        Leaving the iteration early cancels every choice's generation.
-        """
+    async def open_stream(self, request: ChatRequest) -> ChatStream:
+        """Prepare first, so input errors answer 400 before a stream starts."""
         prepared = self.prepare(request)
-        queue: asyncio.Queue[ChatEvent | tuple[int, Usage | None]] = asyncio.Queue()
+        return ChatStream(
+            self._stream(prepared, request.n), self.engine.model_name, prepared.num_prompt_tokens
+        )
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        """Events of every choice as they come (choices interleave); each choice ends with
+        its :class:`ResponseDone`. Leaving the iteration early cancels every generation."""
+        async for event in self._stream(self.prepare(request), request.n):
+            yield event
+
+    def count_tokens(self, request: ChatRequest) -> int:
+        """Prompt tokens of ``request`` as this model would see them."""
+        return len(render_prompt(self.engine, request, offer_tools=bool(offered_tools(request))))
+
+    def token_decoder(self) -> Callable[[int], str]:
+        tokenizer = self.engine.tokenizer  # type: ignore[attr-defined]
+        return lambda token_id: str(tokenizer.decode([token_id], skip_special_tokens=False))
+
+    async def _stream(self, prepared: PreparedChat, n: int) -> AsyncIterator[StreamEvent]:
+        queue: asyncio.Queue[StreamEvent | _ChoiceEnded] = asyncio.Queue()
+        response_id = new_id("chatcmpl")
         tasks = [
-            asyncio.ensure_future(self._pump_choice(prepared, index, queue))
-            for index in range(request.n)
+            asyncio.ensure_future(self._pump_choice(prepared, index, response_id, queue))
+            for index in range(n)
         ]
-        usages: list[Usage] = []
-        remaining = request.n
+        remaining = n
         try:
             while remaining:
                 item = await queue.get()
-                if isinstance(item, tuple):
+                if isinstance(item, _ChoiceEnded):
+                    if item.error is not None:
+                        raise RoostError(item.error)
                     remaining -= 1
-                    if item[1] is not None:
-                        usages.append(item[1])
                     continue
                 yield item
             for task in tasks:
                 await task  # surface errors raised while pumping
-            yield UsageReport(ChatUsage.total(len(prepared.prompt_token_ids), usages))
         finally:
             for task in tasks:
                 task.cancel()
@@ -145,50 +162,84 @@ class ChatService:
         self,
         prepared: PreparedChat,
         index: int,
-        queue: asyncio.Queue[ChatEvent | tuple[int, Usage | None]],
+        response_id: str,
+        queue: asyncio.Queue[StreamEvent | _ChoiceEnded],
     ) -> None:
-        usage: Usage | None = None
+        ended = _ChoiceEnded()
         try:
             parser = ReplyStreamParser(index, tools_offered=prepared.tools_offered)
             async for event in prepared.generate(self.engine, index):
-                produced = parser.feed(event.text)
+                produced: list[StreamEvent] = list(parser.feed(event.text))
                 if event.logprobs and parser.mode == "text":
                     # Logprobs travel with the text they belong to (OpenAI streams them so).
-                    text_deltas = [e for e in produced if isinstance(e, TextDelta)]
-                    if text_deltas:
-                        text_deltas[0].logprobs = list(event.logprobs)
-                    else:
-                        produced.append(TextDelta(index, "", list(event.logprobs)))
-                for chat_event in produced:
-                    queue.put_nowait(chat_event)
+                    produced = _with_logprobs(produced, index, tuple(event.logprobs))
+                for delta in produced:
+                    queue.put_nowait(delta)
                 if event.finished:
-                    for chat_event in parser.finish():
-                        queue.put_nowait(chat_event)
-                    usage = event.usage
-                    reason, stop = _finish_reason(event, has_calls=bool(parser.calls))
-                    queue.put_nowait(ChoiceFinished(index, reason, stop, event.error))
+                    for delta in parser.finish():
+                        queue.put_nowait(delta)
+                    if event.finish_reason == "error":
+                        ended.error = event.error or "generation failed"
+                        return
+                    reply = _reply(parser.text, parser.calls)
+                    response = self._response(prepared, event, reply, response_id)
+                    queue.put_nowait(ResponseDone(response, choice=index))
         finally:
-            queue.put_nowait((index, usage))
+            queue.put_nowait(ended)
 
-    async def _run_choice(self, prepared: PreparedChat, index: int) -> tuple[Choice, Usage]:
+    async def _run_choice(self, prepared: PreparedChat, index: int, result_id: str) -> Response:
         text_parts: list[str] = []
         logprobs = []
         async for event in prepared.generate(self.engine, index):
             text_parts.append(event.text)
             logprobs.extend(event.logprobs)
             if event.finished:
-                assert event.usage is not None
+                if event.finish_reason == "error":
+                    raise RuntimeError(event.error or "generation failed")
                 parsed = parse_reply("".join(text_parts)) if prepared.tools_offered else None
                 text = parsed.text if parsed else "".join(text_parts)
-                calls = parsed.tool_calls if parsed else []
-                reason, stop = _finish_reason(event, has_calls=bool(calls))
-                if reason == "error":
-                    raise RuntimeError(event.error or "generation failed")
-                return Choice(index, text, calls, reason, stop, logprobs), event.usage
+                reply = _reply(text, parsed.tool_calls if parsed else [])
+                response = self._response(prepared, event, reply, result_id)
+                return dataclasses.replace(response, logprobs=tuple(logprobs))
         raise RuntimeError("the engine ended the stream without finishing the request")
 
+    def _response(
+        self, prepared: PreparedChat, event: EngineEvent, reply: Message, response_id: str
+    ) -> Response:
+        reason, stop = _finish_reason(event, has_calls=bool(reply.tool_calls))
+        usage = _usage(prepared.num_prompt_tokens, event.usage)
+        return Response(reply, reason, usage, self.engine.model_name, response_id, stop)
 
-def _finish_reason(event: StreamEvent, *, has_calls: bool) -> tuple[FinishReason, str | None]:
+
+@dataclasses.dataclass(slots=True)
+class _ChoiceEnded:
+    """A choice's pump is done; ``error`` says why generation failed, when it did."""
+
+    error: str | None = None
+
+
+def _reply(text: str, calls: list[ToolCallPart]) -> Message:
+    return Message.turn("assistant", text, calls)
+
+
+def _usage(prompt_tokens: int, usage: EngineUsage | None) -> Usage:
+    if usage is None:
+        return Usage(prompt_tokens)
+    return Usage(prompt_tokens, usage.completion_tokens, usage.cached_prompt_tokens)
+
+
+def _with_logprobs(
+    produced: list[StreamEvent], index: int, logprobs: tuple[TokenLogprob, ...]
+) -> list[StreamEvent]:
+    """Attach ``logprobs`` to the first text delta, or to an empty one when none came."""
+    for position, event in enumerate(produced):
+        if isinstance(event, TextDelta):
+            produced[position] = dataclasses.replace(event, logprobs=logprobs)
+            return produced
+    return [*produced, TextDelta("", choice=index, logprobs=logprobs)]
+
+
+def _finish_reason(event: EngineEvent, *, has_calls: bool) -> tuple[FinishReason, str | None]:
     if event.finish_reason == "length":
         return "length", None
     if event.finish_reason in ("cancelled", "error"):
@@ -196,8 +247,5 @@ def _finish_reason(event: StreamEvent, *, has_calls: bool) -> tuple[FinishReason
     if has_calls:
         return "tool_calls", None
     if isinstance(event.stop_reason, str):
-        return "stop_sequence", event.stop_reason
+        return "stop", event.stop_reason
     return "stop", None
-
-
-__all__ = ["ChatService", "TextDelta", "ToolCallArgumentsDelta", "ToolCallStarted"]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from roost.chat.prompt import TOOL_CALL_OPEN, TOOL_CALL_TRAILER
 from roost.chat.tool_grammar import new_call_id
-from roost.chat.types import ChatEvent, TextDelta, ToolCall, ToolCallArgumentsDelta, ToolCallStarted
+from roost.llm.messages import TextDelta, ToolCallDelta, ToolCallPart
+
+Delta = TextDelta | ToolCallDelta
 
 _NAME_PREFIX = TOOL_CALL_OPEN + '{"name": '
 _ARGS_MARKER = ', "arguments": '
@@ -14,6 +17,8 @@ _ARGS_MARKER = ', "arguments": '
 
 class ReplyStreamParser:
     """Incremental twin of :func:`roost.chat.tool_grammar.parse_reply` for one choice.
+
+    A call streams as one delta with its id and name, then deltas of argument text.
 
     Text that may still turn out to open a tool call is held back until it is clear;
     argument text is released as it comes, minus the few characters that may be the
@@ -25,25 +30,25 @@ class ReplyStreamParser:
         self.tools_offered = tools_offered
         self.mode: str = "undecided" if tools_offered else "text"
         self.buffer = ""
-        self.calls: list[ToolCall] = []
+        self.calls: list[ToolCallPart] = []
         self.text = ""
         self._released_args = 0  # characters of the current call's arguments already sent
         self._decoder = json.JSONDecoder()
 
-    def feed(self, delta: str) -> list[ChatEvent]:
+    def feed(self, delta: str) -> list[Delta]:
         if self.mode == "text":
             self.text += delta
-            return [TextDelta(self.index, delta)] if delta else []
+            return [TextDelta(delta, choice=self.index)] if delta else []
         self.buffer += delta
         return self._advance()
 
-    def finish(self) -> list[ChatEvent]:
+    def finish(self) -> list[Delta]:
         """Flush what is held back once generation has ended."""
         if self.mode == "undecided" or (self.mode == "header" and not self.calls):
             self.mode = "text"
             rest, self.buffer = self.buffer, ""
             return self.feed(rest)
-        events: list[ChatEvent] = []
+        events: list[Delta] = []
         if self.mode == "args" and self.buffer:
             # Ended inside a call (length limit): release the arguments generated, without
             # a trailer that was only begun.
@@ -54,15 +59,15 @@ class ReplyStreamParser:
                     arguments = self.buffer[:end]
             except json.JSONDecodeError:
                 pass
-            self.calls[-1].arguments = arguments
+            self._set_arguments(arguments)
             pending = arguments[self._released_args :]
             if pending:
-                events.append(ToolCallArgumentsDelta(self.index, len(self.calls) - 1, pending))
+                events.append(self._arguments_delta(pending))
         self.buffer = ""
         return events
 
-    def _advance(self) -> list[ChatEvent]:
-        events: list[ChatEvent] = []
+    def _advance(self) -> list[Delta]:
+        events: list[Delta] = []
         while True:
             if self.mode == "undecided":
                 if TOOL_CALL_OPEN.startswith(self.buffer):
@@ -82,7 +87,7 @@ class ReplyStreamParser:
             if self.mode == "args":
                 finished, delta = self._parse_args()
                 if delta:
-                    events.append(ToolCallArgumentsDelta(self.index, len(self.calls) - 1, delta))
+                    events.append(self._arguments_delta(delta))
                 if not finished:
                     return events
                 continue
@@ -98,7 +103,13 @@ class ReplyStreamParser:
                 self.buffer = ""
                 return events
 
-    def _parse_header(self) -> ToolCallStarted | None:
+    def _arguments_delta(self, text: str) -> ToolCallDelta:
+        return ToolCallDelta(len(self.calls) - 1, arguments=text, choice=self.index)
+
+    def _set_arguments(self, arguments: str) -> None:
+        self.calls[-1] = dataclasses.replace(self.calls[-1], arguments=arguments)
+
+    def _parse_header(self) -> ToolCallDelta | None:
         if not self.buffer.startswith(_NAME_PREFIX):
             return None
         try:
@@ -107,12 +118,12 @@ class ReplyStreamParser:
             return None
         if not self.buffer.startswith(_ARGS_MARKER, after):
             return None
-        call = ToolCall(new_call_id(), str(name), "")
+        call = ToolCallPart(new_call_id(), str(name), "")
         self.calls.append(call)
         self.buffer = self.buffer[after + len(_ARGS_MARKER) :]
         self._released_args = 0
         self.mode = "args"
-        return ToolCallStarted(self.index, len(self.calls) - 1, call.id, call.name)
+        return ToolCallDelta(len(self.calls) - 1, call.id, call.name, choice=self.index)
 
     def _parse_args(self) -> tuple[bool, str]:
         """(call complete?, argument text safe to release now)."""
@@ -124,7 +135,7 @@ class ReplyStreamParser:
             if end >= 0 and self.buffer.startswith(TOOL_CALL_TRAILER, end):
                 arguments = self.buffer[:end]
                 delta = arguments[self._released_args :]
-                self.calls[-1].arguments = arguments
+                self._set_arguments(arguments)
                 self.buffer = self.buffer[end + len(TOOL_CALL_TRAILER) :]
                 self.mode = "between"
                 return True, delta

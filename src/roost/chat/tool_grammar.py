@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from roost.chat.prompt import TOOL_CALL_OPEN, TOOL_CALL_TRAILER, tool_call_header
-from roost.chat.types import ChatRequest, ToolCall, ToolSpec
+from roost.chat.types import ChatRequest
 from roost.engine.sampling_params import StructuredOutput
 from roost.errors import InvalidRequest
+from roost.llm.messages import ToolCallPart, ToolDefinition
 from roost.storage.ids import new_id
 
 
-def offered_tools(request: ChatRequest) -> list[ToolSpec]:
+def offered_tools(request: ChatRequest) -> list[ToolDefinition]:
     """The tools the model may call under the request's ``tool_choice``."""
     choice = request.tool_choice
     if choice.mode == "none" or not request.tools:
@@ -37,7 +38,7 @@ def offered_tools(request: ChatRequest) -> list[ToolSpec]:
     return list(request.tools)
 
 
-def structured_output(request: ChatRequest, tools: list[ToolSpec]) -> StructuredOutput | None:
+def structured_output(request: ChatRequest, tools: list[ToolDefinition]) -> StructuredOutput | None:
     """The grammar for this request, or None when the reply is free text."""
     text_rule = _text_rule(request)
     if not tools:
@@ -67,7 +68,7 @@ def _text_rule(request: ChatRequest) -> str:
     return "reply: /[^<](.|\\n)*/"
 
 
-def _arguments_schema(tool: ToolSpec) -> dict[str, Any]:
+def _arguments_schema(tool: ToolDefinition) -> dict[str, Any]:
     schema = dict(tool.parameters or {})
     schema.setdefault("type", "object")
     return closed_schema(schema)
@@ -100,14 +101,14 @@ def _close_objects(node: Any) -> Any:
 @dataclass(slots=True)
 class ParsedReply:
     text: str
-    tool_calls: list[ToolCall]
+    tool_calls: list[ToolCallPart]
 
 
 def parse_reply(text: str) -> ParsedReply:
     """Split generated text into a text reply or the tool calls it makes."""
     if not text.startswith(TOOL_CALL_OPEN):
         return ParsedReply(text, [])
-    calls: list[ToolCall] = []
+    calls: list[ToolCallPart] = []
     position = 0
     decoder = json.JSONDecoder()
     while text.startswith(TOOL_CALL_OPEN, position):
@@ -121,7 +122,9 @@ def parse_reply(text: str) -> ParsedReply:
     return ParsedReply(text[position:].strip(), calls)
 
 
-def _parse_call(text: str, start: int, decoder: json.JSONDecoder) -> tuple[ToolCall, int] | None:
+def _parse_call(
+    text: str, start: int, decoder: json.JSONDecoder
+) -> tuple[ToolCallPart, int] | None:
     prefix = TOOL_CALL_OPEN + '{"name": '
     if not text.startswith(prefix, start):
         return None
@@ -139,7 +142,7 @@ def _parse_call(text: str, start: int, decoder: json.JSONDecoder) -> tuple[ToolC
         return None
     if not text.startswith(TOOL_CALL_TRAILER, args_end):
         return None
-    call = ToolCall(new_call_id(), name, text[args_start:args_end])
+    call = ToolCallPart(new_call_id(), name, text[args_start:args_end])
     return call, args_end + len(TOOL_CALL_TRAILER)
 
 

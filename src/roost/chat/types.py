@@ -1,42 +1,18 @@
-"""The provider-neutral shapes of a chat request on the local engine and of its results."""
+"""What a chat request on the local engine asks for beyond the shared message model.
+
+Messages, tool definitions, events, responses and usage are :mod:`roost.llm.messages`,
+the one message model inside Roost; this module adds only what the local engine alone
+offers: n choices, engine sampling parameters, tool choice modes and structured replies.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from roost.engine.outputs import Usage
 from roost.engine.sampling_params import SamplingParams
-from roost.engine.sequence import TokenLogprob
-
-Role = Literal["system", "user", "assistant", "tool"]
-FinishReason = Literal["stop", "length", "tool_calls", "stop_sequence", "cancelled", "error"]
-
-
-@dataclass(slots=True)
-class ToolCall:
-    """A call the model made: ``arguments`` is the exact JSON text it generated."""
-
-    id: str
-    name: str
-    arguments: str
-
-
-@dataclass(slots=True)
-class Message:
-    role: Role
-    content: str = ""
-    tool_calls: list[ToolCall] = field(default_factory=list)
-    tool_call_id: str | None = None  # on tool results: the call answered
-    name: str | None = None  # on tool results: the tool's name, when known
-    is_error: bool = False  # on tool results: the tool failed
-
-
-@dataclass(slots=True, frozen=True)
-class ToolSpec:
-    name: str
-    description: str
-    parameters: dict[str, Any]
+from roost.llm.messages import Message, Response, StreamEvent, ToolDefinition, Usage
 
 
 @dataclass(slots=True, frozen=True)
@@ -58,7 +34,7 @@ class ResponseFormat:
 class ChatRequest:
     messages: list[Message]
     sampling: SamplingParams
-    tools: list[ToolSpec] = field(default_factory=list)
+    tools: list[ToolDefinition] = field(default_factory=list)
     tool_choice: ToolChoice = field(default_factory=ToolChoice)
     parallel_tool_calls: bool = True
     response_format: ResponseFormat | None = None
@@ -68,76 +44,40 @@ class ChatRequest:
 
 
 @dataclass(slots=True)
-class Choice:
-    index: int
-    text: str
-    tool_calls: list[ToolCall]
-    finish_reason: FinishReason
-    stop_sequence: str | None = None
-    logprobs: list[TokenLogprob] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class ChatUsage:
-    prompt_tokens: int
-    cached_prompt_tokens: int
-    completion_tokens: int
-
-    @classmethod
-    def total(cls, prompt_tokens: int, usages: list[Usage]) -> ChatUsage:
-        # n choices share one prompt: it is counted once, as OpenAI does.
-        return cls(
-            prompt_tokens=prompt_tokens,
-            cached_prompt_tokens=max((u.cached_prompt_tokens for u in usages), default=0),
-            completion_tokens=sum(u.completion_tokens for u in usages),
-        )
-
-
-@dataclass(slots=True)
 class ChatResult:
+    """n answers to one request; ``usage`` counts the shared prompt once."""
+
     id: str
     model: str
     created: int
-    choices: list[Choice]
-    usage: ChatUsage
-
-
-# -- streaming events, in order per choice: deltas, then ChoiceFinished; UsageReport last --
+    choices: list[Response]
+    usage: Usage
 
 
 @dataclass(slots=True)
-class TextDelta:
-    index: int
-    text: str
-    logprobs: list[TokenLogprob] = field(default_factory=list)
+class ChatStream:
+    """An answer being streamed: per choice, deltas then its :class:`ResponseDone`.
+
+    ``prompt_tokens`` is known up front on the local engine and 0 where it is only known
+    at the end (gateway model groups).
+    """
+
+    events: AsyncIterator[StreamEvent]
+    model: str
+    prompt_tokens: int = 0
 
 
-@dataclass(slots=True)
-class ToolCallStarted:
-    index: int
-    call_index: int
-    id: str
-    name: str
+class ChatTarget(Protocol):
+    """What answers a chat request: the local chat service or a gateway model group."""
 
+    async def complete(self, request: ChatRequest) -> ChatResult: ...
 
-@dataclass(slots=True)
-class ToolCallArgumentsDelta:
-    index: int
-    call_index: int
-    delta: str
+    async def open_stream(self, request: ChatRequest) -> ChatStream:
+        """Check the request (raising input errors before any byte is sent), then stream."""
+        ...
 
+    def count_tokens(self, request: ChatRequest) -> int: ...
 
-@dataclass(slots=True)
-class ChoiceFinished:
-    index: int
-    finish_reason: FinishReason
-    stop_sequence: str | None = None
-    error: str | None = None
-
-
-@dataclass(slots=True)
-class UsageReport:
-    usage: ChatUsage
-
-
-ChatEvent = TextDelta | ToolCallStarted | ToolCallArgumentsDelta | ChoiceFinished | UsageReport
+    def token_decoder(self) -> Callable[[int], str] | None:
+        """Token id to text, for logprobs; None where there are no token ids."""
+        ...

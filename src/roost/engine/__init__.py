@@ -11,17 +11,17 @@ Usable on its own::
 
 from roost.engine.engine import Engine
 from roost.engine.engine_config import EngineConfig
-from roost.engine.outputs import RequestOutput, StreamEvent, Usage
+from roost.engine.outputs import EngineEvent, EngineUsage, RequestOutput
 from roost.engine.sampling_params import SamplingParams, StructuredOutput
 from roost.engine.tokenizer import Tokenizer
 
 __all__ = [
     "Engine",
     "EngineConfig",
+    "EngineEvent",
+    "EngineUsage",
     "RequestOutput",
     "SamplingParams",
-    "StreamEvent",
     "StructuredOutput",
     "Tokenizer",
-    "Usage",
 ]

@@ -3,7 +3,7 @@
 One worker thread owns the model. Requests arrive through :meth:`Engine.submit` (or the
 ``generate`` / ``stream`` conveniences built on it); each step the worker admits waiting
 requests, runs one prefill chunk and one decode token for every running sequence, samples,
-and delivers :class:`StreamEvent` objects to each request's sink.
+and delivers :class:`EngineEvent` objects to each request's sink.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from roost.engine.loader import load_checkpoint
 from roost.engine.metrics import EngineMetrics
 from roost.engine.model_config import ModelConfig
 from roost.engine.model_runner import ModelRunner, kv_bytes_per_block
-from roost.engine.outputs import RequestOutput, StreamEvent, assemble_output, usage_of
+from roost.engine.outputs import EngineEvent, RequestOutput, assemble_output, usage_of
 from roost.engine.sampler import sample
 from roost.engine.sampling_params import SamplingParams
 from roost.engine.scheduler import Scheduler
@@ -51,7 +51,7 @@ from roost.observe.logging import get_logger
 Prompt = str | list[int]
 T = TypeVar("T")
 log = get_logger("roost.engine")
-EventSink = Callable[[StreamEvent], None]
+EventSink = Callable[[EngineEvent], None]
 _DETOKENIZER_CONTEXT = 4  # prompt tokens kept for decoding the first output tokens
 
 
@@ -376,9 +376,9 @@ class Engine:
             param_list = list(params)
         if len(param_list) != len(batch):
             raise InvalidRequest("one SamplingParams per prompt, or a single one", param="params")
-        events: queue.SimpleQueue[StreamEvent] = queue.SimpleQueue()
+        events: queue.SimpleQueue[EngineEvent] = queue.SimpleQueue()
         ids = [self.submit(p, sp, events.put) for p, sp in zip(batch, param_list, strict=True)]
-        collected: dict[str, list[StreamEvent]] = {rid: [] for rid in ids}
+        collected: dict[str, list[EngineEvent]] = {rid: [] for rid in ids}
         remaining = set(ids)
         while remaining:
             event = events.get()
@@ -396,16 +396,16 @@ class Engine:
         request_id: str | None = None,
         tenant_id: str | None = None,
         session_id: str | None = None,
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncIterator[EngineEvent]:
         """Submit now (bad input raises here) and return the request's events as they come.
 
         Call it from a coroutine. Leaving the ``async for`` early, or closing the iterator,
         cancels the request and frees its KV blocks.
         """
         loop = asyncio.get_running_loop()
-        events: asyncio.Queue[StreamEvent] = asyncio.Queue()
+        events: asyncio.Queue[EngineEvent] = asyncio.Queue()
 
-        def deliver(event: StreamEvent) -> None:
+        def deliver(event: EngineEvent) -> None:
             try:
                 loop.call_soon_threadsafe(events.put_nowait, event)
             except RuntimeError:  # the consumer's loop is gone
@@ -422,8 +422,8 @@ class Engine:
         return self._events(rid, events)
 
     async def _events(
-        self, request_id: str, events: asyncio.Queue[StreamEvent]
-    ) -> AsyncIterator[StreamEvent]:
+        self, request_id: str, events: asyncio.Queue[EngineEvent]
+    ) -> AsyncIterator[EngineEvent]:
         finished = False
         try:
             while not finished:
@@ -457,7 +457,7 @@ class Engine:
         self._worker.join()
         for request in parked:
             request.sink(
-                StreamEvent(
+                EngineEvent(
                     request.seq.request_id, [], "", [], finished=True, finish_reason="cancelled"
                 )
             )
@@ -563,7 +563,7 @@ class Engine:
             return
         assert seq.detokenizer is not None
         request.sink(
-            StreamEvent(
+            EngineEvent(
                 seq.request_id,
                 [token],
                 seq.detokenizer.take_delta(final=False),
@@ -600,7 +600,7 @@ class Engine:
         detok = seq.detokenizer
         text = detok.take_delta(final=True) if detok is not None else ""
         request.sink(
-            StreamEvent(
+            EngineEvent(
                 seq.request_id,
                 [last_token] if last_token is not None else [],
                 text,

@@ -9,7 +9,7 @@ from roost.errors import RoostError
 
 
 @dataclass(slots=True)
-class Usage:
+class EngineUsage:
     """Token counts and timings of one request (reported when it finishes)."""
 
     prompt_tokens: int
@@ -27,7 +27,7 @@ class Usage:
 
 
 @dataclass(slots=True)
-class StreamEvent:
+class EngineEvent:
     """New output of one request since its previous event.
 
     ``text`` is a delta and never contains (part of) a stop string. The last event of a
@@ -42,7 +42,7 @@ class StreamEvent:
     finished: bool = False
     finish_reason: str | None = None
     stop_reason: str | int | None = None  # the stop string or token id that ended it
-    usage: Usage | None = None
+    usage: EngineUsage | None = None
     error: str | None = None
 
 
@@ -55,16 +55,16 @@ class RequestOutput:
     token_ids: list[int]
     text: str
     finish_reason: str
-    usage: Usage
+    usage: EngineUsage
     logprobs: list[TokenLogprob] = field(default_factory=list)
     stop_reason: str | int | None = None
 
 
-def usage_of(seq: Sequence) -> Usage:
+def usage_of(seq: Sequence) -> EngineUsage:
     """Counts and timings of a sequence that has just finished."""
     finish = seq.finish_time if seq.finish_time is not None else seq.arrival_time
     first = seq.first_token_time
-    return Usage(
+    return EngineUsage(
         prompt_tokens=seq.num_prompt_tokens,
         cached_prompt_tokens=seq.num_cached_prompt_tokens,
         completion_tokens=seq.num_output_tokens,
@@ -76,7 +76,7 @@ def usage_of(seq: Sequence) -> Usage:
 
 
 def assemble_output(
-    request_id: str, prompt_ids: list[int], events: list[StreamEvent]
+    request_id: str, prompt_ids: list[int], events: list[EngineEvent]
 ) -> RequestOutput:
     """Join a finished request's events; a request that failed raises its error."""
     last = events[-1]

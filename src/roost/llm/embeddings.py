@@ -240,6 +240,29 @@ def _package_version(name: str) -> str:
         return "missing"
 
 
+_shared_minilm: MiniLMEmbedder | None = None
+_shared_minilm_lock = threading.Lock()
+
+
+def shared_minilm_embedder() -> MiniLMEmbedder:
+    """This process's one MiniLM embedder, created on first use; callers that serve many
+    requests (``/v1/embeddings``) share it instead of building one per request."""
+    global _shared_minilm
+    with _shared_minilm_lock:  # two first requests at once must still build one
+        if _shared_minilm is None:
+            _shared_minilm = MiniLMEmbedder()
+        return _shared_minilm
+
+
+async def embed_counting_tokens(
+    embedder: MiniLMEmbedder, texts: Sequence[str]
+) -> tuple[Vectors, int]:
+    """Vectors of ``texts`` and the word pieces they held (what an embeddings API bills)."""
+    vectors = await embedder.embed(texts)
+    tokens = await asyncio.to_thread(lambda: sum(embedder.count_tokens(t) for t in texts))
+    return vectors, tokens
+
+
 def create_embedder(name: str) -> Embedder:
     """The embedder configured by ``name``: ``minilm`` or ``hashing[-DIM]``."""
     if name == "minilm":

@@ -2,16 +2,27 @@
 
 Plain frozen dataclasses: cheap to build on the hot path, hashable where it helps the
 cache, and free of any one vendor's shape. Providers own the translation both ways.
+
+This is the one message model inside Roost: the local chat service, the gateway, agents
+and providers all speak it; only the HTTP adapters translate it to and from wire shapes.
+A few fields only the local engine fills (``choice`` for n > 1 choices, ``logprobs``,
+``stop_sequence``) default to what every other provider means.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:  # importing the engine package would load torch
+    from roost.engine.sequence import TokenLogprob
 
 Role = Literal["system", "user", "assistant", "tool"]
-FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"]
+# "stop" covers a stop sequence too (``Response.stop_sequence`` says which); "cancelled"
+# is a generation the engine abandoned (shutdown, model swap) before it finished.
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "cancelled", "error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +94,16 @@ class Message:
         return cls("assistant", (TextPart(text),))
 
     @classmethod
-    def tool_result(cls, tool_call_id: str, content: str, *, name: str | None = None) -> Message:
-        return cls("tool", (ToolResultPart(tool_call_id, content, name),))
+    def tool_result(
+        cls, tool_call_id: str, content: str, *, name: str | None = None, is_error: bool = False
+    ) -> Message:
+        return cls("tool", (ToolResultPart(tool_call_id, content, name, is_error),))
+
+    @classmethod
+    def turn(cls, role: Role, text: str, tool_calls: Sequence[ToolCallPart] = ()) -> Message:
+        """A turn of text (no text part when empty) followed by its tool calls."""
+        parts: tuple[Part, ...] = (TextPart(text),) if text else ()
+        return cls(role, (*parts, *tool_calls))
 
     @property
     def text(self) -> str:
@@ -139,6 +158,18 @@ class Usage:
         )
 
 
+def choices_usage(usages: Sequence[Usage]) -> Usage:
+    """The usage of n choices sampled from one prompt: the prompt counts once (as OpenAI
+    reports it), outputs add up, and the best cache hit among them is the cached part."""
+    if not usages:
+        return Usage()
+    return Usage(
+        input_tokens=usages[0].input_tokens,
+        output_tokens=sum(u.output_tokens for u in usages),
+        cached_input_tokens=max(u.cached_input_tokens for u in usages),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Response:
     """A finished model turn: the assistant message, why it stopped, and what it used."""
@@ -148,6 +179,8 @@ class Response:
     usage: Usage
     model: str  # the full ``provider:model`` id that answered
     id: str | None = None
+    stop_sequence: str | None = None  # the stop string that ended it, when one did
+    logprobs: tuple[TokenLogprob, ...] = ()  # local engine only, when asked for
 
     @property
     def text(self) -> str:
@@ -160,9 +193,11 @@ class Response:
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
-    """A piece of assistant text."""
+    """A piece of assistant text (``logprobs`` of its tokens when asked for, local only)."""
 
     text: str
+    choice: int = 0  # which of n choices (the local engine samples n > 1)
+    logprobs: tuple[TokenLogprob, ...] = ()
     kind: Literal["text_delta"] = "text_delta"
 
 
@@ -174,14 +209,17 @@ class ToolCallDelta:
     id: str | None = None
     name: str | None = None
     arguments: str = ""
+    choice: int = 0
     kind: Literal["tool_call_delta"] = "tool_call_delta"
 
 
 @dataclass(frozen=True, slots=True)
 class ResponseDone:
-    """The last event of every stream: the whole response, as ``request`` would return it."""
+    """The last event of every stream (of every choice, when there are n > 1): the whole
+    response, as ``request`` would return it."""
 
     response: Response
+    choice: int = 0
     kind: Literal["done"] = "done"
 
 

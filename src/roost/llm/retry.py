@@ -20,7 +20,13 @@ class RetryCounts:
 
 
 @dataclass(frozen=True, slots=True)
-class RetryPolicy:
+class FailoverRetryPolicy:
+    """How long the router keeps asking one deployment before it fails over to the next.
+
+    Not :class:`roost.graph.retry.RetryPolicy` (which re-runs a whole graph node): this
+    one counts errors and rate limits per deployment and honours ``retry-after``.
+    """
+
     max_retries: int = 3
     backoff_s: float = 1.0
     jitter: float = 0.1
@@ -29,7 +35,7 @@ class RetryPolicy:
     random: Callable[[], float] = field(default=random.random, compare=False)
 
     @classmethod
-    def from_settings(cls, settings: LLMRetrySettings) -> RetryPolicy:
+    def from_settings(cls, settings: LLMRetrySettings) -> FailoverRetryPolicy:
         return cls(
             settings.max_retries,
             settings.backoff_s,

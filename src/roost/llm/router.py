@@ -34,7 +34,7 @@ from roost.llm.messages import (
     ToolDefinition,
 )
 from roost.llm.providers import ProviderRegistry
-from roost.llm.retry import RetryCounts, RetryPolicy
+from roost.llm.retry import FailoverRetryPolicy, RetryCounts
 from roost.llm.strategies import Deployment, Strategy, make_strategy
 
 
@@ -56,7 +56,7 @@ class Router:
         groups: Mapping[str, ModelGroup] | None = None,
         *,
         prices: PriceTable | None = None,
-        retry: RetryPolicy | None = None,
+        retry: FailoverRetryPolicy | None = None,
         clock: Clock = SYSTEM_CLOCK,
         failure_threshold: int = 5,
         reset_after_s: float = 30.0,
@@ -65,7 +65,7 @@ class Router:
         self.registry = registry
         self.groups: dict[str, ModelGroup] = dict(groups or {})
         self.prices = prices or PriceTable.load()
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or FailoverRetryPolicy()
         self.clock = clock
         self.failure_threshold = failure_threshold
         self.reset_after_s = reset_after_s
@@ -90,7 +90,7 @@ class Router:
         router = cls(
             registry,
             prices=prices,
-            retry=RetryPolicy.from_settings(settings.retry),
+            retry=FailoverRetryPolicy.from_settings(settings.retry),
             clock=clock,
             failure_threshold=settings.circuit.failure_threshold,
             reset_after_s=settings.circuit.reset_after_s,

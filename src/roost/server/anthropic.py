@@ -10,37 +10,28 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
 
-from roost.chat import (
-    ChatEvent,
-    ChatResult,
-    ChoiceFinished,
-    TextDelta,
-    ToolCallArgumentsDelta,
-    ToolCallStarted,
-    UsageReport,
-)
-from roost.chat.prompt import render_prompt
-from roost.chat.tool_grammar import offered_tools
-from roost.chat.types import ChatUsage, FinishReason
+from roost.chat import ChatResult
 from roost.engine.sampling_params import SamplingParams
-from roost.errors import InvalidRequest, RoostError
-from roost.server import gateway
+from roost.errors import RoostError
+from roost.llm.messages import (
+    Response as ModelResponse,
+)
+from roost.llm.messages import (
+    ResponseDone,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from roost.server.anthropic_schema import CountTokensRequest, MessagesRequest
+from roost.server.chat_target import chat_target
 from roost.server.error_format import error_body
-from roost.server.inference import local_chat_service
 from roost.server.sse import event_stream, sse_event
 from roost.storage.ids import new_id
 
 router = APIRouter(prefix="/v1", tags=["anthropic"])
 SessionHeader = Annotated[str | None, Header(alias="x-roost-session", max_length=256)]
-_STOP_REASONS = {
-    "stop": "end_turn",
-    "length": "max_tokens",
-    "stop_sequence": "stop_sequence",
-    "tool_calls": "tool_use",
-    "cancelled": "end_turn",
-    "error": "end_turn",
-}
+_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
 
 
 @router.post("/messages", response_model=None)
@@ -50,23 +41,13 @@ async def create_message(
     principal = request.state.principal
     # The header names the session; else the end user of metadata.user_id does.
     session = session or (body.metadata.user_id if body.metadata else None)
-    llm = gateway.gateway_service(request, body.model)
-    if llm is not None:
-        chat = body.to_chat_request(
-            body.sampling(), tenant_id=principal.tenant_id, session_id=session
-        )
-        if body.stream:
-            events = await gateway.stream(llm, body.model, chat, principal)
-            # Input tokens are known only at the end; message_delta carries them.
-            return event_stream(_events(events, body.model, 0))
-        return JSONResponse(_message(await gateway.complete(llm, body.model, chat, principal)))
-    service = await local_chat_service(request, body.model)
+    target = await chat_target(request, body.model)
     chat = body.to_chat_request(body.sampling(), tenant_id=principal.tenant_id, session_id=session)
     if body.stream:
-        prepared = service.prepare(chat)  # input errors answer 400 before the stream starts
-        prompt_tokens = len(prepared.prompt_token_ids)
-        return event_stream(_events(service.stream(chat), service.engine.model_name, prompt_tokens))
-    return JSONResponse(_message(await service.complete(chat)))
+        stream = await target.open_stream(chat)
+        # Gateway groups know input tokens only at the end; message_delta carries them.
+        return event_stream(_events(stream.events, stream.model, stream.prompt_tokens))
+    return JSONResponse(_message(await target.complete(chat)))
 
 
 def _message(result: ChatResult) -> dict[str, Any]:
@@ -84,7 +65,7 @@ def _message(result: ChatResult) -> dict[str, Any]:
         "role": "assistant",
         "model": result.model,
         "content": content,
-        "stop_reason": _stop_reason(choice.finish_reason),
+        "stop_reason": _stop_reason(choice),
         "stop_sequence": choice.stop_sequence,
         "usage": _usage(result.usage),
     }
@@ -92,36 +73,31 @@ def _message(result: ChatResult) -> dict[str, Any]:
 
 @router.post("/messages/count_tokens")
 async def count_tokens(body: CountTokensRequest, request: Request) -> dict[str, int]:
-    if gateway.gateway_service(request, body.model) is not None:
-        raise InvalidRequest(
-            "count_tokens counts with the local model's tokenizer; it is not available for"
-            " gateway model groups",
-            param="model",
-        )
-    service = await local_chat_service(request, body.model)
+    target = await chat_target(request, body.model)
     chat = body.to_chat_request(
         SamplingParams(), tenant_id=request.state.principal.tenant_id, session_id=None
     )
-    tools = offered_tools(chat)
-    return {"input_tokens": len(render_prompt(service.engine, chat, offer_tools=bool(tools)))}
+    return {"input_tokens": target.count_tokens(chat)}
 
 
-def _stop_reason(reason: FinishReason) -> str:
-    return _STOP_REASONS.get(reason, "end_turn")
+def _stop_reason(response: ModelResponse) -> str:
+    if response.finish_reason == "stop" and response.stop_sequence is not None:
+        return "stop_sequence"
+    return _STOP_REASONS.get(response.finish_reason, "end_turn")
 
 
-def _usage(usage: ChatUsage) -> dict[str, int]:
+def _usage(usage: Usage) -> dict[str, int]:
     # Anthropic counts cached input apart: input_tokens is what was computed afresh.
     return {
-        "input_tokens": usage.prompt_tokens - usage.cached_prompt_tokens,
-        "output_tokens": usage.completion_tokens,
-        "cache_read_input_tokens": usage.cached_prompt_tokens,
+        "input_tokens": usage.input_tokens - usage.cached_input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cache_read_input_tokens": usage.cached_input_tokens,
         "cache_creation_input_tokens": 0,
     }
 
 
 async def _events(
-    events: AsyncIterator[ChatEvent], model: str, prompt_tokens: int
+    events: AsyncIterator[StreamEvent], model: str, prompt_tokens: int
 ) -> AsyncIterator[bytes]:
     message_id = new_id("msg")
     yield sse_event(
@@ -143,7 +119,6 @@ async def _events(
     yield sse_event("ping", {"type": "ping"})
     block = -1  # index of the open content block
     open_kind: str | None = None
-    finish: ChoiceFinished | None = None
 
     def close() -> bytes:
         return sse_event("content_block_stop", {"type": "content_block_stop", "index": block})
@@ -166,38 +141,35 @@ async def _events(
                     {"type": "content_block_delta", "index": block,
                      "delta": {"type": "text_delta", "text": event.text}},
                 )  # fmt: skip
-            elif isinstance(event, ToolCallStarted):
-                if open_kind is not None:
-                    yield close()
-                block += 1
-                open_kind = "tool_use"
-                yield sse_event(
-                    "content_block_start",
-                    {"type": "content_block_start", "index": block,
-                     "content_block": {"type": "tool_use", "id": event.id, "name": event.name,
-                                       "input": {}}},
-                )  # fmt: skip
-            elif isinstance(event, ToolCallArgumentsDelta):
-                yield sse_event(
-                    "content_block_delta",
-                    {"type": "content_block_delta", "index": block,
-                     "delta": {"type": "input_json_delta", "partial_json": event.delta}},
-                )  # fmt: skip
-            elif isinstance(event, ChoiceFinished):
-                if event.finish_reason == "error":
-                    raise RoostError(event.error or "generation failed")
-                finish = event
-            elif isinstance(event, UsageReport):
+            elif isinstance(event, ToolCallDelta):
+                if event.id is not None:  # a call's first delta names it
+                    if open_kind is not None:
+                        yield close()
+                    block += 1
+                    open_kind = "tool_use"
+                    yield sse_event(
+                        "content_block_start",
+                        {"type": "content_block_start", "index": block,
+                         "content_block": {"type": "tool_use", "id": event.id,
+                                           "name": event.name or "", "input": {}}},
+                    )  # fmt: skip
+                if event.arguments:
+                    yield sse_event(
+                        "content_block_delta",
+                        {"type": "content_block_delta", "index": block,
+                         "delta": {"type": "input_json_delta", "partial_json": event.arguments}},
+                    )  # fmt: skip
+            elif isinstance(event, ResponseDone):
                 if open_kind is not None:
                     yield close()
                     open_kind = None
-                reason = finish.finish_reason if finish else "stop"
+                response = event.response
                 yield sse_event(
                     "message_delta",
                     {"type": "message_delta",
-                     "delta": {"stop_reason": _stop_reason(reason),
-                               "stop_sequence": finish.stop_sequence if finish else None},
-                     "usage": _usage(event.usage)},
+                     "delta": {"stop_reason": _stop_reason(response),
+                               "stop_sequence": response.stop_sequence},
+                     "usage": _usage(response.usage)},
                 )  # fmt: skip
         yield sse_event("message_stop", {"type": "message_stop"})
     except RoostError as exc:

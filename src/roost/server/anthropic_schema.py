@@ -7,9 +7,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from roost.chat import ChatRequest, Message, ResponseFormat, ToolCall, ToolChoice, ToolSpec
+from roost.chat import ChatRequest, ResponseFormat, ToolChoice
 from roost.engine.sampling_params import SamplingParams
 from roost.errors import InvalidRequest
+from roost.llm.messages import Message, ToolCallPart, ToolDefinition
 
 
 class Lenient(BaseModel):
@@ -70,13 +71,13 @@ class CountTokensRequest(Lenient):
         self, sampling: SamplingParams, *, tenant_id: str, session_id: str | None
     ) -> ChatRequest:
         choice = self.tool_choice or ToolChoiceIn(type="auto")
-        messages = [Message("system", _system_text(self.system))] if self.system else []
+        messages = [Message.turn("system", _system_text(self.system))] if self.system else []
         for index, message in enumerate(self.messages):
             messages.extend(_messages(message, index))
         return ChatRequest(
             messages=messages,
             sampling=sampling,
-            tools=[ToolSpec(t.name, t.description, t.input_schema) for t in self.tools or []],
+            tools=[ToolDefinition(t.name, t.description, t.input_schema) for t in self.tools or []],
             tool_choice=_tool_choice(choice, has_tools=bool(self.tools)),
             parallel_tool_calls=not choice.disable_parallel_tool_use,
             response_format=(
@@ -132,9 +133,9 @@ def _block_text(content: str | list[Block] | None, where: str) -> str:
 def _messages(message: MessageIn, index: int) -> list[Message]:
     where = f"messages[{index}]"
     if isinstance(message.content, str):
-        return [Message(message.role, message.content)]
+        return [Message.turn(message.role, message.content)]
     texts: list[str] = []
-    calls: list[ToolCall] = []
+    calls: list[ToolCallPart] = []
     results: list[Message] = []
     for position, block in enumerate(message.content):
         at = f"{where}.content[{position}]"
@@ -145,16 +146,13 @@ def _messages(message: MessageIn, index: int) -> list[Message]:
                 raise InvalidRequest("tool_use blocks need id and name", param=at)
             # The same separators the grammar generates, so the prompt re-renders token for token.
             arguments = json.dumps(block.input or {}, ensure_ascii=False)
-            calls.append(ToolCall(block.id, block.name, arguments))
+            calls.append(ToolCallPart(block.id, block.name, arguments))
         elif block.type == "tool_result" and message.role == "user":
             if not block.tool_use_id:
                 raise InvalidRequest("tool_result blocks need tool_use_id", param=at)
             results.append(
-                Message(
-                    "tool",
-                    _block_text(block.content, at),
-                    tool_call_id=block.tool_use_id,
-                    is_error=block.is_error,
+                Message.tool_result(
+                    block.tool_use_id, _block_text(block.content, at), is_error=block.is_error
                 )
             )
         elif block.type in ("thinking", "redacted_thinking"):
@@ -165,9 +163,9 @@ def _messages(message: MessageIn, index: int) -> list[Message]:
                 param=at,
             )
     if message.role == "assistant":
-        return [Message("assistant", "".join(texts), tool_calls=calls)]
+        return [Message.turn("assistant", "".join(texts), calls)]
     user_text = "".join(texts)
-    return results + ([Message("user", user_text)] if user_text or not results else [])
+    return results + ([Message.turn("user", user_text)] if user_text or not results else [])
 
 
 def _tool_choice(choice: ToolChoiceIn, *, has_tools: bool) -> ToolChoice:

@@ -4,29 +4,30 @@ answers its own model's name; gateway model groups go through the LLM layer."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
 
-from roost.chat import (
-    ChatEvent,
-    ChatResult,
-    ChatService,
-    Choice,
-    ChoiceFinished,
-    TextDelta,
-    ToolCallArgumentsDelta,
-    ToolCallStarted,
-    UsageReport,
-)
-from roost.chat.types import ChatUsage, FinishReason
+from roost.chat import ChatResult
 from roost.engine.sequence import TokenLogprob
 from roost.errors import NotFound, RoostError
+from roost.llm.messages import (
+    FinishReason,
+    ResponseDone,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+    choices_usage,
+)
+from roost.llm.messages import (
+    Response as ModelResponse,
+)
 from roost.server import gateway, openai_extras
+from roost.server.chat_target import chat_target
 from roost.server.error_format import error_body
-from roost.server.inference import local_chat_service
 from roost.server.openai_schema import ChatCompletionRequest
 from roost.server.sse import event_stream, sse_data
 from roost.storage.ids import new_id
@@ -34,7 +35,8 @@ from roost.storage.ids import new_id
 router = APIRouter(prefix="/v1", tags=["openai"])
 router.include_router(openai_extras.router)
 SessionHeader = Annotated[str | None, Header(alias="x-roost-session", max_length=256)]
-_FINISH = {"stop_sequence": "stop", "cancelled": "stop", "error": "stop"}
+# OpenAI's vocabulary has no word for these; clients have always seen "stop".
+_FINISH = {"content_filter": "stop", "cancelled": "stop", "error": "stop"}
 FINGERPRINT = "roost-local"
 
 
@@ -46,24 +48,15 @@ async def chat_completions(
     # The header or a session_id body field names the session; else the end user does.
     session = session or body.session_id or body.user
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    llm = gateway.gateway_service(request, body.model)
-    if llm is not None:
-        chat = body.to_chat_request(tenant_id=principal.tenant_id, session_id=session)
-        if body.stream:
-            events = await gateway.stream(llm, body.model, chat, principal)
-            return event_stream(_chat_chunks(events, body.model, 1, include_usage))
-        result = await gateway.complete(llm, body.model, chat, principal)
-        return JSONResponse(_chat_completion(result, logprobs=False))
-    service = await local_chat_service(request, body.model)
+    target = await chat_target(request, body.model)
     chat = body.to_chat_request(tenant_id=principal.tenant_id, session_id=session)
-    decode = token_decoder(service) if body.logprobs else None
+    decode = target.token_decoder() if body.logprobs else None
     if body.stream:
-        service.prepare(chat)  # raise input errors as a plain 400 before the stream starts
-        model = service.engine.model_name
+        stream = await target.open_stream(chat)
         return event_stream(
-            _chat_chunks(service.stream(chat), model, chat.n, include_usage, decode)
+            _chat_chunks(stream.events, stream.model, chat.n, include_usage, decode)
         )
-    result = await service.complete(chat)
+    result = await target.complete(chat)
     return JSONResponse(_chat_completion(result, logprobs=body.logprobs, decode=decode))
 
 
@@ -80,11 +73,6 @@ async def get_model(model_id: str, request: Request) -> dict[str, Any]:
     raise NotFound(f"model {model_id!r} not found", param="model")
 
 
-def token_decoder(service: ChatService) -> Callable[[int], str]:
-    tokenizer = service.engine.tokenizer  # type: ignore[attr-defined]
-    return lambda token_id: str(tokenizer.decode([token_id], skip_special_tokens=False))
-
-
 def _served_models(request: Request) -> list[str]:
     state = getattr(request.app.state, "inference", None)
     engine = state.engine if state is not None else None
@@ -96,12 +84,12 @@ def _model_card(name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": 0, "owned_by": "roost"}
 
 
-def usage_body(usage: ChatUsage) -> dict[str, Any]:
+def usage_body(usage: Usage) -> dict[str, Any]:
     return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_prompt_tokens},
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_input_tokens},
         "completion_tokens_details": {"reasoning_tokens": 0},
     }
 
@@ -110,7 +98,7 @@ def _finish(reason: FinishReason) -> str:
     return _FINISH.get(reason, reason)
 
 
-def _logprobs_body(service_tokens: list[TokenLogprob], decode: Any) -> dict[str, Any]:
+def _logprobs_body(service_tokens: Sequence[TokenLogprob], decode: Any) -> dict[str, Any]:
     def entry(token_id: int, logprob: float) -> dict[str, Any]:
         text = decode(token_id)
         return {"token": text, "logprob": logprob, "bytes": list(text.encode())}
@@ -130,12 +118,12 @@ def _chat_completion(result: ChatResult, *, logprobs: bool, decode: Any = None) 
         "created": result.created,
         "model": result.model,
         "system_fingerprint": FINGERPRINT,
-        "choices": [_choice_body(c, logprobs, decode) for c in result.choices],
+        "choices": [_choice_body(i, c, logprobs, decode) for i, c in enumerate(result.choices)],
         "usage": usage_body(result.usage),
     }
 
 
-def _choice_body(choice: Choice, logprobs: bool, decode: Any) -> dict[str, Any]:
+def _choice_body(index: int, choice: ModelResponse, logprobs: bool, decode: Any) -> dict[str, Any]:
     message: dict[str, Any] = {
         "role": "assistant",
         "content": choice.text if choice.text or not choice.tool_calls else None,
@@ -147,7 +135,7 @@ def _choice_body(choice: Choice, logprobs: bool, decode: Any) -> dict[str, Any]:
             for c in choice.tool_calls
         ]
     return {
-        "index": choice.index,
+        "index": index,
         "message": message,
         "logprobs": _logprobs_body(choice.logprobs, decode) if logprobs and decode else None,
         "finish_reason": _finish(choice.finish_reason),
@@ -155,7 +143,7 @@ def _choice_body(choice: Choice, logprobs: bool, decode: Any) -> dict[str, Any]:
 
 
 async def _chat_chunks(
-    events: AsyncIterator[ChatEvent],
+    events: AsyncIterator[StreamEvent],
     model: str,
     n: int,
     include_usage: bool,
@@ -182,6 +170,7 @@ async def _chat_chunks(
 
     for index in range(n):
         yield chunk([delta(index, {"role": "assistant", "content": ""})])
+    usages: list[Usage] = []
     try:
         async for event in events:
             if isinstance(event, TextDelta):
@@ -189,26 +178,26 @@ async def _chat_chunks(
                     _logprobs_body(event.logprobs, decode) if decode and event.logprobs else None
                 )
                 if event.text or logprobs:
-                    yield chunk([delta(event.index, {"content": event.text}, logprobs=logprobs)])
-            elif isinstance(event, ToolCallStarted):
-                call = {
-                    "index": event.call_index,
-                    "id": event.id,
-                    "type": "function",
-                    "function": {"name": event.name, "arguments": ""},
-                }
-                yield chunk([delta(event.index, {"tool_calls": [call]})])
-            elif isinstance(event, ToolCallArgumentsDelta):
-                call = {"index": event.call_index, "function": {"arguments": event.delta}}
-                yield chunk([delta(event.index, {"tool_calls": [call]})])
-            elif isinstance(event, ChoiceFinished):
-                if event.finish_reason == "error":
-                    raise RoostError(event.error or "generation failed")
-                finished = delta(event.index, {})
-                finished["finish_reason"] = _finish(event.finish_reason)
+                    yield chunk([delta(event.choice, {"content": event.text}, logprobs=logprobs)])
+            elif isinstance(event, ToolCallDelta):
+                if event.id is not None:  # a call's first delta names it
+                    call = {
+                        "index": event.index,
+                        "id": event.id,
+                        "type": "function",
+                        "function": {"name": event.name or "", "arguments": ""},
+                    }
+                    yield chunk([delta(event.choice, {"tool_calls": [call]})])
+                if event.arguments:
+                    call = {"index": event.index, "function": {"arguments": event.arguments}}
+                    yield chunk([delta(event.choice, {"tool_calls": [call]})])
+            elif isinstance(event, ResponseDone):
+                finished = delta(event.choice, {})
+                finished["finish_reason"] = _finish(event.response.finish_reason)
                 yield chunk([finished])
-            elif isinstance(event, UsageReport) and include_usage:
-                yield chunk([], usage_body(event.usage))
+                usages.append(event.response.usage)
+        if include_usage:
+            yield chunk([], usage_body(choices_usage(usages)))
     except RoostError as exc:
         # The status line is gone: report the error in-band, as OpenAI does.
         _, _, error = error_body(exc, path="/v1/chat/completions", request_id=None)

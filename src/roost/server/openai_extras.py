@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import dataclasses
 import time
 from typing import Annotated, Any, Literal
 
@@ -13,8 +11,9 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from roost.chat import ChatService
+from roost.chat.text_completion import Prompt, complete_text
 from roost.errors import InvalidRequest, NotFound
-from roost.llm.embeddings import MiniLMEmbedder
+from roost.llm.embeddings import embed_counting_tokens, shared_minilm_embedder
 from roost.server.inference import chat_service, check_model
 from roost.server.openai_schema import CompletionRequest
 from roost.storage.ids import new_id
@@ -37,63 +36,34 @@ async def completions(
             "streaming is not supported on /v1/completions; use /v1/chat/completions",
             param="stream",
         )
-    prompts = _prompts(body.prompt)
-    engine: Any = service.engine
-    base = body.sampling(
+    sampling = body.sampling(
         max_tokens=body.max_tokens or 16,
         logprobs=body.logprobs is not None,
         top_logprobs=body.logprobs or 0,
     )
-    # n samples of one prompt differ by seed, reproducibly when a seed is given.
-    params = [
-        dataclasses.replace(base, seed=None if base.seed is None else base.seed + i)
-        for _ in prompts
-        for i in range(body.n)
-    ]
-    choices = []
-    batch = [
-        engine.tokenizer.encode(p) if isinstance(p, str) else p
-        for p in prompts
-        for _ in range(body.n)
-    ]
-    if any(len(ids) >= engine.context_length for ids in batch):
-        raise InvalidRequest(
-            f"a prompt is longer than this model's context of {engine.context_length} tokens",
-            param="prompt",
-        )
-    # generate() batches every prompt together and blocks: run it off the event loop.
-    outputs = await asyncio.to_thread(engine.generate, batch, params)
-    for index, output in enumerate(outputs):
-        prompt_text = prompts[index // body.n]
-        echo = prompt_text if body.echo and isinstance(prompt_text, str) else ""
-        choices.append(
-            {
-                "index": index,
-                "text": echo + output.text,
-                "logprobs": None,
-                "finish_reason": "length" if output.finish_reason == "length" else "stop",
-            }
-        )
-    prompt_tokens = sum(len(o.prompt_token_ids) for o in outputs[:: body.n])
-    completion_tokens = sum(o.usage.completion_tokens for o in outputs)
+    result = await complete_text(
+        service.engine, _prompts(body.prompt), sampling, n=body.n, echo=body.echo
+    )
+    usage = result.usage
     return {
         "id": new_id("cmpl"),
         "object": "text_completion",
         "created": int(time.time()),
-        "model": engine.model_name,
-        "choices": choices,
+        "model": result.model,
+        "choices": [
+            {"index": i, "text": c.text, "logprobs": None, "finish_reason": c.finish_reason}
+            for i, c in enumerate(result.choices)
+        ],
         "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-            "prompt_tokens_details": {
-                "cached_tokens": max((o.usage.cached_prompt_tokens for o in outputs), default=0)
-            },
+            "prompt_tokens": usage.input_tokens,
+            "completion_tokens": usage.output_tokens,
+            "total_tokens": usage.total_tokens,
+            "prompt_tokens_details": {"cached_tokens": usage.cached_input_tokens},
         },
     }
 
 
-def _prompts(prompt: str | list[str] | list[int]) -> list[str | list[int]]:
+def _prompts(prompt: str | list[str] | list[int]) -> list[Prompt]:
     if isinstance(prompt, str):
         return [prompt]
     if all(isinstance(p, int) for p in prompt):
@@ -129,15 +99,13 @@ async def embeddings(body: EmbeddingRequest) -> dict[str, Any]:
         raise InvalidRequest(f"at most {MAX_EMBEDDING_INPUTS} inputs per request", param="input")
     if any(not t for t in texts):
         raise InvalidRequest("inputs must not be empty strings", param="input")
-    embedder = MiniLMEmbedder()
+    embedder = shared_minilm_embedder()
     if body.dimensions is not None and body.dimensions != embedder.dimension:
         raise InvalidRequest(
             f"this model returns {embedder.dimension} dimensions; 'dimensions' cannot change that",
             param="dimensions",
         )
-    strings: list[str] = [str(t) for t in texts]
-    vectors = await embedder.embed(strings)
-    tokens = sum(embedder.count_tokens(t) for t in strings)
+    vectors, tokens = await embed_counting_tokens(embedder, [str(t) for t in texts])
     data = []
     for index, vector in enumerate(vectors):
         values: Any = (

@@ -7,9 +7,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from roost.chat import ChatRequest, Message, ResponseFormat, ToolCall, ToolChoice, ToolSpec
+from roost.chat import ChatRequest, ResponseFormat, ToolChoice
 from roost.engine.sampling_params import SamplingParams
 from roost.errors import InvalidRequest
+from roost.llm.messages import Message, ToolCallPart, ToolDefinition
 
 # Parameters Roost does not implement whose silent omission would change the answer.
 UNSUPPORTED = {
@@ -167,7 +168,7 @@ class ChatCompletionRequest(SamplingFields):
             messages=[_message(m, i) for i, m in enumerate(self.messages)],
             sampling=sampling,
             tools=[
-                ToolSpec(t.function.name, t.function.description, t.function.parameters or {})
+                ToolDefinition(t.function.name, t.function.description, t.function.parameters or {})
                 for t in self.tools or []
             ],
             tool_choice=_tool_choice(self.tool_choice, has_tools=bool(self.tools)),
@@ -214,7 +215,7 @@ def _message(message: ChatMessageIn, index: int) -> Message:
     if message.role == "tool":
         if not message.tool_call_id:
             raise InvalidRequest("tool messages need tool_call_id", param=f"{where}.tool_call_id")
-        return Message("tool", content, tool_call_id=message.tool_call_id, name=message.name)
+        return Message.tool_result(message.tool_call_id, content, name=message.name)
     if message.role == "assistant":
         calls = []
         for position, call in enumerate(message.tool_calls or []):
@@ -225,10 +226,10 @@ def _message(message: ChatMessageIn, index: int) -> Message:
                     "tool call arguments must be a JSON string",
                     param=f"{where}.tool_calls[{position}].function.arguments",
                 ) from None
-            calls.append(ToolCall(call.id, call.function.name, call.function.arguments))
-        return Message("assistant", content, tool_calls=calls)
+            calls.append(ToolCallPart(call.id, call.function.name, call.function.arguments))
+        return Message.turn("assistant", content, calls)
     role = "system" if message.role == "developer" else message.role
-    return Message(role, content)
+    return Message.turn(role, content)
 
 
 def _tool_choice(

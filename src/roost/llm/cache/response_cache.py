@@ -184,7 +184,7 @@ class ResponseCache:
         key: str | None = None,
     ) -> None:
         """Remember ``response``; failed or truncated-by-filter answers are not kept."""
-        if response.finish_reason in ("error", "content_filter"):
+        if response.finish_reason in ("error", "cancelled", "content_filter"):
             return
         key = key or self.exact_key(tenant_id, model, messages, settings, tools)
         query = self.semantic_query(messages, tools)

@@ -8,38 +8,24 @@ in the background after start-up.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from roost.errors import InvalidRequest, RoostError
-from roost.llm.base import NO_SETTINGS, RequestContext, StreamAccumulator
+from roost.llm.base import NO_SETTINGS, RequestContext
 from roost.llm.errors import ProviderRejected, ProviderUnavailable
 from roost.llm.limits import ModelLimits
 from roost.llm.messages import (
-    FinishReason,
     Message,
     ModelSettings,
-    Part,
     Response,
+    ResponseDone,
     StreamEvent,
-    TextDelta,
-    TextPart,
-    ToolCallDelta,
-    ToolCallPart,
     ToolDefinition,
-    ToolResultPart,
-    Usage,
 )
 
 ServiceGetter = Callable[[], Awaitable[Any]]  # → roost.chat.ChatService
-_FINISH: dict[str, FinishReason] = {
-    "stop": "stop",
-    "stop_sequence": "stop",
-    "length": "length",
-    "tool_calls": "tool_calls",
-    "cancelled": "error",
-    "error": "error",
-}
 
 
 class LocalModel:
@@ -78,18 +64,8 @@ class LocalModel:
             result = await service.complete(to_chat_request(messages, settings, tools, context))
         except RoostError as exc:
             raise self._error(exc) from exc
-        choice = result.choices[0]
-        parts: list[Part] = [TextPart(choice.text)] if choice.text else []
-        parts += [ToolCallPart(c.id, c.name, c.arguments) for c in choice.tool_calls]
-        usage = Usage(
-            result.usage.prompt_tokens,
-            result.usage.completion_tokens,
-            result.usage.cached_prompt_tokens,
-        )
-        finish = _FINISH.get(choice.finish_reason, "stop")
-        return Response(
-            Message("assistant", tuple(parts)), finish, usage, self._model_id, result.id
-        )
+        # The chat service speaks this layer's messages: only the answering id is ours.
+        return dataclasses.replace(result.choices[0], model=self._model_id, id=result.id)
 
     async def request_stream(
         self,
@@ -98,40 +74,14 @@ class LocalModel:
         tools: Sequence[ToolDefinition] = (),
         context: RequestContext | None = None,
     ) -> AsyncIterator[StreamEvent]:
-        from roost.chat import types as chat
-
         service = await self._service()
-        acc = StreamAccumulator(self._model_id)
-        finish: FinishReason = "stop"
-        usage = Usage()
         try:
             async for event in service.stream(to_chat_request(messages, settings, tools, context)):
-                delta: TextDelta | ToolCallDelta
-                if isinstance(event, chat.TextDelta):
-                    delta = TextDelta(event.text)
-                elif isinstance(event, chat.ToolCallStarted):
-                    delta = ToolCallDelta(event.call_index, event.id, event.name)
-                elif isinstance(event, chat.ToolCallArgumentsDelta):
-                    delta = ToolCallDelta(event.call_index, arguments=event.delta)
-                elif isinstance(event, chat.ChoiceFinished):
-                    if event.finish_reason == "error":
-                        raise ProviderUnavailable(
-                            f"{self._model_id}: generation failed: {event.error}",
-                            deployment=self._model_id,
-                        )
-                    finish = _FINISH.get(event.finish_reason, "stop")
-                    continue
-                else:
-                    u = event.usage
-                    usage = Usage(u.prompt_tokens, u.completion_tokens, u.cached_prompt_tokens)
-                    continue
-                acc.add(delta)
-                yield delta
+                if isinstance(event, ResponseDone):
+                    event = ResponseDone(dataclasses.replace(event.response, model=self._model_id))
+                yield event
         except RoostError as exc:
-            if isinstance(exc, ProviderUnavailable):
-                raise
             raise self._error(exc) from exc
-        yield acc.finish(finish, usage)
 
     async def _service(self) -> Any:
         try:
@@ -155,22 +105,10 @@ def to_chat_request(
     tools: Sequence[ToolDefinition],
     context: RequestContext | None,
 ) -> Any:
-    """Neutral messages as a :class:`roost.chat.types.ChatRequest`."""
+    """Neutral messages and settings as a :class:`roost.chat.types.ChatRequest`."""
     from roost.chat import types as chat
     from roost.engine.sampling_params import SamplingParams
 
-    wire: list[chat.Message] = []
-    for message in messages:
-        if message.role == "tool":
-            for part in message.parts:
-                if isinstance(part, ToolResultPart):
-                    wire.append(
-                        chat.Message("tool", part.content, tool_call_id=part.tool_call_id,
-                                     name=part.name, is_error=part.is_error)
-                    )  # fmt: skip
-            continue
-        calls = [chat.ToolCall(c.id, c.name, c.arguments) for c in message.tool_calls]
-        wire.append(chat.Message(message.role, message.text, tool_calls=calls))
     sampling: dict[str, Any] = {"max_tokens": settings.max_tokens}
     if settings.temperature is not None:
         sampling["temperature"] = settings.temperature
@@ -187,9 +125,9 @@ def to_chat_request(
         else chat.ToolChoice("named", choice)
     )
     return chat.ChatRequest(
-        wire,
+        list(messages),
         SamplingParams(**sampling),
-        tools=[chat.ToolSpec(t.name, t.description, t.parameters) for t in tools],
+        tools=list(tools),
         tool_choice=tool_choice,
         session_id=context.cache_identity if context else None,
         tenant_id=context.tenant_id if context else None,

@@ -1,0 +1,23 @@
+"""Which answers a chat request's model: a gateway model group or the local engine.
+
+The OpenAI and Anthropic adapters both ask here, so the choice is made in one place.
+"""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from roost.chat import ChatTarget
+from roost.llm.gateway_chat import GatewayChat
+from roost.server.gateway import gateway_service
+from roost.server.inference import local_chat_service
+
+
+async def chat_target(request: Request, model: str) -> ChatTarget:
+    """A configured gateway group or policy wins; any other name must be the local model
+    (404 listing every served name otherwise, 503 while it loads)."""
+    llm = gateway_service(request, model)
+    if llm is not None:
+        principal = request.state.principal
+        return GatewayChat(llm, model, tenant_id=principal.tenant_id, key_id=principal.key_id)
+    return await local_chat_service(request, model)
