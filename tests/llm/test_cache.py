@@ -54,7 +54,7 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(params=["memory", "database", "redis"])
+@pytest.fixture(params=["memory", "database", pytest.param("redis", marks=pytest.mark.redis)])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CacheStore]:
     if request.param == "memory":
         yield MemoryCacheStore()

@@ -12,6 +12,7 @@ from roost.memory.pg_store import PgVectorStore
 from roost.memory.sqlite_store import SqliteVectorStore
 from roost.memory.vector_store import VectorStore
 from roost.storage import Database
+from tests.support.markers import require_marker
 from tests.support.pgvector import PgvectorServer
 
 
@@ -25,8 +26,9 @@ def pgvector_server() -> Iterator[PgvectorServer]:
 
 
 @pytest.fixture
-def pgvector_url(pgvector_server: PgvectorServer) -> str:
+def pgvector_url(pgvector_server: PgvectorServer, request: pytest.FixtureRequest) -> str:
     """A fresh database on a PostgreSQL server that has pgvector."""
+    require_marker(request, "postgres")
     return pgvector_server.create_database()
 
 
@@ -35,7 +37,7 @@ def embedder() -> HashingEmbedder:
     return HashingEmbedder(64)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def vector_store(
     request: pytest.FixtureRequest, tmp_path: Path, embedder: HashingEmbedder
 ) -> AsyncIterator[VectorStore]:
