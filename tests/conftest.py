@@ -19,6 +19,7 @@ from redis import Redis
 from roost.config import Settings, load_settings
 from tests.support.markers import mark_by_fixtures, require_marker
 from tests.support.network_guard import forbid_remote_calls
+from tests.support.pgvector import PgvectorServer
 from tests.support.servers import PostgresServer, RedisServer
 
 pytest_plugins = ["pytester"]  # tests/test_suite_rules.py runs miniature suites
@@ -50,6 +51,23 @@ def postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest
     """A fresh, empty PostgreSQL database for this test."""
     require_marker(request, "postgres")
     return postgres_server.create_database()
+
+
+@pytest.fixture(scope="session")
+def pgvector_server() -> Iterator[PgvectorServer]:
+    """PostgreSQL with pgvector (Debian's PostgreSQL has none): the vector store's backend."""
+    server = PgvectorServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pgvector_url(pgvector_server: PgvectorServer, request: pytest.FixtureRequest) -> str:
+    """A fresh database on a PostgreSQL server that has pgvector."""
+    require_marker(request, "postgres")
+    return pgvector_server.create_database()
 
 
 @pytest.fixture(scope="session")

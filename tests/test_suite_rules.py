@@ -72,6 +72,14 @@ def test_guard_lets_loopback_through() -> None:
         assert socket.getaddrinfo("localhost", 80)
 
 
+def test_guard_lets_numeric_addresses_be_looked_up_but_not_reached() -> None:
+    # Code that checks where a URL points (the tools' network guard) resolves IP literals.
+    for literal in ("169.254.169.254", "10.0.0.1", "2130706433", "fd00::1"):
+        assert socket.getaddrinfo(literal, 80)
+    with socket.socket() as sock, pytest.raises(RemoteCallForbidden):
+        sock.connect(("169.254.169.254", 80))
+
+
 def test_the_fast_set_leaves_out_the_model_and_the_servers(suite: pytest.Pytester) -> None:
     result = suite.runpytest_inprocess("-m", "not slow and not postgres and not redis", "-v")
     result.assert_outcomes(passed=1, deselected=4)

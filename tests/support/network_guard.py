@@ -27,8 +27,23 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def is_numeric(host: str) -> bool:
+    """An address written as numbers (``10.0.0.1``, ``::1``, ``2130706433``): looking it
+    up asks no name server, and code under test may check it before refusing to connect."""
+    try:
+        ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        try:
+            socket.inet_aton(host)
+        except OSError:
+            return False
+    return True
+
+
 def forbid_remote_calls(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Patch socket connects and name lookups to refuse every host but loopback."""
+    """Patch socket connects and name lookups to refuse every host but loopback.
+
+    Connecting anywhere else fails; so does resolving any name but ``localhost``."""
     real_connect = socket.socket.connect
     real_connect_ex = socket.socket.connect_ex
     real_getaddrinfo = socket.getaddrinfo
@@ -46,9 +61,8 @@ def forbid_remote_calls(monkeypatch: pytest.MonkeyPatch) -> None:
         return real_connect_ex(sock, address)
 
     def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host is not None and not is_loopback(
-            host.decode() if isinstance(host, bytes) else str(host)
-        ):
+        name = host.decode() if isinstance(host, bytes) else host
+        if name is not None and not (is_loopback(str(name)) or is_numeric(str(name))):
             raise RemoteCallForbidden(f"tests may not resolve {host!r}")
         return real_getaddrinfo(host, *args, **kwargs)
 
