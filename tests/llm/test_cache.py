@@ -1,24 +1,19 @@
-"""Response cache: store conformance (memory, database, Redis), exact-tier keys,
-semantic-tier eligibility and partitioning, and cache hits through the service."""
+"""Response cache: store expiry, exact-tier keys, semantic-tier eligibility and
+partitioning, and cache hits through the service. (The store contract on every backend:
+tests/conformance/test_response_cache_store.py.)"""
 
 from __future__ import annotations
 
 import hashlib
 import math
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from roost.llm.base import RequestContext
-from roost.llm.cache import (
-    CacheStore,
-    DatabaseCacheStore,
-    MemoryCacheStore,
-    RedisCacheStore,
-    ResponseCache,
-)
+from roost.llm.cache import DatabaseCacheStore, MemoryCacheStore, ResponseCache
 from roost.llm.messages import Message, ModelSettings, ResponseDone, TextDelta, ToolDefinition
 from roost.llm.providers import ProviderRegistry
 from roost.llm.router import Router
@@ -27,7 +22,6 @@ from roost.llm.service import CallOptions, LLMService
 from roost.llm.testing import TestModel
 from roost.llm.usage import UsageStore
 from roost.storage import Database, migrate
-from roost.storage.redis import connect_redis
 
 
 class WordEmbedder:
@@ -52,35 +46,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture(params=["memory", "database", "redis"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CacheStore]:
-    if request.param == "memory":
-        yield MemoryCacheStore()
-    elif request.param == "database":
-        db = await Database.connect(f"sqlite:///{tmp_path / 'c.db'}")
-        await migrate(db, LLM_MIGRATIONS)
-        yield DatabaseCacheStore(db)
-        await db.close()
-    else:
-        redis = await connect_redis(request.getfixturevalue("redis_url"))
-        yield RedisCacheStore(redis)
-        await redis.aclose()
-
-
-async def test_store_round_trip_and_nearest_neighbour(store: CacheStore) -> None:
-    assert await store.get("k1") is None
-    await store.put("k1", "v1", 60, tenant_id="t")
-    assert await store.get("k1") == "v1"
-    await store.put("k2", "v2", 60, tenant_id="t", partition="p", vector=[1.0, 0.0])
-    await store.put("k3", "v3", 60, tenant_id="t", partition="p", vector=[0.6, 0.8])
-    await store.put("k4", "v4", 60, tenant_id="t", partition="other", vector=[0.0, 1.0])
-    near = await store.nearest("p", [0.0, 1.0])
-    assert near is not None
-    assert (near.key, near.value) == ("k3", "v3")
-    assert near.similarity == pytest.approx(0.8)
-    assert await store.nearest("empty", [1.0, 0.0]) is None
 
 
 async def test_memory_store_expires_and_evicts() -> None:

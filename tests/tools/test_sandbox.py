@@ -163,12 +163,13 @@ async def test_without_the_jail_the_rest_still_holds(
 def test_doctor_warns_loudly_without_bubblewrap(monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from roost.cli import doctor as doctor_module
     from roost.cli.main import app
+    from roost.tools import isolation
     from roost.tools.isolation import IsolationReport
 
     bare = IsolationReport(None, None, True, ("bubblewrap (bwrap) is not available: ...",))
-    monkeypatch.setattr(doctor_module, "detect_isolation", lambda: bare)
+    # `roost doctor` imports detect_isolation when it runs, so patch it at its source.
+    monkeypatch.setattr(isolation, "detect_isolation", lambda: bare)
     result = CliRunner().invoke(app, ["doctor"])
     assert result.exit_code == 0
     assert "rlimits" in result.output and "missing" in result.output

@@ -8,26 +8,31 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
 
-from roost.agents.registry import AgentRegistry, AgentVersion
-from roost.agents.schema import AGENT_MIGRATIONS
-from roost.agents.spec import load_spec_file
 from roost.cli.common import console, err_console, format_time, settings_from, with_platform
 from roost.cli.server_client import ApiKeyOption, UrlOption, check, server_client, unreachable
 from roost.errors import NotFound, RoostError
-from roost.platform import Platform
-from roost.security.tenants import DEFAULT_TENANT
-from roost.storage import migrate
+from roost.security import DEFAULT_TENANT
+
+if TYPE_CHECKING:
+    import httpx
+
+    from roost.agents.registry import AgentRegistry, AgentVersion
+    from roost.platform import Platform
 
 app = typer.Typer(help="Register agent specs and run agents.", no_args_is_help=True)
 TenantOption = Annotated[str, typer.Option("--tenant", "-t", help="Tenant name")]
 
 
 async def _registry(platform: Platform, tenant: str) -> tuple[AgentRegistry, str]:
+    # Imported here: the agents layer pulls in the graph runtime, which `roost --help` skips.
+    from roost.agents.registry import AgentRegistry
+    from roost.agents.schema import AGENT_MIGRATIONS
+    from roost.storage import migrate
+
     await migrate(platform.database, AGENT_MIGRATIONS)
     found = await platform.tenants.find_by_name(tenant)
     if found is None:
@@ -51,6 +56,8 @@ def create(
     tenant: TenantOption = DEFAULT_TENANT,
 ) -> None:
     """Register a spec; a new version only when it changed."""
+    from roost.agents.spec import load_spec_file
+
     try:
         spec = load_spec_file(path)
     except (OSError, RoostError) as exc:
@@ -107,6 +114,8 @@ def run(
     var: Annotated[list[str] | None, typer.Option(help="Template variable name=value")] = None,
 ) -> None:
     """Run an agent on a running server and stream its answer."""
+    import httpx
+
     settings = settings_from(ctx)
     variables = dict(item.split("=", 1) for item in var or [] if "=" in item)
     client = server_client(settings, url, api_key)

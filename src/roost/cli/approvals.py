@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from roost.cli.common import console, format_time, settings_from, with_platform
 from roost.errors import NotFound
-from roost.platform import Platform
-from roost.security.tenants import DEFAULT_TENANT
-from roost.tools.approvals import Approval, ApprovalStatus, Decision
-from roost.tools.service import ToolService
+from roost.security import DEFAULT_TENANT
+
+if TYPE_CHECKING:
+    from roost.platform import Platform
+    from roost.tools.approvals import Approval, ApprovalStatus, Decision
+    from roost.tools.service import ToolService
 
 app = typer.Typer(help="Approve or deny tool calls that wait for a human.", no_args_is_help=True)
 TenantOption = Annotated[str, typer.Option("--tenant", "-t", help="Tenant name")]
@@ -22,6 +24,13 @@ STATUSES: dict[str | None, ApprovalStatus] = {
     "approved": "approved",
     "denied": "denied",
 }
+
+
+async def _tool_service(platform: Platform) -> ToolService:
+    # Imported here: the tool service loads the MCP SDK, which other commands never need.
+    from roost.tools.service import ToolService
+
+    return await ToolService.open(platform, connect_mcp=False)
 
 
 async def _tenant_id(platform: Platform, name: str) -> str:
@@ -44,7 +53,7 @@ def list_approvals(
     chosen: ApprovalStatus | None = None if all_ else STATUSES[status]
 
     async def work(platform: Platform) -> list[Approval]:
-        service = await ToolService.open(platform, connect_mcp=False)
+        service = await _tool_service(platform)
         return await service.approvals.list(await _tenant_id(platform, tenant), status=chosen)
 
     approvals = with_platform(settings_from(ctx), work)
@@ -72,7 +81,7 @@ def _decide(
     arguments: dict[str, Any] | None = None,
 ) -> None:
     async def work(platform: Platform) -> Approval:
-        service = await ToolService.open(platform, connect_mcp=False)
+        service = await _tool_service(platform)
         return await service.executor.decide(
             await _tenant_id(platform, tenant),
             approval_id,

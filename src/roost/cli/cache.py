@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.table import Column, Table
 
@@ -16,6 +15,8 @@ app = typer.Typer(help="Per-session KV caches (hot, warm, cold) of a running ser
 
 
 def _call(ctx: typer.Context, url: str | None, api_key: str | None, method: str, path: str) -> Any:
+    import httpx
+
     client = server_client(settings_from(ctx), url, api_key)
     try:
         with client:

@@ -1,4 +1,8 @@
-"""What every command needs: settings loaded or a clear list of problems, and the platform."""
+"""What every command needs: settings loaded or a clear list of problems, and the platform.
+
+Imports here stay light: every ``roost`` invocation loads this module, so the platform
+(storage, SQLAlchemy) is imported only by the commands that open it.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,16 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 from rich.console import Console
 
-from roost.config import Settings, load_settings
 from roost.errors import ConfigError, RoostError
-from roost.platform import Platform
+
+if TYPE_CHECKING:
+    from roost.config import Settings
+    from roost.platform import Platform
 
 T = TypeVar("T")
 console = Console()
@@ -22,6 +28,8 @@ err_console = Console(stderr=True)
 
 def settings_from(ctx: typer.Context) -> Settings:
     """Settings for this invocation; exits 2 listing every problem when they are invalid."""
+    from roost.config import load_settings
+
     config_file: Path | None = (ctx.obj or {}).get("config_file")
     try:
         return load_settings(config_file)
@@ -38,6 +46,7 @@ def report_config_error(exc: ConfigError) -> None:
 
 def with_platform(settings: Settings, work: Callable[[Platform], Awaitable[T]]) -> T:
     """Open the platform, run ``work`` on it, close it; exit 1 with the message on a Roost error."""
+    from roost.platform import Platform
 
     async def run() -> T:
         platform = await Platform.open(settings)

@@ -8,11 +8,13 @@ import typer
 from rich.table import Table
 
 from roost.cli.common import console, err_console
-from roost.tools.isolation import detect_isolation
 
 
 def doctor() -> None:
     """Check the tool sandbox's isolation (bubblewrap, process limits) and needed programs."""
+    # Imported here: importing the tools package loads the tool layer (MCP SDK, storage).
+    from roost.tools.isolation import detect_isolation
+
     isolation = detect_isolation()
     table = Table("check", "status")
     table.add_row("sandbox isolation", isolation.level)

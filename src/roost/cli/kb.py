@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.progress import (
@@ -18,8 +18,10 @@ from rich.table import Table
 
 from roost.cli.common import console, err_console, settings_from, with_platform
 from roost.cli.memory import open_memory, tenant_id_of
-from roost.memory.knowledge import Collection, KnowledgeHit, SyncReport
-from roost.platform import Platform
+
+if TYPE_CHECKING:
+    from roost.memory.knowledge import Collection, KnowledgeHit, SyncReport
+    from roost.platform import Platform
 
 app = typer.Typer(help="Knowledge base: add folders and files, re-sync them, search with citations.",
                   no_args_is_help=True)  # fmt: skip
@@ -52,6 +54,7 @@ def add(
     tenant: TenantOpt = "default",
 ) -> None:
     """Index files and folders (txt, md, html, pdf, code); unchanged files are skipped."""
+    from roost.memory.knowledge import SyncReport
 
     async def work(platform: Platform) -> SyncReport:
         total = SyncReport()

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from roost.cli.common import console, format_time, settings_from, with_platform
 from roost.errors import NotFound
-from roost.platform import Platform
-from roost.security.api_keys import ApiKey
-from roost.security.tenants import DEFAULT_TENANT, Tenant
+from roost.security import DEFAULT_TENANT
+
+if TYPE_CHECKING:
+    from roost.platform import Platform
+    from roost.security.api_keys import ApiKey
+    from roost.security.tenants import Tenant
 
 app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 TenantOption = Annotated[str, typer.Option("--tenant", "-t", help="Tenant name")]

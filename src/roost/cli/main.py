@@ -68,3 +68,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(cache.app, name="cache")
 app.command()(doctor.doctor)
 app.command("usage")(usage_cmd.usage)
+
+
+if __name__ == "__main__":  # `python -m roost.cli.main`, same as the `roost` script
+    app()

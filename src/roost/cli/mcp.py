@@ -7,20 +7,16 @@ Every call runs through the same executor as the HTTP API, for the default tenan
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from mcp.server.context import ServerRequestContext
-from mcp.server.stdio import stdio_server
 
 from roost.cli.common import settings_from
 from roost.errors import NotFound
-from roost.observe.logging import configure_logging
-from roost.platform import Platform
-from roost.security.tenants import DEFAULT_TENANT
-from roost.tools.mcp_server import build_mcp_server
-from roost.tools.permissions import Caller
-from roost.tools.service import ToolService
+from roost.security import DEFAULT_TENANT
+
+if TYPE_CHECKING:
+    from mcp.server.context import ServerRequestContext
 
 app = typer.Typer(help="Serve Roost's tools over MCP.", no_args_is_help=True)
 
@@ -32,6 +28,15 @@ def serve(
     tenant: Annotated[str, typer.Option("--tenant", "-t", help="Tenant name")] = DEFAULT_TENANT,
 ) -> None:
     """Serve the tools over MCP. (Streamable HTTP is served by `roost serve` at /mcp.)"""
+    # Imported here: the MCP SDK and the tool layer are needed by this command alone.
+    from mcp.server.stdio import stdio_server
+
+    from roost.observe.logging import configure_logging
+    from roost.platform import Platform
+    from roost.tools.mcp_server import build_mcp_server
+    from roost.tools.permissions import Caller
+    from roost.tools.service import ToolService
+
     if not stdio:
         typer.echo("use --stdio here; `roost serve` serves MCP over HTTP at /mcp", err=True)
         raise typer.Exit(2)

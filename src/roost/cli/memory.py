@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from roost.cli.common import console, format_time, settings_from, with_platform
 from roost.errors import NotFound
-from roost.memory.long_term import Memory, Recalled
-from roost.memory.service import MemoryServices
-from roost.platform import Platform
+
+if TYPE_CHECKING:
+    from roost.memory.long_term import Memory, Recalled
+    from roost.memory.service import MemoryServices
+    from roost.platform import Platform
 
 app = typer.Typer(help="Long-term memory of agents: search and list.", no_args_is_help=True)
 AgentOpt = Annotated[str, typer.Option("--agent", "-a", help="Agent id")]
@@ -22,6 +24,9 @@ TenantOpt = Annotated[str, typer.Option("--tenant", help="Tenant name")]
 
 @asynccontextmanager
 async def open_memory(platform: Platform) -> AsyncIterator[MemoryServices]:
+    # Imported here: memory loads embedders (sentence-transformers, torch) on demand.
+    from roost.memory.service import MemoryServices
+
     memory = await MemoryServices.open(platform.settings, platform.database, platform.redis)
     try:
         yield memory

@@ -4,19 +4,29 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
-import httpx
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from roost.cli.common import console, err_console, settings_from
 from roost.cli.server_client import ApiKeyOption, UrlOption, server_client, unreachable
-from roost.engine.registry import ModelEntry, ModelRegistry
 from roost.errors import RoostError
 
+if TYPE_CHECKING:
+    import httpx
+
+    from roost.engine.registry import ModelEntry, ModelRegistry
+
 app = typer.Typer(help="Named models: list, pull (convert or download), swap on a server.")
+
+
+def _registry(ctx: typer.Context) -> ModelRegistry:
+    # Imported here: the engine loads torch, which `swap` (an HTTP call) and --help skip.
+    from roost.engine.registry import ModelRegistry
+
+    return ModelRegistry.from_settings(settings_from(ctx))
 
 
 def _size(nbytes: int) -> str:
@@ -34,7 +44,7 @@ def list_models(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Built-in, configured ([engine.models]) and on-disk models; no server needed."""
-    entries = ModelRegistry.from_settings(settings_from(ctx)).entries()
+    entries = _registry(ctx).entries()
     if as_json:
         rows = [dataclasses.asdict(entry) | {"path": _path(entry)} for entry in entries]
         typer.echo(json.dumps(rows, indent=2))
@@ -61,7 +71,7 @@ def pull(
     ] = None,
 ) -> None:
     """Make NAME loadable offline: convert a GGUF file, or download a Hugging Face repo."""
-    registry = ModelRegistry.from_settings(settings_from(ctx))
+    registry = _registry(ctx)
     registry.hf_endpoint = endpoint
     try:
         entry = registry.pull(name)
@@ -82,6 +92,8 @@ def swap(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Make the running server serve NAME: load, drain, unload the old model, publish."""
+    import httpx
+
     client = server_client(settings_from(ctx), url, api_key)
     body = {"model": name, "drain_timeout_s": drain_timeout, "stream": True}
     try:

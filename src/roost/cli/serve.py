@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
 
 from roost.cli.common import console, err_console, settings_from, with_platform
-from roost.config import Settings, redact_url
-from roost.observe.logging import configure_logging
-from roost.platform import BootstrapReport, Platform, bootstrap
-from roost.server.app import create_app
+
+if TYPE_CHECKING:
+    from roost.config import Settings
+    from roost.platform import BootstrapReport
 
 
 def serve(
@@ -20,6 +19,13 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
 ) -> None:
     """Start the Roost server (embedded SQLite under ROOST_HOME unless configured otherwise)."""
+    # Imported here: the server loads the engine, DBOS and the MCP SDK; other commands do not.
+    import uvicorn
+
+    from roost.observe.logging import configure_logging
+    from roost.platform import bootstrap
+    from roost.server.app import create_app
+
     settings = settings_from(ctx)
     if host is not None:
         settings.server.host = host
@@ -39,6 +45,8 @@ def serve(
 
 
 def _print_banner(settings: Settings, report: BootstrapReport) -> None:
+    from roost.config import redact_url
+
     url = f"http://{settings.server.host}:{settings.server.port}"
     console.print(f"[bold]Roost[/] listening on [cyan]{url}[/]", highlight=False)
     console.print(f"  data:     {settings.home}", highlight=False)
@@ -53,6 +61,3 @@ def _print_banner(settings: Settings, report: BootstrapReport) -> None:
             "[bold red]WARNING: authentication is disabled (ROOST_AUTH=disabled);"
             " every request acts for the default tenant.[/]"
         )
-
-
-__all__ = ["Platform", "serve"]

@@ -1,15 +1,22 @@
-"""An HTTP client for CLI commands that act on a running server (agents, caches, models)."""
+"""An HTTP client for CLI commands that act on a running server (agents, caches, models).
+
+httpx is imported by the functions that talk to a server: it is half of what every
+``roost`` invocation would import otherwise.
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
 
 from roost.cli.common import err_console
-from roost.config import Settings
+
+if TYPE_CHECKING:
+    import httpx
+
+    from roost.config import Settings
 
 UrlOption = Annotated[str | None, typer.Option(help="Server URL (default from settings)")]
 ApiKeyOption = Annotated[
@@ -25,6 +32,8 @@ def server_client(
     The key comes from --api-key / ROOST_API_KEY, else the configured bootstrap key.
     """
     base = url or f"http://{settings.server.host}:{settings.server.port}"
+    import httpx
+
     key = api_key or os.environ.get("ROOST_AUTH__BOOTSTRAP_KEY")
     if key is None and settings.auth.bootstrap_key is not None:
         key = settings.auth.bootstrap_key.get_secret_value()

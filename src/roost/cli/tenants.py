@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 from rich.table import Table
 
 from roost.cli.common import console, format_time, settings_from, with_platform
-from roost.platform import Platform
-from roost.security.tenants import Tenant
+
+if TYPE_CHECKING:
+    from roost.platform import Platform
+    from roost.security.tenants import Tenant
 
 app = typer.Typer(
     help="Manage tenants (isolated groups of keys, agents and data).", no_args_is_help=True

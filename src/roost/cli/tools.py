@@ -3,25 +3,36 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from roost.cli.common import console, settings_from, with_platform
 from roost.errors import NotFound
-from roost.platform import Platform
-from roost.security.tenants import DEFAULT_TENANT
-from roost.tools.base import Tool
-from roost.tools.executor import ToolCall, ToolResult
-from roost.tools.permissions import Caller
-from roost.tools.service import ToolService
+from roost.security import DEFAULT_TENANT
+
+if TYPE_CHECKING:
+    from roost.platform import Platform
+    from roost.tools.base import Tool
+    from roost.tools.executor import ToolResult
+    from roost.tools.permissions import Caller
+    from roost.tools.service import ToolService
 
 app = typer.Typer(help="List and run tools.", no_args_is_help=True)
 TenantOption = Annotated[str, typer.Option("--tenant", "-t", help="Tenant name")]
 
 
+async def _open_tools(platform: Platform) -> ToolService:
+    # Imported here: the tool service loads the MCP SDK, which other commands never need.
+    from roost.tools.service import ToolService
+
+    return await ToolService.open(platform)
+
+
 async def _caller(platform: Platform, tenant: str) -> Caller:
+    from roost.tools.permissions import Caller
+
     owner = await platform.tenants.find_by_name(tenant)
     if owner is None:
         raise NotFound(f"tenant {tenant!r} not found")
@@ -33,7 +44,7 @@ def list_tools(ctx: typer.Context, tenant: TenantOption = DEFAULT_TENANT) -> Non
     """Every tool with its risk level (configured MCP servers included)."""
 
     async def work(platform: Platform) -> list[Tool]:
-        service = await ToolService.open(platform)
+        service = await _open_tools(platform)
         try:
             return await service.executor.list_tools(await _caller(platform, tenant))
         finally:
@@ -60,7 +71,9 @@ def run(
         raise typer.BadParameter(f"--args is not JSON: {exc}") from exc
 
     async def work(platform: Platform) -> ToolResult:
-        service = await ToolService.open(platform)
+        from roost.tools.executor import ToolCall
+
+        service = await _open_tools(platform)
         try:
             call = ToolCall(name, parsed, approval_id=approval)
             return await service.executor.execute(await _caller(platform, tenant), call)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.table import Table
 
 from roost.cli.common import console, settings_from, with_platform
-from roost.llm.budgets import BudgetLedger
-from roost.llm.schema import LLM_MIGRATIONS
-from roost.llm.usage import UsageStore
-from roost.platform import Platform
-from roost.storage import migrate, now_ms
+
+if TYPE_CHECKING:
+    from roost.platform import Platform
 
 DAY_MS = 86_400_000
 
@@ -35,6 +33,12 @@ def usage(
     settings = settings_from(ctx)
 
     async def work(platform: Platform) -> list[dict[str, Any]]:
+        # Imported here: the LLM layer loads provider SDKs, which other commands never need.
+        from roost.llm.budgets import BudgetLedger
+        from roost.llm.schema import LLM_MIGRATIONS
+        from roost.llm.usage import UsageStore
+        from roost.storage import migrate, now_ms
+
         await migrate(platform.database, LLM_MIGRATIONS)
         tenants = await platform.tenants.list()
         if tenant is not None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from roost.errors import Conflict, NotFound
+from roost.security import DEFAULT_TENANT as DEFAULT_TENANT
 from roost.storage import Database, Row, new_id, now_ms
-
-DEFAULT_TENANT = "default"
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,34 @@ from roost.memory.vector_store import (
     fuse,
     informative_keywords,
 )
+from roost.storage import Database
+
+
+@pytest.fixture
+def embedder() -> HashingEmbedder:
+    return HashingEmbedder(64)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def vector_store(
+    request: pytest.FixtureRequest, tmp_path: Path, embedder: HashingEmbedder
+) -> AsyncIterator[VectorStore]:
+    """The same store contract on each backend (PostgreSQL with pgvector)."""
+    if request.param == "sqlite":
+        store: VectorStore = SqliteVectorStore(
+            tmp_path / "memory.db", embedder_id=embedder.id, dimension=embedder.dimension
+        )
+        yield store
+        await store.close()
+        return
+    database = await Database.connect(request.getfixturevalue("pgvector_url"))
+    try:
+        yield await PgVectorStore.open(
+            database, embedder_id=embedder.id, dimension=embedder.dimension
+        )
+    finally:
+        await database.close()
+
 
 DOCS = {
     "d1": ("Alpine lakes freeze solid in deep winter", {"topic": "nature", "year": 2020}),
