@@ -70,3 +70,35 @@ async def test_react_agent_with_one_tool_on_the_local_model(
     # so its prompt prefix comes from the KV cache instead of being prefilled again
     assert body["usage"]["model_calls"] >= 2
     assert body["usage"]["cached_input_tokens"] > 0, body["usage"]
+
+
+async def test_a_coordinator_run_on_the_local_model(
+    app_client: tuple[FastAPI, httpx.AsyncClient], engine: Engine
+) -> None:
+    """The planner's plan is a grammar-constrained tool call, so even the 135M model
+    plans over the real agents; each subtask runs on its agent, then the answer."""
+    _, client = app_client
+    model = f"local:{engine.model_name}"
+    agents: list[dict[str, Any]] = [
+        {"name": "dictionary", "description": "looks up what English words mean",
+         "model": model, "tools": ["lookup_word"], "first_tool_choice": "lookup_word",
+         "instructions": "You answer questions about words. Use the lookup_word tool.",
+         "max_iterations": 3, "max_tokens": 48, "temperature": 0},
+        {"name": "writer", "description": "writes one short sentence", "model": model,
+         "instructions": "Write one short sentence.", "max_iterations": 1, "max_tokens": 32,
+         "temperature": 0},
+    ]  # fmt: skip
+    for spec in agents:
+        assert (await client.post("/v1/agents", json={"spec": spec})).status_code == 201
+    response = await client.post(
+        "/v1/coordinator/runs",
+        json={"task": "What does the word roost mean? Answer in one sentence.",
+              "max_revisions": 0, "mode": "wait"},
+    )  # fmt: skip
+    run = response.json()
+    assert run["status"] == "succeeded", (run["error"], run["output"])
+    plan = run["output"]["plan"]["subtasks"]
+    assert plan and {s["agent"] for s in plan} <= {"dictionary", "writer"}
+    assert set(run["output"]["results"]) | set(run["output"]["failures"]) == {s["id"] for s in plan}
+    assert run["output"]["answer"].strip(), run["output"]
+    assert run["usage"]["model_calls"] >= len(plan) + 1

@@ -1,6 +1,6 @@
 """The kernel's graph factory: which compiled graph serves a run. One ReAct graph per
 (tenant, agent, version), built on first use from the registry, plus plain graphs
-configured by name (``agents.graphs``). Any process of the deployment builds the same
+configured by name (``agents.graphs``), plus one coordinator graph per tenant. Any process of the deployment builds the same
 graph from the same run name, so whichever worker claims a run can execute it.
 
 Checkpoints live where every worker reaches them: the deployment's PostgreSQL database
@@ -12,6 +12,7 @@ import importlib
 from collections.abc import Mapping
 from pathlib import Path
 
+from roost.agents.coordinator_runs import COORDINATOR_AGENT, DurableCoordinator
 from roost.agents.react import ReactAgent
 from roost.agents.registry import AgentRegistry
 from roost.agents.runtime import AgentRuntime
@@ -66,7 +67,13 @@ class RunGraphs:
         if graph is not None:
             return graph
         _, _, tenant_id, agent, version = graph_name.split("/")
-        if agent.startswith(GRAPH_PREFIX):
+        if agent == COORDINATOR_AGENT:
+            graph = (
+                DurableCoordinator(self.registry, self.runtime)
+                .builder()
+                .compile(checkpointer=self._checkpointer(tenant_id), name=graph_name)
+            )
+        elif agent.startswith(GRAPH_PREFIX):
             try:
                 graph = self.plain[agent.removeprefix(GRAPH_PREFIX)]
             except KeyError:

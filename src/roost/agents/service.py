@@ -15,12 +15,19 @@ import asyncio
 import contextlib
 import hashlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from roost.agents.coordinator_runs import (
+    COORDINATOR_AGENT,
+    CoordinatorSetup,
+    coordinator_input,
+    roster,
+)
 from roost.agents.graphs import GRAPH_PREFIX, RunGraphs
 from roost.agents.outcomes import record_outcome
+from roost.agents.planner import MAX_SUBTASKS, Plan, validate_plan
 from roost.agents.react import run_input
 from roost.agents.registry import AgentRegistry
 from roost.agents.runtime import AgentRuntime, RunCancelled, RunContext
@@ -252,6 +259,40 @@ class AgentRunService:
         await self._enqueue(record, graph_name, graph_input, recursion_limit)
         return await self.store.get_run(tenant_id, record.id)
 
+    async def start_coordinator_run(
+        self,
+        tenant_id: str,
+        thread_id: str,
+        task: str,
+        *,
+        agents: Sequence[str] | None = None,
+        model: str | None = None,
+        plan: dict[str, Any] | None = None,
+        max_revisions: int = 1,
+        webhook: str | None = None,
+    ) -> RunRecord:
+        """Queue a coordinator run: a plan over ``agents`` (default: all the tenant's),
+        each subtask run by its agent, the results synthesized by ``model`` (default: the
+        first agent's model). Unknown agents and invalid given plans fail before queueing."""
+        await self.store.get_thread(tenant_id, thread_id)
+        members = await roster(self.registry, tenant_id, agents)
+        if plan is not None:
+            validate_plan(Plan.model_validate(plan), members)
+        if model is None:
+            model = (await self.registry.get(tenant_id, next(iter(members)))).spec.model
+        run_id = new_id("run")
+        setup = CoordinatorSetup(tenant_id, thread_id, run_id, model, members, max_revisions)
+        given = {"task": task, "agents": list(members), "model": model, "plan": plan}
+        record = await self.store.create_run(
+            RunRecord(run_id, tenant_id, thread_id, COORDINATOR_AGENT, 0, "queued", given,
+                      webhook=webhook)
+        )  # fmt: skip
+        graph_name = self._run_graphs.name(tenant_id, COORDINATOR_AGENT, 0)
+        await self._run_graphs.get(graph_name)
+        limit = 20 + 4 * MAX_SUBTASKS + 4 * (max_revisions + 1)
+        await self._enqueue(record, graph_name, coordinator_input(setup, task, plan), limit)
+        return await self.store.get_run(tenant_id, run_id)
+
     async def get_run(self, tenant_id: str, run_id: str) -> RunRecord:
         return await self.store.get_run(tenant_id, run_id)
 
@@ -439,7 +480,13 @@ class AgentRunService:
                 self.events.publish(run_id, {"event": "interrupt", "interrupt": item})
         elif result["status"] == "error":
             status, changes["error"] = "failed", result["error"]
-        elif (await self.store.find_run(run_id)).agent.startswith(GRAPH_PREFIX):
+        elif (agent := (await self.store.find_run(run_id)).agent) == COORDINATOR_AGENT:
+            # "partial": some optional subtask failed, and the answer says what is missing.
+            status = "succeeded" if values.get("status") in ("succeeded", "partial") else "failed"
+            keys = ("answer", "status", "plan", "results", "failures")
+            changes.update(output={k: values.get(k) for k in keys}, error=values.get("error"),
+                           interrupts=[])  # fmt: skip
+        elif agent.startswith(GRAPH_PREFIX):
             # A plain graph has no status of its own: finishing is success, its state the output.
             status = "succeeded"
             changes.update(output=_jsonable(values), interrupts=[])

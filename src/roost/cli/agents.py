@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from roost.cli.common import console, err_console, format_time, settings_from, with_platform
+from roost.cli.coordinate import coordinate
 from roost.cli.server_client import ApiKeyOption, UrlOption, check, server_client, unreachable
 from roost.errors import NotFound, RoostError
 from roost.security import DEFAULT_TENANT
@@ -163,3 +164,6 @@ def _print_events(response: httpx.Response) -> dict[str, Any]:
         elif kind == "run_end":
             final = event
     return final
+
+
+app.command("coordinate")(coordinate)

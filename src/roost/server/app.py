@@ -23,6 +23,7 @@ from roost.server import (
     admin_models,
     anthropic,
     coordination,
+    coordinator_runs,
     health,
     mcp,
     openai,
@@ -56,6 +57,7 @@ ROUTERS: list[APIRouter] = [
     agents_layer.router,
     threads.router,
     coordination.router,
+    coordinator_runs.router,
     admin_models.router,
     admin_caches.router,
 ]
