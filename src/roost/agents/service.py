@@ -89,6 +89,7 @@ class AgentRunService:
         self._watch: WorkerWatch | None = None
         self._active: set[str] = set()
         self._tasks: dict[str, asyncio.Task[Any]] = {}
+        self._workflows: dict[str, asyncio.Task[Any]] = {}  # run id -> its workflow's task
         self._cancel_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -154,6 +155,12 @@ class AgentRunService:
         if self._client is not None:
             await asyncio.to_thread(self._client.destroy)
             self._client = None
+        # A run that has settled may still have its workflow recording its result: let it
+        # (briefly), so that stopping DBOS does not interrupt it mid-write. Runs still
+        # executing are left to the takeover.
+        finishing = [t for r, t in self._workflows.items() if r not in self._active]
+        if finishing:
+            await asyncio.wait(finishing, timeout=5)
         if self.executor_id is not None:
             await executor.shutdown(self.host_key)
             self.executor_id = None
@@ -432,6 +439,10 @@ class AgentRunService:
         # A run taken over from a dead worker is "running" already; it runs on here.
         await self.store.update_run(run_id, status="running", only_if=("queued", "running"))
         self._active.add(run_id)
+        workflow = asyncio.current_task()
+        if workflow is not None:
+            self._workflows[run_id] = workflow
+            workflow.add_done_callback(lambda _: self._workflows.pop(run_id, None))
         self.events.bind(run_id, record.tenant_id)
         self.events.publish(run_id, {"event": "run_start"})
         return True
