@@ -27,7 +27,9 @@ def doctor(ctx: typer.Context) -> None:
         table.add_row("sandbox jail", "[bold red]none: commands run UNJAILED (operator opt-in)[/]")
     else:
         table.add_row("sandbox jail", "[bold red]none: commands are refused[/]")
-    table.add_row("bubblewrap", isolation.bwrap_path or f"[bold red]missing[/] ({isolation.jail_problem})")
+    table.add_row(
+        "bubblewrap", isolation.bwrap_path or f"[bold red]missing[/] ({isolation.jail_problem})"
+    )
     if isolation.is_root and isolation.jail is not None:
         table.add_row("commands run as", f"host uid {tools.command_uid} (dropped from root)")
     table.add_row("process limit", isolation.process_limit)

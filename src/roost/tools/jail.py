@@ -97,7 +97,9 @@ class Jail:
         jailed = [self.tools.bwrap, *self._bwrap_options(source, cwd, extra_read_only), "--"]
         if not self.drops_root:
             return [*jailed, *argv]
-        assert self.tools.unshare and self.tools.setpriv and self.host_uid is not None
+        assert self.tools.unshare is not None
+        assert self.tools.setpriv is not None
+        assert self.host_uid is not None
         return [
             self.tools.unshare, "--mount", "--propagation", "private", "--",
             "/bin/sh", "-c", _BIND_THEN_EXEC, str(workspace), str(self.mount_point),
