@@ -51,6 +51,9 @@ class ServerSettings(Section):
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest request body accepted"
     )
+    max_json_depth: int = Field(
+        64, ge=8, le=512, description="Deepest nesting of a JSON body (objects and arrays)"
+    )
     request_timeout_s: float = Field(
         600.0, gt=0, description="Longest a request may take before a 504 (streams: to first byte)"
     )
