@@ -72,13 +72,17 @@ class Jail:
         atexit.register(shutil.rmtree, self.support, ignore_errors=True)
         # Readable by the dropped uid; nothing in it is secret.
         self.support.chmod(0o755)
+        # Modes set explicitly: the process umask (077, see platform.private_home) would
+        # leave them unreadable to that uid.
         etc = self.support / "etc"
-        etc.mkdir(mode=0o755)
+        etc.mkdir()
+        etc.chmod(0o755)
         for name, text in (("passwd", _PASSWD), ("group", _GROUP), ("hosts", _HOSTS)):
             (etc / name).write_text(text)
             (etc / name).chmod(0o644)
         self.mount_point = self.support / "workspace"
-        self.mount_point.mkdir(mode=0o755)
+        self.mount_point.mkdir()
+        self.mount_point.chmod(0o755)
 
     @property
     def drops_root(self) -> bool:
