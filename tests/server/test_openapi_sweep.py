@@ -67,7 +67,7 @@ def shaped(schema: Any, document: dict[str, Any], value: Any, depth: int = 0) ->
     if not isinstance(schema, dict) or depth > 6:
         return value
     for key in ("anyOf", "oneOf", "allOf"):
-        if key in schema and schema[key]:
+        if schema.get(key):
             return shaped(schema[key][0], document, value, depth + 1)
     if schema.get("type") == "object" or "properties" in schema:
         return {
