@@ -51,6 +51,9 @@ class ServerSettings(Section):
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest request body accepted"
     )
+    max_json_depth: int = Field(
+        64, ge=8, le=512, description="Deepest nesting of a JSON body (objects and arrays)"
+    )
     request_timeout_s: float = Field(
         600.0, gt=0, description="Longest a request may take before a 504 (streams: to first byte)"
     )
@@ -298,8 +301,26 @@ class ToolsSettings(Section):
     command_memory_mb: int = Field(2048, ge=64)
     command_max_processes: int = Field(128, ge=4)
     command_max_output_kb: int = Field(64, ge=1)
-    command_network: bool = Field(False, description="Let sandboxed commands use the network")
-    require_jail: bool = Field(False, description="Refuse to run commands without bubblewrap")
+    command_network: bool = Field(
+        False, description="Network for commands: not supported yet, true refuses every command"
+    )
+    require_jail: bool = Field(
+        True, description="Kept for old configs: commands always need the jail now"
+    )
+    allow_unjailed_commands: bool = Field(
+        False,
+        description="DANGEROUS: run tenants' commands without the bubblewrap jail when it is"
+        " missing (as the server's user, with its files and network in reach)",
+    )
+    command_uid: int = Field(
+        65534, ge=1, description="Unprivileged host uid (and gid) a root server runs commands as"
+    )
+    max_commands_per_tenant: int = Field(
+        4, ge=1, description="Commands one tenant may run at once in one process"
+    )
+    workspace_quota_mb: int = Field(
+        1024, ge=1, description="Disk space of one tenant's workspaces (all its agents)"
+    )
     http_allowed_hosts: list[str] = Field(default_factory=list, description="Empty: any public")
     http_allowed_networks: list[str] = Field(
         default_factory=list, description="CIDRs exempt from the SSRF refusal (internal APIs)"

@@ -424,7 +424,8 @@ class AgentRunService:
             "workflow_name": executor.WORKFLOW_NAME,
             "queue_name": executor.QUEUE_NAME,
             "workflow_id": workflow_id,
-            "queue_partition_key": record.thread_id,
+            # Threads are per tenant: another tenant's thread of the same id is another queue.
+            "queue_partition_key": f"{record.tenant_id}/{record.thread_id}",
         }
         await asyncio.to_thread(
             client.enqueue, options, self.host_key, record.id, graph_name,

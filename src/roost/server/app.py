@@ -36,6 +36,7 @@ from roost.server import tools as tool_layer
 from roost.server import usage as usage_layer
 from roost.server.error_format import error_body
 from roost.server.in_flight import InFlightMiddleware
+from roost.server.input_hygiene import InputHygieneMiddleware
 from roost.server.middleware import (
     AuthMiddleware,
     BodyLimitMiddleware,
@@ -113,6 +114,7 @@ def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
     # Added innermost first: the context middleware wraps everything, auth runs last.
     # Innermost: a request's hold on the local model ends once its response is sent.
     app.add_middleware(InFlightMiddleware)
+    app.add_middleware(InputHygieneMiddleware, max_depth=settings.server.max_json_depth)
     app.add_middleware(AuthMiddleware)
     app.add_middleware(TimeoutMiddleware, timeout_s=settings.server.request_timeout_s)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_body_bytes)

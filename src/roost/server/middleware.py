@@ -47,6 +47,27 @@ async def send_error(send: Send, scope: Scope, error: RoostError) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+# RFC 6455 leaves 4000-4999 to applications: 4401 mirrors HTTP 401.
+WS_CLOSE_UNAUTHORIZED = 4401
+
+
+async def deny_websocket(send: Send, scope: Scope, error: RoostError) -> None:
+    """Refuse a WebSocket handshake: an HTTP answer where the server can send one (the ASGI
+    denial-response extension), else a close before accept, with an application code."""
+    if "websocket.http.response" in scope.get("extensions", {}):
+        status, headers, body = error_body(
+            error, path=scope.get("path", ""), request_id=request_state(scope).get("request_id")
+        )
+        raw_headers = [(k.encode(), v.encode()) for k, v in headers.items()]
+        raw_headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "websocket.http.response.start", "status": status,
+                    "headers": raw_headers})  # fmt: skip
+        await send({"type": "websocket.http.response.body", "body": body})
+        return
+    code = WS_CLOSE_UNAUTHORIZED if error.status == 401 else 1008
+    await send({"type": "websocket.close", "code": code, "reason": error.message[:120]})
+
+
 class RequestContextMiddleware:
     """Request id (taken from ``x-request-id`` when sane), access log, metrics, server span."""
 
@@ -224,7 +245,10 @@ class AuthMiddleware:
             key = await state.platform.api_keys.verify(presented)
         except Unauthorized as exc:
             metrics.AUTH_FAILURES.inc()
-            await send_error(send, scope, exc)
+            if scope["type"] == "websocket":
+                await deny_websocket(send, scope, exc)
+            else:
+                await send_error(send, scope, exc)
             return
         request_state(scope)["principal"] = Principal(key.tenant_id, key.id)
         structlog.contextvars.bind_contextvars(tenant_id=key.tenant_id)

@@ -179,10 +179,7 @@ async def execute(body: ExecuteBody, request: Request) -> Response | dict[str, A
     if thread_id is None:
         thread_id = (await service.create_thread(tenant_id)).id
     else:
-        try:
-            await service.store.get_thread(tenant_id, thread_id)
-        except NotFound:
-            await service.store.create_thread(tenant_id, thread_id=thread_id)
+        await service.store.ensure_thread(tenant_id, thread_id)
     run = await service.start_run(
         tenant_id, thread_id, body.agent, body.input, variables=body.variables
     )
