@@ -93,7 +93,14 @@ class ChatService:
             )
         base = request.sampling
         grammar = structured_output(request, tools)
-        max_tokens = min(base.max_tokens or room, room)
+        ceiling: int | None = getattr(self.engine, "max_tokens_ceiling", None)
+        if ceiling is not None and base.max_tokens is not None and base.max_tokens > ceiling:
+            raise InvalidRequest(
+                f"max_tokens is {base.max_tokens}; this server allows at most {ceiling}"
+                " (engine.max_tokens)",
+                param="max_tokens",
+            )
+        max_tokens = min(base.max_tokens or room, room, ceiling or room)
         params = []
         for index in range(request.n):
             seed = None if base.seed is None else base.seed + index

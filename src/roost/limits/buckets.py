@@ -4,7 +4,8 @@ makes with them (:func:`decide`), so the SQL stores and the Redis script agree.
 A bucket holds up to ``capacity`` tokens and refills at ``capacity / period_s`` per
 second; a request that costs ``cost`` passes when every bucket it touches holds at least
 that much, and then all of them are debited at once (no bucket is debited for a request
-another bucket refused). A lease counts one request in flight against ``limit``; it
+another bucket refused). A bucket with ``debit`` off is only checked: the login throttle
+rides along with a request's admission that way, at no extra round trip. A lease counts one request in flight against ``limit``; it
 expires on its own, so a crashed process cannot hold a slot for ever.
 """
 
@@ -31,6 +32,7 @@ class Bucket:
     period_s: float
     cost: float
     name: str  # the limit a refusal names, e.g. "requests_per_minute of API key 3fa9c1d2e4b5"
+    debit: bool = True  # False: checked (level >= cost) but left as it is
 
     @property
     def per_second(self) -> float:

@@ -26,7 +26,8 @@ from roost.storage.redis import RedisClient
 PREFIX = "roost:limits:"
 _MODES = {Mode.TAKE: 0, Mode.CHECK: 1, Mode.FORCE: 2}
 # KEYS: bucket keys, then lease keys.
-# ARGV: number of buckets, mode, capacity/per-ms/cost per bucket, then limit/id/ttl ms per lease.
+# ARGV: number of buckets, mode, capacity/per-ms/cost/debit per bucket, then limit/id/ttl ms
+# per lease.
 _SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -36,9 +37,9 @@ local levels = {}
 local refused = 0
 local wait = 0
 for i = 1, n do
-  local cap = tonumber(ARGV[3 * i])
-  local rate = tonumber(ARGV[3 * i + 1])
-  local cost = tonumber(ARGV[3 * i + 2])
+  local cap = tonumber(ARGV[4 * i - 1])
+  local rate = tonumber(ARGV[4 * i])
+  local cost = tonumber(ARGV[4 * i + 1])
   local state = redis.call('HMGET', KEYS[i], 'l', 't')
   local level = cap
   if state[1] then
@@ -60,7 +61,7 @@ local m = #KEYS - n
 for j = 1, m do
   local key = KEYS[n + j]
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-  if mode ~= 2 and redis.call('ZCARD', key) >= tonumber(ARGV[3 * n + 3 * j]) then
+  if mode ~= 2 and redis.call('ZCARD', key) >= tonumber(ARGV[4 * n + 3 * j]) then
     return {n + j, '0'}
   end
 end
@@ -68,15 +69,17 @@ if mode == 1 then
   return {0, '0'}
 end
 for i = 1, n do
-  local cap = tonumber(ARGV[3 * i])
-  local rate = tonumber(ARGV[3 * i + 1])
-  local level = math.min(cap, levels[i] - tonumber(ARGV[3 * i + 2]))
-  redis.call('HSET', KEYS[i], 'l', tostring(level), 't', now)
-  redis.call('PEXPIRE', KEYS[i], math.ceil((cap - level) / rate) + 1000)
+  if ARGV[4 * i + 2] == '1' then
+    local cap = tonumber(ARGV[4 * i - 1])
+    local rate = tonumber(ARGV[4 * i])
+    local level = math.min(cap, levels[i] - tonumber(ARGV[4 * i + 1]))
+    redis.call('HSET', KEYS[i], 'l', tostring(level), 't', now)
+    redis.call('PEXPIRE', KEYS[i], math.ceil((cap - level) / rate) + 1000)
+  end
 end
 for j = 1, m do
-  local ttl = tonumber(ARGV[3 * n + 3 * j + 2])
-  redis.call('ZADD', KEYS[n + j], now + ttl, ARGV[3 * n + 3 * j + 1])
+  local ttl = tonumber(ARGV[4 * n + 3 * j + 2])
+  redis.call('ZADD', KEYS[n + j], now + ttl, ARGV[4 * n + 3 * j + 1])
   redis.call('PEXPIRE', KEYS[n + j], ttl + 1000)
 end
 return {0, '0'}
@@ -96,7 +99,7 @@ class RedisLimitStore:
         keys = [PREFIX + b.key for b in buckets]
         args: list[str | int | float] = [len(buckets), _MODES[mode]]
         for bucket in buckets:
-            args += [bucket.capacity, bucket.per_second / 1000, bucket.cost]
+            args += [bucket.capacity, bucket.per_second / 1000, bucket.cost, int(bucket.debit)]
         for lease in leases:
             keys.append(PREFIX + lease.key)
             args += [lease.limit, lease.lease_id, math.ceil(lease.ttl_s * 1000)]

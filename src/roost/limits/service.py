@@ -88,14 +88,24 @@ class Limiter:
         await self.overrides.put(tenant_id, override)
         return await self.policy(tenant_id)
 
-    async def admit(self, tenant_id: str, key_id: str | None, *, concurrent: bool) -> Admission:
+    async def admit(
+        self,
+        tenant_id: str,
+        key_id: str | None,
+        *,
+        concurrent: bool,
+        address: str | None = None,
+    ) -> Admission:
         """Count one request against requests/min and, when ``concurrent`` (a model call),
         take a concurrency slot of the tenant and of the key; raise 429 when a limit is
-        reached, 503 when the store is down."""
+        reached or the key or address is locked out by failed attempts, 503 when the store
+        is down. One round trip to the store."""
         if not self.enabled:
             return NO_LIMITS
         policy = await self.policy(tenant_id)
-        buckets: list[Bucket] = []
+        # Checked, not debited: a correct key is refused too while its id is locked out.
+        buckets = self._login_buckets(key_id, address, debit=False)
+        lockouts = {bucket.name for bucket in buckets}
         leases: list[Lease] = []
         for scope, limits, label in self._scopes(policy, tenant_id, key_id):
             if limits.requests_per_minute:
@@ -111,7 +121,8 @@ class Limiter:
                 )  # fmt: skip
         if not buckets and not leases:
             return NO_LIMITS
-        await self._enforce(await self._acquire(buckets, leases, Mode.TAKE))
+        verdict = await self._acquire(buckets, leases, Mode.TAKE)
+        await self._enforce(verdict, login=verdict.limit in lockouts)
         return Admission(self.store, leases)
 
     async def take_tokens(self, tenant_id: str, key_id: str | None, tokens: int) -> None:
@@ -130,18 +141,16 @@ class Limiter:
             with contextlib.suppress(StorageUnavailable):  # the call is over; nothing to refuse
                 await self.store.acquire(buckets, (), Mode.FORCE)
 
-    async def check_login(self, presented: str | None, address: str | None) -> None:
-        """Refuse (429) before verifying a key when its key id, or the client address, has
-        used up its failed attempts; 503 when the store is down."""
-        buckets = self._login_buckets(presented, address)
-        if buckets:
-            await self._enforce(await self._acquire(buckets, (), Mode.CHECK), login=True)
-
-    async def record_login_failure(self, presented: str | None, address: str | None) -> None:
-        buckets = self._login_buckets(presented, address)
-        if buckets:
-            with contextlib.suppress(StorageUnavailable):  # this attempt is refused anyway
-                await self.store.acquire(buckets, (), Mode.FORCE)
+    async def record_login_failure(self, presented: str, address: str | None) -> None:
+        """Count a failed key attempt against its key id and the client address; raise 429
+        once either is locked out (so the caller answers that instead of 401)."""
+        key_id, _ = split_key(presented)
+        buckets = self._login_buckets(key_id, address, debit=True)
+        if not buckets:
+            return
+        with contextlib.suppress(StorageUnavailable):  # this attempt is refused anyway
+            await self.store.acquire(buckets, (), Mode.FORCE)
+            await self._enforce(await self.store.acquire(buckets, (), Mode.CHECK), login=True)
 
     async def reset(self, tenant_id: str) -> int:
         """Forget the buckets and slots of a tenant and its keys (not the login throttle)."""
@@ -183,23 +192,24 @@ class Limiter:
                 )  # fmt: skip
         return buckets
 
-    def _login_buckets(self, presented: str | None, address: str | None) -> list[Bucket]:
+    def _login_buckets(
+        self, key_id: str | None, address: str | None, *, debit: bool
+    ) -> list[Bucket]:
         auth = self.settings.auth
         if not self.enabled:
             return []
         buckets = []
-        if presented and auth.failures_per_key:
-            key_id, _ = split_key(presented)
+        if key_id and auth.failures_per_key:
             buckets.append(
                 Bucket(f"authfail:key:{key_id}", auth.failures_per_key, auth.window_s, 1.0,
                        f"failed attempts for API key {key_id} ({auth.failures_per_key} per"
-                       f" {auth.window_s:g} s)")
+                       f" {auth.window_s:g} s)", debit)
             )  # fmt: skip
         if address and auth.failures_per_address:
             buckets.append(
                 Bucket(f"authfail:addr:{address}", auth.failures_per_address, auth.window_s, 1.0,
                        f"failed attempts from {address} ({auth.failures_per_address} per"
-                       f" {auth.window_s:g} s)")
+                       f" {auth.window_s:g} s)", debit)
             )  # fmt: skip
         return buckets
 

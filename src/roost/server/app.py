@@ -35,9 +35,11 @@ from roost.server import tools as tool_layer
 from roost.server import usage as usage_layer
 from roost.server.error_format import error_body
 from roost.server.in_flight import InFlightMiddleware
+from roost.server.limits import LimitMiddleware
 from roost.server.middleware import (
     AuthMiddleware,
     BodyLimitMiddleware,
+    HeaderLimitMiddleware,
     RequestContextMiddleware,
     TimeoutMiddleware,
 )
@@ -111,9 +113,11 @@ def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
     # Added innermost first: the context middleware wraps everything, auth runs last.
     # Innermost: a request's hold on the local model ends once its response is sent.
     app.add_middleware(InFlightMiddleware)
+    app.add_middleware(LimitMiddleware)
     app.add_middleware(AuthMiddleware)
     app.add_middleware(TimeoutMiddleware, timeout_s=settings.server.request_timeout_s)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_body_bytes)
+    app.add_middleware(HeaderLimitMiddleware, max_bytes=settings.server.max_header_bytes)
     app.add_middleware(RequestContextMiddleware)
     return app
 
@@ -127,6 +131,7 @@ def _expose(app: FastAPI, kernel: Roost | None) -> None:
     app.state.memory = kernel.memory if kernel else None
     app.state.llm = kernel.llm if kernel else None
     app.state.agents = kernel.runs if kernel else None
+    app.state.limits = kernel.limits if kernel else None
 
 
 def _install_error_handlers(app: FastAPI) -> None:
