@@ -33,6 +33,7 @@ from roost.server import knowledge as knowledge_layer
 from roost.server import memory as memory_layer
 from roost.server import tools as tool_layer
 from roost.server import usage as usage_layer
+from roost.server.disconnect import DisconnectMiddleware
 from roost.server.error_format import error_body
 from roost.server.in_flight import InFlightMiddleware
 from roost.server.limits import LimitMiddleware
@@ -115,6 +116,8 @@ def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
     app.add_middleware(InFlightMiddleware)
     app.add_middleware(LimitMiddleware)
     app.add_middleware(AuthMiddleware)
+    # Inside the time limit, whose own task a cancelled outer request would leave running.
+    app.add_middleware(DisconnectMiddleware)
     app.add_middleware(TimeoutMiddleware, timeout_s=settings.server.request_timeout_s)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_body_bytes)
     app.add_middleware(HeaderLimitMiddleware, max_bytes=settings.server.max_header_bytes)

@@ -95,6 +95,8 @@ class RequestContextMiddleware:
                     raise  # a stream already begun can only be cut off
                 await send_internal_error(send_with_id, scope)
             finally:
+                if first_byte is None and request_state(scope).get("client_gone"):
+                    status = 499  # nginx's "client closed request": nothing was answered
                 metrics.HTTP_IN_FLIGHT.dec()
                 route = _route_template(scope)
                 span.set_attribute("http.route", route)
