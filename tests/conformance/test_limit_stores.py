@@ -104,6 +104,16 @@ async def test_check_mode_answers_without_debiting(stores) -> None:
     assert not (await one.acquire([rpm(1)], mode=Mode.CHECK)).allowed
 
 
+async def test_a_bucket_without_debit_is_checked_but_not_spent(stores) -> None:
+    one, _ = stores
+    lockout = Bucket("authfail:key:k", 1, 300.0, 1.0, "failed attempts", debit=False)
+    for _ in range(3):
+        assert (await one.acquire([lockout, rpm(10)])).allowed
+    await one.acquire([Bucket("authfail:key:k", 1, 300.0, 1.0, "failed attempts")], mode=Mode.FORCE)
+    refused = await one.acquire([lockout, rpm(10)])
+    assert not refused.allowed and refused.limit == "failed attempts"
+
+
 async def test_force_runs_into_debt_and_a_negative_cost_refunds(stores) -> None:
     one, _ = stores
     tokens = rpm(100, cost=250, key="tpm:key:k")

@@ -84,7 +84,7 @@ class PostgresLimitStore:
             verdict = decide(buckets, levels, leases, num_leases, mode)
             if verdict.allowed and mode is not Mode.CHECK:
                 for bucket, level in zip(buckets, levels, strict=True):
-                    if not bucket.debit:
+                    if not bucket.debit and mode is not Mode.FORCE:
                         continue
                     await conn.execute(
                         text("UPDATE limit_buckets SET level = :l, updated_ms = :n WHERE key = :k"),

@@ -69,7 +69,7 @@ if mode == 1 then
   return {0, '0'}
 end
 for i = 1, n do
-  if ARGV[4 * i + 2] == '1' then
+  if mode == 2 or ARGV[4 * i + 2] == '1' then
     local cap = tonumber(ARGV[4 * i - 1])
     local rate = tonumber(ARGV[4 * i])
     local level = math.min(cap, levels[i] - tonumber(ARGV[4 * i + 1]))

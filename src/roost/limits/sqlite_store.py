@@ -89,6 +89,7 @@ class SqliteLimitStore:
                     [
                         (b.key, debited(b, lvl), now_ms)
                         for b, lvl in zip(buckets, levels, strict=True)
+                        if b.debit or mode is Mode.FORCE
                     ],
                 )
                 conn.executemany(

@@ -98,6 +98,7 @@ class Roost:
         tools = await _open_tools(platform, stack, connect_mcp=connect_mcp)
         memory = await _open_memory(platform, stack)
         llm = await _open_llm(platform, inference, stack)
+        llm.token_limits = limits
         runs = await _open_runs(
             platform, llm, tools, memory, execution or RunExecution.for_server(settings), stack
         )
