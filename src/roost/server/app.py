@@ -20,6 +20,7 @@ from roost.platform import Platform, bootstrap
 from roost.platform.kernel import Roost
 from roost.server import (
     admin_caches,
+    admin_limits,
     admin_models,
     anthropic,
     coordination,
@@ -61,6 +62,7 @@ ROUTERS: list[APIRouter] = [
     coordination.router,
     admin_models.router,
     admin_caches.router,
+    admin_limits.router,
 ]
 
 
