@@ -135,7 +135,7 @@ async def test_leases_count_across_processes_until_released(stores) -> None:
     refused = await one.acquire([rpm(5)], [lease(3)])
     assert not refused.allowed and refused.limit == "concurrency of tenant t (2)"
     assert (await one.acquire([rpm(5)], mode=Mode.CHECK)).allowed  # rpm was not spent
-    await two.release("conc:tenant:t", "lease-1")
+    await two.release([("conc:tenant:t", "lease-1"), ("conc:tenant:t", "gone")])
     assert (await two.acquire([], [lease(4)])).allowed
 
 

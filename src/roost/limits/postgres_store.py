@@ -101,11 +101,13 @@ class PostgresLimitStore:
                     )
         return verdict
 
-    async def release(self, key: str, lease_id: str) -> None:
+    async def release(self, leases: Sequence[tuple[str, str]]) -> None:
         try:
-            await self.database.execute(
-                "DELETE FROM limit_leases WHERE key = :k AND id = :i", {"k": key, "i": lease_id}
-            )
+            async with self.database.transaction() as conn:
+                await conn.execute(
+                    text("DELETE FROM limit_leases WHERE key = :k AND id = :i"),
+                    [{"k": key, "i": lease_id} for key, lease_id in leases],
+                )
         except (OSError, DBAPIError) as exc:
             raise StorageUnavailable("the limit store failed to release a lease") from exc
 

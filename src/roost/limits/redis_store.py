@@ -127,9 +127,12 @@ class RedisLimitStore:
         refused, wait = result
         return int(refused), wait.decode() if isinstance(wait, bytes) else str(wait)
 
-    async def release(self, key: str, lease_id: str) -> None:
+    async def release(self, leases: Sequence[tuple[str, str]]) -> None:
         try:
-            await self.redis.client.zrem(PREFIX + key, lease_id)
+            async with self.redis.client.pipeline(transaction=False) as pipe:
+                for key, lease_id in leases:
+                    pipe.zrem(PREFIX + key, lease_id)
+                await pipe.execute()
         except (RedisError, OSError) as exc:
             raise StorageUnavailable("the limit store (Redis) failed to release a lease") from exc
 

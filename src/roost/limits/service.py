@@ -45,14 +45,13 @@ class Admission:
 
     async def release(self) -> None:
         leases, self.leases = self.leases, []
-        if self.store is None:
+        if self.store is None or not leases:
             return
-        for lease in leases:
-            try:
-                await self.store.release(lease.key, lease.lease_id)
-            except StorageUnavailable:
-                # Not refused and not lost: the slot frees itself when the lease expires.
-                log.warning("limit lease not released; it expires on its own", key=lease.key)
+        try:
+            await self.store.release([(lease.key, lease.lease_id) for lease in leases])
+        except StorageUnavailable:
+            # Not refused and not lost: the slots free themselves when the leases expire.
+            log.warning("limit leases not released; they expire on their own")
 
 
 NO_LIMITS = Admission()

@@ -102,13 +102,11 @@ class SqliteLimitStore:
             raise
         return verdict
 
-    async def release(self, key: str, lease_id: str) -> None:
-        await self._run(self._release, key, lease_id)
+    async def release(self, leases: Sequence[tuple[str, str]]) -> None:
+        await self._run(self._release, list(leases))
 
-    def _release(self, key: str, lease_id: str) -> None:
-        self._connection().execute(
-            "DELETE FROM limit_leases WHERE key = ? AND id = ?", (key, lease_id)
-        )
+    def _release(self, leases: list[tuple[str, str]]) -> None:
+        self._connection().executemany("DELETE FROM limit_leases WHERE key = ? AND id = ?", leases)
 
     async def reset(self, prefix: str) -> int:
         return await self._run(self._reset, prefix)

@@ -26,8 +26,9 @@ class LimitStore(Protocol):
         refused or only checking, debit every bucket and take every lease, all at once."""
         ...
 
-    async def release(self, key: str, lease_id: str) -> None:
-        """Give a lease back (a missing or expired one is ignored)."""
+    async def release(self, leases: Sequence[tuple[str, str]]) -> None:
+        """Give leases back, as (key, lease id) pairs, in one round trip (missing or
+        expired ones are ignored)."""
         ...
 
     async def reset(self, prefix: str) -> int:
