@@ -16,6 +16,7 @@ from roost.cli import (
     doctor,
     kb,
     keys,
+    limits,
     mcp,
     memory,
     models,
@@ -66,6 +67,7 @@ app.add_typer(agents.app, name="agents")
 app.add_typer(mcp.app, name="mcp")
 app.add_typer(models.app, name="models")
 app.add_typer(cache.app, name="cache")
+app.add_typer(limits.app, name="limits")
 app.command()(doctor.doctor)
 app.command("usage")(usage_cmd.usage)
 

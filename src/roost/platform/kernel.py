@@ -20,6 +20,7 @@ from roost.platform.inference import InferenceState
 
 if TYPE_CHECKING:
     from roost.agents.service import AgentRunService
+    from roost.limits.service import Limiter
     from roost.llm.service import LLMService
     from roost.memory.service import MemoryServices
     from roost.tools.service import ToolService
@@ -50,6 +51,7 @@ class Roost:
     memory: MemoryServices | None
     llm: LLMService
     runs: AgentRunService
+    limits: Limiter
     _exit: AsyncExitStack = field(default_factory=AsyncExitStack)
 
     @classmethod
@@ -89,16 +91,18 @@ class Roost:
         if platform is None:
             platform = await Platform.open(settings)
             stack.push_async_callback(platform.close)
+        limits = await _open_limits(platform, stack)
         inference = InferenceState()
         await inference.open(settings, engine)
         stack.push_async_callback(inference.close)
         tools = await _open_tools(platform, stack, connect_mcp=connect_mcp)
         memory = await _open_memory(platform, stack)
         llm = await _open_llm(platform, inference, stack)
+        llm.token_limits = limits
         runs = await _open_runs(
             platform, llm, tools, memory, execution or RunExecution.for_server(settings), stack
         )
-        kernel = cls(settings, platform, inference, tools, memory, llm, runs, stack)
+        kernel = cls(settings, platform, inference, tools, memory, llm, runs, limits, stack)
         from roost.tools.builtin.semantic import semantic_search_tool
         from roost.tools.toolsets import StaticToolset
 
@@ -118,6 +122,15 @@ class Roost:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+async def _open_limits(platform: Platform, stack: AsyncExitStack) -> Any:
+    from roost.limits.service import Limiter
+
+    limiter = await Limiter.open(platform.settings, platform.database, platform.redis)
+    stack.push_async_callback(limiter.close)
+    log.info("limits ready", store=limiter.store.backend, enabled=limiter.enabled)
+    return limiter
 
 
 async def _open_tools(platform: Platform, stack: AsyncExitStack, *, connect_mcp: bool) -> Any:
