@@ -1,6 +1,6 @@
 """A scripted coder model that follows a known-good plan: for tests, the benchmark and
 as a plugin (``plugins = ["roost.coding.scripted"]`` registers ``scripted:coder``, which
-reads its plan from the JSON file named by ``ROOST_CODER_SCRIPT``).
+reads its plan from the JSON file named by ``CODER_SCRIPT``).
 
 A plan is the plan text (naming the files it changes), the tool calls in order, and the
 summary. The model answers the coder's PLAN request with the plan, then makes one call
@@ -66,7 +66,7 @@ def follow(plan: KnownGoodPlan) -> ModelFunction:
 
 
 def register(kernel: Roost) -> None:
-    path = os.environ.get("ROOST_CODER_SCRIPT")
+    path = os.environ.get("CODER_SCRIPT")
     if not path:
         return
     plan = KnownGoodPlan.from_json(json.loads(Path(path).read_text(encoding="utf-8")))

@@ -225,14 +225,15 @@ class CodingSessions:
 
 
 async def open_sessions(
-    kernel: Any, *, tenant: str = "default", model: str | None = None
+    kernel: Any, *, tenant: str = "default", model: str | None = None,
+    spec: AgentSpec | None = None,
 ) -> CodingSessions:
     """Coding sessions of ``tenant`` on an open kernel, with the bundled spec (``model``
     overrides the spec's model)."""
     from roost.coding.bundled import coder_spec
 
     found, _ = await kernel.platform.tenants.ensure(tenant)
-    spec = coder_spec()
+    spec = spec or coder_spec()
     if model is not None:
         spec = spec.model_copy(update={"model": model})
     path = kernel.settings.home / "code-sessions.db"
