@@ -20,3 +20,6 @@ async def kernel(coder_settings: Settings) -> AsyncIterator[Roost]:
         yield kernel
     finally:
         await kernel.close()
+
+
+from tests.server.conftest import auth, make_app  # noqa: E402, F401
