@@ -92,7 +92,7 @@ def _bug(function: str, good: str, bad: str, args: str, expected: Any) -> RepoTa
                 },
             ),
             ("run_tests", {"runner": "unittest"}),
-        ],  # fmt: skip
+        ],
         f"Fixed {function} in calc/ops.py.",
     )
     return RepoTask(
@@ -110,7 +110,7 @@ def _missing(function: str, code: str, args: str, expected: Any) -> RepoTask:
             f" {expected!r})\n")  # fmt: skip
     added = "".join(f"+{line}\n" for line in ["", "", *code.splitlines()])
     diff = (
-        "--- a/shapes/funcs.py\n+++ b/shapes/funcs.py\n@@ -1,2 +1,5 @@\n"
+        f"--- a/shapes/funcs.py\n+++ b/shapes/funcs.py\n@@ -1,2 +1,{2 + len(code.splitlines()) + 2} @@\n"
         " def identity(x):\n     return x\n" + added
     )
     plan = KnownGoodPlan(
@@ -154,7 +154,7 @@ def _rename(old: str, new: str) -> RepoTask:
                     ]
                 },
             ),
-        ],  # fmt: skip
+        ],
         f"Renamed {old} to {new}.",
     )
     return RepoTask(

@@ -7,13 +7,16 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.coding_tasks import make_tasks
+
 from roost.coding.bundled import coder_spec
 from roost.coding.scripted import follow
 from roost.llm.testing import FunctionModel
 from tests.server.conftest import AppFactory
 
 
-async def test_the_five_endpoints(make_app: AppFactory, auth: dict[str, str], roost_home: Path) -> None:
+async def test_the_five_endpoints(
+    make_app: AppFactory, auth: dict[str, str], roost_home: Path
+) -> None:
     task = next(t for t in make_tasks() if t.name == "rename-calc_total")
     async with make_app() as (app, client):
         client.headers.update(auth)

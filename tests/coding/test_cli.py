@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from benchmarks.coding_tasks import make_tasks
 from typer.testing import CliRunner
 
-from benchmarks.coding_tasks import make_tasks
 from roost.cli.main import app
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from benchmarks.coding_tasks import make_tasks
+
 from roost.coding.scripted import KnownGoodPlan, follow
 from roost.coding.session import NotARepository, check_repository, open_sessions
 from roost.llm.testing import FunctionModel
@@ -40,7 +40,7 @@ async def test_a_planted_bug_is_fixed_and_the_tests_pass(kernel: Roost, tmp_path
     sessions.close()
 
 
-async def test_not_a_repository_is_refused_or_initialised(tmp_path: Path) -> None:
+def test_not_a_repository_is_refused_or_initialised(tmp_path: Path) -> None:
     with pytest.raises(NotARepository, match="not a git repository"):
         check_repository(tmp_path)
     assert check_repository(tmp_path, init=True) == tmp_path.resolve()

@@ -34,15 +34,32 @@ class OutputFormat(StrEnum):
 
 def code(
     ctx: typer.Context,
-    task: Annotated[str | None, typer.Argument(help="What to do, e.g. 'make the failing test pass'")] = None,  # fmt: skip
-    print_mode: Annotated[bool, typer.Option("--print", "-p", help="Non-interactive: print the result and exit")] = False,  # fmt: skip
-    output_format: Annotated[OutputFormat, typer.Option("--output-format", help="With --print: text, json or stream-json")] = OutputFormat.text,  # fmt: skip
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Approve every approval the agent asks for")] = False,  # fmt: skip
+    task: Annotated[
+        str | None, typer.Argument(help="What to do, e.g. 'make the failing test pass'")
+    ] = None,
+    print_mode: Annotated[
+        bool, typer.Option("--print", "-p", help="Non-interactive: print the result and exit")
+    ] = False,
+    output_format: Annotated[
+        OutputFormat,
+        typer.Option("--output-format", help="With --print: text, json or stream-json"),
+    ] = OutputFormat.text,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Approve every approval the agent asks for")
+    ] = False,
     resume: Annotated[str | None, typer.Option("--resume", help="Continue this session")] = None,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Model group or provider:model")] = None,  # fmt: skip
-    agent: Annotated[str, typer.Option("--agent", help="A registered agent spec to use instead")] = "coder",  # fmt: skip
-    repo: Annotated[Path, typer.Option("--repo", help="The repository (default: here)")] = Path("."),  # fmt: skip
-    init: Annotated[bool, typer.Option("--init", help="Run `git init` if it is not a repository")] = False,  # fmt: skip
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Model group or provider:model")
+    ] = None,
+    agent: Annotated[
+        str, typer.Option("--agent", help="A registered agent spec to use instead")
+    ] = "coder",
+    repo: Annotated[Path, typer.Option("--repo", help="The repository (default: here)")] = Path(
+        "."
+    ),
+    init: Annotated[
+        bool, typer.Option("--init", help="Run `git init` if it is not a repository")
+    ] = False,
     tenant: Annotated[str, typer.Option("--tenant", "-t")] = "default",
 ) -> None:
     """Run the coding agent on a git repository: plan, edit, test in the sandbox, reflect."""
@@ -58,9 +75,19 @@ def code(
     try:
         root = check_repository(repo, init=init) if task is not None else repo.resolve()
         result = asyncio.run(
-            _run(settings, root, task, resume=resume, model=model, agent=agent, tenant=tenant,
-                 yes=yes, interactive=not print_mode, output=output_format)
-        )  # fmt: skip
+            _run(
+                settings,
+                root,
+                task,
+                resume=resume,
+                model=model,
+                agent=agent,
+                tenant=tenant,
+                yes=yes,
+                interactive=not print_mode,
+                output=output_format,
+            )
+        )
     except RoostError as exc:
         if print_mode and output_format is not OutputFormat.text:
             print(json.dumps({"type": "error", "error": exc.code, "message": exc.message}))
@@ -102,8 +129,10 @@ async def _run(
                     return "approve"
                 if not interactive:
                     return "deny"  # nobody to ask: --yes approves
-                question = (f"approve {approval['tool']}({json.dumps(approval['arguments'])[:300]})"
-                            f" — {approval.get('reason', '')}?")  # fmt: skip
+                question = (
+                    f"approve {approval['tool']}({json.dumps(approval['arguments'])[:300]})"
+                    f" — {approval.get('reason', '')}?"
+                )
                 ok = await asyncio.to_thread(typer.confirm, question, default=False)
                 return "approve" if ok else "deny"
 
@@ -112,8 +141,9 @@ async def _run(
                 return await sessions.resume(resume, decide=decide, on_event=on_event)
             if resume is not None:
                 root = await sessions.workspace_of(resume) or root
-            return await sessions.run(root, task, decide=decide, session_id=resume,
-                                      on_event=on_event)  # fmt: skip
+            return await sessions.run(
+                root, task, decide=decide, session_id=resume, on_event=on_event
+            )
         finally:
             sessions.close()
 
@@ -128,14 +158,20 @@ def _event_printer(interactive: bool, output: OutputFormat) -> Any:
             console.print("[bold]Plan[/]", highlight=False)
             console.print(event["plan"], highlight=False, markup=False)
         elif kind == "tool_call":
-            err_console.print(f"[dim]→ {event['tool']}({json.dumps(event.get('arguments'))[:200]})[/]",
-                              highlight=False, markup=True)  # fmt: skip
+            err_console.print(
+                f"[dim]→ {event['tool']}({json.dumps(event.get('arguments'))[:200]})[/]",
+                highlight=False,
+                markup=True,
+            )
         elif kind == "tool_result":
             if event.get("diff"):
                 console.print(event["diff"], highlight=False, markup=False)
             if event.get("status") != "ok":
-                err_console.print(f"  {event['tool']}: {event.get('error') or event['status']}",
-                                  highlight=False, markup=False)  # fmt: skip
+                err_console.print(
+                    f"  {event['tool']}: {event.get('error') or event['status']}",
+                    highlight=False,
+                    markup=False,
+                )
         elif kind == "loop":
             err_console.print(f"[yellow]loop detected:[/] {event['what']}", highlight=False)
 
@@ -146,11 +182,16 @@ def _event_printer(interactive: bool, output: OutputFormat) -> Any:
 
 def _print_result(result: SessionResult, print_mode: bool, output: OutputFormat) -> None:
     body = {
-        "type": "result", "session_id": result.session_id, "run_id": result.run_id,
-        "status": result.status, "error": result.error, "output": result.output,
-        "usage": result.usage, "approvals": result.approvals,
+        "type": "result",
+        "session_id": result.session_id,
+        "run_id": result.run_id,
+        "status": result.status,
+        "error": result.error,
+        "output": result.output,
+        "usage": result.usage,
+        "approvals": result.approvals,
         "wall_s": round(result.wall_s, 3),
-    }  # fmt: skip
+    }
     if print_mode and output is not OutputFormat.text:
         print(json.dumps(body, default=str), flush=True)
         return

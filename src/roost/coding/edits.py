@@ -169,10 +169,10 @@ def parse_unified_diff(text: str) -> list[FilePatch]:
             if match is None:
                 raise EditConflict(f"line {i + 1} of the diff is not a hunk header: {lines[i]}")
             header, old, new = lines[i], [], []
-            old_count = int(match.group(2) or "1")
-            new_count = int(match.group(4) or "1")
             i += 1
-            while i < len(lines) and (len(old) < old_count or len(new) < new_count):
+            # The line counts of the header are not trusted (models get them wrong): a
+            # hunk runs until the next hunk or file header, or a line that is no hunk line.
+            while i < len(lines) and not _starts_header(lines, i):
                 line = lines[i]
                 tag, body = (line[:1], line[1:]) if line else (" ", "")
                 if tag == " ":
@@ -192,6 +192,12 @@ def parse_unified_diff(text: str) -> list[FilePatch]:
     if not patches:
         raise EditConflict("no file headers ('--- a/path', '+++ b/path') in the diff")
     return patches
+
+
+def _starts_header(lines: list[str], i: int) -> bool:
+    if lines[i].startswith("@@"):
+        return True
+    return lines[i].startswith("--- ") and i + 1 < len(lines) and lines[i + 1].startswith("+++ ")
 
 
 def plan_unified_diff(read: Reader, diff: str) -> list[FileChange]:
@@ -254,14 +260,14 @@ def commit(workspace: Workspace, changes: Sequence[FileChange]) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             if not target.parent.resolve().is_relative_to(workspace.root):
                 raise PathRefused(f"path {change.path!r} resolves outside the workspace")
-            fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".roost-edit-")
+            fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".roost-edit-")
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(change.after)
             if target.exists() and not target.is_symlink():
-                os.chmod(temp, target.stat().st_mode & 0o777)
+                os.chmod(temp_name, target.stat().st_mode & 0o777)
             else:
-                os.chmod(temp, 0o644)
-            staged.append((target, Path(temp), change))
+                os.chmod(temp_name, 0o644)
+            staged.append((target, Path(temp_name), change))
     except BaseException:
         for _, temp, _ in staged:
             if temp is not None:

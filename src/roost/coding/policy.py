@@ -26,6 +26,8 @@ DEFAULT_ALLOWED_COMMANDS = (
     "python3 -m unittest*", "python3 -m pytest*", "pytest*", "python3 -m compileall*",
     "ruff check*", "ruff format --check*", "mypy *", "git status*", "git diff*", "git log*",
 )  # fmt: skip
+DEFAULT_MAX_SECONDS = 900.0
+DEFAULT_MAX_TOKENS = 400_000
 WRITE_TOOLS = frozenset({"write_file", "edit_file", "apply_edit", "apply_patch"})
 _PATH_WORD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*\.[A-Za-z0-9]+")
 
@@ -118,14 +120,14 @@ def check_loops(
 
 @dataclass(frozen=True, slots=True)
 class Budget:
-    max_seconds: float = 900.0
-    max_tokens: int = 400_000
+    max_seconds: float = DEFAULT_MAX_SECONDS
+    max_tokens: int = DEFAULT_MAX_TOKENS
 
     @classmethod
     def from_variables(cls, variables: Mapping[str, Any]) -> Budget:
         return cls(
-            float(variables.get("max_seconds") or cls.max_seconds),
-            int(variables.get("max_tokens") or cls.max_tokens),
+            float(variables.get("max_seconds") or DEFAULT_MAX_SECONDS),
+            int(variables.get("max_tokens") or DEFAULT_MAX_TOKENS),
         )
 
     def exceeded(self, elapsed_s: float, usage: Mapping[str, int]) -> str | None:

@@ -52,7 +52,8 @@ def check_repository(path: Path, *, init: bool = False) -> Path:
                 f"{root} is not a git repository; run `git init` there (or pass --init) so"
                 " every change the agent makes can be seen and undone"
             )
-        subprocess.run(["git", "init", "-q", str(root)], check=True)
+        # The user asked for it (--init), on their own machine: not a tenant's command.
+        subprocess.run(["git", "init", "-q", str(root)], check=True)  # noqa: S603, S607
     return root
 
 
@@ -225,7 +226,10 @@ class CodingSessions:
 
 
 async def open_sessions(
-    kernel: Any, *, tenant: str = "default", model: str | None = None,
+    kernel: Any,
+    *,
+    tenant: str = "default",
+    model: str | None = None,
     spec: AgentSpec | None = None,
 ) -> CodingSessions:
     """Coding sessions of ``tenant`` on an open kernel, with the bundled spec (``model``
