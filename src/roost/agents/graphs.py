@@ -9,13 +9,14 @@ when it has one, else a SQLite file under the Roost home."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from roost.agents.coordinator_runs import COORDINATOR_AGENT, DurableCoordinator
 from roost.agents.react import ReactAgent
 from roost.agents.registry import AgentRegistry
 from roost.agents.runtime import AgentRuntime
+from roost.agents.spec import AgentSpec
 from roost.errors import NotFound
 from roost.graph import Checkpointer, CompiledGraph, SqliteCheckpointer
 
@@ -53,6 +54,8 @@ class RunGraphs:
         self.checkpoints_url = checkpoints_url
         self.host_key = host_key
         self.plain: dict[str, CompiledGraph] = {}
+        # Graph classes for specs labelled ``kind: <name>`` (the kernel adds ``coder``).
+        self.kinds: dict[str, Callable[[AgentSpec, AgentRuntime], ReactAgent]] = {}
         self._built: dict[str, CompiledGraph] = {}
         self._checkpointers: dict[str, Checkpointer] = {}
 
@@ -80,8 +83,9 @@ class RunGraphs:
                 raise NotFound(f"no graph named {agent!r} in this process") from None
         else:
             found = await self.registry.get(tenant_id, agent, int(version))
+            agent_class = self.kinds.get(found.spec.labels.get("kind", ""), ReactAgent)
             graph = (
-                ReactAgent(found.spec, self.runtime)
+                agent_class(found.spec, self.runtime)
                 .builder()
                 .compile(checkpointer=self._checkpointer(tenant_id), name=graph_name)
             )

@@ -81,6 +81,7 @@ class AgentRunService:
         # Every process of a deployment shares the queue, so they share this key too.
         self.host_key = hashlib.sha256(execution.runs_url.encode()).hexdigest()[:12]
         self._run_graphs = graphs
+        self.graph_factory = graphs
         self.graphs: dict[str, CompiledGraph] = graphs.plain
         """Plain graphs runnable by name (``{"graph": name}``); each has its own checkpointer."""
         self.executor_id: str | None = None

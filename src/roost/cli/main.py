@@ -12,6 +12,7 @@ from roost.cli import (
     agents,
     approvals,
     cache,
+    code,
     config_cmd,
     doctor,
     kb,
@@ -56,6 +57,7 @@ def version() -> None:
 
 app.command()(serve.serve)
 app.command()(worker.worker)
+app.command("code")(code.code)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(keys.app, name="keys")
 app.add_typer(tenants.app, name="tenants")

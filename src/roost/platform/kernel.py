@@ -110,6 +110,9 @@ class Roost:
         tools.registry.add_shared(
             StaticToolset([semantic_search_tool(lambda: wiring.knowledge_search(kernel.memory))])
         )
+        from roost.coding import bundled
+
+        bundled.register(kernel)
         wiring.load_plugins(kernel)
         await runs.start()
         return kernel

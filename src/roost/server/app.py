@@ -31,6 +31,7 @@ from roost.server import (
     threads,
 )
 from roost.server import agents as agents_layer
+from roost.server import coding as coding_layer
 from roost.server import knowledge as knowledge_layer
 from roost.server import memory as memory_layer
 from roost.server import tools as tool_layer
@@ -63,6 +64,7 @@ ROUTERS: list[APIRouter] = [
     threads.router,
     coordination.router,
     coordinator_runs.router,
+    coding_layer.router,
     admin_models.router,
     admin_caches.router,
     admin_limits.router,
