@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from roost.agents.service import AgentRunService
     from roost.llm.service import LLMService
     from roost.memory.service import MemoryServices
+    from roost.observe.trace_service import TraceService
     from roost.tools.service import ToolService
 
 log = get_logger("roost.platform")
@@ -50,6 +51,7 @@ class Roost:
     memory: MemoryServices | None
     llm: LLMService
     runs: AgentRunService
+    traces: TraceService | None = None  # None with tracing.store off
     _exit: AsyncExitStack = field(default_factory=AsyncExitStack)
 
     @classmethod
@@ -95,10 +97,11 @@ class Roost:
         tools = await _open_tools(platform, stack, connect_mcp=connect_mcp)
         memory = await _open_memory(platform, stack)
         llm = await _open_llm(platform, inference, stack)
+        traces = await _open_traces(platform, llm, stack)
         runs = await _open_runs(
             platform, llm, tools, memory, execution or RunExecution.for_server(settings), stack
         )
-        kernel = cls(settings, platform, inference, tools, memory, llm, runs, stack)
+        kernel = cls(settings, platform, inference, tools, memory, llm, runs, traces, stack)
         from roost.tools.builtin.semantic import semantic_search_tool
         from roost.tools.toolsets import StaticToolset
 
@@ -175,6 +178,27 @@ async def _open_llm(platform: Platform, inference: InferenceState, stack: AsyncE
         budgets=len(settings.budgets),
         prices=service.prices.version,
     )
+    return service
+
+
+async def _open_traces(platform: Platform, llm: Any, stack: AsyncExitStack) -> Any:
+    from roost.observe.tracing import configure_tracing
+
+    settings = platform.settings.tracing
+    configure_tracing(settings)  # the worker has no app to do it
+    if not settings.store:
+        return None
+    from roost.observe.trace_service import TraceService
+    from roost.platform import wiring
+
+    async def tenants() -> list[tuple[str, str]]:
+        return [(t.id, t.name) for t in await platform.tenants.list()]
+
+    service = await TraceService.open(
+        platform.database, settings, cost_of=wiring.span_cost(llm.prices), tenants=tenants
+    )
+    # Closed after the run service (pushed before it): the runs' last spans get written.
+    stack.push_async_callback(service.close)
     return service
 
 

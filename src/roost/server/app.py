@@ -28,6 +28,7 @@ from roost.server import (
     mcp,
     openai,
     threads,
+    traces,
 )
 from roost.server import agents as agents_layer
 from roost.server import knowledge as knowledge_layer
@@ -60,6 +61,7 @@ ROUTERS: list[APIRouter] = [
     coordinator_runs.router,
     admin_models.router,
     admin_caches.router,
+    traces.router,
 ]
 
 
