@@ -27,3 +27,7 @@ async def store(database_url: str) -> AsyncIterator[TraceStore]:
         yield TraceStore(database)
     finally:
         await database.close()
+
+
+# The server's app fixtures, for the trace API tests.
+from tests.server.conftest import auth, make_app  # noqa: E402, F401

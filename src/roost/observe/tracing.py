@@ -62,6 +62,11 @@ INHERITED_ATTRIBUTES = (
 )
 
 
+# Set on a span that must not reach the trace store: reading traces is not itself traced,
+# or every look at the store would add to it.
+UNSTORED = "roost.trace.unstored"
+
+
 class SpanRouting(SpanProcessor):
     """Fills inherited attributes at span start and hands finished spans of a tenant to
     the attached sinks (each open kernel's trace writer).
@@ -94,7 +99,10 @@ class SpanRouting(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         sinks = self._sinks
-        if sinks and span.attributes and "roost.tenant_id" in span.attributes:
+        attributes = span.attributes
+        if sinks and attributes and "roost.tenant_id" in attributes:
+            if attributes.get(UNSTORED) is True:
+                return
             for sink in sinks:
                 sink.offer(span)
 

@@ -108,6 +108,10 @@ def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
         lifespan=lifespan,
         redoc_url=None,
         description="Self-hosted agent platform: local inference, agents, memory, tools.",
+        # Roost makes its own request span, metrics and logs (RequestContextMiddleware);
+        # FastAPI's native telemetry would add a second server span and a span per
+        # dependency to every trace. (Older FastAPI versions keep the key in app.extra.)
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     for router in ROUTERS:
         app.include_router(router)

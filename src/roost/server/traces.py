@@ -8,17 +8,20 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from opentelemetry import trace
 
 from roost.errors import NotFound, Overloaded
 from roost.observe.otlp_ingest import decode_body, parse_payload, to_records
 from roost.observe.trace_service import TraceService
 from roost.observe.trace_store import TraceFilter
+from roost.observe.tracing import UNSTORED
 from roost.security.principal import Principal
 
 router = APIRouter(tags=["traces"])
 
 
 def trace_service(request: Request) -> TraceService:
+    trace.get_current_span().set_attribute(UNSTORED, True)
     kernel = getattr(request.app.state, "kernel", None)
     service: TraceService | None = getattr(kernel, "traces", None)
     if service is None:
