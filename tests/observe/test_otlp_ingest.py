@@ -91,11 +91,13 @@ def sdk_spans() -> list[ReadableSpan]:
     provider = TracerProvider(resource=Resource.create({"service.name": "other-app"}))
     provider.add_span_processor(SimpleSpanProcessor(collected))
     tracer = provider.get_tracer("other")
-    with tracer.start_as_current_span("invoke_agent helper"):
-        with tracer.start_as_current_span("chat claude") as span:
-            span.set_attribute("gen_ai.operation.name", "chat")
-            span.set_attribute("gen_ai.request.model", "claude-haiku-4-5")
-            span.set_attribute("gen_ai.usage.input_tokens", 10)
+    with (
+        tracer.start_as_current_span("invoke_agent helper"),
+        tracer.start_as_current_span("chat claude") as span,
+    ):
+        span.set_attribute("gen_ai.operation.name", "chat")
+        span.set_attribute("gen_ai.request.model", "claude-haiku-4-5")
+        span.set_attribute("gen_ai.usage.input_tokens", 10)
     provider.shutdown()
     return collected.spans
 

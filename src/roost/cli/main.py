@@ -22,6 +22,7 @@ from roost.cli import (
     serve,
     tenants,
     tools,
+    traces,
     worker,
 )
 from roost.cli import usage as usage_cmd
@@ -66,6 +67,7 @@ app.add_typer(agents.app, name="agents")
 app.add_typer(mcp.app, name="mcp")
 app.add_typer(models.app, name="models")
 app.add_typer(cache.app, name="cache")
+app.add_typer(traces.app, name="traces")
 app.command()(doctor.doctor)
 app.command("usage")(usage_cmd.usage)
 
