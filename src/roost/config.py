@@ -121,7 +121,9 @@ class TracingSettings(Section):
         1 << 30, ge=0, description="Per tenant: oldest traces go once their spans exceed this"
     )
     retention_interval_s: float = Field(3600.0, gt=0, description="How often retention runs")
-    flush_interval_ms: int = Field(200, ge=1, le=60_000, description="Span batches wait at most")
+    flush_interval_ms: int = Field(
+        1000, ge=1, le=60_000, description="Span batches wait at most (bigger batches cost less)"
+    )
     batch_size: int = Field(512, ge=1, le=100_000, description="Spans written per transaction")
     max_queue: int = Field(
         100_000, ge=1, description="Spans waiting to be written; more are dropped and counted"
