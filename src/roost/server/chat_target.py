@@ -8,6 +8,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from roost.chat import ChatTarget
+from roost.chat.traced import TracedChat
 from roost.llm.gateway_chat import GatewayChat
 from roost.server.gateway import gateway_service
 from roost.server.inference import local_chat_service
@@ -20,4 +21,5 @@ async def chat_target(request: Request, model: str) -> ChatTarget:
     if llm is not None:
         principal = request.state.principal
         return GatewayChat(llm, model, tenant_id=principal.tenant_id, key_id=principal.key_id)
-    return await local_chat_service(request, model)
+    # The router makes the gateway's model-call spans; the local engine's are made here.
+    return TracedChat(await local_chat_service(request, model), model)
