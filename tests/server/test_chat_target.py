@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from roost.chat import ChatService
+from roost.chat.traced import TracedChat
 from roost.errors import NotFound
 from roost.llm.gateway_chat import GatewayChat
 from roost.security.principal import Principal
@@ -42,7 +43,9 @@ async def test_the_local_model_goes_to_the_local_chat_service() -> None:
     request = fake_request()
     for name in ("smol", "local:smol"):
         target = await chat_target(request, name)
-        assert target is request.app.state.inference.service
+        # wrapped so that its calls are GenAI chat spans (roost.chat.traced)
+        assert isinstance(target, TracedChat)
+        assert target.target is request.app.state.inference.service
 
 
 async def test_any_other_name_is_not_found_listing_every_served_model() -> None:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from roost.tools.service import ToolService
 
 log = get_logger("roost.platform")
+BUSINESS_METRICS_INTERVAL_S = 15.0
 
 
 @dataclass(slots=True)
@@ -199,7 +200,20 @@ async def _open_traces(platform: Platform, llm: Any, stack: AsyncExitStack) -> A
     )
     # Closed after the run service (pushed before it): the runs' last spans get written.
     stack.push_async_callback(service.close)
+    _open_metrics(platform, stack)
     return service
+
+
+def _open_metrics(platform: Platform, stack: AsyncExitStack) -> None:
+    """Process, system and business metrics at /metrics (business ones price runs from
+    the trace store, so they come with it)."""
+    from roost.observe import business_metrics, process_metrics
+
+    process_metrics.install(platform.settings.home)
+    task = asyncio.ensure_future(
+        business_metrics.refresh_periodically(platform.database, BUSINESS_METRICS_INTERVAL_S)
+    )
+    stack.push_async_callback(_cancel, task)
 
 
 async def _open_runs(
