@@ -19,6 +19,7 @@ from roost.cli import (
     mcp,
     memory,
     models,
+    monitor,
     serve,
     tenants,
     tools,
@@ -56,6 +57,7 @@ def version() -> None:
 
 app.command()(serve.serve)
 app.command()(worker.worker)
+app.command()(monitor.monitor)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(keys.app, name="keys")
 app.add_typer(tenants.app, name="tenants")
