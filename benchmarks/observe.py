@@ -301,7 +301,11 @@ async def query_benchmark(url: str, path: Path | None, spans: int, repeats: int)
     try:
         if database.dialect == "postgresql":  # a fresh schema for each run
             await database.execute("DROP TABLE IF EXISTS trace_spans, trace_summaries")
-            await database.execute("DELETE FROM roost_schema_migrations WHERE component = 'traces'")
+            known = await database.fetch_one("SELECT to_regclass('roost_schema_migrations') AS t")
+            if known and known["t"]:
+                await database.execute(
+                    "DELETE FROM roost_schema_migrations WHERE component = 'traces'"
+                )
         await migrate(database, TRACE_MIGRATIONS)
         store = TraceStore(database)
         seconds, sample = await fill(store, spans)
@@ -324,18 +328,27 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
     console.print("[bold]1. gateway request overhead[/]")
     results["gateway"] = await gateway_overhead(args.requests)
+    save(results)
     console.print("[bold]2. agent step overhead[/]")
     results["agent"] = await agent_overhead(args.runs, blocks=4)
+    save(results)
     with tempfile.TemporaryDirectory(prefix="h-observe-bench-") as tmp:
         path = Path(tmp) / "traces.db"
         console.print(f"[bold]3. queries over {args.spans:,} spans (SQLite)[/]")
         results["sqlite"] = await query_benchmark(
             f"sqlite:///{path}", path, args.spans, args.repeats
         )
+    save(results)
     if args.postgres:
         console.print(f"[bold]3. queries over {args.spans:,} spans (PostgreSQL)[/]")
         results["postgresql"] = await query_benchmark(args.postgres, None, args.spans, args.repeats)
     return results
+
+
+def save(results: dict[str, Any]) -> None:
+    """Written after each part too, so a later failure keeps the earlier figures."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "observe.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
 def report(results: dict[str, Any]) -> None:
@@ -382,6 +395,5 @@ if __name__ == "__main__":
     parser.add_argument("--postgres", help="postgresql://… to report the same on PostgreSQL")
     found = asyncio.run(main(parser.parse_args()))
     report(found)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "observe.json").write_text(json.dumps(found, indent=2) + "\n")
+    save(found)
     console.print(f"wrote {RESULTS / 'observe.json'}")
