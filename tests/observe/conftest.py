@@ -29,5 +29,12 @@ async def store(database_url: str) -> AsyncIterator[TraceStore]:
         await database.close()
 
 
-# The server's app fixtures, for the trace API tests.
+# The server's app fixtures, for the trace API tests; the agents' runtime fixtures.
+from tests.agents.conftest import (  # noqa: E402, F401
+    make_runtime,
+    platform,
+    tenant_id,
+    tool_log,
+    tools,
+)
 from tests.server.conftest import auth, make_app  # noqa: E402, F401

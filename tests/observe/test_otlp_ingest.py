@@ -146,6 +146,9 @@ async def test_malformed_payloads_are_refused_and_nothing_is_stored(
             otlp_json(genai_span(spanId="0000000000000000")),
             otlp_json(genai_span(endTimeUnixNano="1")),
             {"resourceSpans": "no"},
+            {"resourceSpans": [1]},
+            {"resourceSpans": [{"scopeSpans": ["x"]}]},
+            {"resourceSpans": [{"scopeSpans": [{"spans": [7]}]}]},
         ):
             refused = await client.post(URL, json=payload)
             assert refused.status_code == 400, refused.text

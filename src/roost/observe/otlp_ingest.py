@@ -63,12 +63,14 @@ def parse_payload(body: bytes, content_type: str | None) -> dict[str, Any]:
 def to_records(payload: Mapping[str, Any], tenant_id: str) -> list[SpanRecord]:
     """Every span of ``payload`` for ``tenant_id``; raises before returning any on a bad one."""
     records: list[SpanRecord] = []
-    for i, resource_spans in enumerate(_list(payload, "resourceSpans", "")):
+    for i, item in enumerate(_list(payload, "resourceSpans", "")):
         where = f"resourceSpans[{i}]"
+        resource_spans = _obj(item, where)
         resource = _attributes(_obj(resource_spans.get("resource") or {}, where), where)
         _check_tenant(resource, tenant_id, where)
-        for j, scope_spans in enumerate(_list(resource_spans, "scopeSpans", where)):
+        for j, scope_item in enumerate(_list(resource_spans, "scopeSpans", where)):
             scope_where = f"{where}.scopeSpans[{j}]"
+            scope_spans = _obj(scope_item, scope_where)
             for k, span in enumerate(_list(scope_spans, "spans", scope_where)):
                 span_where = f"{scope_where}.spans[{k}]"
                 records.append(_record(_obj(span, span_where), resource, tenant_id, span_where))

@@ -56,13 +56,12 @@ class SpanRecord:
     source: str = "roost"  # or "otlp": ingested from another application
     cost_nano: int | None = None
 
-    def without_content(self) -> SpanRecord:
-        """The same span with prompts, completions and tool payloads removed."""
-        if CONTENT_ATTRIBUTES.isdisjoint(self.attributes):
-            return self
-        kept = {k: v for k, v in self.attributes.items() if k not in CONTENT_ATTRIBUTES}
-        self.attributes = kept
-        return self
+    def strip_content(self) -> None:
+        """Remove prompts, completions and tool payloads from the attributes."""
+        if not CONTENT_ATTRIBUTES.isdisjoint(self.attributes):
+            self.attributes = {
+                k: v for k, v in self.attributes.items() if k not in CONTENT_ATTRIBUTES
+            }
 
     def price(self, cost_of: CostOf | None) -> None:
         """Fill ``cost_nano`` from an explicit attribute, else from the tokens and prices."""

@@ -111,7 +111,7 @@ class TraceWriter:
         if record is None:
             return None
         if not self.policies.records_content(record.tenant_id):
-            record.without_content()
+            record.strip_content()
         record.price(self.cost_of)
         return record
 

@@ -90,7 +90,7 @@ async def ingest_otlp(request: Request) -> Response:
     keep_content = service.policies.records_content(principal.tenant_id)
     for record in records:
         if not keep_content:
-            record.without_content()
+            record.strip_content()
         record.price(service.writer.cost_of)
     await service.store.write(records, deduplicate=True)
     if (content_type or "").startswith("application/x-protobuf"):
