@@ -110,12 +110,44 @@ class LoggingSettings(Section):
     format: Literal["json", "console"] = "json"
 
 
+class TraceTenantPolicy(Section):
+    """One tenant's tracing policy; unset fields take the ``[tracing]`` defaults."""
+
+    record_content: bool | None = Field(
+        None, description="Keep prompts and completions on model-call spans"
+    )
+    retention_days: int | None = Field(None, ge=1)
+    retention_bytes: int | None = Field(None, ge=0)
+
+
 class TracingSettings(Section):
     otlp_endpoint: str | None = Field(
         None, description="OTLP/HTTP endpoint; unset keeps spans in-process"
     )
     service_name: str = "roost"
     sample_ratio: float = Field(1.0, ge=0.0, le=1.0)
+    store: bool = Field(True, description="Write every span to the platform database")
+    record_content: bool = Field(
+        False, description="Keep prompts and completions on spans (default for every tenant)"
+    )
+    retention_days: int = Field(30, ge=1, description="Traces older than this are deleted")
+    retention_bytes: int = Field(
+        1 << 30, ge=0, description="Per tenant: oldest traces go once their spans exceed this"
+    )
+    retention_interval_s: float = Field(3600.0, gt=0, description="How often retention runs")
+    flush_interval_ms: int = Field(
+        1000, ge=1, le=60_000, description="Span batches wait at most (bigger batches cost less)"
+    )
+    batch_size: int = Field(512, ge=1, le=100_000, description="Spans written per transaction")
+    max_queue: int = Field(
+        100_000, ge=1, description="Spans waiting to be written; more are dropped and counted"
+    )
+    max_ingest_bytes: int = Field(
+        4 << 20, ge=1024, description="Largest OTLP/HTTP payload accepted at /v1/otel/v1/traces"
+    )
+    tenants: dict[str, TraceTenantPolicy] = Field(
+        default_factory=dict, description="Per-tenant overrides, by tenant name or id"
+    )
 
 
 class SessionCacheSettings(Section):

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from roost.chat import ChatService
+from roost.chat.traced import TracedChat
 from roost.errors import NotFound
 from roost.llm.cost import PriceTable
 from roost.llm.gateway_chat import GatewayChat
@@ -50,10 +51,13 @@ async def test_the_local_model_goes_to_the_local_chat_service_metered_for_the_ca
     request = fake_request()
     for name in ("smol", "local:smol"):
         target = await chat_target(request, name)
-        assert isinstance(target, MeteredChat)
-        assert target.chat is request.app.state.inference.service
-        assert (target.context.tenant_id, target.context.key_id) == ("t1", "k1")
-        assert target.model_id == "local:smol"
+        # wrapped so that its calls are GenAI chat spans (roost.chat.traced), metered inside
+        assert isinstance(target, TracedChat)
+        metered = target.target
+        assert isinstance(metered, MeteredChat)
+        assert metered.chat is request.app.state.inference.service
+        assert (metered.context.tenant_id, metered.context.key_id) == ("t1", "k1")
+        assert metered.model_id == "local:smol"
 
 
 async def test_any_other_name_is_not_found_listing_every_served_model() -> None:

@@ -39,9 +39,12 @@ from roost.llm.messages import (
     TextDelta,
     ToolDefinition,
 )
+from roost.observe.tracing import get_tracer
 from roost.tools.executor import ToolCall, ToolResult
 
 Node = Callable[["AgentState"], Awaitable[dict[str, Any]]]
+_tracer = get_tracer("roost.agents")
+
 REFLECT_PROMPT = (
     "Check your last answer against the task. If it is correct and complete, reply with"
     " exactly APPROVE. Otherwise reply with a short critique of what to fix."
@@ -404,7 +407,15 @@ class ReactAgent:
             if ref.stage != stage:
                 continue
             check = self.runtime.guardrails.get(ref.name)
-            result = await self.runtime.call(check(text, ref.options))
+            with _tracer.start_as_current_span(f"guardrail {ref.name}") as span:
+                result = await self.runtime.call(check(text, ref.options))
+                # A decision in the run's trace: allowed, repaired or blocked, and why.
+                repairs = ref.on_fail == "repair" and result.repaired is not None
+                decision = "allow" if result.ok else "repair" if repairs else "block"
+                span.set_attribute("roost.guardrail.stage", stage)
+                span.set_attribute("roost.guardrail.decision", decision)
+                if not result.ok:
+                    span.set_attribute("roost.guardrail.reason", result.reason[:200])
             if result.ok:
                 continue
             if ref.on_fail == "repair" and result.repaired is not None:

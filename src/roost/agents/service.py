@@ -36,6 +36,7 @@ from roost.agents.webhooks import WebhookSender
 from roost.errors import Conflict, InvalidRequest, NotFound, RequestTimeout
 from roost.graph import Command, CompiledGraph
 from roost.observe.logging import get_logger
+from roost.observe.propagation import current_headers
 from roost.runs import executor
 from roost.runs.events import TERMINAL, RunEventLog
 from roost.runs.workers import WorkerWatch
@@ -430,7 +431,7 @@ class AgentRunService:
         }
         await asyncio.to_thread(
             client.enqueue, options, self.host_key, record.id, graph_name,
-            record.thread_id, graph_input, limit,
+            record.thread_id, graph_input, limit, current_headers(),
         )  # fmt: skip
 
     # -- RunHost: the executing side ------------------------------------------------------

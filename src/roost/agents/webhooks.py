@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from roost.observe.logging import get_logger
+from roost.observe.propagation import current_headers
 from roost.tools.base import ToolFailure
 from roost.tools.netguard import NetworkPolicy, fetch
 
@@ -102,6 +103,7 @@ class WebhookSender:
         return DeliveryResult(False, attempt, status, error)
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        headers = {**current_headers(), **headers}  # the receiver may continue the run's trace
         if self.transport is None:
             result = await fetch(url, self.network, method="POST", headers=headers, body=body)
             return result.status

@@ -21,9 +21,11 @@ from roost.cli import (
     mcp,
     memory,
     models,
+    monitor,
     serve,
     tenants,
     tools,
+    traces,
     worker,
 )
 from roost.cli import usage as usage_cmd
@@ -58,6 +60,7 @@ def version() -> None:
 app.command()(serve.serve)
 app.command()(worker.worker)
 app.command("code")(code.code)
+app.command()(monitor.monitor)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(keys.app, name="keys")
 app.add_typer(tenants.app, name="tenants")
@@ -70,6 +73,7 @@ app.add_typer(mcp.app, name="mcp")
 app.add_typer(models.app, name="models")
 app.add_typer(cache.app, name="cache")
 app.add_typer(limits.app, name="limits")
+app.add_typer(traces.app, name="traces")
 app.command()(doctor.doctor)
 app.command("usage")(usage_cmd.usage)
 

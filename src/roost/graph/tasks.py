@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry.trace import Status, StatusCode
+
 from roost.graph.channels import Channel, LastValue
 from roost.graph.context import CURRENT_TASK, GraphInterrupt, TaskContext
 from roost.graph.errors import InvalidGraph, InvalidUpdate, NodeTimeout
@@ -21,9 +23,12 @@ from roost.graph.plan import BARRIER, GOTO, SEND, PlannedTask, Write
 from roost.graph.retry import Clock
 from roost.graph.spec import Branch, NodeSpec
 from roost.graph.types import END, START, Command, Interrupt, Send
+from roost.observe.tracing import get_tracer
 
 if TYPE_CHECKING:
     from roost.graph.compiled import CompiledGraph
+
+_tracer = get_tracer("roost.graph")
 
 
 @dataclass(slots=True)
@@ -105,7 +110,19 @@ def run_task(env: TaskEnv, task: PlannedTask, pool: concurrent.futures.Executor)
 
 
 async def arun_task(env: TaskEnv, task: PlannedTask) -> TaskResult:
-    """Run a task to completion on the event loop (sync nodes go to a thread)."""
+    """Run a task to completion on the event loop (sync nodes go to a thread), as one
+    span: model and tool calls the node makes are its children in the run's trace."""
+    with _tracer.start_as_current_span(f"node {task.node}") as span:
+        span.set_attribute("roost.graph.node", task.node)
+        result = await _arun_task(env, task)
+        if result.error is not None:
+            span.set_status(Status(StatusCode.ERROR, type(result.error).__name__))
+        elif result.interrupts:
+            span.set_attribute("roost.graph.interrupted", True)
+        return result
+
+
+async def _arun_task(env: TaskEnv, task: PlannedTask) -> TaskResult:
     spec = env.graph.nodes[task.node]
     attempt = 1
     while True:

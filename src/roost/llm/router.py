@@ -185,6 +185,7 @@ class Router:
                     context,
                     group=group.name,
                     attempt=attempt,
+                    messages=messages,
                 ) as span:
                     try:
                         response = await deployment.model.request(
@@ -199,7 +200,7 @@ class Router:
                     except BaseException:
                         deployment.health.release()
                         raise
-                    telemetry.record_response(span, response)
+                    telemetry.record_response(span, response, _tenant(context))
                 self._succeeded(deployment, started)
                 return response
         raise self._exhausted(group, last_error)
@@ -229,12 +230,13 @@ class Router:
                     context,
                     group=group.name,
                     attempt=attempt,
+                    messages=messages,
                 ) as span:
                     try:
                         stream = deployment.model.request_stream(messages, settings, tools, context)
                         async for event in stream:
                             if isinstance(event, ResponseDone):
-                                telemetry.record_response(span, event.response)
+                                telemetry.record_response(span, event.response, _tenant(context))
                                 self._succeeded(deployment, started)
                             has_emitted = True
                             yield event
@@ -334,3 +336,7 @@ class Router:
             deployment=last_error.deployment,
             status_code=last_error.status_code,
         )
+
+
+def _tenant(context: RequestContext | None) -> str | None:
+    return context.tenant_id if context is not None else None

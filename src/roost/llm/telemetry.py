@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+import orjson
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from prometheus_client import Counter, Gauge, Histogram
 
 from roost.llm.base import RequestContext, split_model_id
-from roost.llm.messages import ModelSettings, Response
+from roost.llm.messages import (
+    Message,
+    ModelSettings,
+    Part,
+    Response,
+    TextPart,
+    ToolCallPart,
+    ToolResultPart,
+)
+from roost.observe import tracing
 from roost.observe.metrics import REGISTRY
 from roost.observe.tracing import get_tracer
 
@@ -64,8 +74,10 @@ def chat_span(
     *,
     group: str | None = None,
     attempt: int = 0,
+    messages: Sequence[Message] = (),
 ) -> Iterator[Span]:
-    """A CLIENT span named ``chat {model}`` with the GenAI request attributes set."""
+    """A CLIENT span named ``chat {model}`` with the GenAI request attributes set; the
+    input messages too when the tenant's tracing policy records content."""
     _, name = split_model_id(model_id)
     with _tracer.start_as_current_span(
         f"chat {name}", kind=SpanKind.CLIENT, record_exception=False, set_status_on_exception=False
@@ -82,15 +94,36 @@ def chat_span(
         if group:
             span.set_attribute("roost.llm.group", group)
         span.set_attribute("roost.llm.attempt", attempt)
+        span.set_attribute("roost.llm.deployment", model_id)  # prices are keyed by it
         if context is not None:
             span.set_attribute("roost.tenant_id", context.tenant_id)
             if context.agent_id:
                 span.set_attribute("gen_ai.agent.id", context.agent_id)
+            if messages and tracing.content_allowed(context.tenant_id):
+                span.set_attribute("gen_ai.input.messages", messages_json(messages))
         yield span
 
 
-def record_response(span: Span, response: Response) -> None:
-    """Response attributes per the GenAI conventions."""
+def messages_json(messages: Sequence[Message]) -> str:
+    """Messages as the GenAI conventions' ``gen_ai.*.messages`` JSON: role and parts."""
+    return orjson.dumps(
+        [{"role": m.role, "parts": [_part_json(p) for p in m.parts]} for m in messages]
+    ).decode()
+
+
+def _part_json(part: Part) -> dict[str, object]:
+    if isinstance(part, TextPart):
+        return {"type": "text", "content": part.text}
+    if isinstance(part, ToolCallPart):
+        return {"type": "tool_call", "id": part.id, "name": part.name, "arguments": part.arguments}
+    if isinstance(part, ToolResultPart):
+        return {"type": "tool_call_response", "id": part.tool_call_id, "response": part.content}
+    return {"type": part.kind}
+
+
+def record_response(span: Span, response: Response, tenant_id: str | None = None) -> None:
+    """Response attributes per the GenAI conventions (with the output message when
+    ``tenant_id``'s tracing policy records content)."""
     _, name = split_model_id(response.model)
     span.set_attribute("gen_ai.response.model", name)
     if response.id:
@@ -102,6 +135,8 @@ def record_response(span: Span, response: Response) -> None:
         span.set_attribute(
             "gen_ai.usage.cache_read.input_tokens", response.usage.cached_input_tokens
         )
+    if tenant_id is not None and tracing.content_allowed(tenant_id):
+        span.set_attribute("gen_ai.output.messages", messages_json([response.message]))
 
 
 def record_error(span: Span, error: BaseException) -> None:

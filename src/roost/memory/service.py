@@ -9,9 +9,12 @@ the three agent-facing calls: :meth:`MemoryServices.remember`,
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+
+from opentelemetry.trace import Span
 
 from roost.config import Settings
 from roost.llm.embeddings import Embedder, create_embedder
@@ -34,10 +37,12 @@ from roost.memory.short_term_stores import RedisShortTermStore, SqlShortTermStor
 from roost.memory.sqlite_store import SqliteVectorStore
 from roost.memory.vector_store import VectorStore
 from roost.observe.logging import get_logger
+from roost.observe.tracing import get_tracer
 from roost.storage import Database, migrate
 from roost.storage.redis import RedisClient
 
 log = get_logger("roost.memory")
+_tracer = get_tracer("roost.memory")
 
 # JSON schemas of the memory tools, for the agents runtime to register as tools.
 TOOL_SCHEMAS: dict[str, dict[str, Any]] = {
@@ -175,21 +180,34 @@ class MemoryServices:
         source: Mapping[str, Any] | None = None,
     ) -> Memory:  # fmt: skip
         """Store a memory for an agent (the ``remember`` tool)."""
-        return await self.long_term.remember(
-            tenant_id, agent_id, text, kind=kind, importance=importance, source=dict(source or {})
-        )
+        with _span("memory remember", tenant_id, agent_id):
+            return await self.long_term.remember(
+                tenant_id,
+                agent_id,
+                text,
+                kind=kind,
+                importance=importance,
+                source=dict(source or {}),
+            )
 
     async def recall(
         self, tenant_id: str, agent_id: str, query: str, *, k: int = 5
     ) -> list[Recalled]:
         """An agent's memories best for ``query`` (the ``recall`` tool)."""
-        return await self.long_term.recall(tenant_id, agent_id, query, k=k)
+        with _span("memory recall", tenant_id, agent_id) as span:
+            found = await self.long_term.recall(tenant_id, agent_id, query, k=k)
+            span.set_attribute("roost.memory.results", len(found))
+            return found
 
     async def search_knowledge(
         self, tenant_id: str, collection: str, query: str, *, k: int = 5
     ) -> list[KnowledgeHit]:
         """Cited chunks of a knowledge collection (the ``search_knowledge`` tool)."""
-        return await self.knowledge.search(tenant_id, collection, query, k=k)
+        with _span("knowledge search", tenant_id, None) as span:
+            span.set_attribute("roost.knowledge.collection", collection)
+            hits = await self.knowledge.search(tenant_id, collection, query, k=k)
+            span.set_attribute("roost.memory.results", len(hits))
+            return hits
 
     async def add_turn(
         self, tenant_id: str, thread_id: str, agent_id: str, role: str, content: str,
@@ -208,8 +226,9 @@ class MemoryServices:
         self, tenant_id: str, thread_id: str, agent_id: str, query: str, *, k: int = 5
     ) -> tuple[list[Turn], list[Recalled]]:
         """What to put in front of a model: the thread window and the memories for ``query``."""
-        window = await self.short_term.window(tenant_id, thread_id)
-        return window, await self.recall(tenant_id, agent_id, query, k=k)
+        with _span("memory context", tenant_id, agent_id):
+            window = await self.short_term.window(tenant_id, thread_id)
+            return window, await self.recall(tenant_id, agent_id, query, k=k)
 
     async def call_tool(
         self, tenant_id: str, agent_id: str, name: str, arguments: Mapping[str, Any]
@@ -245,6 +264,16 @@ class MemoryServices:
                 {"text": h.text, "citation": h.citation, "score": round(h.score, 4)} for h in hits
             ]
         raise KeyError(f"no memory tool {name!r}")
+
+
+@contextmanager
+def _span(name: str, tenant_id: str, agent_id: str | None) -> Iterator[Span]:
+    """A span per memory or knowledge call, filed under the tenant (and agent)."""
+    with _tracer.start_as_current_span(name) as span:
+        span.set_attribute("roost.tenant_id", tenant_id)
+        if agent_id:
+            span.set_attribute("gen_ai.agent.id", agent_id)
+        yield span
 
 
 async def _has_pgvector(database: Database) -> bool:

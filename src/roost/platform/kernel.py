@@ -23,9 +23,11 @@ if TYPE_CHECKING:
     from roost.limits.service import Limiter
     from roost.llm.service import LLMService
     from roost.memory.service import MemoryServices
+    from roost.observe.trace_service import TraceService
     from roost.tools.service import ToolService
 
 log = get_logger("roost.platform")
+BUSINESS_METRICS_INTERVAL_S = 15.0
 
 
 @dataclass(slots=True)
@@ -52,6 +54,7 @@ class Roost:
     llm: LLMService
     runs: AgentRunService
     limits: Limiter
+    traces: TraceService | None = None  # None with tracing.store off
     _exit: AsyncExitStack = field(default_factory=AsyncExitStack)
 
     @classmethod
@@ -99,10 +102,11 @@ class Roost:
         memory = await _open_memory(platform, stack)
         llm = await _open_llm(platform, inference, stack)
         llm.token_limits = limits
+        traces = await _open_traces(platform, llm, stack)
         runs = await _open_runs(
             platform, llm, tools, memory, execution or RunExecution.for_server(settings), stack
         )
-        kernel = cls(settings, platform, inference, tools, memory, llm, runs, limits, stack)
+        kernel = cls(settings, platform, inference, tools, memory, llm, runs, limits, traces, stack)
         from roost.tools.builtin.semantic import semantic_search_tool
         from roost.tools.toolsets import StaticToolset
 
@@ -192,6 +196,40 @@ async def _open_llm(platform: Platform, inference: InferenceState, stack: AsyncE
         prices=service.prices.version,
     )
     return service
+
+
+async def _open_traces(platform: Platform, llm: Any, stack: AsyncExitStack) -> Any:
+    from roost.observe.tracing import configure_tracing
+
+    settings = platform.settings.tracing
+    configure_tracing(settings)  # the worker has no app to do it
+    if not settings.store:
+        return None
+    from roost.observe.trace_service import TraceService
+    from roost.platform import wiring
+
+    async def tenants() -> list[tuple[str, str]]:
+        return [(t.id, t.name) for t in await platform.tenants.list()]
+
+    service = await TraceService.open(
+        platform.database, settings, cost_of=wiring.span_cost(llm.prices), tenants=tenants
+    )
+    # Closed after the run service (pushed before it): the runs' last spans get written.
+    stack.push_async_callback(service.close)
+    _open_metrics(platform, stack)
+    return service
+
+
+def _open_metrics(platform: Platform, stack: AsyncExitStack) -> None:
+    """Process, system and business metrics at /metrics (business ones price runs from
+    the trace store, so they come with it)."""
+    from roost.observe import business_metrics, process_metrics
+
+    process_metrics.install(platform.settings.home)
+    task = asyncio.ensure_future(
+        business_metrics.refresh_periodically(platform.database, BUSINESS_METRICS_INTERVAL_S)
+    )
+    stack.push_async_callback(_cancel, task)
 
 
 async def _open_runs(

@@ -16,6 +16,7 @@ from roost.llm.base import Model
 from roost.observe.logging import get_logger
 
 if TYPE_CHECKING:
+    from roost.llm.cost import PriceTable
     from roost.llm.service import LLMService
     from roost.memory.service import MemoryServices
     from roost.platform.inference import InferenceState
@@ -60,6 +61,18 @@ async def llm_upkeep(
                 await service.budgets.release_stale(STALE_RESERVATION_MS)
         except Exception:
             log.exception("llm upkeep failed; trying again next round")
+
+
+def span_cost(prices: PriceTable) -> Callable[[str, str, int, int, int], int | None]:
+    """The trace store's pricing of a model-call span, from the LLM layer's price table:
+    by deployment id (``provider:model``), else by model name."""
+    from roost.llm.messages import Usage
+
+    def cost(provider: str, model: str, input_tokens: int, output: int, cached: int) -> int | None:
+        price = prices.get(model if ":" in model else f"{provider}:{model}")
+        return None if price is None else price.cost_nano(Usage(input_tokens, output, cached))
+
+    return cost
 
 
 def knowledge_search(memory: MemoryServices | None) -> KnowledgeSearch | None:

@@ -22,8 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from dbos import DBOS, DBOSClient
+from opentelemetry.trace import Status, StatusCode
 
 from roost.graph import CompiledGraph
+from roost.observe.propagation import extract
 from roost.observe.tracing import get_tracer
 
 APP_NAME = "roost"
@@ -95,13 +97,18 @@ async def run_workflow(
     thread_id: str,
     run_input: Any,
     recursion_limit: int,
+    trace_headers: dict[str, str] | None = None,
 ) -> str:
     if not await begin(host_key, run_id):
         return "skipped"
-    agent = graph_name.split("/")[3]
-    with _tracer.start_as_current_span(f"invoke_agent {agent}") as span:
+    _, _, tenant_id, agent, *_ = graph_name.split("/")
+    # The run continues the trace of the request that queued it (``trace_headers``), in
+    # whichever process executes it. Runs queued before this argument existed have None.
+    parent = extract(trace_headers) if trace_headers else None
+    with _tracer.start_as_current_span(f"invoke_agent {agent}", context=parent) as span:
         span.set_attribute("gen_ai.operation.name", "invoke_agent")
         span.set_attribute("gen_ai.agent.name", agent)
+        span.set_attribute("roost.tenant_id", tenant_id)
         span.set_attribute("gen_ai.conversation.id", thread_id)
         span.set_attribute("roost.run_id", run_id)
         try:
@@ -111,6 +118,7 @@ async def run_workflow(
         except Exception as exc:  # the run failed; it records why, the workflow is done
             result = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
             span.set_attribute("error.type", type(exc).__name__)
+            span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
         span.set_attribute("roost.run.status", str(result["status"]))
     await finish(host_key, run_id, result)
     return str(result["status"])

@@ -29,6 +29,7 @@ from roost.server import (
     mcp,
     openai,
     threads,
+    traces,
 )
 from roost.server import agents as agents_layer
 from roost.server import coding as coding_layer
@@ -68,6 +69,7 @@ ROUTERS: list[APIRouter] = [
     admin_models.router,
     admin_caches.router,
     admin_limits.router,
+    traces.router,
 ]
 
 
@@ -114,6 +116,10 @@ def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
         lifespan=lifespan,
         redoc_url=None,
         description="Self-hosted agent platform: local inference, agents, memory, tools.",
+        # Roost makes its own request span, metrics and logs (RequestContextMiddleware);
+        # FastAPI's native telemetry would add a second server span and a span per
+        # dependency to every trace. (Older FastAPI versions keep the key in app.extra.)
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     for router in ROUTERS:
         app.include_router(router)

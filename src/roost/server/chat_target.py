@@ -8,6 +8,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from roost.chat import ChatTarget
+from roost.chat.traced import TracedChat
 from roost.llm.base import RequestContext
 from roost.llm.gateway_chat import GatewayChat
 from roost.llm.local_chat import MeteredChat
@@ -23,7 +24,8 @@ async def chat_target(request: Request, model: str) -> ChatTarget:
     if llm is not None:
         principal = request.state.principal
         return GatewayChat(llm, model, tenant_id=principal.tenant_id, key_id=principal.key_id)
-    return await local_chat(request, model)
+    # The router makes the gateway's model-call spans; the local engine's are made here.
+    return TracedChat(await local_chat(request, model), model)
 
 
 async def local_chat(request: Request, model: str) -> MeteredChat:

@@ -95,6 +95,11 @@ def _check_text(text: str, where: str) -> None:
 
 
 def _is_json(scope: Scope) -> bool:
+    """A plain JSON body. A compressed one (``content-encoding: gzip``, which only OTLP
+    ingestion accepts) is checked by its route once inflated, under a size cap."""
+    for key, value in scope.get("headers", []):
+        if key == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
+            return False
     for key, value in scope.get("headers", []):
         if key == b"content-type":
             media = value.decode("latin-1").split(";")[0].strip().lower()

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import structlog
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from roost.errors import (
@@ -24,6 +25,7 @@ from roost.errors import (
 )
 from roost.observe import metrics
 from roost.observe.logging import get_logger
+from roost.observe.propagation import extract_asgi
 from roost.observe.tracing import get_tracer
 from roost.security.principal import Principal
 from roost.server.error_format import error_body
@@ -104,7 +106,11 @@ class RequestContextMiddleware:
 
         structlog.contextvars.bind_contextvars(request_id=request_id)
         metrics.HTTP_IN_FLIGHT.inc()
-        with self.tracer.start_as_current_span(f"{method} {path}", kind=SpanKind.SERVER) as span:
+        # A caller's traceparent makes this request a span of the caller's trace.
+        parent = extract_asgi(scope.get("headers", []))
+        with self.tracer.start_as_current_span(
+            f"{method} {path}", context=parent, kind=SpanKind.SERVER
+        ) as span:
             span.set_attribute("http.request.method", method)
             span.set_attribute("url.path", path)
             span.set_attribute("roost.request_id", request_id)
@@ -265,6 +271,7 @@ class AuthMiddleware:
         state = scope["app"].state
         if state.platform.settings.auth.mode == "disabled":
             request_state(scope)["principal"] = Principal(state.default_tenant_id, None)
+            trace.get_current_span().set_attribute("roost.tenant_id", state.default_tenant_id)
             await self.app(scope, receive, send)
             return
         presented = _bearer_token(scope) or _header(scope, b"x-api-key")
@@ -287,6 +294,8 @@ class AuthMiddleware:
             return
         request_state(scope)["principal"] = Principal(key.tenant_id, key.id)
         structlog.contextvars.bind_contextvars(tenant_id=key.tenant_id)
+        # Files the request's span (and, by inheritance, its children) under the tenant.
+        trace.get_current_span().set_attribute("roost.tenant_id", key.tenant_id)
         try:
             await self.app(scope, receive, send)
         finally:

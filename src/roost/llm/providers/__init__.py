@@ -15,6 +15,7 @@ from typing import Any
 from roost.config import LLMProviderSettings
 from roost.llm.base import Model, split_model_id
 from roost.llm.errors import UnknownModel
+from roost.observe.propagation import inject_into
 
 DEFAULT_KEY_ENV = {
     "openai": "OPENAI_API_KEY",
@@ -130,6 +131,11 @@ class ProviderRegistry:
         self._models.clear()
 
 
+# Every request to a provider carries the caller's traceparent: a provider (or a proxy in
+# front of it) that traces joins the same trace.
+_TRACE_HOOKS: dict[str, list[Any]] = {"request": [inject_into]}
+
+
 def make_client(kind: str, settings: LLMProviderSettings, key: str) -> Any:
     """The SDK client for ``kind`` with its own retries off (the router retries)."""
     headers = dict(settings.headers)
@@ -139,6 +145,7 @@ def make_client(kind: str, settings: LLMProviderSettings, key: str) -> Any:
         return openai.AsyncOpenAI(
             api_key=key, base_url=settings.base_url, timeout=settings.timeout_s,
             max_retries=0, default_headers=headers or None,
+            http_client=openai.DefaultAsyncHttpxClient(event_hooks=_TRACE_HOOKS),
         )  # fmt: skip
     if kind == "anthropic":
         import anthropic
@@ -146,6 +153,7 @@ def make_client(kind: str, settings: LLMProviderSettings, key: str) -> Any:
         return anthropic.AsyncAnthropic(
             api_key=key, base_url=settings.base_url, timeout=settings.timeout_s,
             max_retries=0, default_headers=headers or None,
+            http_client=anthropic.DefaultAsyncHttpxClient(event_hooks=_TRACE_HOOKS),
         )  # fmt: skip
     from google import genai
     from google.genai import types
