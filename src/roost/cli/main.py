@@ -11,6 +11,7 @@ from roost import __version__
 from roost.cli import (
     agents,
     approvals,
+    backup,
     cache,
     config_cmd,
     doctor,
@@ -66,6 +67,7 @@ app.add_typer(agents.app, name="agents")
 app.add_typer(mcp.app, name="mcp")
 app.add_typer(models.app, name="models")
 app.add_typer(cache.app, name="cache")
+app.add_typer(backup.app, name="backup")
 app.command()(doctor.doctor)
 app.command("usage")(usage_cmd.usage)
 
