@@ -28,6 +28,8 @@ PLAIN_SUFFIX = ".tar.gz"
 ENCRYPTED_SUFFIX = ".tar.gz.enc"
 _COPY_BYTES = 1 << 20
 Advance = Callable[[int], None]  # bytes just processed
+# What a damaged or cut-off gzip'd tar raises while it is read.
+_DAMAGE = (tarfile.TarError, OSError, EOFError, zlib.error)
 
 
 def archive_id(path: Path) -> str:
@@ -104,8 +106,10 @@ def read_archive(path: Path, passphrase: str | None) -> Iterator[tuple[Manifest,
         try:
             tar = stack.enter_context(tarfile.open(fileobj=zipped, mode="r|"))
             first = tar.next()
-        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
-            raise ArchiveCorrupt(f"not a Roost backup archive: {exc}", MANIFEST_NAME) from exc
+        except _DAMAGE as exc:
+            raise ArchiveCorrupt(
+                f"archive damaged or truncated at {MANIFEST_NAME}: {exc}", MANIFEST_NAME
+            ) from exc
         if first is None or first.name != MANIFEST_NAME:
             raise ArchiveCorrupt("the archive does not start with its manifest", MANIFEST_NAME)
         manifest_file = tar.extractfile(first)
@@ -130,7 +134,7 @@ def _members(tar: tarfile.TarFile, manifest: Manifest) -> Iterator[Member]:
             checked = _Checked(raw, entry)
             yield Member(entry, checked)
             checked.finish()  # whatever the consumer left unread is still hashed
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+    except _DAMAGE as exc:
         raise ArchiveCorrupt(f"archive damaged or truncated at {current}: {exc}", current) from exc
     missing = sorted(set(expected) - seen)
     if missing:
@@ -154,7 +158,7 @@ class _Checked(io.RawIOBase):
         return True
 
     def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
+        data = self._read_raw(size)
         self._digest.update(data)
         self._size += len(data)
         if not data or (size < 0):
@@ -166,10 +170,17 @@ class _Checked(io.RawIOBase):
         buffer[: len(data)] = data
         return len(data)
 
+    def _read_raw(self, size: int) -> bytes:
+        try:
+            return self._raw.read(size)
+        except _DAMAGE as exc:
+            name = self._entry.path
+            raise ArchiveCorrupt(f"archive damaged or truncated at {name}: {exc}", name) from exc
+
     def finish(self) -> None:
         if self._checked:
             return
-        while data := self._raw.read(_COPY_BYTES):
+        while data := self._read_raw(_COPY_BYTES):
             self._digest.update(data)
             self._size += len(data)
         self._checked = True

@@ -17,6 +17,7 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,7 +120,11 @@ def holds_data(layout: HomeLayout) -> list[str]:
 
 
 def _sqlite_has_rows(path: Path) -> bool:
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+    # Looking must not touch: a read-only open of a WAL database still creates its -shm
+    # and -wal files, unless it is opened immutable, which is exact when no -wal exists.
+    has_wal = path.with_name(path.name + "-wal").exists()
+    mode = "mode=ro" if has_wal else "immutable=1"
+    with closing(sqlite3.connect(f"file:{path}?{mode}", uri=True)) as conn:
         tables = [
             name
             for (name,) in conn.execute(
