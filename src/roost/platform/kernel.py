@@ -61,14 +61,22 @@ class Roost:
         engine: Any = None,
         execution: RunExecution | None = None,
         connect_mcp: bool = True,
+        scheduled_backups: bool = False,
     ) -> Roost:
         """Open every service. ``platform`` and ``engine``, when given, are used and left
-        open; ``execution`` defaults to the server's (``runs.workers``)."""
+        open; ``execution`` defaults to the server's (``runs.workers``). The server asks for
+        ``scheduled_backups`` (``[backup] every``); workers and CLI commands do not."""
         exit_stack = AsyncExitStack()
         try:
-            return await cls._open(
+            kernel = await cls._open(
                 settings, exit_stack, platform, engine, execution, connect_mcp=connect_mcp
             )
+            if scheduled_backups and settings.backup.every is not None:
+                from roost.backup.schedule import backup_periodically
+
+                task = asyncio.ensure_future(backup_periodically(settings))
+                exit_stack.push_async_callback(_cancel, task)
+            return kernel
         except BaseException:
             await exit_stack.aclose()
             raise

@@ -1,0 +1,73 @@
+"""Scheduled backups with retention, run by the server (``[backup] every``, ``keep``).
+
+The schedule is kept by the archives themselves: a backup is due when the newest
+scheduled archive is older than ``every``, so a restarted server neither backs up at
+once nor forgets one that was due. An exclusive lock file in the backup directory keeps
+two servers sharing it from making the same backup twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import time
+from collections.abc import Awaitable, Callable
+
+from roost.backup.catalog import list_archives, prune
+from roost.backup.create import BackupOptions, create_backup
+from roost.backup.layout import HomeLayout
+from roost.config import Settings, parse_duration
+from roost.observe.logging import get_logger
+
+log = get_logger("roost.backup")
+LABEL = "scheduled"
+_RETRY_S = 300.0  # after a failed backup: soon, but not in a tight loop
+
+
+def run_if_due(settings: Settings, now: float | None = None) -> float:
+    """Back up and prune when due; return the seconds until the next backup is due."""
+    assert settings.backup.every is not None
+    every = parse_duration(settings.backup.every)
+    now = time.time() if now is None else now
+    directory = HomeLayout.of(settings).backups
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / ".schedule.lock").open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return every  # another process is backing up this directory right now
+        newest = _newest_scheduled(settings)
+        if newest is not None and now - newest < every:
+            return newest + every - now
+        created = create_backup(
+            settings, BackupOptions(with_kv=settings.backup.with_kv, label=LABEL)
+        )
+        removed = prune(directory, LABEL, settings.backup.keep)
+        log.info(
+            "scheduled backup written",
+            archive=created.id,
+            bytes=created.path.stat().st_size,
+            seconds=round(created.seconds, 2),
+            pruned=[p.name for p in removed],
+        )
+        return every
+
+
+async def backup_periodically(
+    settings: Settings, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+) -> None:
+    """The server's loop: the work runs in a thread, so serving never waits on it."""
+    while True:
+        try:
+            wait = await asyncio.to_thread(run_if_due, settings)
+        except Exception:
+            log.exception("scheduled backup failed; trying again later")
+            wait = _RETRY_S
+        await sleep(wait)
+
+
+def _newest_scheduled(settings: Settings) -> float | None:
+    scheduled = [
+        a for a in list_archives(HomeLayout.of(settings).backups) if a.id.endswith(f"-{LABEL}")
+    ]
+    return max((a.modified_ms / 1000 for a in scheduled), default=None)
