@@ -56,4 +56,21 @@ MEMORY_MIGRATIONS = [
             "CREATE INDEX memory_items_tsv ON memory_items USING gin (tsv)",
         ],
     ),
+    Migration(
+        COMPONENT,
+        2,
+        "embedding cache: vectors of texts already embedded",
+        sqlite=[
+            "CREATE TABLE embedding_cache ("
+            " embedder TEXT NOT NULL, digest TEXT NOT NULL, vector BLOB NOT NULL,"
+            " used_at BIGINT NOT NULL, PRIMARY KEY (embedder, digest))",
+            "CREATE INDEX embedding_cache_lru ON embedding_cache (used_at)",
+        ],
+        postgresql=[
+            "CREATE TABLE embedding_cache ("
+            " embedder TEXT NOT NULL, digest TEXT NOT NULL, vector BYTEA NOT NULL,"
+            " used_at BIGINT NOT NULL, PRIMARY KEY (embedder, digest))",
+            "CREATE INDEX embedding_cache_lru ON embedding_cache (used_at)",
+        ],
+    ),
 ]
