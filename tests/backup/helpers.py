@@ -97,14 +97,19 @@ async def fill(app: FastAPI, client: httpx.AsyncClient, home: Path) -> Filled:
     )
     assert document.status_code == 200, document.text
 
-    identity = CacheIdentity(tenant.id, "agent-7")
-    filled.kv_tokens = list(range(200, 264))
-    kv = torch.randn(2, len(filled.kv_tokens), 2, 2, 16, generator=torch.Generator().manual_seed(7))
-    kv_store(home).save(
-        ColdEntry(identity, filled.kv_tokens, quantize(kv, "int8"), MODEL_DIGEST,
-                  TOKENIZER_DIGEST, created_ms=1, last_used_ms=2)
-    )  # fmt: skip
+    filled.kv_tokens = save_kv(home, tenant.id, "agent-7")
     return filled
+
+
+def save_kv(home: Path, tenant_id: str, session_id: str) -> list[int]:
+    """A session's KV cache in the cold tier, as the engine leaves it; returns its tokens."""
+    tokens = list(range(200, 264))
+    kv = torch.randn(2, len(tokens), 2, 2, 16, generator=torch.Generator().manual_seed(7))
+    kv_store(home).save(
+        ColdEntry(CacheIdentity(tenant_id, session_id), tokens, quantize(kv, "int8"),
+                  MODEL_DIGEST, TOKENIZER_DIGEST, created_ms=1, last_used_ms=2)
+    )  # fmt: skip
+    return tokens
 
 
 async def check_restored(

@@ -120,6 +120,20 @@ class SqliteVectorStore:
         return self._embedder_id
 
     @property
+    def caches_vectors(self) -> bool:
+        return self._cache is not None
+
+    async def vector_cache_summary(self, tenant_id: str | None = None) -> tuple[int, int]:
+        """Vectors and bytes in the in-memory copy (the cache manager's view)."""
+        cache = self._cache
+        return await self._run(lambda: cache.summary(tenant_id)) if cache else (0, 0)
+
+    async def clear_vector_cache(self, tenant_id: str | None = None) -> int:
+        """Drop the in-memory copy (searches reload it from the file); vectors dropped."""
+        cache = self._cache
+        return await self._run(lambda: cache.clear(tenant_id)) if cache else 0
+
+    @property
     def dimension(self) -> int:
         return self._dimension
 

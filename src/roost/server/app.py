@@ -19,6 +19,7 @@ from roost.observe.tracing import configure_tracing
 from roost.platform import Platform, bootstrap
 from roost.platform.kernel import Roost
 from roost.server import (
+    admin_cache,
     admin_caches,
     admin_models,
     anthropic,
@@ -58,6 +59,7 @@ ROUTERS: list[APIRouter] = [
     coordination.router,
     admin_models.router,
     admin_caches.router,
+    admin_cache.router,
 ]
 
 
