@@ -11,11 +11,14 @@ import httpx
 import torch
 from fastapi import FastAPI
 
+from roost.config import Settings
 from roost.engine.session_cache import CacheIdentity
 from roost.graph import END, START, SqliteCheckpointer, StateGraph
+from roost.graph.checkpoint.postgres import PostgresCheckpointer
 from roost.kvcache.cold_store import ColdEntry, ColdStore
 from roost.kvcache.quantize import quantize
 from roost.llm.testing import FunctionModel
+from roost.platform import wiring
 
 # The model-free settings every test of this package runs the app with.
 APP_ENV = {"ROOST_MEMORY__EMBEDDER": "hashing", "ROOST_MEMORY__CONSOLIDATION_INTERVAL_S": "0"}
@@ -26,12 +29,19 @@ class Counter(TypedDict, total=False):
     count: Annotated[int, operator.add]
 
 
-def counter_graph(checkpoints: Path, tenant_id: str) -> Any:
+def counter_graph(settings: Settings, tenant_id: str) -> Any:
+    """A one-node graph checkpointing where the home keeps thread checkpoints."""
+    path, url = wiring.checkpoints(settings)
+    checkpointer: Any = (
+        SqliteCheckpointer(path, tenant_id=tenant_id)
+        if url is None
+        else PostgresCheckpointer(url, tenant_id=tenant_id)
+    )
     g = StateGraph(Counter)
     g.add_node("count", lambda state: {"count": 1})
     g.add_edge(START, "count")
     g.add_edge("count", END)
-    return g.compile(checkpointer=SqliteCheckpointer(checkpoints, tenant_id=tenant_id))
+    return g.compile(checkpointer=checkpointer)
 
 
 @dataclass
@@ -66,7 +76,8 @@ async def fill(app: FastAPI, client: httpx.AsyncClient, home: Path) -> Filled:
     )
     assert created.status_code == 201, created.text
 
-    app.state.agents.graphs["counter"] = counter_graph(home / "agent-threads.db", tenant.id)
+    settings = app.state.platform.settings
+    app.state.agents.graphs["counter"] = counter_graph(settings, tenant.id)
     thread = await client.post("/v1/threads", json={"metadata": {"user": "ada"}}, headers=acme)
     filled.thread_id = thread.json()["id"]
     run = await client.post(
@@ -76,6 +87,7 @@ async def fill(app: FastAPI, client: httpx.AsyncClient, home: Path) -> Filled:
     )
     assert run.json()["status"] == "succeeded", run.text
     filled.run_id = run.json()["id"]
+    app.state.agents.graphs.pop("counter").checkpointer.close()
 
     for text in ("Ada prefers tea", "Ada lives in Lyon"):
         memory = await client.post(
@@ -122,12 +134,14 @@ async def check_restored(
     agent = await client.get("/v1/agents/helper", headers=acme)
     assert agent.status_code == 200, agent.text
 
-    app.state.agents.graphs["counter"] = counter_graph(home / "agent-threads.db", filled.tenant_id)
+    settings = app.state.platform.settings
+    app.state.agents.graphs["counter"] = counter_graph(settings, filled.tenant_id)
     run = await client.get(f"/v1/runs/{filled.run_id}", headers=acme)
     assert run.status_code == 200 and run.json()["status"] == "succeeded", run.text
     state = await client.get(f"/v1/threads/{filled.thread_id}", headers=acme)
     assert state.status_code == 200, state.text
     assert state.json()["values"] == {"count": 42}  # read from the restored checkpoints
+    app.state.agents.graphs.pop("counter").checkpointer.close()
 
     memories = await client.get("/v1/memory/agents/helper/memories", headers=acme)
     assert {m["id"] for m in memories.json()["data"]} >= set(filled.memory_ids)

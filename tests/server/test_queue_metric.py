@@ -23,7 +23,7 @@ async def test_runs_waiting_for_a_worker_are_counted(
         client.headers.update(auth)
         assert queued((await client.get("/metrics")).text) == 0
         tenant = app.state.default_tenant_id
-        app.state.agents.graphs["counter"] = counter_graph(roost_home / "graph.db", tenant)
+        app.state.agents.graphs["counter"] = counter_graph(app.state.platform.settings, tenant)
         thread = (await client.post("/v1/threads", json={})).json()["id"]
         for _ in range(3):
             run = await client.post(

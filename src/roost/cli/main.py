@@ -19,6 +19,7 @@ from roost.cli import (
     keys,
     mcp,
     memory,
+    migrate_store,
     models,
     serve,
     tenants,
@@ -68,6 +69,7 @@ app.add_typer(mcp.app, name="mcp")
 app.add_typer(models.app, name="models")
 app.add_typer(cache.app, name="cache")
 app.add_typer(backup.app, name="backup")
+app.command("migrate-store")(migrate_store.migrate_store)
 app.command()(doctor.doctor)
 app.command("usage")(usage_cmd.usage)
 

@@ -147,6 +147,31 @@ class SqliteVectorStore:
     async def close(self) -> None:
         await self._run(self._conn.close)
 
+    def insert_exported(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Insert items exactly as another store exported them — (tenant, id, namespace,
+        text, metadata JSON, embedder, created_at, updated_at, vector) — keeping their
+        timestamps (``roost migrate-store``). Synchronous: call it off the event loop."""
+        with self._lock, self._conn:
+            for *item, vector in rows:
+                rowid = _scalar(
+                    self._conn.execute(
+                        "INSERT INTO memory_items (tenant_id, id, namespace, text, metadata,"
+                        " embedder, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                        " RETURNING rowid",
+                        tuple(item),
+                    )
+                )
+                self._conn.execute(
+                    f"INSERT INTO {self._table} (rowid, tenant_id, namespace, embedding)"
+                    " VALUES (?, ?, ?, ?)",
+                    (rowid, item[0], item[2], check_vector(vector, self._dimension).tobytes()),
+                )
+
+    def close_now(self) -> None:
+        """:meth:`close` for synchronous callers."""
+        with self._lock:
+            self._conn.close()
+
     async def upsert(self, tenant_id: str, items: Sequence[VectorItem]) -> None:
         rows = [(item, check_vector(item.vector, self._dimension)) for item in items]
         await self._run(lambda: self._upsert(tenant_id, rows))
