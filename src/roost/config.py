@@ -328,6 +328,12 @@ class MemorySettings(Section):
     max_summary_calls: int = Field(1, ge=0, le=16, description="Summarizer calls per batch")
     chunk_tokens: int = Field(200, ge=16, le=8192, description="Knowledge chunk size (tokens)")
     chunk_overlap_tokens: int = Field(32, ge=0, le=1024)
+    knowledge_sync_interval_s: float = Field(
+        600.0, ge=0, description="The server re-syncs knowledge folders this often; 0: never"
+    )
+    knowledge_watch: bool = Field(
+        True, description="The server re-syncs a knowledge folder as soon as a file in it changes"
+    )
 
 
 class AgentRoutingSettings(Section):

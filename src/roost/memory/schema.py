@@ -73,4 +73,16 @@ MEMORY_MIGRATIONS = [
             "CREATE INDEX embedding_cache_lru ON embedding_cache (used_at)",
         ],
     ),
+    Migration(
+        COMPONENT,
+        3,
+        "knowledge folders: each synced root with its last sync and status",
+        common=[
+            "CREATE TABLE kb_folders ("
+            " tenant_id TEXT NOT NULL, collection_id TEXT NOT NULL, root TEXT NOT NULL,"
+            " added_at BIGINT NOT NULL, last_sync_at BIGINT, status TEXT NOT NULL,"
+            " message TEXT NOT NULL, num_files INTEGER NOT NULL,"
+            " PRIMARY KEY (tenant_id, collection_id, root))",
+        ],
+    ),
 ]

@@ -88,7 +88,7 @@ def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
                 settings,
                 platform=app.state.platform,
                 engine=getattr(app.state, "engine", None),
-                scheduled_backups=True,
+                server_upkeep=True,
             )
             _expose(app, kernel)
             try:
