@@ -101,7 +101,7 @@ async def test_a_folder_that_disappears_is_reported_missing(
 def test_the_server_syncs_folders_changed_while_it_was_down(
     make_app: AppFactory, auth: dict[str, str], tmp_path: Path
 ) -> None:
-    folder = tmp_path / "docs"
+    folder = folder_path = tmp_path / "docs"
     folder.mkdir()
     (folder / "a.md").write_text("Version one of the doc.\n")
     env = {"ROOST_MEMORY__EMBEDDER": "hashing", "ROOST_MEMORY__KNOWLEDGE_WATCH": "false"}
@@ -114,9 +114,12 @@ def test_the_server_syncs_folders_changed_while_it_was_down(
             await kb.add_path(app.state.default_tenant_id, "docs", folder)
 
     async def second_start() -> str:
-        async with make_app(env=env) as (app, _client):
+        async with make_app(env=env) as (app, client):
             # The server syncs every folder at start: changes made while it was down.
             await asyncio.wait_for(app.state.kernel.knowledge_syncer.caught_up.wait(), 60)
+            folders = await client.get("/v1/knowledge/collections/docs/folders", headers=auth)
+            (folder,) = folders.json()["data"]
+            assert folder["root"] == str(folder_path) and folder["status"] == "ok"
             (source,) = await app.state.memory.knowledge.sources(
                 app.state.default_tenant_id, "docs"
             )

@@ -16,6 +16,7 @@ from roost.cli import (
     config_cmd,
     doctor,
     kb,
+    kb_sources,
     keys,
     mcp,
     memory,
@@ -61,6 +62,7 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(keys.app, name="keys")
 app.add_typer(tenants.app, name="tenants")
 app.add_typer(kb.app, name="kb")
+kb.app.command("sources")(kb_sources.sources)  # in its own module: see kb_sources.py
 app.add_typer(memory.app, name="memory")
 app.add_typer(tools.app, name="tools")
 app.add_typer(approvals.app, name="approvals")
