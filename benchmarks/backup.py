@@ -31,7 +31,6 @@ from typing import Any
 import httpx
 import numpy as np
 
-from roost.backup.create import BackupOptions, create_backup
 from roost.backup.restore import restore_backup
 from roost.backup.verify import verify_archive
 from roost.config import Settings, load_settings
@@ -109,7 +108,9 @@ def build_home(home: Path, runs: int, memories: int, kv_gb: float) -> Settings:
 def chat_latencies(url: str, count: int, stop: threading.Event | None = None) -> list[float]:
     """Latency of chat requests, ``count`` of them (or until ``stop`` when given)."""
     latencies: list[float] = []
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=120) as client:
+    with httpx.Client(
+        base_url=url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=120
+    ) as client:
         n = 0
         while (stop is None and n < count) or (stop is not None and not stop.is_set()):
             n += 1
@@ -128,10 +129,14 @@ def p95(values: list[float]) -> float:
     return float(np.percentile(values, 95)) if values else float("nan")
 
 
-def serve(home: Path, port: int) -> subprocess.Popen[bytes]:
+def cli_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
-    env |= {"ROOST_HOME": str(home), "ROOST_API_KEY": API_KEY, "ROOST_SERVER__PORT": str(port),
-            "ROOST_MEMORY__EMBEDDER": "hashing-384", "ROOST_LOGGING__LEVEL": "warning"}  # fmt: skip
+    return env | {"ROOST_HOME": str(home), "ROOST_MEMORY__EMBEDDER": "hashing-384",
+                  "ROOST_LOGGING__LEVEL": "warning"}  # fmt: skip
+
+
+def serve(home: Path, port: int) -> subprocess.Popen[bytes]:
+    env = cli_env(home) | {"ROOST_API_KEY": API_KEY, "ROOST_SERVER__PORT": str(port)}
     process = subprocess.Popen(
         [sys.executable, "-m", "roost.cli.main", "serve"], env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -157,11 +162,14 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="h-ops-bench-backup-"))
-    results: dict[str, Any] = {"args": vars(args), "cpu": platform.processor() or platform.machine()}
+    results: dict[str, Any] = {
+        "args": vars(args),
+        "cpu": platform.processor() or platform.machine(),
+    }
     try:
         home = root / "home"
         started = time.perf_counter()
-        settings = build_home(home, args.runs, args.memories, args.kv_gb)
+        build_home(home, args.runs, args.memories, args.kv_gb)
         results["build_s"] = round(time.perf_counter() - started, 1)
         results["home_bytes"] = sum(p.stat().st_size for p in home.rglob("*") if p.is_file())
 
@@ -173,9 +181,18 @@ def main() -> None:
                 alone = chat_latencies(url, args.chats)
                 stop = threading.Event()
                 during: list[float] = []
-                worker = threading.Thread(target=lambda: during.extend(chat_latencies(url, 0, stop)))
+                worker = threading.Thread(
+                    target=lambda: during.extend(chat_latencies(url, 0, stop))
+                )
                 worker.start()
-            created = create_backup(settings, BackupOptions(with_kv=True))
+            # As an operator would: `roost backup create` beside the running server.
+            started = time.perf_counter()
+            made = subprocess.run(
+                [sys.executable, "-m", "roost.cli.main", "backup", "create", "--with-kv", "--json"],
+                env=cli_env(home), capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            results["backup_cli_wall_s"] = round(time.perf_counter() - started, 1)
+            created = json.loads(made.stdout)
             if server is not None:
                 stop.set()
                 worker.join()
@@ -188,14 +205,15 @@ def main() -> None:
             if server is not None:
                 server.terminate()
                 server.wait(timeout=60)
-        results["backup_s"] = round(created.seconds, 1)
-        results["archive_bytes"] = created.path.stat().st_size
+        results["backup_s"] = created["seconds"]
+        results["archive_bytes"] = created["bytes"]
+        archive = Path(created["path"])
         started = time.perf_counter()
-        verify_archive(created.path, None)
+        verify_archive(archive, None)
         results["verify_s"] = round(time.perf_counter() - started, 1)
         target = load_settings(env={"ROOST_HOME": str(root / "restored")})
         started = time.perf_counter()
-        restore_backup(target, created.path, passphrase=None)
+        restore_backup(target, archive, passphrase=None)
         results["restore_s"] = round(time.perf_counter() - started, 1)
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -9,9 +9,13 @@ two servers sharing it from making the same backup twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
+import os
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from roost.backup.catalog import list_archives, prune
 from roost.backup.create import BackupOptions, create_backup
@@ -56,10 +60,30 @@ def run_if_due(settings: Settings, now: float | None = None) -> float:
 async def backup_periodically(
     settings: Settings, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 ) -> None:
-    """The server's loop: the work runs in a thread, so serving never waits on it."""
+    """The server's loop: the work runs in a thread of its own at low CPU priority, so
+    requests being served keep the cores first."""
+    executor = ThreadPoolExecutor(1, "roost-backup", initializer=lower_priority)
+    loop = asyncio.get_running_loop()
+    try:
+        await _loop(settings, sleep, lambda: loop.run_in_executor(executor, run_if_due, settings))
+    finally:
+        executor.shutdown(wait=False)
+
+
+def lower_priority(niceness: int = 10) -> None:
+    """Lower the calling thread's CPU priority (Linux: per thread); best effort elsewhere."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+
+
+async def _loop(
+    settings: Settings,
+    sleep: Callable[[float], Awaitable[None]],
+    backup: Callable[[], Awaitable[float]],
+) -> None:
     while True:
         try:
-            wait = await asyncio.to_thread(run_if_due, settings)
+            wait = await backup()
         except Exception:
             log.exception("scheduled backup failed; trying again later")
             wait = _RETRY_S

@@ -45,8 +45,10 @@ def create(
 ) -> None:
     """Write a consistent archive of the home (safe while the server runs)."""
     from roost.backup.create import BackupOptions, create_backup
+    from roost.backup.schedule import lower_priority
 
     settings = settings_from(ctx)
+    lower_priority()  # a server may be serving beside this process: it keeps the CPU first
     needs_passphrase = encrypt or with_secrets or passphrase_file is not None
     passphrase = _passphrase(passphrase_file, confirm=True) if needs_passphrase else None
     options = BackupOptions(with_kv=with_kv, with_secrets=with_secrets, passphrase=passphrase)
