@@ -16,10 +16,10 @@ from pathlib import Path
 from roost import __version__
 from roost.backup.archive import ENCRYPTED_SUFFIX, PLAIN_SUFFIX, archive_id, write_archive
 from roost.backup.errors import BackupRefused
-from roost.backup.layout import HomeLayout
 from roost.backup.manifest import Manifest
 from roost.backup.snapshot import Step, stage_home
 from roost.config import Settings
+from roost.platform.layout import HomeLayout
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,11 +24,11 @@ from pathlib import Path
 from roost.backup.archive import read_archive
 from roost.backup.create import BackupOptions, CreatedBackup, create_backup
 from roost.backup.errors import BackupRefused
-from roost.backup.layout import HomeLayout, postgres_tool
 from roost.backup.manifest import FileEntry, Manifest
 from roost.backup.snapshot import Step
 from roost.backup.verify import newer_schema
 from roost.config import Settings
+from roost.platform.layout import HomeLayout, postgres_tool
 
 _COPY_BYTES = 1 << 20
 # Rows in these tables do not make a home "hold data": every start writes them.

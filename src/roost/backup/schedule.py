@@ -19,9 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from roost.backup.catalog import list_archives, prune
 from roost.backup.create import BackupOptions, create_backup
-from roost.backup.layout import HomeLayout
 from roost.config import Settings, parse_duration
 from roost.observe.logging import get_logger
+from roost.platform.layout import HomeLayout
 
 log = get_logger("roost.backup")
 LABEL = "scheduled"

@@ -26,8 +26,8 @@ from pathlib import Path
 from roost.backup.archive import sha256_file
 from roost.backup.config_redact import redact_config
 from roost.backup.errors import BackupRefused
-from roost.backup.layout import HomeLayout, postgres_tool
 from roost.backup.manifest import FileEntry, Role
+from roost.platform.layout import HomeLayout, postgres_tool
 from roost.storage.migrations import VERSION_TABLE
 
 Step = Callable[[str, int, int], None]  # step name, done, total

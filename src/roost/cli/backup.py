@@ -84,7 +84,7 @@ def list_backups(
     from rich.table import Column, Table
 
     from roost.backup.catalog import list_archives
-    from roost.backup.layout import HomeLayout
+    from roost.platform.layout import HomeLayout
 
     settings = settings_from(ctx)
     archives = list_archives(HomeLayout.of(settings).backups)
@@ -169,7 +169,7 @@ def restore(
 
 def _find(settings: Settings, name: str) -> Path:
     from roost.backup.catalog import find_archive
-    from roost.backup.layout import HomeLayout
+    from roost.platform.layout import HomeLayout
 
     return _run(lambda: find_archive(HomeLayout.of(settings).backups, name))
 

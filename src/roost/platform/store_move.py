@@ -21,9 +21,9 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from roost.backup.layout import HomeLayout
 from roost.config import Settings, redact_url
 from roost.errors import Conflict
+from roost.platform.layout import HomeLayout
 from roost.platform.schema import migrate_all, table_names
 from roost.storage import Database
 from roost.storage.migrations import VERSION_TABLE

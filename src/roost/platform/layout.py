@@ -1,4 +1,4 @@
-"""Where each part of a home lives, resolved from settings.
+"""Where each part of a home lives, resolved from settings (backups, migrate-store).
 
 Backups read these paths and restores write them, each from its own settings, so a home
 moved or configured differently (another KV directory, an external database) still
@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from roost.config import Settings
+from roost.errors import StorageUnavailable
 from roost.platform import wiring
 
 
@@ -80,7 +81,5 @@ def postgres_tool(name: str) -> str:
     )
     found = candidates[-1] if candidates else shutil.which(name)
     if found is None:
-        from roost.backup.errors import BackupRefused
-
-        raise BackupRefused(f"{name} is not installed: it is needed for PostgreSQL backups")
+        raise StorageUnavailable(f"{name} is not installed: PostgreSQL backups need it")
     return found
