@@ -17,7 +17,7 @@ from roost import __version__
 from roost.backup.archive import ENCRYPTED_SUFFIX, PLAIN_SUFFIX, archive_id, write_archive
 from roost.backup.errors import BackupRefused
 from roost.backup.manifest import Manifest
-from roost.backup.snapshot import Step, stage_home
+from roost.backup.snapshot import Staged, Step, stage_home
 from roost.config import Settings
 from roost.platform.layout import HomeLayout
 
@@ -28,6 +28,7 @@ class BackupOptions:
     with_secrets: bool = False
     passphrase: str | None = None
     label: str = ""  # "scheduled" and "safety" archives are named (and pruned) by it
+    tenant: str | None = None  # name or id: an export of this tenant alone
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +58,17 @@ def create_backup(
     # KV files are hard links rather than copies.
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=layout.backups))
     try:
-        staged = stage_home(
-            layout,
-            staging,
-            with_kv=options.with_kv,
-            with_secrets=options.with_secrets,
-            step=report,
-        )
+        tenant = None
+        if options.tenant is not None:
+            staged, tenant = _stage_tenant(settings, layout, staging, options, report)
+        else:
+            staged = stage_home(
+                layout,
+                staging,
+                with_kv=options.with_kv,
+                with_secrets=options.with_secrets,
+                step=report,
+            )
         manifest = Manifest(
             roost_version=__version__,
             created_at_ms=time.time_ns() // 1_000_000,
@@ -72,10 +77,11 @@ def create_backup(
             with_kv=options.with_kv,
             with_secrets=options.with_secrets,
             encrypted=options.passphrase is not None,
-            label=options.label,
+            label=options.label or (f"tenant-{tenant['name']}" if tenant else ""),
             files=staged.files,
+            tenant=tenant,
         )
-        path = layout.backups / _archive_name(manifest, options)
+        path = layout.backups / _archive_name(manifest, options.passphrase is not None)
         total, done = manifest.total_bytes, 0
 
         def advance(nbytes: int) -> None:
@@ -93,9 +99,35 @@ def create_backup(
     return CreatedBackup(path, manifest, staged.skipped, time.perf_counter() - started)
 
 
-def _archive_name(manifest: Manifest, options: BackupOptions) -> str:
+def _stage_tenant(
+    settings: Settings, layout: HomeLayout, staging: Path, options: BackupOptions, report: Step
+) -> tuple[Staged, dict[str, str]]:
+    import asyncio
+
+    from roost.backup.tenant_export import export_tenant, stage_tenant_files
+
+    assert options.tenant is not None
+    report("tenant rows, vectors, checkpoints", 0, 1)
+    tenant, files, schema = asyncio.run(export_tenant(settings, options.tenant, staging))
+    staged = Staged(schema=schema)
+    roles = {
+        "rows": "tenant-rows",
+        "vectors": "tenant-vectors",
+        "checkpoints": "tenant-checkpoints",
+    }
+    for member, path in files.items():
+        staged.add(path, member, roles[member.split("/")[1].split(".")[0]])  # type: ignore[arg-type]
+    for member, (path, role) in stage_tenant_files(
+        layout, tenant["id"], staging, with_kv=options.with_kv
+    ).items():
+        staged.add(path, member, role, member.split("/", 1)[1])  # type: ignore[arg-type]
+    report("tenant rows, vectors, checkpoints", 1, 1)
+    return staged, tenant
+
+
+def _archive_name(manifest: Manifest, encrypted: bool) -> str:
     stamp = datetime.fromtimestamp(manifest.created_at_ms / 1000, UTC).strftime("%Y%m%dT%H%M%S")
     millis = manifest.created_at_ms % 1000
-    label = f"-{options.label}" if options.label else ""
-    suffix = ENCRYPTED_SUFFIX if options.passphrase is not None else PLAIN_SUFFIX
+    label = f"-{manifest.label}" if manifest.label else ""
+    suffix = ENCRYPTED_SUFFIX if encrypted else PLAIN_SUFFIX
     return f"roost-{stamp}{millis:03d}Z{label}{suffix}"

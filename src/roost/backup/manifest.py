@@ -25,6 +25,9 @@ Role = Literal[
     "workspace",  # a file of an agent workspace (relative to the workspaces directory)
     "config",  # roost.toml, secrets removed unless the archive is encrypted
     "secret",  # the webhook signing key (only with --with-secrets)
+    "tenant-rows",  # one tenant's rows of every table, as JSON lines (--tenant)
+    "tenant-vectors",  # one tenant's vector items with their vectors (--tenant)
+    "tenant-checkpoints",  # one tenant's thread checkpoints (--tenant)
 ]
 
 
@@ -48,6 +51,7 @@ class Manifest:
     encrypted: bool = False
     label: str = ""
     files: list[FileEntry] = field(default_factory=list)
+    tenant: dict[str, str] | None = None  # {"id", "name"}: an export of one tenant
     format: int = FORMAT_VERSION
 
     @property

@@ -56,6 +56,8 @@ def restore_backup(
     staging = Path(tempfile.mkdtemp(prefix=".roost-restore-", dir=layout.home.parent))
     try:
         manifest = _extract(archive, passphrase, staging, report)
+        if manifest.tenant is not None:
+            return _add_tenant(settings, layout, manifest, staging, report)
         _check_compatible(manifest, layout)
         safety = None
         held = holds_data(layout)
@@ -75,6 +77,26 @@ def restore_backup(
         return Restored(manifest, safety, notes)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _add_tenant(
+    settings: Settings, layout: HomeLayout, manifest: Manifest, staging: Path, report: Step
+) -> Restored:
+    """A tenant export adds the tenant to this home, whichever backend either side uses."""
+    from roost.backup.tenant_export import import_tenant, place_tenant_kv
+
+    assert manifest.tenant is not None
+    newer = newer_schema(manifest)
+    if newer:
+        raise BackupRefused("the archive comes from a newer Roost schema: " + ", ".join(newer))
+    report("add tenant", 0, 1)
+    asyncio.run(import_tenant(settings, staging, manifest.tenant))
+    if (staging / "workspace").is_dir():
+        shutil.copytree(staging / "workspace", layout.workspaces, dirs_exist_ok=True)
+    if (staging / "kv").is_dir():
+        place_tenant_kv(layout, staging / "kv")
+    report("add tenant", 1, 1)
+    return Restored(manifest, None, [f"added tenant {manifest.tenant['name']!r}"])
 
 
 def _extract(archive: Path, passphrase: str | None, staging: Path, report: Step) -> Manifest:

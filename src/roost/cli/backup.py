@@ -40,20 +40,28 @@ def create(
         bool, typer.Option("--with-secrets", help="Include secrets (the archive is encrypted)")
     ] = False,
     encrypt: Annotated[bool, typer.Option("--encrypt", help="Encrypt with a passphrase")] = False,
+    tenant: Annotated[
+        str | None,
+        typer.Option("--tenant", help="Export this tenant alone (restore adds it to a home)"),
+    ] = None,
     passphrase_file: PassphraseFile = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Write a consistent archive of the home (safe while the server runs)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from roost.backup.create import BackupOptions, create_backup
     from roost.backup.schedule import lower_priority
 
     settings = settings_from(ctx)
-    lower_priority()  # a server may be serving beside this process: it keeps the CPU first
     needs_passphrase = encrypt or with_secrets or passphrase_file is not None
     passphrase = _passphrase(passphrase_file, confirm=True) if needs_passphrase else None
-    options = BackupOptions(with_kv=with_kv, with_secrets=with_secrets, passphrase=passphrase)
-    with _progress(as_json) as step:
-        created = _run(lambda: create_backup(settings, options, step))
+    options = BackupOptions(
+        with_kv=with_kv, with_secrets=with_secrets, passphrase=passphrase, tenant=tenant
+    )
+    with _progress(as_json) as step, ThreadPoolExecutor(1, initializer=lower_priority) as quiet:
+        # At low priority: a server may be serving beside this process; it keeps the CPU.
+        created = _run(lambda: quiet.submit(create_backup, settings, options, step).result())
     summary = {
         "id": created.id,
         "path": str(created.path),
@@ -146,7 +154,8 @@ def restore(
     ] = False,
     passphrase_file: PassphraseFile = None,
 ) -> None:
-    """Restore an archive into an empty home (stop the server first), then migrate forward."""
+    """Restore an archive into an empty home (stop the server first), then migrate forward.
+    A tenant export (--tenant) is added to the home instead, beside its tenants."""
     from roost.backup.restore import restore_backup
 
     settings = settings_from(ctx)
