@@ -58,14 +58,18 @@ def run_if_due(settings: Settings, now: float | None = None) -> float:
 
 
 async def backup_periodically(
-    settings: Settings, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    settings: Settings,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ran: asyncio.Event | None = None,
 ) -> None:
     """The server's loop: the work runs in a thread of its own at low CPU priority, so
-    requests being served keep the cores first."""
+    requests being served keep the cores first. ``ran`` is set after each round."""
     executor = ThreadPoolExecutor(1, "roost-backup", initializer=lower_priority)
     loop = asyncio.get_running_loop()
     try:
-        await _loop(settings, sleep, lambda: loop.run_in_executor(executor, run_if_due, settings))
+        await _loop(
+            settings, sleep, lambda: loop.run_in_executor(executor, run_if_due, settings), ran
+        )
     finally:
         executor.shutdown(wait=False)
 
@@ -80,6 +84,7 @@ async def _loop(
     settings: Settings,
     sleep: Callable[[float], Awaitable[None]],
     backup: Callable[[], Awaitable[float]],
+    ran: asyncio.Event | None,
 ) -> None:
     while True:
         try:
@@ -87,6 +92,8 @@ async def _loop(
         except Exception:
             log.exception("scheduled backup failed; trying again later")
             wait = _RETRY_S
+        if ran is not None:
+            ran.set()
         await sleep(wait)
 
 

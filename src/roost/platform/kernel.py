@@ -52,6 +52,7 @@ class Roost:
     runs: AgentRunService
     _exit: AsyncExitStack = field(default_factory=AsyncExitStack)
     knowledge_syncer: Any = None  # the server's (server_upkeep), else None
+    backup_ran: asyncio.Event | None = None  # set after each scheduled backup round
 
     @classmethod
     async def open(
@@ -76,7 +77,8 @@ class Roost:
             if server_upkeep and settings.backup.every is not None:
                 from roost.backup.schedule import backup_periodically
 
-                task = asyncio.ensure_future(backup_periodically(settings))
+                kernel.backup_ran = asyncio.Event()
+                task = asyncio.ensure_future(backup_periodically(settings, ran=kernel.backup_ran))
                 exit_stack.push_async_callback(_cancel, task)
             if server_upkeep:
                 _keep_knowledge_fresh(kernel, exit_stack)
