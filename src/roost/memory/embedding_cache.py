@@ -7,7 +7,8 @@ recalling with a query asked before, costs a lookup instead of a model call. The
 part of the key, so a changed embedder never serves stale vectors.
 
 Eviction: least recently used past ``max_entries`` (checked every few hundred writes, so
-the bound is soft by that much), and optionally entries unused for ``ttl_s``.
+the bound is soft by that much; last use is recorded to the minute, so a hit is a read
+and rarely a write), and optionally entries unused for ``ttl_s``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from roost.llm.embeddings import Embedder, Vectors
 from roost.storage import Database, now_ms
 
 _EVICT_EVERY = 256  # writes between checks of the size bound
+_TOUCH_EVERY_MS = 60_000
 
 
 @dataclass(slots=True)
@@ -92,17 +94,20 @@ class CachedEmbedder:
         now = now_ms()
         floor = now - int(self.ttl_s * 1000) if self.ttl_s is not None else 0
         query = text(
-            "SELECT digest, vector FROM embedding_cache"
+            "SELECT digest, vector, used_at FROM embedding_cache"
             " WHERE embedder = :e AND digest IN :d AND used_at >= :floor"
         ).bindparams(bindparam("d", expanding=True))
-        async with self.database.transaction() as conn:
+        # A read: no write lock for the common case (recall asks again and again).
+        async with self.database.engine.connect() as conn:
             rows = (await conn.execute(query, {"e": self.id, "d": digests, "floor": floor})).all()
-            hits = [str(row[0]) for row in rows]
-            if hits:
-                touch = text(
-                    "UPDATE embedding_cache SET used_at = :now WHERE embedder = :e AND digest IN :d"
-                ).bindparams(bindparam("d", expanding=True))
-                await conn.execute(touch, {"now": now, "e": self.id, "d": hits})
+        # LRU needs the last use only roughly: touch rows not touched in the last minute.
+        stale = [str(row[0]) for row in rows if int(row[2]) < now - _TOUCH_EVERY_MS]
+        if stale:
+            touch = text(
+                "UPDATE embedding_cache SET used_at = :now WHERE embedder = :e AND digest IN :d"
+            ).bindparams(bindparam("d", expanding=True))
+            async with self.database.transaction() as conn:
+                await conn.execute(touch, {"now": now, "e": self.id, "d": stale})
         return {str(row[0]): np.frombuffer(bytes(row[1]), dtype=np.float32) for row in rows}
 
     async def _store(self, vectors: dict[str, np.ndarray]) -> None:
