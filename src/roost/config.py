@@ -410,6 +410,12 @@ class MemorySettings(Section):
     max_summary_calls: int = Field(1, ge=0, le=16, description="Summarizer calls per batch")
     chunk_tokens: int = Field(200, ge=16, le=8192, description="Knowledge chunk size (tokens)")
     chunk_overlap_tokens: int = Field(32, ge=0, le=1024)
+    knowledge_sync_interval_s: float = Field(
+        600.0, ge=0, description="The server re-syncs knowledge folders this often; 0: never"
+    )
+    knowledge_watch: bool = Field(
+        True, description="The server re-syncs a knowledge folder as soon as a file in it changes"
+    )
 
 
 class AgentRoutingSettings(Section):
@@ -524,6 +530,42 @@ class LimitsSettings(Section):
     )
 
 
+class BackupSettings(Section):
+    """Where ``roost backup`` writes archives, and the server's scheduled backups."""
+
+    directory: Path | None = Field(None, description="Archives; default home/backups")
+    every: str | None = Field(
+        None, description="Scheduled backup period run by the server (30m, 24h, 7d); unset: off"
+    )
+    keep: int = Field(7, ge=1, le=10_000, description="Scheduled archives kept (oldest go first)")
+    with_kv: bool = Field(False, description="Scheduled backups include the KV cold tier")
+
+    @field_validator("every")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+
+class EmbeddingCacheSettings(Section):
+    """Vectors of texts already embedded, so unchanged text is never embedded twice."""
+
+    enabled: bool = True
+    max_entries: int = Field(200_000, ge=1, description="LRU bound on cached vectors")
+    ttl_s: float | None = Field(None, gt=0, description="Entries unused this long expire")
+
+
+class CacheSettings(Section):
+    """Caches the cache manager (``roost cache``) governs beyond those configured with their
+    layer (engine.session_cache, engine.enable_prefix_cache, llm.cache)."""
+
+    embeddings: EmbeddingCacheSettings = Field(default_factory=EmbeddingCacheSettings)
+    vector_cache_vectors: int = Field(
+        500_000, ge=0, description="Vectors held in RAM for exact search (LRU by namespace)"
+    )
+
+
 class Settings(BaseSettings):
     """Everything Roost reads from configuration. Build it with :func:`load_settings`."""
 
@@ -544,6 +586,8 @@ class Settings(BaseSettings):
     agents: AgentsSettings = Field(default_factory=AgentsSettings)
     runs: RunsSettings = Field(default_factory=RunsSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    backup: BackupSettings = Field(default_factory=BackupSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
     plugins: list[str] = Field(
         default_factory=list,
         description=(
@@ -561,6 +605,19 @@ class Settings(BaseSettings):
     def database_url(self) -> str:
         """The storage URL, defaulting to an embedded SQLite file under ``home``."""
         return self.storage.url or f"sqlite:///{self.home / 'roost.db'}"
+
+
+def parse_duration(value: str) -> float:
+    """Seconds in a duration written ``90s``, ``30m``, ``24h`` or ``7d``."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = value.strip()[:-1], value.strip()[-1:].lower()
+    try:
+        seconds = float(number) * units[unit]
+    except (KeyError, ValueError):
+        raise ValueError(f"{value!r} is not a duration like 30m, 24h or 7d") from None
+    if seconds <= 0:
+        raise ValueError(f"{value!r} must be positive")
+    return seconds
 
 
 def find_config_file(explicit: str | Path | None, env: Mapping[str, str]) -> Path | None:

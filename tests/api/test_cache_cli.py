@@ -30,7 +30,7 @@ def test_cache_commands_manage_a_session_of_the_server(
     )
 
     def row() -> dict[str, object] | None:
-        listed = cli.invoke(app, ["cache", "stats", "--json", *options])
+        listed = cli.invoke(app, ["cache", "sessions", "--json", *options])
         assert listed.exit_code == 0, listed.output
         # The server runs in this process: its log lines are in the output too.
         start = listed.output.index('{\n  "object"')
@@ -40,8 +40,24 @@ def test_cache_commands_manage_a_session_of_the_server(
 
     first = row()
     assert first is not None and first["tier"] == "hot"
+
+    def kinds() -> dict[str, dict[str, object]]:
+        shown = cli.invoke(app, ["cache", "stats", "--json", *options])
+        assert shown.exit_code == 0, shown.output
+        start = shown.output.index('{\n  "object": "list",\n  "source"')
+        listing, _ = json.JSONDecoder().raw_decode(shown.output, start)
+        return {r["kind"]: r for r in listing["data"]}
+
+    by_kind = kinds()
+    assert set(by_kind) == {"kv", "prompt", "response", "embeddings", "vectors"}
+    assert by_kind["kv"]["entries"] == 1 and by_kind["prompt"]["entries"] >= 1
+    assert by_kind["kv"]["policy"].startswith("LRU per tier")
+    dropped = cli.invoke(app, ["cache", "clear", "--kind", "prompt", *options])
+    assert dropped.exit_code == 0 and "prompt: cleared" in dropped.output, dropped.output
+    # The session's pinned blocks are not the shared cache's to drop.
+    assert kinds()["kv"]["entries"] == 1
     short_id = str(first["id"])[:12]
-    table = cli.invoke(app, ["cache", "stats", *options])
+    table = cli.invoke(app, ["cache", "sessions", *options])
     assert short_id in table.output and "hot:" in table.output
 
     offloaded = cli.invoke(app, ["cache", "offload", *options])

@@ -37,7 +37,7 @@ HEAVY = (
 )
 COMMANDS = (
     "version", "serve", "worker", "doctor", "usage", "config", "keys", "tenants", "kb",
-    "memory", "tools", "approvals", "agents", "mcp", "models", "cache",
+    "memory", "tools", "approvals", "agents", "mcp", "models", "cache", "backup", "migrate-store",
 )  # fmt: skip
 # Run in the child: prints every heavy module loaded after the given code ran.
 REPORT_HEAVY = (

@@ -22,6 +22,19 @@ def test_allocate_until_empty_then_overloaded() -> None:
     assert pool.allocate() == blocks[1]
 
 
+def test_drop_cached_forgets_unused_prefixes_and_keeps_held_ones() -> None:
+    pool = BlockPool(4, 2)
+    held, unused = pool.allocate(), pool.allocate()
+    pool.register(held, hash_block(b"", [1, 2]))
+    pool.register(unused, hash_block(b"", [3, 4]))
+    pool.free(unused)  # cached but unreferenced: evictable
+    assert pool.num_cached_blocks == 2
+    assert pool.drop_cached() == 1
+    assert pool.num_cached_blocks == 1 and pool.take_cached(hash_block(b"", [3, 4])) is None
+    assert pool.num_free_blocks == 3
+    pool.check_invariants()
+
+
 def test_double_free_is_rejected() -> None:
     pool = BlockPool(2, 4)
     block = pool.allocate()

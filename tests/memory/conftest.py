@@ -11,3 +11,7 @@ from roost.llm.embeddings import HashingEmbedder
 @pytest.fixture
 def embedder() -> HashingEmbedder:
     return HashingEmbedder(64)
+
+
+# The in-process server app of tests/server, for the server's knowledge syncer.
+from tests.server.conftest import auth, make_app  # noqa: E402, F401

@@ -1,4 +1,9 @@
-"""``roost cache``: see and manage the per-session KV caches of a running server."""
+"""``roost cache``: every cache by kind (the cache manager), and the per-session KV caches
+of a running server one by one.
+
+``stats`` and ``clear`` ask the running server (which sees every kind, including those in
+its memory); when none answers they work on storage alone: KV files on disk, the response
+cache in the database or Redis, the embedding cache."""
 
 from __future__ import annotations
 
@@ -7,11 +12,22 @@ from typing import Annotated, Any
 import typer
 from rich.table import Column, Table
 
-from roost.cli.common import console, format_time, settings_from
+from roost.cli.common import console, format_time, settings_from, with_platform
 from roost.cli.server_client import ApiKeyOption, UrlOption, check, server_client, unreachable
 
 _SHOWN_ID = 16  # characters of a cache id in tables: unique in practice, accepted as a prefix
-app = typer.Typer(help="Per-session KV caches (hot, warm, cold) of a running server.")
+app = typer.Typer(
+    help="Every cache by kind (kv, prompt, response, embeddings, vectors): stats, clear;"
+    " per-session KV caches: sessions, warm, offload."
+)
+KindOption = Annotated[
+    str | None,
+    typer.Option("--kind", help="kv, prompt, response, embeddings or vectors (default: all)"),
+]
+TenantOption = Annotated[str | None, typer.Option("--tenant", help="Tenant name or id")]
+OfflineOption = Annotated[
+    bool, typer.Option("--offline", help="Do not ask a server: storage alone (no server running)")
+]
 
 
 def _call(ctx: typer.Context, url: str | None, api_key: str | None, method: str, path: str) -> Any:
@@ -58,36 +74,79 @@ def _print(listing: dict[str, Any]) -> None:
 @app.command("stats")
 def stats(
     ctx: typer.Context,
+    kind: KindOption = None,
+    tenant: TenantOption = None,
     url: UrlOption = None,
     api_key: ApiKeyOption = None,
+    offline: OfflineOption = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
-    """List every session cache with its tier, size and last use."""
-    listing = _call(ctx, url, api_key, "GET", "/admin/caches")
+    """Every cache by kind: entries, size, where it lives, its eviction policy."""
+    query = {k: v for k, v in (("kind", kind), ("tenant", tenant)) if v is not None}
+    reports, source = _manage(ctx, url, api_key, offline, "stats", query)
     if as_json:
-        console.print_json(data=listing)
-    else:
-        _print(listing)
+        console.print_json(data={"object": "list", "source": source, "data": reports})
+        return
+    table = Table("kind", "entries", "size", "where", "eviction", "notes")
+    for r in reports:
+        notes = ", ".join(f"{k} {v}" for k, v in r["detail"].items() if k != "tiers")
+        tiers = r["detail"].get("tiers", {})
+        notes = "; ".join(
+            part for part in (
+                ", ".join(f"{t} {v['entries']}" for t, v in tiers.items()), notes, r["note"]
+            ) if part
+        )  # fmt: skip
+        table.add_row(
+            r["kind"], str(r["entries"]), _size(r["bytes"]), r["where"] or "-", r["policy"], notes
+        )
+    console.print(table)
+    console.print(f"({source})", highlight=False)
 
 
 @app.command("clear")
 def clear(
     ctx: typer.Context,
-    cache_id: Annotated[str | None, typer.Argument(help="One cache id (default: --all)")] = None,
-    all_caches: Annotated[bool, typer.Option("--all", help="Clear every session cache")] = False,
+    cache_id: Annotated[
+        str | None, typer.Argument(help="One session cache id (see `roost cache sessions`)")
+    ] = None,
+    kind: KindOption = None,
+    tenant: TenantOption = None,
+    all_caches: Annotated[bool, typer.Option("--all", help="Every kind, every tenant")] = False,
     url: UrlOption = None,
     api_key: ApiKeyOption = None,
+    offline: OfflineOption = False,
 ) -> None:
-    """Delete one session cache, or all of them with --all."""
-    if (cache_id is None) == (not all_caches):
-        raise typer.BadParameter("give a cache id or --all (not both)")
+    """Clear caches: one session's KV cache by id, or by --kind and/or --tenant, or --all."""
     if cache_id is not None:
-        ids = [_resolve(ctx, url, api_key, cache_id)]
-    else:
-        ids = [row["id"] for row in _call(ctx, url, api_key, "GET", "/admin/caches")["data"]]
-    for full_id in ids:
+        if kind or tenant or all_caches:
+            raise typer.BadParameter("give a session cache id, or --kind/--tenant/--all")
+        full_id = _resolve(ctx, url, api_key, cache_id)
         _call(ctx, url, api_key, "DELETE", f"/admin/caches/{full_id}")
-    console.print(f"cleared {len(ids)} session cache(s)")
+        console.print("cleared 1 session cache(s)")
+        return
+    if not (kind or tenant or all_caches):
+        raise typer.BadParameter("say what to clear: --kind, --tenant or --all")
+    body = {"kind": kind, "tenant": tenant}
+    reports, source = _manage(ctx, url, api_key, offline, "clear", body)
+    for r in reports:
+        line = f"{r['kind']}: cleared {r['entries']}"
+        console.print(line + (f" ({r['note']})" if r["note"] else ""), highlight=False)
+    console.print(f"({source})", highlight=False)
+
+
+@app.command("sessions")
+def sessions(
+    ctx: typer.Context,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """List every session KV cache of the running server: tier, size, last use."""
+    listing = _call(ctx, url, api_key, "GET", "/admin/caches")
+    if as_json:
+        console.print_json(data=listing)
+    else:
+        _print(listing)
 
 
 @app.command("warm")
@@ -116,3 +175,45 @@ def _resolve(ctx: typer.Context, url: str | None, api_key: str | None, prefix: s
     if len(matches) != 1:
         raise typer.BadParameter(f"{prefix!r} matches {len(matches)} caches", param_hint="cache_id")
     return matches[0]
+
+
+def _manage(
+    ctx: typer.Context,
+    url: str | None,
+    api_key: str | None,
+    offline: bool,
+    action: str,
+    args: dict[str, Any],
+) -> tuple[list[dict[str, Any]], str]:
+    """Reports from the running server, or from storage when none answers (or --offline)."""
+    import httpx
+
+    settings = settings_from(ctx)
+    if not offline:
+        client = server_client(settings, url, api_key)
+        try:
+            with client:
+                if action == "stats":
+                    response = client.get("/admin/cache", params=args)
+                else:
+                    response = client.post("/admin/cache/clear", json=args)
+                return check(response)["data"], f"from the server at {client.base_url}"
+        except httpx.ConnectError as exc:
+            if url is not None:
+                raise unreachable(client, exc) from exc
+    return _offline(settings, action, args), "no server answered: storage alone"
+
+
+def _offline(settings: Any, action: str, args: dict[str, Any]) -> list[dict[str, Any]]:
+    from roost.platform.cache_kinds import stored_caches
+    from roost.platform.caches import resolve_tenant
+    from roost.platform.schema import migrate_all
+
+    async def work(platform: Any) -> list[dict[str, Any]]:
+        await migrate_all(platform.database)  # the cache tables exist before a first serve
+        manager = stored_caches(settings, platform)
+        tenant_id = await resolve_tenant(platform.tenants, args.get("tenant"))
+        run = manager.stats if action == "stats" else manager.clear
+        return [r.to_dict() for r in await run(args.get("kind"), tenant_id)]
+
+    return with_platform(settings, work)

@@ -11,15 +11,18 @@ from roost import __version__
 from roost.cli import (
     agents,
     approvals,
+    backup,
     cache,
     code,
     config_cmd,
     doctor,
     kb,
+    kb_sources,
     keys,
     limits,
     mcp,
     memory,
+    migrate_store,
     models,
     monitor,
     serve,
@@ -65,6 +68,7 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(keys.app, name="keys")
 app.add_typer(tenants.app, name="tenants")
 app.add_typer(kb.app, name="kb")
+kb.app.command("sources")(kb_sources.sources)  # in its own module: see kb_sources.py
 app.add_typer(memory.app, name="memory")
 app.add_typer(tools.app, name="tools")
 app.add_typer(approvals.app, name="approvals")
@@ -74,6 +78,8 @@ app.add_typer(models.app, name="models")
 app.add_typer(cache.app, name="cache")
 app.add_typer(limits.app, name="limits")
 app.add_typer(traces.app, name="traces")
+app.add_typer(backup.app, name="backup")
+app.command("migrate-store")(migrate_store.migrate_store)
 app.command()(doctor.doctor)
 app.command("usage")(usage_cmd.usage)
 

@@ -170,6 +170,16 @@ class BlockPool:
         self._hash_to_block[block_hash] = block
         self._block_to_hash[block] = block_hash
 
+    def drop_cached(self) -> int:
+        """Forget every cached prefix no sequence holds (a cache clear); blocks in use,
+        session caches' pinned ones included, keep theirs. Returns blocks freed."""
+        dropped = list(self._evictable)
+        self._evictable.clear()
+        for block in dropped:
+            self._forget_hash(block)
+            self._free.append(block)
+        return len(dropped)
+
     def _forget_hash(self, block: int) -> None:
         block_hash = self._block_to_hash.pop(block, None)
         if block_hash is not None:

@@ -329,6 +329,10 @@ class Engine:
             return done
         return self._chain(self._call_on_worker(lambda: store.delete(identity)))
 
+    def clear_prefix_cache(self) -> Future[int]:
+        """Drop the shared prefix cache's unused blocks (on the worker, which owns the pool)."""
+        return self._call_on_worker(self.pool.drop_cached)
+
     def offload_session_caches(self) -> Future[None]:
         """Write every hot and warm session cache to disk; resolves once they are saved."""
         store = self._require_sessions()

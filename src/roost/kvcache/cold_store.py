@@ -276,6 +276,36 @@ class ColdStore:
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise CacheRejected("corrupt", f"inconsistent file ({exc})") from exc
 
+    def adopt(self, source: Path, sealed_by: ColdStore) -> Path:
+        """Copy a cache file sealed by another home's key (``sealed_by``) into this store,
+        resealed under this one's; the tensors and digests are kept as they are, so a file
+        of another model moves too (and is refused only when loaded). Returns its path."""
+        data = source.read_bytes()
+        try:
+            tensors = load_tensors(data)
+            metadata = _metadata_of(data)
+            identity = sealed_by._identity_of(metadata)
+            token_ids = sealed_by._token_ids_of(metadata)
+        except Exception as exc:  # safetensors raises its own error types for bad bytes
+            raise CacheRejected("corrupt", f"{source.name}: unreadable ({exc})") from exc
+        file_id = self.file_id(identity)
+        resealed = {k: v for k, v in metadata.items() if k not in ("tenant_id", "session_id")}
+        resealed.update(
+            format_version=FORMAT_VERSION,
+            identity_hash=file_id,
+            identity=self._sealed(
+                json.dumps([identity.tenant_id, identity.session_id]).encode(), file_id,
+                "identity",
+            ),
+            token_ids=self._sealed(_token_bytes(token_ids), file_id, "token_ids"),
+        )  # fmt: skip
+        parts = {name: t.contiguous() for name, t in tensors.items()}
+        resealed["checksum"] = _checksum(parts, resealed)
+        path = self.path_of(identity)
+        with self._lock_for(path.name):
+            _write_atomically(path, save_tensors(parts, resealed))
+        return path
+
     def _sealed(self, plain: bytes, file_id: str, field: str) -> str:
         """``plain`` encrypted and bound to this file and field (a sealed value moved to
         another file or field does not open)."""

@@ -25,6 +25,7 @@ from roost.errors import Conflict, InvalidRequest, NotFound
 from roost.llm.embeddings import Embedder
 from roost.memory.chunking import ChunkingPolicy, TokenCounter, chunk_text, line_of
 from roost.memory.extract import MAX_FILE_BYTES, Extracted, extract_file, kind_of
+from roost.memory.knowledge_folders import FolderLog
 from roost.memory.short_term import approximate_tokens
 from roost.memory.vector_store import SearchMode, VectorItem, VectorStore, Where
 from roost.storage import Database, new_id, now_ms
@@ -114,6 +115,7 @@ class KnowledgeBase:
         self.store = store
         self.embedder = embedder
         self.policy = policy or ChunkingPolicy()
+        self.folders = FolderLog(database)
         # Chunks must fit the embedder's window, so its tokenizer counts when it has one.
         counter: TokenCounter = getattr(embedder, "count_tokens", approximate_tokens)
         self.count_tokens: TokenCounter = count_tokens or counter
@@ -172,6 +174,7 @@ class KnowledgeBase:
     async def delete_collection(self, tenant_id: str, name_or_id: str) -> None:
         collection = await self.collection(tenant_id, name_or_id)
         await self.store.delete_where(tenant_id, namespace_of(collection.id))
+        await self.folders.forget(tenant_id, collection.id)
         async with self.database.transaction() as conn:
             for table, column in (("kb_sources", "collection_id"), ("kb_collections", "id")):
                 await conn.execute(
@@ -215,6 +218,10 @@ class KnowledgeBase:
             await self._index_file(tenant_id, found, file, root, report)
             if progress is not None:
                 progress(n, len(files), str(file))
+        if await asyncio.to_thread(root.is_dir):
+            await self.folders.record(
+                tenant_id, found.id, str(root), num_files=len(files), failed=report.failed
+            )
         return report
 
     async def sync(
@@ -224,7 +231,8 @@ class KnowledgeBase:
         added, deleted ones removed (with their chunks)."""
         found = await self.collection(tenant_id, collection)
         known = [s for s in await self.sources(tenant_id, found.id) if "root" in s.metadata]
-        roots = sorted({Path(s.metadata["root"]) for s in known})
+        folders = [Path(f.root) for f in await self.folders.of(tenant_id, found.id)]
+        roots = sorted({Path(s.metadata["root"]) for s in known} | set(folders))
         files = sorted(
             {
                 f: r for r in roots for f in await asyncio.to_thread(_files, r, missing_ok=True)
@@ -240,6 +248,11 @@ class KnowledgeBase:
             await self._index_file(tenant_id, found, file, root, report)
             if progress is not None:
                 progress(n, len(files), str(file))
+        for root in folders:
+            under = sum(1 for _, r in files if r == root)
+            await self.folders.record(
+                tenant_id, found.id, str(root), num_files=under, failed=report.failed
+            )
         return report
 
     async def remove_source(self, tenant_id: str, collection: str, uri: str) -> None:

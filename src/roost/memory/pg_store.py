@@ -85,6 +85,11 @@ class PgVectorStore:
         return self._embedder_id
 
     @property
+    def vector_table(self) -> str:
+        """The table of this embedding space's vectors."""
+        return self._table
+
+    @property
     def dimension(self) -> int:
         return self._dimension
 

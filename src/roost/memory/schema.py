@@ -56,4 +56,33 @@ MEMORY_MIGRATIONS = [
             "CREATE INDEX memory_items_tsv ON memory_items USING gin (tsv)",
         ],
     ),
+    Migration(
+        COMPONENT,
+        2,
+        "embedding cache: vectors of texts already embedded",
+        sqlite=[
+            "CREATE TABLE embedding_cache ("
+            " embedder TEXT NOT NULL, digest TEXT NOT NULL, vector BLOB NOT NULL,"
+            " used_at BIGINT NOT NULL, PRIMARY KEY (embedder, digest))",
+            "CREATE INDEX embedding_cache_lru ON embedding_cache (used_at)",
+        ],
+        postgresql=[
+            "CREATE TABLE embedding_cache ("
+            " embedder TEXT NOT NULL, digest TEXT NOT NULL, vector BYTEA NOT NULL,"
+            " used_at BIGINT NOT NULL, PRIMARY KEY (embedder, digest))",
+            "CREATE INDEX embedding_cache_lru ON embedding_cache (used_at)",
+        ],
+    ),
+    Migration(
+        COMPONENT,
+        3,
+        "knowledge folders: each synced root with its last sync and status",
+        common=[
+            "CREATE TABLE kb_folders ("
+            " tenant_id TEXT NOT NULL, collection_id TEXT NOT NULL, root TEXT NOT NULL,"
+            " added_at BIGINT NOT NULL, last_sync_at BIGINT, status TEXT NOT NULL,"
+            " message TEXT NOT NULL, num_files INTEGER NOT NULL,"
+            " PRIMARY KEY (tenant_id, collection_id, root))",
+        ],
+    ),
 ]

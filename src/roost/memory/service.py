@@ -20,6 +20,7 @@ from roost.config import Settings
 from roost.llm.embeddings import Embedder, create_embedder
 from roost.memory.chunking import ChunkingPolicy
 from roost.memory.consolidation import ConsolidationPolicy, Consolidator, Summarizer
+from roost.memory.embedding_cache import CachedEmbedder
 from roost.memory.knowledge import KnowledgeBase, KnowledgeHit
 from roost.memory.long_term import KINDS, LongTermMemory, Memory, Recalled
 from roost.memory.pg_store import PgVectorStore
@@ -113,6 +114,11 @@ class MemoryServices:
         cfg = settings.memory
         embedder = embedder or create_embedder(cfg.embedder)
         await migrate(database, MEMORY_MIGRATIONS)
+        cached = settings.cache.embeddings
+        if cached.enabled:
+            embedder = CachedEmbedder(
+                embedder, database, max_entries=cached.max_entries, ttl_s=cached.ttl_s
+            )
         backend = cfg.vector_backend
         if backend == "auto":
             backend = "sqlite"
@@ -129,8 +135,9 @@ class MemoryServices:
         else:
             path = cfg.vector_path or settings.home / "memory.db"
             store = await asyncio.to_thread(
-                SqliteVectorStore, path, embedder_id=embedder.id, dimension=embedder.dimension
-            )
+                SqliteVectorStore, path, embedder_id=embedder.id, dimension=embedder.dimension,
+                cache_vectors=settings.cache.vector_cache_vectors,
+            )  # fmt: skip
         stm_backend = cfg.short_term_backend
         if stm_backend == "auto":
             stm_backend = "redis" if redis is not None else "sql"

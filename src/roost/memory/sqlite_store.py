@@ -120,6 +120,20 @@ class SqliteVectorStore:
         return self._embedder_id
 
     @property
+    def caches_vectors(self) -> bool:
+        return self._cache is not None
+
+    async def vector_cache_summary(self, tenant_id: str | None = None) -> tuple[int, int]:
+        """Vectors and bytes in the in-memory copy (the cache manager's view)."""
+        cache = self._cache
+        return await self._run(lambda: cache.summary(tenant_id)) if cache else (0, 0)
+
+    async def clear_vector_cache(self, tenant_id: str | None = None) -> int:
+        """Drop the in-memory copy (searches reload it from the file); vectors dropped."""
+        cache = self._cache
+        return await self._run(lambda: cache.clear(tenant_id)) if cache else 0
+
+    @property
     def dimension(self) -> int:
         return self._dimension
 
@@ -132,6 +146,31 @@ class SqliteVectorStore:
 
     async def close(self) -> None:
         await self._run(self._conn.close)
+
+    def insert_exported(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Insert items exactly as another store exported them — (tenant, id, namespace,
+        text, metadata JSON, embedder, created_at, updated_at, vector) — keeping their
+        timestamps (``roost migrate-store``). Synchronous: call it off the event loop."""
+        with self._lock, self._conn:
+            for *item, vector in rows:
+                rowid = _scalar(
+                    self._conn.execute(
+                        "INSERT INTO memory_items (tenant_id, id, namespace, text, metadata,"
+                        " embedder, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                        " RETURNING rowid",
+                        tuple(item),
+                    )
+                )
+                self._conn.execute(
+                    f"INSERT INTO {self._table} (rowid, tenant_id, namespace, embedding)"
+                    " VALUES (?, ?, ?, ?)",
+                    (rowid, item[0], item[2], check_vector(vector, self._dimension).tobytes()),
+                )
+
+    def close_now(self) -> None:
+        """:meth:`close` for synchronous callers."""
+        with self._lock:
+            self._conn.close()
 
     async def upsert(self, tenant_id: str, items: Sequence[VectorItem]) -> None:
         rows = [(item, check_vector(item.vector, self._dimension)) for item in items]

@@ -39,8 +39,19 @@ class VectorCache:
     def __contains__(self, key: Key) -> bool:
         return key in self._entries
 
-    def clear(self) -> None:
-        self._entries.clear()
+    def clear(self, tenant_id: str | None = None) -> int:
+        """Forget cached namespaces (of one tenant, or all); return vectors dropped. The
+        store reloads a namespace on its next search."""
+        doomed = [key for key in self._entries if tenant_id in (None, key[0])]
+        dropped = sum(self._entries[key].live for key in doomed)
+        for key in doomed:
+            del self._entries[key]
+        return dropped
+
+    def summary(self, tenant_id: str | None = None) -> tuple[int, int]:
+        """Vectors held and bytes of their matrices (of one tenant, or all)."""
+        entries = [e for key, e in self._entries.items() if tenant_id in (None, key[0])]
+        return sum(e.live for e in entries), sum(e.matrix.nbytes for e in entries)
 
     def load(self, key: Key, rowids: list[int], vectors: list[bytes]) -> bool:
         """Cache a namespace from its stored rows; False when it is over the budget."""

@@ -56,6 +56,8 @@ class Roost:
     limits: Limiter
     traces: TraceService | None = None  # None with tracing.store off
     _exit: AsyncExitStack = field(default_factory=AsyncExitStack)
+    knowledge_syncer: Any = None  # the server's (server_upkeep), else None
+    backup_ran: asyncio.Event | None = None  # set after each scheduled backup round
 
     @classmethod
     async def open(
@@ -66,14 +68,26 @@ class Roost:
         engine: Any = None,
         execution: RunExecution | None = None,
         connect_mcp: bool = True,
+        server_upkeep: bool = False,
     ) -> Roost:
         """Open every service. ``platform`` and ``engine``, when given, are used and left
-        open; ``execution`` defaults to the server's (``runs.workers``)."""
+        open; ``execution`` defaults to the server's (``runs.workers``). The server asks for
+        ``server_upkeep``: scheduled backups (``[backup] every``) and knowledge folders
+        kept fresh; workers and CLI commands do not."""
         exit_stack = AsyncExitStack()
         try:
-            return await cls._open(
+            kernel = await cls._open(
                 settings, exit_stack, platform, engine, execution, connect_mcp=connect_mcp
             )
+            if server_upkeep and settings.backup.every is not None:
+                from roost.backup.schedule import backup_periodically
+
+                kernel.backup_ran = asyncio.Event()
+                task = asyncio.ensure_future(backup_periodically(settings, ran=kernel.backup_ran))
+                exit_stack.push_async_callback(_cancel, task)
+            if server_upkeep:
+                _keep_knowledge_fresh(kernel, exit_stack)
+            return kernel
         except BaseException:
             await exit_stack.aclose()
             raise
@@ -304,6 +318,22 @@ async def _open_runs(
     graphs.host_key = service.host_key
     stack.push_async_callback(service.close)
     return service
+
+
+def _keep_knowledge_fresh(kernel: Roost, stack: AsyncExitStack) -> None:
+    memory = kernel.settings.memory
+    if kernel.memory is None or not (memory.knowledge_sync_interval_s or memory.knowledge_watch):
+        return
+    from roost.memory.knowledge_sync import KnowledgeSyncer
+
+    syncer = KnowledgeSyncer(
+        kernel.memory.knowledge,
+        interval_s=memory.knowledge_sync_interval_s,
+        watch=memory.knowledge_watch,
+    )
+    syncer.start()
+    stack.push_async_callback(syncer.close)
+    kernel.knowledge_syncer = syncer
 
 
 async def _cancel(task: asyncio.Task[Any] | asyncio.Future[Any]) -> None:

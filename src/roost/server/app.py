@@ -19,6 +19,7 @@ from roost.observe.tracing import configure_tracing
 from roost.platform import Platform, bootstrap
 from roost.platform.kernel import Roost
 from roost.server import (
+    admin_cache,
     admin_caches,
     admin_limits,
     admin_models,
@@ -70,6 +71,7 @@ ROUTERS: list[APIRouter] = [
     admin_caches.router,
     admin_limits.router,
     traces.router,
+    admin_cache.router,
 ]
 
 
@@ -98,6 +100,7 @@ def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
                 settings,
                 platform=app.state.platform,
                 engine=getattr(app.state, "engine", None),
+                server_upkeep=True,
             )
             _expose(app, kernel)
             try:

@@ -5,11 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from prometheus_client import Gauge
+from sqlalchemy.exc import SQLAlchemyError
 
-from roost.errors import Overloaded
-from roost.observe.metrics import render_latest
+from roost.errors import Overloaded, StorageUnavailable
+from roost.observe.metrics import REGISTRY, render_latest
 
 router = APIRouter(tags=["health"])
+# Read from the database at each scrape: the queue is shared by every process, so any
+# server reports the whole deployment's depth (what a worker autoscaler scales on).
+RUNS_QUEUED = Gauge(
+    "roost_runs_queued", "Runs waiting for a worker, across the deployment", registry=REGISTRY
+)
 
 
 @router.get("/health/live")
@@ -31,5 +38,14 @@ async def ready(request: Request) -> dict[str, Any]:
 
 
 @router.get("/metrics")
-async def prometheus_metrics() -> Response:
+async def prometheus_metrics(request: Request) -> Response:
+    platform = getattr(request.app.state, "platform", None)
+    if platform is not None:
+        try:
+            row = await platform.database.fetch_one(
+                "SELECT COUNT(*) AS n FROM agent_runs WHERE status = 'queued'"
+            )
+            RUNS_QUEUED.set(int(row["n"]) if row else 0)
+        except (StorageUnavailable, SQLAlchemyError):
+            pass  # /health/ready reports the database; metrics still answer
     return Response(render_latest(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -7,6 +7,7 @@ itself with ``roost kb add`` and can then be re-synced here.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
@@ -113,6 +114,15 @@ async def ingest_document(collection: str, body: DocumentIn, request: Request) -
 async def list_sources(collection: str, request: Request) -> dict[str, Any]:
     found = await knowledge(request).sources(tenant(request), collection)
     return {"object": "list", "data": [source_json(s) for s in found]}
+
+
+@router.get("/{collection}/folders")
+async def list_folders(collection: str, request: Request) -> dict[str, Any]:
+    """Folders the collection syncs, each with its last sync, status and file count."""
+    kb = knowledge(request)
+    found = await kb.collection(tenant(request), collection)
+    folders = await kb.folders.of(tenant(request), found.id)
+    return {"object": "list", "data": [dataclasses.asdict(f) for f in folders]}
 
 
 @router.delete("/{collection}/sources", status_code=204)

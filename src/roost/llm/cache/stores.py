@@ -44,6 +44,14 @@ class CacheStore(Protocol):
         """The live entry of ``partition`` whose vector is most similar (cosine) to ``vector``."""
         ...
 
+    async def summary(self, tenant_id: str | None = None) -> tuple[int, int]:
+        """Live entries and bytes of their values (of one tenant, or all)."""
+        ...
+
+    async def clear(self, tenant_id: str | None = None) -> int:
+        """Drop entries (of one tenant, or all); return how many."""
+        ...
+
 
 def _best(
     vector: Sequence[float], candidates: list[tuple[str, str, list[float]]]
@@ -65,6 +73,7 @@ class _Entry:
     expires_at: float
     partition: str | None
     vector: list[float] | None
+    tenant_id: str = ""
 
 
 class MemoryCacheStore:
@@ -98,7 +107,11 @@ class MemoryCacheStore:
     ) -> None:
         self._drop(key)
         self._entries[key] = _Entry(
-            value, self.clock() + ttl_s, partition, list(vector) if vector is not None else None
+            value,
+            self.clock() + ttl_s,
+            partition,
+            list(vector) if vector is not None else None,
+            tenant_id,
         )
         if partition is not None and vector is not None:
             self._partitions.setdefault(partition, set()).add(key)
@@ -115,6 +128,20 @@ class MemoryCacheStore:
             elif entry.vector is not None:
                 candidates.append((key, entry.value, entry.vector))
         return _best(vector, candidates)
+
+    async def summary(self, tenant_id: str | None = None) -> tuple[int, int]:
+        now = self.clock()
+        live = [
+            e for e in self._entries.values()
+            if e.expires_at > now and tenant_id in (None, e.tenant_id)
+        ]  # fmt: skip
+        return len(live), sum(len(e.value.encode()) for e in live)
+
+    async def clear(self, tenant_id: str | None = None) -> int:
+        doomed = [k for k, e in self._entries.items() if tenant_id in (None, e.tenant_id)]
+        for key in doomed:
+            self._drop(key)
+        return len(doomed)
 
     def _drop(self, key: str) -> None:
         entry = self._entries.pop(key, None)
@@ -173,6 +200,22 @@ class DatabaseCacheStore:
         )
         return _best(vector, [(r["key"], r["value"], json.loads(r["vector"])) for r in rows])
 
+    async def summary(self, tenant_id: str | None = None) -> tuple[int, int]:
+        scope = "" if tenant_id is None else " AND tenant_id = :t"
+        row = await self.database.fetch_one(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(value)), 0) AS b FROM llm_cache"
+            " WHERE expires_at > :now" + scope,
+            {"now": self.clock_ms(), "t": tenant_id},
+        )
+        return (int(row["n"]), int(row["b"])) if row else (0, 0)
+
+    async def clear(self, tenant_id: str | None = None) -> int:
+        if tenant_id is None:
+            return await self.database.execute("DELETE FROM llm_cache")
+        return await self.database.execute(
+            "DELETE FROM llm_cache WHERE tenant_id = :t", {"t": tenant_id}
+        )
+
     async def purge_expired(self) -> int:
         return await self.database.execute(
             "DELETE FROM llm_cache WHERE expires_at <= :now", {"now": self.clock_ms()}
@@ -227,3 +270,29 @@ class RedisCacheStore:
         if expired:
             await self.client.hdel(pkey, *expired)
         return _best(vector, candidates)
+
+    async def summary(self, tenant_id: str | None = None) -> tuple[int, int]:
+        if tenant_id is not None:
+            raise TenantScopeUnsupported("the Redis response cache is not kept per tenant")
+        entries = nbytes = 0
+        async for key in self.client.scan_iter(match=self.prefix + "*", count=500):
+            name = key.decode() if isinstance(key, bytes) else key
+            if not name.startswith(self.prefix + "p:"):
+                entries += 1
+                nbytes += int(await self.client.strlen(key))
+        return entries, nbytes
+
+    async def clear(self, tenant_id: str | None = None) -> int:
+        if tenant_id is not None:
+            raise TenantScopeUnsupported("the Redis response cache is not kept per tenant")
+        removed = 0
+        async for key in self.client.scan_iter(match=self.prefix + "*", count=500):
+            name = key.decode() if isinstance(key, bytes) else key
+            deleted = int(await self.client.delete(key))
+            # Partition hashes hold vectors of entries, not entries: not counted.
+            removed += 0 if name.startswith(self.prefix + "p:") else deleted
+        return removed
+
+
+class TenantScopeUnsupported(Exception):
+    """A cache that is shared by key cannot be counted or cleared for one tenant."""
