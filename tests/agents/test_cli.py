@@ -31,20 +31,38 @@ def roost(roost_home: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     return CliRunner()
 
 
-def test_create_list_show_and_run(roost: CliRunner, roost_home: Path) -> None:
-    spec = roost_home / "calc.yaml"
-    spec.write_text("name: calc\nmodel: function:agent\ntools: [add]\nmax_iterations: 4\n")
+def test_create_list_show_on_the_local_store(
+    roost: CliRunner, roost_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ROOST_ENGINE__ENABLED")  # the local model is what the spec names
+    spec = roost_home / "reader.yaml"
+    spec.write_text("name: reader\nmodel: local:smollm2-135m-instruct\ntools: [read_file]\n"
+                    "max_iterations: 4\n")  # fmt: skip
     created = roost.invoke(app, ["create", str(spec), "--tag", "prod"])
     assert created.exit_code == 0, created.output
-    assert "created calc v1" in created.output
+    assert "created reader v1" in created.output
     again = roost.invoke(app, ["create", str(spec)])
-    assert "unchanged, still calc v1" in again.output
+    assert "unchanged, still reader v1" in again.output
     listed = roost.invoke(app, ["list"])
-    assert "calc  v1 [prod]  model=function:agent  tools=add" in listed.output
-    shown = roost.invoke(app, ["show", "calc", "--version", "prod"])
+    assert "reader  v1 [prod]  model=local:smollm2-135m-instruct  tools=read_file" in listed.output
+    shown = roost.invoke(app, ["show", "reader", "--version", "prod", "--json"])
     assert json.loads(shown.output)["spec"]["max_iterations"] == 4
     missing = roost.invoke(app, ["show", "nope"])
     assert missing.exit_code == 1 and "no agent 'nope'" in missing.output
+    monkeypatch.setenv("ROOST_ENGINE__ENABLED", "false")
+    unserved = roost.invoke(app, ["create", str(spec)])
+    assert unserved.exit_code == 1
+    assert "the local engine does not serve 'smollm2-135m-instruct'" in unserved.output
+
+
+def test_create_and_run_on_a_server(roost: CliRunner, roost_home: Path) -> None:
+    spec = roost_home / "calc.yaml"
+    spec.write_text("name: calc\nmodel: function:agent\ntools: [add]\nmax_iterations: 4\n")
+    # This machine's store offers neither the scripted model nor the tool: refused.
+    refused_here = roost.invoke(app, ["create", str(spec)])
+    assert refused_here.exit_code == 1
+    assert "unknown provider 'function'" in refused_here.output
+    assert "no tool matches 'add'" in refused_here.output
 
     settings = load_settings(env={"ROOST_HOME": str(roost_home), "ROOST_API_KEY": KEY,
                                   "ROOST_ENGINE__ENABLED": "false"})  # fmt: skip
@@ -56,12 +74,17 @@ def test_create_list_show_and_run(roost: CliRunner, roost_home: Path) -> None:
         )
         tools = make_test_tools(ToolLog())
         server_app.state.tools.registry.add_for_tenant(server_app.state.default_tenant_id, tools)
+        created = roost.invoke(app, ["create", str(spec), "--url", server.url, "--json"])
+        assert created.exit_code == 0, created.output
+        assert json.loads(created.output)["created"] is True
         ran = roost.invoke(app, ["run", "calc", "what is 2+40?", "--url", server.url])
         assert ran.exit_code == 0, ran.output
         assert "the sum is 42" in ran.output
         assert "succeeded" in ran.output
         refused = roost.invoke(app, ["run", "ghost", "hi", "--url", server.url])
         assert refused.exit_code == 1 and "no agent 'ghost'" in refused.output
+        tenant = roost.invoke(app, ["list", "--url", server.url, "--tenant", "acme"])
+        assert tenant.exit_code == 2 and "API key's tenant" in tenant.output
     finally:
         server.stop()
 

@@ -36,7 +36,7 @@ def test_toml_spec_and_validation_errors(tmp_path: Path) -> None:
         parse_spec({"name": "Bad Name"})
     with pytest.raises(InvalidRequest, match="output_schema"):
         parse_spec({"name": "x", "output_schema": {"type": "nonsense"}})
-    with pytest.raises(InvalidRequest, match="unknown_field: Extra inputs"):
+    with pytest.raises(InvalidRequest, match="unknown field 'unknown_field'"):
         parse_spec({"name": "x", "unknown_field": 1})
 
 

@@ -21,7 +21,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -177,19 +176,20 @@ _LATER_MEMORY_FIELDS: dict[str, Any] = {"procedures": True, "max_procedures": 2}
 
 
 def parse_spec(data: Any) -> AgentSpec:
-    """Validate a spec from a dict; :class:`InvalidRequest` names the first bad field."""
+    """Validate a spec from a dict; :class:`InvalidRequest` lists every bad field."""
+    # Imported here: the checks build on AgentSpec, defined above.
+    from roost.agents.spec_check import invalid_spec, shape_problems
+
     if not isinstance(data, dict):
         raise InvalidRequest("an agent spec must be an object")
-    try:
-        return AgentSpec.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "spec"
-        raise InvalidRequest(f"invalid agent spec: {where}: {first['msg']}", param=where) from exc
+    problems = shape_problems(data)
+    if problems:
+        raise invalid_spec(problems)
+    return AgentSpec.model_validate(data)
 
 
-def load_spec_file(path: str | Path) -> AgentSpec:
-    """Read a spec from ``.yaml``/``.yml``, ``.toml`` or ``.json``."""
+def read_spec_file(path: str | Path) -> dict[str, Any]:
+    """The raw data of a spec file (``.yaml``/``.yml``, ``.toml`` or ``.json``), unvalidated."""
     path = Path(path)
     text = path.read_text(encoding="utf-8")
     suffix = path.suffix.lower()
@@ -204,4 +204,11 @@ def load_spec_file(path: str | Path) -> AgentSpec:
             raise InvalidRequest(f"{path}: use .yaml, .toml or .json")
     except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise InvalidRequest(f"{path}: cannot parse: {exc}") from exc
-    return parse_spec(data)
+    if not isinstance(data, dict):
+        raise InvalidRequest(f"{path}: an agent spec must be a mapping of fields")
+    return data
+
+
+def load_spec_file(path: str | Path) -> AgentSpec:
+    """Read and validate a spec from ``.yaml``/``.yml``, ``.toml`` or ``.json``."""
+    return parse_spec(read_spec_file(path))

@@ -16,6 +16,7 @@ from roost.llm.base import Model
 from roost.observe.logging import get_logger
 
 if TYPE_CHECKING:
+    from roost.agents.catalog import OfferFor
     from roost.llm.service import LLMService
     from roost.memory.service import MemoryServices
     from roost.platform.inference import InferenceState
@@ -76,6 +77,36 @@ def knowledge_search(memory: MemoryServices | None) -> KnowledgeSearch | None:
         ]  # fmt: skip
 
     return search
+
+
+def spec_offer(kernel: Roost) -> OfferFor:
+    """What a tenant's agent specs may name: the router's groups, registered models,
+    configured providers, the local engine's model and the tenant's tools (MCP servers'
+    tools by their prefix: they are listed only while connected)."""
+    from roost.agents.spec_check import Offer
+
+    async def offer_for(tenant_id: str) -> Offer:
+        router = kernel.llm.router
+        settings = kernel.settings
+        local: set[str] = set()
+        engine = kernel.inference.engine
+        if engine is not None:
+            local.add(str(getattr(engine, "model_name", "")))
+        elif settings.engine.enabled:
+            # Not loaded in this process (a CLI command, or still loading): what it loads.
+            local.update({settings.engine.model, Path(settings.engine.model).stem})
+        tools = await kernel.tools.registry.list_tools(tenant_id)
+        return Offer(
+            groups=router.served_names(),
+            model_ids=router.registry.model_ids(),
+            providers=list(router.registry.providers),
+            local_models=sorted(local - {""}),
+            tools=[tool.name for tool in tools],
+            mcp_servers=[server.name for server in settings.tools.mcp_servers],
+            guardrails=kernel.runs.runtime.guardrails.names(),
+        )
+
+    return offer_for
 
 
 def webhook_secret(settings: Settings) -> bytes:

@@ -127,6 +127,7 @@ def _expose(app: FastAPI, kernel: Roost | None) -> None:
     app.state.memory = kernel.memory if kernel else None
     app.state.llm = kernel.llm if kernel else None
     app.state.agents = kernel.runs if kernel else None
+    app.state.catalog = kernel.catalog if kernel else None
 
 
 def _install_error_handlers(app: FastAPI) -> None:
