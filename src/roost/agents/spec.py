@@ -108,6 +108,13 @@ class AgentSpec(BaseModel):
     first_tool_choice: str | None = Field(
         None, description="First turn only: 'required' or a tool name (later turns: auto)"
     )
+    tool_turns: int | None = Field(
+        None,
+        ge=0,
+        le=100,
+        description="Model turns that may call tools; later turns must answer (small models"
+        " that would call tools until max_iterations answer instead)",
+    )
     reflect: bool = Field(False, description="Run a self-check before answering")
     max_reflections: int = Field(1, ge=0, le=5)
     output_schema: dict[str, Any] | None = None
@@ -171,7 +178,11 @@ class AgentSpec(BaseModel):
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-_LATER_FIELDS: dict[str, Any] = {"context": ContextPolicy().model_dump(mode="json"), "route": None}
+_LATER_FIELDS: dict[str, Any] = {
+    "context": ContextPolicy().model_dump(mode="json"),
+    "route": None,
+    "tool_turns": None,
+}
 _LATER_MEMORY_FIELDS: dict[str, Any] = {"procedures": True, "max_procedures": 2}
 
 

@@ -191,7 +191,7 @@ def _template_problems(instructions: str) -> list[SpecProblem]:
     except ValueError:
         return []  # the schema's validator reports a template that does not parse
     problems = []
-    for name in fields:
+    for name in dict.fromkeys(fields):  # each bad field once, in order
         if name is None:
             continue
         if not name.isidentifier():

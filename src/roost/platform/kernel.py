@@ -133,12 +133,15 @@ class Roost:
         catalog = AgentCatalog(runs.registry, lambda tenant_id: offer_for(tenant_id))
         kernel = cls(settings, platform, inference, tools, memory, llm, runs, catalog, stack)
         offer_for = wiring.spec_offer(kernel)
-        from roost.tools.builtin.semantic import semantic_search_tool
+        from roost.tools.builtin.semantic import knowledge_search_tool, semantic_search_tool
         from roost.tools.toolsets import StaticToolset
 
         # Looked up per call: the kernel's memory may be replaced (tests, reloads).
+        def search() -> Any:
+            return wiring.knowledge_search(kernel.memory)
+
         tools.registry.add_shared(
-            StaticToolset([semantic_search_tool(lambda: wiring.knowledge_search(kernel.memory))])
+            StaticToolset([semantic_search_tool(search), knowledge_search_tool(search)])
         )
         wiring.load_plugins(kernel)
         await runs.start()

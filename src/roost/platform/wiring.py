@@ -68,8 +68,16 @@ def knowledge_search(memory: MemoryServices | None) -> KnowledgeSearch | None:
     if memory is None or not hasattr(memory, "search_knowledge"):
         return None
 
-    async def search(tenant_id: str, collection: str, query: str, k: int) -> list[dict[str, Any]]:
-        hits = await memory.search_knowledge(tenant_id, collection, query, k=k)
+    async def search(
+        tenant_id: str, collection: str | None, query: str, k: int
+    ) -> list[dict[str, Any]]:
+        if collection is None:  # every collection of the tenant, best hits first
+            names = [c.name for c in await memory.knowledge.list_collections(tenant_id)]
+        else:
+            names = [collection]
+        hits = [hit for name in names
+                for hit in await memory.search_knowledge(tenant_id, name, query, k=k)]  # fmt: skip
+        hits = sorted(hits, key=lambda h: h.score, reverse=True)[:k]
         return [
             {"text": h.text, "uri": h.uri, "line_start": h.line_start, "line_end": h.line_end,
              "score": h.score}
