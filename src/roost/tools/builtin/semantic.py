@@ -41,6 +41,9 @@ def semantic_search_tool(search: Callable[[], KnowledgeSearch | None]) -> Tool:
 
 
 KNOWLEDGE_RESULTS = 3
+# Words, not code or markup: also the grammar of a model's call, which keeps a small
+# model from filling the query with punctuation runs.
+QUERY_PATTERN = r"^[A-Za-z0-9' ,?-]+$"
 
 
 def knowledge_search_tool(search: Callable[[], KnowledgeSearch | None]) -> Tool:
@@ -50,7 +53,9 @@ def knowledge_search_tool(search: Callable[[], KnowledgeSearch | None]) -> Tool:
     # in nonsense (a made-up collection name), and the grammar lets it.
     async def search_knowledge(
         ctx: ToolContext,
-        query: Annotated[str, Field(min_length=1, max_length=200, description="Key words")],
+        query: Annotated[
+            str, Field(min_length=1, max_length=80, pattern=QUERY_PATTERN, description="Key words")
+        ],
     ) -> dict[str, Any]:
         """Search every knowledge collection; each result is '[source] text', the source
         to cite."""
