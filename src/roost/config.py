@@ -392,6 +392,14 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_assignment=True
     )
 
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: Any, *_sources: Any, **_kw: Any
+    ) -> tuple[Any, ...]:
+        # load_settings is the one reader of the environment (it knows which ROOST_*
+        # variables name settings and warns about the rest): only its data counts here.
+        return (init_settings,)
+
     home: Path = Field(Path("~/.roost"), description="Where data lives")
     server: ServerSettings = Field(default_factory=ServerSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
