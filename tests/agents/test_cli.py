@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,10 +14,12 @@ from typer.testing import CliRunner
 
 from roost.cli.agents import app
 from roost.config import load_settings
-from roost.llm.testing import FunctionModel
+from roost.llm.messages import Message, ToolCallPart, ToolResultPart
+from roost.llm.testing import CallInfo, FunctionModel
 from roost.server.app import create_app
 from tests.agents.conftest import ToolLog, make_test_tools
-from tests.agents.test_api import answer_with_tools
+from tests.agents.test_api import agent_app, answer_with_tools, new_thread, sse_events
+from tests.server.conftest import AppFactory
 from tests.support.uvicorn_thread import ThreadedServer
 
 KEY = "cli-test-key-0123456789abcdef"
@@ -94,3 +99,38 @@ def test_agents_is_a_roost_command(roost: CliRunner) -> None:
 
     result = roost.invoke(roost_app, ["agents", "list"])
     assert result.exit_code == 0, result.output
+
+
+async def test_an_approval_decided_on_the_local_store_resumes_the_servers_run(
+    make_app: AppFactory, auth: dict[str, str], roost_home: Path
+) -> None:
+    def dba(info: CallInfo) -> Message | str:
+        results = [p for m in info.messages for p in m.parts if isinstance(p, ToolResultPart)]
+        if not results:
+            return Message("assistant", (ToolCallPart("c1", "drop_table", '{"table": "old"}'),))
+        return results[-1].content
+
+    async with agent_app(make_app, auth, dba) as (_app, client, log):
+        thread = await new_thread(client)
+        run = (
+            await client.post(f"/v1/threads/{thread}/runs", json={"agent": "calc", "input": "drop"})
+        ).json()
+        assert run["status"] == "interrupted", run
+        approval_id = run["interrupts"][0]["value"]["approvals"][0]["approval_id"]
+        # Another process, no --url: the decision goes to the store and re-queues the run,
+        # which the server (executing runs) takes up.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
+        env |= {"ROOST_HOME": str(roost_home), "ROOST_ENGINE__ENABLED": "false",
+                "PYTHONPATH": str(Path(__file__).parents[2] / "src")}  # fmt: skip
+        decided = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "roost.cli.main", "approvals", "approve", approval_id],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert decided.returncode == 0, decided.stderr
+        assert f"{approval_id}: approved (drop_table)" in decided.stdout
+        async with client.stream("GET", f"/v1/runs/{run['id']}/events") as response:
+            events = await sse_events(response)
+        assert events[-1]["run"]["status"] == "succeeded", events[-1]
+        assert events[-1]["run"]["output"] == "dropped old"
+        assert log.calls == [("drop_table", {"table": "old"})]
