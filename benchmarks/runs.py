@@ -61,7 +61,6 @@ def base_env(home: Path, database_url: str | None, effects: Path | None) -> dict
         "ROOST_API_KEY": KEY,
         "ROOST_ENGINE__ENABLED": "false",
         "ROOST_PLUGINS": '["roost.llm.scripted_steps"]',
-        "ROOST_LOG_LEVEL": "warning",
         "ROOST_MEMORY__CONSOLIDATION_INTERVAL_S": "0",
         "SCRIPTED_STEPS": str(STEPS),
         "PYTHONPATH": str(ROOT),
@@ -73,10 +72,12 @@ def base_env(home: Path, database_url: str | None, effects: Path | None) -> dict
     return env
 
 
-async def one_run(client: httpx.AsyncClient) -> dict[str, Any]:
+async def one_run(client: httpx.AsyncClient, n: int) -> dict[str, Any]:
     started = time.perf_counter()
     thread = (await client.post("/v1/threads", json={})).json()["id"]
-    body = {"agent": "stepper", "input": "go", "mode": "stream", "timeout_s": 3600}
+    # A task of its own per run, as clients send: nothing is reused from a previous run.
+    task = f"go through the steps for order {n}"
+    body = {"agent": "stepper", "input": task, "mode": "stream", "timeout_s": 3600}
     end: dict[str, Any] | None = None
     async with client.stream("POST", f"/v1/threads/{thread}/runs", json=body) as response:
         response.raise_for_status()
@@ -97,7 +98,7 @@ async def submit_all(url: str, count: int) -> dict[str, Any]:
         created = await client.post("/v1/agents", json={"spec": SPEC})
         assert created.status_code == 201, created.text
         started = time.perf_counter()
-        results = await asyncio.gather(*(one_run(client) for _ in range(count)))
+        results = await asyncio.gather(*(one_run(client, n) for n in range(count)))
         wall = time.perf_counter() - started
     latencies = sorted(r["s"] for r in results)
     return {
@@ -152,6 +153,7 @@ def kill_test(count: int, kills: int, concurrency: int, pg: PostgresServer) -> d
     server, workers = deployment(env, 2, concurrency, root)
     takeovers: list[float] = []
     spawned = [2]
+    idle_kills = [0]
 
     def started_by(pid: int) -> set[Path]:
         return {p for p in effects.glob("started-*") if p.read_text() == str(pid)}
@@ -179,6 +181,8 @@ def kill_test(count: int, kills: int, concurrency: int, pg: PostgresServer) -> d
             )
             # Taken over: a step of a run the victim was executing starts in another process.
             runs = {name.split("-")[1] for name in held}
+            if not runs:
+                idle_kills[0] += 1  # it held no run at that moment: nothing to take over
             while runs:
                 resumed = [
                     p for p in effects.glob("started-*")
@@ -214,6 +218,7 @@ def kill_test(count: int, kills: int, concurrency: int, pg: PostgresServer) -> d
         **result,
         "kills": kills,
         "takeover_s": takeovers,
+        "kills_with_no_run_in_flight": idle_kills[0],
         "runs_with_every_step": complete,
         "repeated_step_effects": sum(n - 1 for n in done.values() if n > 1),
     }
@@ -246,12 +251,12 @@ async def overhead(runs: int) -> dict[str, Any]:
         for n in range(runs):
             context = RunContext(tenant.id, f"alone-{n}", f"run-alone-{n}", "stepper", 1)
             started = time.perf_counter()
-            state = await graph.ainvoke(run_input(context, "go"), thread_id=f"alone-{n}")
+            state = await graph.ainvoke(run_input(context, f"go {n}"), thread_id=f"alone-{n}")
             alone.append(time.perf_counter() - started)
             assert state["status"] == "succeeded", state
             thread = await kernel.runs.create_thread(tenant.id)
             started = time.perf_counter()
-            run = await kernel.runs.start_run(tenant.id, thread.id, "stepper", "go")
+            run = await kernel.runs.start_run(tenant.id, thread.id, "stepper", f"go {n}")
             record = await kernel.runs.wait(tenant.id, run.id)
             through.append(time.perf_counter() - started)
             assert record.status == "succeeded", record

@@ -24,7 +24,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from roost.errors import ConfigError
@@ -53,8 +61,14 @@ class ServerSettings(Section):
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest request body accepted"
     )
+    max_json_depth: int = Field(
+        64, ge=8, le=512, description="Deepest nesting of a JSON body (objects and arrays)"
+    )
     request_timeout_s: float = Field(
         600.0, gt=0, description="Longest a request may take before a 504 (streams: to first byte)"
+    )
+    max_header_bytes: int = Field(
+        32 * 1024, ge=1024, description="Largest total size of request headers; larger: 431"
     )
 
 
@@ -143,6 +157,15 @@ class EngineSettings(Section):
     swap_drain_timeout_s: float = Field(
         30.0, ge=0, description="On a model swap, how long running requests may finish"
     )
+    max_tokens: int = Field(
+        4096, ge=1, description="Ceiling on a request's max_tokens (larger: 400; unset: this)"
+    )
+    fair_scheduling: bool = Field(
+        True, description="Share admission and decode slots fairly between tenants"
+    )
+    tenant_weights: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict, description="Tenant id -> share of slots (default 1.0)"
+    )
 
 
 class LLMProviderSettings(Section):
@@ -184,8 +207,17 @@ class LLMPriceSettings(Section):
 class LLMBudgetSettings(Section):
     tenant: str | None = Field(None, description="Tenant id; unset with key unset: every tenant")
     key: str | None = Field(None, description="API key id")
-    limit_usd: float = Field(ge=0)
+    limit_usd: float | None = Field(None, ge=0, description="Money per period")
+    limit_tokens: int | None = Field(
+        None, ge=0, description="Tokens (input + output) per period, local models included"
+    )
     period: Literal["day", "month", "total"] = "month"
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> LLMBudgetSettings:
+        if self.limit_usd is None and self.limit_tokens is None:
+            raise ValueError("set limit_usd, limit_tokens or both")
+        return self
 
 
 class LLMRetrySettings(Section):
@@ -300,8 +332,26 @@ class ToolsSettings(Section):
     command_memory_mb: int = Field(2048, ge=64)
     command_max_processes: int = Field(128, ge=4)
     command_max_output_kb: int = Field(64, ge=1)
-    command_network: bool = Field(False, description="Let sandboxed commands use the network")
-    require_jail: bool = Field(False, description="Refuse to run commands without bubblewrap")
+    command_network: bool = Field(
+        False, description="Network for commands: not supported yet, true refuses every command"
+    )
+    require_jail: bool = Field(
+        True, description="Kept for old configs: commands always need the jail now"
+    )
+    allow_unjailed_commands: bool = Field(
+        False,
+        description="DANGEROUS: run tenants' commands without the bubblewrap jail when it is"
+        " missing (as the server's user, with its files and network in reach)",
+    )
+    command_uid: int = Field(
+        65534, ge=1, description="Unprivileged host uid (and gid) a root server runs commands as"
+    )
+    max_commands_per_tenant: int = Field(
+        4, ge=1, description="Commands one tenant may run at once in one process"
+    )
+    workspace_quota_mb: int = Field(
+        1024, ge=1, description="Disk space of one tenant's workspaces (all its agents)"
+    )
     http_allowed_hosts: list[str] = Field(default_factory=list, description="Empty: any public")
     http_allowed_networks: list[str] = Field(
         default_factory=list, description="CIDRs exempt from the SSRF refusal (internal APIs)"
@@ -385,6 +435,65 @@ class RunsSettings(Section):
     )
 
 
+class LimitValues(Section):
+    """Limits of one scope (a tenant, or one API key). In an override, unset inherits the
+    default; 0 means no limit."""
+
+    requests_per_minute: int | None = Field(None, ge=0, description="Token bucket of requests")
+    tokens_per_minute: int | None = Field(
+        None, ge=0, description="Token bucket of model tokens (prompt + max_tokens, then actual)"
+    )
+    concurrency: int | None = Field(None, ge=0, description="Model requests in flight at once")
+
+
+class LimitOverride(Section):
+    """Per-tenant override: the tenant's own limits and those of each of its keys."""
+
+    tenant: LimitValues = Field(default_factory=LimitValues)
+    key: LimitValues = Field(default_factory=LimitValues)
+
+
+class AuthThrottleSettings(Section):
+    """Brute-force throttling of failed API key attempts."""
+
+    failures_per_key: int = Field(
+        10, ge=0, description="Failed attempts per key id per window (0: off)"
+    )
+    failures_per_address: int = Field(
+        30, ge=0, description="Failed attempts per client address per window (0: off)"
+    )
+    window_s: float = Field(300.0, gt=0, description="The window; attempts refill evenly over it")
+
+
+class LimitsSettings(Section):
+    """Rate, token and concurrency limits per tenant and per key, shared by every server."""
+
+    enabled: bool = True
+    store: Literal["auto", "redis", "database"] = Field(
+        "auto", description="auto: Redis when storage.redis_url is set, else the database"
+    )
+    tenant: LimitValues = Field(
+        default_factory=lambda: LimitValues(
+            requests_per_minute=3000, tokens_per_minute=2_000_000, concurrency=64
+        )
+    )
+    key: LimitValues = Field(
+        default_factory=lambda: LimitValues(
+            requests_per_minute=1200, tokens_per_minute=1_000_000, concurrency=32
+        )
+    )
+    tenants: dict[str, LimitOverride] = Field(
+        default_factory=dict, description="Tenant id -> overrides (also set by `roost limits`)"
+    )
+    auth: AuthThrottleSettings = Field(default_factory=AuthThrottleSettings)
+    lease_ttl_s: float = Field(
+        900.0, gt=0, description="A concurrency slot left by a crashed process frees after this"
+    )
+    overrides_refresh_s: float = Field(
+        2.0, ge=0, description="How long a server reuses per-tenant overrides read from the store"
+    )
+
+
 class Settings(BaseSettings):
     """Everything Roost reads from configuration. Build it with :func:`load_settings`."""
 
@@ -412,6 +521,7 @@ class Settings(BaseSettings):
     tools: ToolsSettings = Field(default_factory=ToolsSettings)
     agents: AgentsSettings = Field(default_factory=AgentsSettings)
     runs: RunsSettings = Field(default_factory=RunsSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
     plugins: list[str] = Field(
         default_factory=list,
         description=(

@@ -67,6 +67,12 @@ class PayloadTooLarge(RoostError):
     title = "Payload too large"
 
 
+class HeadersTooLarge(RoostError):
+    code = "headers_too_large"
+    status = 431
+    title = "Request header fields too large"
+
+
 class RateLimited(RoostError):
     code = "rate_limited"
     status = 429

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from roost.agents.planner import Plan, PlanInvalid, make_plan, validate_plan, waves
+from roost.agents.planner import PLAN_TOOL, Plan, PlanInvalid, make_plan, validate_plan, waves
 from roost.llm.base import RequestContext
+from roost.llm.messages import Message, ToolCallPart
 from roost.llm.testing import CallInfo, FunctionModel
 from tests.agents.conftest import llm_with
 
@@ -74,3 +75,42 @@ async def test_make_plan_gives_up_after_the_retries() -> None:
             llm_with(FunctionModel(never, "function:p")), "function:p", "x", AGENTS,
             context=RequestContext("t"), retries=1,
         )  # fmt: skip
+
+
+async def test_make_plan_asks_for_the_plan_tool_and_keeps_earlier_dependencies_only() -> None:
+    plan = {"subtasks": [
+        {"id": "a", "description": "x", "agent": "researcher", "depends_on": ["a", "b", "zz"]},
+        {"id": "b", "description": "y", "agent": "writer", "depends_on": ["a", "a"]},
+    ]}  # fmt: skip
+
+    def planner(info: CallInfo) -> Message:
+        return Message("assistant", (ToolCallPart("p0", PLAN_TOOL, json.dumps(plan)),))
+
+    model = FunctionModel(planner, "function:planner")
+    made = await make_plan(
+        llm_with(model), "function:planner", "x", AGENTS, context=RequestContext("t")
+    )
+    assert [(s.id, s.depends_on) for s in made.subtasks] == [("a", []), ("b", ["a"])]
+    (call,) = model.calls
+    assert call.settings.tool_choice == PLAN_TOOL
+    (tool,) = call.tools
+    agent_schema = tool.parameters["properties"]["subtasks"]["items"]["properties"]["agent"]
+    assert agent_schema == {"enum": sorted(AGENTS)}
+
+
+async def test_a_refused_plan_tool_call_is_answered_with_a_tool_result() -> None:
+    answers = iter([
+        {"subtasks": [{"id": "a", "description": "x", "agent": "painter", "depends_on": []}]},
+        {"subtasks": [{"id": "a", "description": "x", "agent": "writer", "depends_on": []}]},
+    ])  # fmt: skip
+
+    def planner(info: CallInfo) -> Message:
+        return Message("assistant", (ToolCallPart("p0", PLAN_TOOL, json.dumps(next(answers))),))
+
+    model = FunctionModel(planner, "function:planner")
+    made = await make_plan(
+        llm_with(model), "function:planner", "x", AGENTS, context=RequestContext("t")
+    )
+    assert made.subtasks[0].agent == "writer"
+    retry = model.calls[1].messages[-1]
+    assert retry.role == "tool" and "unknown agent 'painter'" in str(retry.parts[0])

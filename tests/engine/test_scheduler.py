@@ -79,7 +79,7 @@ def test_out_of_blocks_preempts_the_youngest_and_requeues_it() -> None:
     assert plan.preempted == [young]
     assert plan.decode == [old]
     assert young.status is SequenceStatus.WAITING
-    assert scheduler.waiting[0] is young
+    assert scheduler.next_waiting() is young
     assert young.block_table == []
     assert young.num_output_tokens == 2  # generated tokens survive and are recomputed later
     pool.check_invariants()

@@ -89,6 +89,80 @@ def test_file_names_reveal_neither_tenant_nor_session(store: ColdStore, root: Pa
     assert names and not any(TENANT in n or SESSION in n for n in names)
 
 
+def test_file_contents_reveal_neither_ids_nor_tokens(store: ColdStore):
+    identity = CacheIdentity(TENANT, SESSION)
+    entry = make_entry(identity)
+    store.save(entry)
+    data = store.path_of(identity).read_bytes()
+    assert TENANT.encode() not in data and SESSION.encode() not in data
+    assert _clear_tokens(entry.token_ids) not in data  # the conversation, as tokens
+    assert store.file_id(identity).encode() in data  # only the keyed hash
+    loaded = store.load(identity)
+    assert loaded is not None and loaded.token_ids == entry.token_ids
+    (listed,) = store.list()
+    assert listed.identity == identity
+
+
+def test_a_file_renamed_to_another_session_or_read_with_another_key_is_refused(
+    store: ColdStore, root: Path
+):
+    mine, theirs = CacheIdentity("tenant-a", "s"), CacheIdentity("tenant-b", "s")
+    store.save(make_entry(mine))
+    os.replace(store.path_of(mine), store.path_of(theirs))
+    with pytest.raises(CacheRejected) as refused:
+        store.load(theirs)
+    assert refused.value.reason == "corrupt"
+    store.save(make_entry(mine))
+    stranger = ColdStore(root, model_digest=MODEL, tokenizer_digest=TOKENIZER, secret=b"k" * 32)
+    os.replace(store.path_of(mine), stranger.path_of(mine))
+    with pytest.raises(CacheRejected):
+        stranger.load(mine)
+    assert stranger.list() == []  # its identity does not open: skipped, not shown
+
+
+def test_files_written_before_sealing_are_read_and_resealed(store: ColdStore):
+    identity = CacheIdentity(TENANT, SESSION)
+    entry = make_entry(identity, tokens=12)
+    _write_format_2(store, entry)
+    clear = store.path_of(identity).read_bytes()
+    assert TENANT.encode() in clear and b'"format_version":"2"' in clear
+    (listed,) = store.list()  # the listing at start reseals it
+    assert listed.identity == identity
+    sealed = store.path_of(identity).read_bytes()
+    assert TENANT.encode() not in sealed and b'"format_version":"3"' in sealed
+    loaded = store.load(identity)
+    assert loaded is not None and loaded.token_ids == entry.token_ids
+
+
+def _clear_tokens(token_ids: list[int]) -> bytes:
+    import base64
+    import struct
+
+    return base64.b64encode(struct.pack(f"<{len(token_ids)}i", *token_ids))
+
+
+def _write_format_2(store: ColdStore, entry: ColdEntry) -> None:
+    """A file as Roost wrote it before ids and tokens were sealed."""
+    import json
+
+    from safetensors.torch import save as save_tensors
+
+    from roost.kvcache import cold_store
+
+    kv = entry.kv
+    metadata = {
+        "format_version": "2", "tenant_id": entry.identity.tenant_id,
+        "session_id": entry.identity.session_id, "model_digest": entry.model_digest,
+        "tokenizer_digest": entry.tokenizer_digest, "scheme": kv.scheme,
+        "dtype": str(kv.dtype).removeprefix("torch."), "shape": json.dumps(list(kv.shape)),
+        "token_ids": _clear_tokens(entry.token_ids).decode(), "num_tokens": str(kv.num_tokens),
+        "created_ms": str(entry.created_ms), "last_used_ms": str(entry.last_used_ms),
+    }  # fmt: skip
+    parts = {name: t.contiguous() for name, t in kv.parts.items()}
+    metadata["checksum"] = cold_store._checksum(parts, metadata)
+    store.path_of(entry.identity).write_bytes(save_tensors(parts, metadata))
+
+
 def test_same_session_of_two_tenants_gets_two_files(store: ColdStore, root: Path):
     a, b = CacheIdentity("tenant-a", "chat"), CacheIdentity("tenant-b", "chat")
     store.save(make_entry(a, tokens=10))
@@ -170,7 +244,10 @@ def corrupt_tensor_byte(data: bytes) -> bytes:
 
 
 def corrupt_metadata_byte(data: bytes) -> bytes:
-    return data.replace(b"tenant-secret-name", b"tenant-secret-namf", 1)
+    at = data.index(b'"created_ms":"') + len(b'"created_ms":"')
+    flipped = bytearray(data)
+    flipped[at] = ord("9") if flipped[at] != ord("9") else ord("8")  # same length, new value
+    return bytes(flipped)
 
 
 def corrupt_header_length(data: bytes) -> bytes:
@@ -267,9 +344,9 @@ def test_files_of_other_format_versions_are_refused(
     store.save(make_entry(identity))
     path = store.path_of(identity)
     data = path.read_bytes()
-    assert b'"format_version":"2"' in data
+    assert b'"format_version":"3"' in data
     path.write_bytes(
-        data.replace(b'"format_version":"2"', f'"format_version":"{version}"'.encode())
+        data.replace(b'"format_version":"3"', f'"format_version":"{version}"'.encode())
     )
     with pytest.raises(CacheRejected) as refused:
         store.load(identity)

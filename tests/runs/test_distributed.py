@@ -209,6 +209,35 @@ def test_a_killed_workers_run_is_taken_over_without_repeating_finished_steps(
     )
 
 
+def test_a_coordinator_run_executes_on_a_worker_and_streams_through_the_server(
+    deployment: Deployment,
+) -> None:
+    plan = {"subtasks": [
+        {"id": "first", "description": "step through", "agent": "stepper"},
+        {"id": "second", "description": "again", "agent": "stepper", "depends_on": ["first"]},
+    ]}  # fmt: skip
+    body = {"task": "two rounds", "plan": plan, "max_revisions": 0, "mode": "stream"}
+    with (
+        deployment.client() as client,
+        client.stream("POST", "/v1/coordinator/runs", json=body) as response,
+    ):
+        assert response.status_code == 200
+        events = [
+            json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: ")
+        ]
+    run = events[-1]["run"]
+    assert run["status"] == "succeeded", run
+    assert run["output"]["results"] == {
+        "first": f"done after {STEPS} steps", "second": f"done after {STEPS} steps",
+    }  # fmt: skip
+    assert [e["subtask"] for e in events if e["event"] == "subtask_end"] == ["first", "second"]
+    pids = {pid for run_id, _, pid in deployment.effects() if run_id == run["id"]}
+    worker_pids = {w.process.pid for w in deployment.workers}
+    assert pids and pids <= worker_pids  # executed by a worker, not by the server
+    steps = [step for run_id, step, _ in deployment.effects() if run_id == run["id"]]
+    assert steps == [*range(1, STEPS + 1), *range(1, STEPS + 1)]
+
+
 def test_events_of_another_tenants_run_are_404(deployment: Deployment) -> None:
     with deployment.client() as client:
         run = _submit(client, mode="wait")

@@ -25,7 +25,7 @@ def roost(roost_home: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
 def test_doctor_reports_the_isolation_level(roost: CliRunner) -> None:
     result = roost.invoke(app, ["doctor"])
     assert result.exit_code == 0, result.output
-    assert "sandbox isolation" in result.output and "bubblewrap" in result.output
+    assert "sandbox jail" in result.output and "bubblewrap (user, pid, net, mount" in result.output
     assert "pids-cgroup" in result.output or "rlimit" in result.output
 
 

@@ -19,6 +19,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             return
         body = f"host={self.headers['Host']}".encode()
+        if self.path.startswith("/echo"):
+            seen = [
+                f"{k}={self.headers[k]}" for k in ("Authorization", "Cookie") if self.headers[k]
+            ]
+            body += (" " + " ".join(seen)).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -100,3 +105,19 @@ async def test_host_allowlist() -> None:
     policy = NetworkPolicy(allowed_hosts=frozenset({"*.example.org"}))
     with pytest.raises(NetworkRefused, match="not on the allowed list"):
         await fetch("http://evil.test/", policy)
+
+
+async def test_credentials_never_follow_a_redirect_to_another_origin(local_server: int) -> None:
+    async def resolver(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    policy = NetworkPolicy(allowed_networks=("127.0.0.1/32",), resolver=resolver)
+    secrets = {"Authorization": "Bearer sk-caller", "Cookie": "session=s3cret", "X-Trace": "t"}
+    a, b = f"http://a.test:{local_server}", f"http://b.test:{local_server}"
+    other = await fetch(f"{a}/redirect?to={b}/echo", policy, headers=secrets)
+    assert other.status == 200 and other.redirects == [f"{b}/echo"]
+    assert "sk-caller" not in other.content and "s3cret" not in other.content
+    same = await fetch(f"{a}/redirect?to={a}/echo", policy, headers=secrets)
+    assert (
+        "Authorization=Bearer sk-caller" in same.content and "Cookie=session=s3cret" in same.content
+    )

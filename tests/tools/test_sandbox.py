@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from roost.tools.isolation import detect_isolation
-from roost.tools.sandbox import CommandRefused, Sandbox
+from roost.tools.isolation import IsolationReport, detect_isolation
+from roost.tools.sandbox import CommandRefused, Sandbox, SandboxPolicy
 
 ISOLATION = detect_isolation()
 
@@ -137,27 +137,45 @@ async def test_jail_has_read_only_system_private_tmp_and_no_network(
     assert (root / "made-here.txt").read_text() == "ok"
 
 
-async def test_without_the_jail_the_rest_still_holds(
-    sandbox: Sandbox, root: Path, monkeypatch: pytest.MonkeyPatch
+NO_JAIL = IsolationReport(
+    None, ISOLATION.pids_cgroup_root, ISOLATION.is_root, jail_problem="bwrap is not installed"
+)
+
+
+async def test_without_a_jail_every_command_is_refused_naming_the_fix(root: Path) -> None:
+    sandbox = Sandbox(SandboxPolicy(timeout_s=5), NO_JAIL)
+    for argv in (["true"], ["python3", "-c", "print(1)"], ["find", "/"], ["make"]):
+        with pytest.raises(CommandRefused, match="no working bubblewrap jail") as refused:
+            await sandbox.run(argv, root, workspace_root=root)
+        assert "apt-get install bubblewrap" in str(refused.value)
+        assert "allow_unjailed_commands" in str(refused.value)
+    assert os.listdir(root) == []
+
+
+async def test_network_for_commands_is_refused_not_silently_granted(
+    sandbox: Sandbox, root: Path
+) -> None:
+    with pytest.raises(CommandRefused, match="commands get no network"):
+        await sandbox.run(
+            ["true"], root, workspace_root=root, policy=sandbox.policy.narrowed(network=True)
+        )
+
+
+async def test_an_operator_may_opt_into_unjailed_commands_and_the_rest_still_holds(
+    root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-leak")
-    policy = sandbox.policy.narrowed(use_jail=False, timeout_s=1)
+    sandbox = Sandbox(SandboxPolicy(timeout_s=1, allow_unjailed=True), NO_JAIL)
     shown = await sandbox.run(
         ["python3", "-c", "import os; print(os.getcwd(), sorted(os.environ))"],
         root,
         workspace_root=root,
-        policy=policy,
     )
-    assert shown.isolation == "rlimits" and shown.ok
+    assert shown.isolation == "unjailed" and shown.ok
     assert str(root) in shown.stdout and "OPENAI_API_KEY" not in shown.stdout
-    hung = await sandbox.run(
-        ["python3", "-c", "import time; time.sleep(60)"], root, workspace_root=root, policy=policy
-    )
+    hung = await sandbox.run(["python3", "-c", "import time; time.sleep(60)"], root,
+                             workspace_root=root)  # fmt: skip
     assert hung.timed_out and hung.signal == "SIGKILL"
-    with pytest.raises(CommandRefused, match="requires the bubblewrap jail"):
-        await sandbox.run(
-            ["true"], root, workspace_root=root, policy=policy.narrowed(require_jail=True)
-        )
 
 
 def test_doctor_warns_loudly_without_bubblewrap(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -165,13 +183,14 @@ def test_doctor_warns_loudly_without_bubblewrap(monkeypatch: pytest.MonkeyPatch)
 
     from roost.cli.main import app
     from roost.tools import isolation
-    from roost.tools.isolation import IsolationReport
 
-    bare = IsolationReport(None, None, True, ("bubblewrap (bwrap) is not available: ...",))
+    bare = IsolationReport(
+        None, None, True, ("no working bubblewrap jail (...): commands are REFUSED",), "missing"
+    )
     # `roost doctor` imports detect_isolation when it runs, so patch it at its source.
-    monkeypatch.setattr(isolation, "detect_isolation", lambda: bare)
+    monkeypatch.setattr(isolation, "detect_isolation", lambda *_: bare)
     result = CliRunner().invoke(app, ["doctor"])
-    assert result.exit_code == 0
-    assert "rlimits" in result.output and "missing" in result.output
-    assert "WARNING" in result.output and "bubblewrap (bwrap) is not available" in result.output
+    assert result.exit_code == 1
+    assert "refused" in result.output and "missing" in result.output
+    assert "WARNING" in result.output and "commands are REFUSED" in result.output
     assert "root ignores RLIMIT_NPROC" in result.output

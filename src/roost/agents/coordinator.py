@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Protocol, TypedDict
 
 from roost.agents.planner import Plan, make_plan, validate_plan
-from roost.agents.react import ReactAgent, run_input
+from roost.agents.react import ReactAgent, add_usage, run_input
 from roost.agents.registry import AgentRegistry
 from roost.agents.runtime import AgentRuntime, ModelCaller, RunContext
 from roost.graph import END, START, MemoryCheckpointer, Send, StateGraph
@@ -30,6 +30,11 @@ def merge(left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
     return {**left, **right}
 
 
+def sum_usage(left: dict[str, int], right: dict[str, int]) -> dict[str, int]:
+    """Token counts of parallel branches add up."""
+    return {key: left.get(key, 0) + right.get(key, 0) for key in left.keys() | right.keys()}
+
+
 class CoordinatorState(TypedDict, total=False):
     task: str
     plan: dict[str, Any] | None
@@ -40,6 +45,10 @@ class CoordinatorState(TypedDict, total=False):
     revisions: int
     status: str
     error: str | None
+    usage: Annotated[dict[str, int], sum_usage]
+    # A durable run's own set-up (model, agents, run identity), carried in the state so
+    # any worker can run it: see roost.agents.coordinator_runs.
+    setup: dict[str, Any]
 
 
 class Workers(Protocol):
@@ -52,23 +61,38 @@ class AgentWorkers:
     """Workers are registered agents, each subtask on its own sub-thread (its own cache identity)."""
 
     def __init__(
-        self, registry: AgentRegistry, runtime: AgentRuntime, tenant_id: str, thread_id: str
+        self,
+        registry: AgentRegistry,
+        runtime: AgentRuntime,
+        tenant_id: str,
+        thread_id: str,
+        run_id: str | None = None,
     ) -> None:
         self.registry = registry
         self.runtime = runtime
         self.tenant_id = tenant_id
         self.thread_id = thread_id
+        self.run_id = run_id
 
     async def run(self, agent: str, prompt: str, subtask_id: str) -> str:
+        return (await self.run_with_usage(agent, prompt, subtask_id))[0]
+
+    async def run_with_usage(
+        self, agent: str, prompt: str, subtask_id: str
+    ) -> tuple[str, dict[str, int]]:
+        """The subtask's answer and what it cost. Its run id is the parent run's when
+        given, so a cancel of the parent stops it and its events join the parent's."""
         found = await self.registry.get(self.tenant_id, agent)
         graph = ReactAgent(found.spec, self.runtime).builder().compile(MemoryCheckpointer())
         thread = f"{self.thread_id}:{subtask_id}"
-        context = RunContext(self.tenant_id, thread, f"{thread}:run", agent, found.version)
+        run_id = self.run_id or f"{thread}:run"
+        context = RunContext(self.tenant_id, thread, run_id, agent, found.version)
         out = await graph.ainvoke(run_input(context, prompt), thread_id=thread)
         if out.get("status") != "succeeded":
             raise RuntimeError(out.get("error") or f"agent {agent} ended {out.get('status')}")
         output = out.get("output")
-        return output if isinstance(output, str) else json.dumps(output)
+        text = output if isinstance(output, str) else json.dumps(output)
+        return text, dict(out.get("usage") or {})
 
 
 class Coordinator:
@@ -92,23 +116,7 @@ class Coordinator:
         self.max_revisions = max_revisions
 
     def builder(self) -> StateGraph:
-        g = StateGraph(CoordinatorState)
-        g.add_node("plan", self.plan)
-        g.add_node("work", self.work)
-        g.add_node("gather", lambda state: {})
-        g.add_node("synthesize", self.synthesize)
-        g.add_node("check", self.check)
-        g.add_node("fail", self.fail)
-        g.add_edge(START, "plan")
-        g.add_conditional_edges("plan", self.dispatch, ["work", "synthesize", "fail"])
-        g.add_edge("work", "gather")
-        g.add_conditional_edges("gather", self.dispatch, ["work", "synthesize", "fail"])
-        g.add_edge("synthesize", "check")
-        g.add_conditional_edges(
-            "check", lambda s: "synthesize" if s.get("critique") else END, ["synthesize", END]
-        )
-        g.add_edge("fail", END)
-        return g
+        return coordinator_graph(self)
 
     async def plan(self, state: CoordinatorState) -> dict[str, Any]:
         given = state.get("plan")
@@ -133,7 +141,8 @@ class Coordinator:
         return [
             Send("work", {"task": state["task"], "subtask": s.model_dump(),
                           "inputs": {d: results.get(d) for d in s.depends_on},
-                          "missing": {d: failures[d] for d in s.depends_on if d in failures}})
+                          "missing": {d: failures[d] for d in s.depends_on if d in failures},
+                          "setup": state.get("setup")})
             for s in ready
         ]  # fmt: skip
 
@@ -162,7 +171,7 @@ class Coordinator:
             lines.append(f"Your draft: {state.get('answer', '')}")
         lines.append("Write the final answer.")
         response = await self._ask([Message.user("\n".join(lines))])
-        return {"answer": response.text, "critique": None}
+        return {"answer": response.text, "critique": None, "usage": add_usage({}, response)}
 
     async def check(self, state: CoordinatorState) -> dict[str, Any]:
         if state.get("revisions", 0) >= self.max_revisions:
@@ -171,9 +180,10 @@ class Coordinator:
             [Message.user(f"Task: {state['task']}\nAnswer: {state['answer']}\n{CHECK_PROMPT}")]
         )
         verdict = response.text.strip()
+        usage = add_usage({}, response)
         if verdict.upper().startswith("APPROVE"):
-            return {"status": _status(state)}
-        return {"critique": verdict, "revisions": state.get("revisions", 0) + 1}
+            return {"status": _status(state), "usage": usage}
+        return {"critique": verdict, "revisions": state.get("revisions", 0) + 1, "usage": usage}
 
     async def fail(self, state: CoordinatorState) -> dict[str, Any]:
         failures = state.get("failures", {})
@@ -191,6 +201,38 @@ class Coordinator:
                 final = event.response
         assert final is not None
         return final
+
+
+class CoordinatorNodes(Protocol):
+    """What the coordinator graph calls: :class:`Coordinator`, or a durable run's wrapper."""
+
+    async def plan(self, state: CoordinatorState) -> dict[str, Any]: ...
+    def dispatch(self, state: CoordinatorState) -> Any: ...
+    async def work(self, arg: dict[str, Any]) -> dict[str, Any]: ...
+    async def synthesize(self, state: CoordinatorState) -> dict[str, Any]: ...
+    async def check(self, state: CoordinatorState) -> dict[str, Any]: ...
+    async def fail(self, state: CoordinatorState) -> dict[str, Any]: ...
+
+
+def coordinator_graph(nodes: CoordinatorNodes) -> StateGraph:
+    """plan → work (one Send per ready subtask, wave after wave) → synthesize → check."""
+    g = StateGraph(CoordinatorState)
+    g.add_node("plan", nodes.plan)
+    g.add_node("work", nodes.work)
+    g.add_node("gather", lambda state: {})
+    g.add_node("synthesize", nodes.synthesize)
+    g.add_node("check", nodes.check)
+    g.add_node("fail", nodes.fail)
+    g.add_edge(START, "plan")
+    g.add_conditional_edges("plan", nodes.dispatch, ["work", "synthesize", "fail"])
+    g.add_edge("work", "gather")
+    g.add_conditional_edges("gather", nodes.dispatch, ["work", "synthesize", "fail"])
+    g.add_edge("synthesize", "check")
+    g.add_conditional_edges(
+        "check", lambda s: "synthesize" if s.get("critique") else END, ["synthesize", END]
+    )
+    g.add_edge("fail", END)
+    return g
 
 
 def _status(state: CoordinatorState) -> str:

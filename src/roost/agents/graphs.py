@@ -1,6 +1,6 @@
 """The kernel's graph factory: which compiled graph serves a run. One ReAct graph per
 (tenant, agent, version), built on first use from the registry, plus plain graphs
-configured by name (``agents.graphs``). Any process of the deployment builds the same
+configured by name (``agents.graphs``), plus one coordinator graph per tenant. Any process of the deployment builds the same
 graph from the same run name, so whichever worker claims a run can execute it.
 
 Checkpoints live where every worker reaches them: the deployment's PostgreSQL database
@@ -9,12 +9,14 @@ when it has one, else a SQLite file under the Roost home."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from roost.agents.coordinator_runs import COORDINATOR_AGENT, DurableCoordinator
 from roost.agents.react import ReactAgent
 from roost.agents.registry import AgentRegistry
 from roost.agents.runtime import AgentRuntime
+from roost.agents.spec import AgentSpec
 from roost.errors import NotFound
 from roost.graph import Checkpointer, CompiledGraph, SqliteCheckpointer
 
@@ -52,6 +54,8 @@ class RunGraphs:
         self.checkpoints_url = checkpoints_url
         self.host_key = host_key
         self.plain: dict[str, CompiledGraph] = {}
+        # Graph classes for specs labelled ``kind: <name>`` (the kernel adds ``coder``).
+        self.kinds: dict[str, Callable[[AgentSpec, AgentRuntime], ReactAgent]] = {}
         self._built: dict[str, CompiledGraph] = {}
         self._checkpointers: dict[str, Checkpointer] = {}
 
@@ -66,15 +70,22 @@ class RunGraphs:
         if graph is not None:
             return graph
         _, _, tenant_id, agent, version = graph_name.split("/")
-        if agent.startswith(GRAPH_PREFIX):
+        if agent == COORDINATOR_AGENT:
+            graph = (
+                DurableCoordinator(self.registry, self.runtime)
+                .builder()
+                .compile(checkpointer=self._checkpointer(tenant_id), name=graph_name)
+            )
+        elif agent.startswith(GRAPH_PREFIX):
             try:
                 graph = self.plain[agent.removeprefix(GRAPH_PREFIX)]
             except KeyError:
                 raise NotFound(f"no graph named {agent!r} in this process") from None
         else:
             found = await self.registry.get(tenant_id, agent, int(version))
+            agent_class = self.kinds.get(found.spec.labels.get("kind", ""), ReactAgent)
             graph = (
-                ReactAgent(found.spec, self.runtime)
+                agent_class(found.spec, self.runtime)
                 .builder()
                 .compile(checkpointer=self._checkpointer(tenant_id), name=graph_name)
             )

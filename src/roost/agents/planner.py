@@ -17,7 +17,7 @@ from roost.agents.output import validate_output
 from roost.agents.runtime import ModelCaller
 from roost.errors import InvalidRequest
 from roost.llm.base import RequestContext
-from roost.llm.messages import Message, ModelSettings, Response, ResponseDone
+from roost.llm.messages import Message, ModelSettings, Response, ResponseDone, ToolDefinition
 
 
 class Subtask(BaseModel):
@@ -104,6 +104,34 @@ def _prompt(task: str, agents: Mapping[str, str]) -> str:
     )
 
 
+PLAN_TOOL = "submit_plan"
+MAX_SUBTASKS = 8
+
+
+def plan_tool(agents: Mapping[str, str]) -> ToolDefinition:
+    """The plan as a tool call: with a local model the call is grammar-constrained, so
+    even a small model answers with a well-formed plan over the known agents only."""
+    subtask = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,31}$"},
+            "description": {"type": "string", "minLength": 1, "maxLength": 400},
+            "agent": {"enum": sorted(agents)},
+            "depends_on": {"type": "array", "items": {"type": "string"}, "maxItems": 8},
+        },
+        "required": ["id", "description", "agent", "depends_on"],
+    }
+    schema = {
+        "type": "object",
+        "properties": {
+            "subtasks": {"type": "array", "items": subtask, "minItems": 1,
+                         "maxItems": MAX_SUBTASKS},
+        },
+        "required": ["subtasks"],
+    }  # fmt: skip
+    return ToolDefinition(PLAN_TOOL, "Submit the plan: subtasks for the agents.", schema)
+
+
 async def make_plan(
     llm: ModelCaller,
     model: str,
@@ -113,34 +141,63 @@ async def make_plan(
     context: RequestContext,
     retries: int = 2,
 ) -> Plan:
-    """Ask ``model`` for a plan over ``agents`` (name -> description); repair invalid answers."""
+    """Ask ``model`` for a plan over ``agents`` (name -> description); repair invalid answers.
+
+    The model is asked to call :data:`PLAN_TOOL`; a model that answers in text instead
+    (a remote one ignoring ``tool_choice``) has its text read as the plan's JSON."""
+    tool = plan_tool(agents)
     messages = [Message.user(_prompt(task, agents))]
     problems = "no answer"
     for _ in range(retries + 1):
-        response = await _request(llm, model, messages, context)
-        value, error = validate_output(response.text, PLAN_SCHEMA)
+        response = await _request(llm, model, messages, (tool,), context)
+        calls = [c for c in response.tool_calls if c.name == PLAN_TOOL]
+        text = calls[0].arguments if calls else response.text
+        value, error = validate_output(text, PLAN_SCHEMA)
         if error is None:
             try:
-                return validate_plan(Plan.model_validate(value), agents)
+                return validate_plan(Plan.model_validate(_earlier_only(value)), agents)
             except PlanInvalid as exc:
                 error = exc.message
             except ValidationError as exc:
                 error = str(exc.errors()[0]["msg"])
         problems = error
-        messages += [
-            response.message,
-            Message.user(f"That plan is not valid: {error}. Reply with a corrected plan as JSON."),
-        ]
+        retry = f"That plan is not valid: {error}. Reply with a corrected plan."
+        messages.append(response.message)
+        if calls:
+            messages.append(Message.tool_result(calls[0].id, retry, name=PLAN_TOOL, is_error=True))
+        else:
+            messages.append(Message.user(retry))
     raise PlanInvalid([f"no valid plan after {retries + 1} attempts: {problems}"])
 
 
+def _earlier_only(value: Any) -> Any:
+    """A model's plan with each ``depends_on`` cut to ids of earlier subtasks: the order
+    the model wrote is the order it meant, and what it named beyond that (itself, later
+    subtasks, ids it made up) is noise a small model adds, not a dependency."""
+    if not isinstance(value, dict) or not isinstance(value.get("subtasks"), list):
+        return value
+    seen: list[str] = []
+    subtasks = []
+    for item in value["subtasks"]:
+        if isinstance(item, dict) and isinstance(item.get("depends_on"), list):
+            deps = [d for d in item["depends_on"] if d in seen]
+            item = {**item, "depends_on": list(dict.fromkeys(deps))}
+        subtasks.append(item)
+        if isinstance(item, dict) and isinstance(item.get("id"), str):
+            seen.append(item["id"])
+    return {**value, "subtasks": subtasks}
+
+
 async def _request(
-    llm: ModelCaller, model: str, messages: list[Message], context: RequestContext
+    llm: ModelCaller,
+    model: str,
+    messages: list[Message],
+    tools: tuple[ToolDefinition, ...],
+    context: RequestContext,
 ) -> Response:
     final: Response | None = None
-    async for event in llm.request_stream(
-        model, messages, ModelSettings(temperature=0), (), context=context
-    ):
+    settings = ModelSettings(temperature=0, tool_choice=PLAN_TOOL)
+    async for event in llm.request_stream(model, messages, settings, tools, context=context):
         if isinstance(event, ResponseDone):
             final = event.response
     assert final is not None

@@ -47,6 +47,9 @@ class AgentRegistry:
 
     def __init__(self, database: Database) -> None:
         self.database = database
+        # Specs every tenant has (the kernel adds the bundled ``coder``): registered for a
+        # tenant the first time it asks for the newest version of that name.
+        self.bundled: dict[str, AgentSpec] = {}
 
     async def create(
         self, tenant_id: str, spec: AgentSpec, *, tags: tuple[str, ...] = ()
@@ -117,6 +120,8 @@ class AgentRegistry:
                 {"t": tenant_id, "n": name, "g": ref},
             )
             found = await self._version(tenant_id, name, int(row["version"])) if row else None
+        if found is None and ref in (None, LATEST) and name in self.bundled:
+            found, _ = await self.create(tenant_id, self.bundled[name])
         if found is None:
             where = "" if ref in (None, LATEST) else f" at {ref!r}"
             raise NotFound(f"no agent {name!r}{where}", param="agent")

@@ -74,4 +74,29 @@ AGENT_MIGRATIONS = [
             "CREATE INDEX coordination_sessions_by_tenant ON coordination_sessions (tenant_id)",
         ],
     ),
+    Migration(
+        component="agents",
+        version=3,
+        name="thread ids live in their tenant's namespace",
+        # Client-chosen ids (seed 004's /execute session ids): two tenants may use the same one.
+        sqlite=[
+            """CREATE TABLE agent_threads_v3 (
+                id TEXT NOT NULL,
+                tenant_id TEXT NOT NULL REFERENCES tenants(id),
+                metadata TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                PRIMARY KEY (tenant_id, id)
+            )""",
+            "INSERT INTO agent_threads_v3 SELECT id, tenant_id, metadata, created_at, updated_at"
+            " FROM agent_threads",
+            "DROP TABLE agent_threads",
+            "ALTER TABLE agent_threads_v3 RENAME TO agent_threads",
+            "CREATE INDEX agent_threads_by_tenant ON agent_threads (tenant_id, created_at)",
+        ],
+        postgresql=[
+            "ALTER TABLE agent_threads DROP CONSTRAINT agent_threads_pkey",
+            "ALTER TABLE agent_threads ADD PRIMARY KEY (tenant_id, id)",
+        ],
+    ),
 ]

@@ -15,12 +15,19 @@ import asyncio
 import contextlib
 import hashlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from roost.agents.coordinator_runs import (
+    COORDINATOR_AGENT,
+    CoordinatorSetup,
+    coordinator_input,
+    roster,
+)
 from roost.agents.graphs import GRAPH_PREFIX, RunGraphs
 from roost.agents.outcomes import record_outcome
+from roost.agents.planner import MAX_SUBTASKS, Plan, validate_plan
 from roost.agents.react import run_input
 from roost.agents.registry import AgentRegistry
 from roost.agents.runtime import AgentRuntime, RunCancelled, RunContext
@@ -74,6 +81,7 @@ class AgentRunService:
         # Every process of a deployment shares the queue, so they share this key too.
         self.host_key = hashlib.sha256(execution.runs_url.encode()).hexdigest()[:12]
         self._run_graphs = graphs
+        self.graph_factory = graphs
         self.graphs: dict[str, CompiledGraph] = graphs.plain
         """Plain graphs runnable by name (``{"graph": name}``); each has its own checkpointer."""
         self.executor_id: str | None = None
@@ -82,6 +90,7 @@ class AgentRunService:
         self._watch: WorkerWatch | None = None
         self._active: set[str] = set()
         self._tasks: dict[str, asyncio.Task[Any]] = {}
+        self._workflows: dict[str, asyncio.Task[Any]] = {}  # run id -> its workflow's task
         self._cancel_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -147,6 +156,12 @@ class AgentRunService:
         if self._client is not None:
             await asyncio.to_thread(self._client.destroy)
             self._client = None
+        # A run that has settled may still have its workflow recording its result: let it
+        # (briefly), so that stopping DBOS does not interrupt it mid-write. Runs still
+        # executing are left to the takeover.
+        finishing = [t for r, t in self._workflows.items() if r not in self._active]
+        if finishing:
+            await asyncio.wait(finishing, timeout=5)
         if self.executor_id is not None:
             await executor.shutdown(self.host_key)
             self.executor_id = None
@@ -251,6 +266,40 @@ class AgentRunService:
         await self._run_graphs.get(graph_name)
         await self._enqueue(record, graph_name, graph_input, recursion_limit)
         return await self.store.get_run(tenant_id, record.id)
+
+    async def start_coordinator_run(
+        self,
+        tenant_id: str,
+        thread_id: str,
+        task: str,
+        *,
+        agents: Sequence[str] | None = None,
+        model: str | None = None,
+        plan: dict[str, Any] | None = None,
+        max_revisions: int = 1,
+        webhook: str | None = None,
+    ) -> RunRecord:
+        """Queue a coordinator run: a plan over ``agents`` (default: all the tenant's),
+        each subtask run by its agent, the results synthesized by ``model`` (default: the
+        first agent's model). Unknown agents and invalid given plans fail before queueing."""
+        await self.store.get_thread(tenant_id, thread_id)
+        members = await roster(self.registry, tenant_id, agents)
+        if plan is not None:
+            validate_plan(Plan.model_validate(plan), members)
+        if model is None:
+            model = (await self.registry.get(tenant_id, next(iter(members)))).spec.model
+        run_id = new_id("run")
+        setup = CoordinatorSetup(tenant_id, thread_id, run_id, model, members, max_revisions)
+        given = {"task": task, "agents": list(members), "model": model, "plan": plan}
+        record = await self.store.create_run(
+            RunRecord(run_id, tenant_id, thread_id, COORDINATOR_AGENT, 0, "queued", given,
+                      webhook=webhook)
+        )  # fmt: skip
+        graph_name = self._run_graphs.name(tenant_id, COORDINATOR_AGENT, 0)
+        await self._run_graphs.get(graph_name)
+        limit = 20 + 4 * MAX_SUBTASKS + 4 * (max_revisions + 1)
+        await self._enqueue(record, graph_name, coordinator_input(setup, task, plan), limit)
+        return await self.store.get_run(tenant_id, run_id)
 
     async def get_run(self, tenant_id: str, run_id: str) -> RunRecord:
         return await self.store.get_run(tenant_id, run_id)
@@ -376,7 +425,8 @@ class AgentRunService:
             "workflow_name": executor.WORKFLOW_NAME,
             "queue_name": executor.QUEUE_NAME,
             "workflow_id": workflow_id,
-            "queue_partition_key": record.thread_id,
+            # Threads are per tenant: another tenant's thread of the same id is another queue.
+            "queue_partition_key": f"{record.tenant_id}/{record.thread_id}",
         }
         await asyncio.to_thread(
             client.enqueue, options, self.host_key, record.id, graph_name,
@@ -391,6 +441,10 @@ class AgentRunService:
         # A run taken over from a dead worker is "running" already; it runs on here.
         await self.store.update_run(run_id, status="running", only_if=("queued", "running"))
         self._active.add(run_id)
+        workflow = asyncio.current_task()
+        if workflow is not None:
+            self._workflows[run_id] = workflow
+            workflow.add_done_callback(lambda _: self._workflows.pop(run_id, None))
         self.events.bind(run_id, record.tenant_id)
         self.events.publish(run_id, {"event": "run_start"})
         return True
@@ -439,7 +493,13 @@ class AgentRunService:
                 self.events.publish(run_id, {"event": "interrupt", "interrupt": item})
         elif result["status"] == "error":
             status, changes["error"] = "failed", result["error"]
-        elif (await self.store.find_run(run_id)).agent.startswith(GRAPH_PREFIX):
+        elif (agent := (await self.store.find_run(run_id)).agent) == COORDINATOR_AGENT:
+            # "partial": some optional subtask failed, and the answer says what is missing.
+            status = "succeeded" if values.get("status") in ("succeeded", "partial") else "failed"
+            keys = ("answer", "status", "plan", "results", "failures")
+            changes.update(output={k: values.get(k) for k in keys}, error=values.get("error"),
+                           interrupts=[])  # fmt: skip
+        elif agent.startswith(GRAPH_PREFIX):
             # A plain graph has no status of its own: finishing is success, its state the output.
             status = "succeeded"
             changes.update(output=_jsonable(values), interrupts=[])

@@ -119,6 +119,16 @@ class RunStore:
         )
         return record
 
+    async def ensure_thread(self, tenant_id: str, thread_id: str) -> ThreadRecord:
+        """The tenant's thread ``thread_id``, made now if it does not exist (race-free)."""
+        now = now_ms()
+        await self.database.execute(
+            "INSERT INTO agent_threads (id, tenant_id, metadata, created_at, updated_at)"
+            " VALUES (:i, :t, '{}', :c, :u) ON CONFLICT (tenant_id, id) DO NOTHING",
+            {"i": thread_id, "t": tenant_id, "c": now, "u": now},
+        )
+        return await self.get_thread(tenant_id, thread_id)
+
     async def get_thread(self, tenant_id: str, thread_id: str) -> ThreadRecord:
         row = await self.database.fetch_one(
             "SELECT * FROM agent_threads WHERE tenant_id = :t AND id = :i",

@@ -60,6 +60,15 @@ class PreparedChat:
     def num_prompt_tokens(self) -> int:
         return len(self.prompt_token_ids)
 
+    @property
+    def n(self) -> int:
+        return len(self.params)
+
+    @property
+    def max_output_tokens(self) -> int:
+        """The most tokens every choice together may generate."""
+        return sum(p.max_tokens or 0 for p in self.params)
+
     def generate(self, engine: ChatEngine, index: int) -> AsyncIterator[EngineEvent]:
         """Stream choice ``index``; only the first choice continues the session's cache."""
         return engine.stream(
@@ -93,7 +102,14 @@ class ChatService:
             )
         base = request.sampling
         grammar = structured_output(request, tools)
-        max_tokens = min(base.max_tokens or room, room)
+        ceiling: int | None = getattr(self.engine, "max_tokens_ceiling", None)
+        if ceiling is not None and base.max_tokens is not None and base.max_tokens > ceiling:
+            raise InvalidRequest(
+                f"max_tokens is {base.max_tokens}; this server allows at most {ceiling}"
+                " (engine.max_tokens)",
+                param="max_tokens",
+            )
+        max_tokens = min(base.max_tokens or room, room, ceiling or room)
         params = []
         for index in range(request.n):
             seed = None if base.seed is None else base.seed + index
@@ -103,19 +119,24 @@ class ChatService:
         return PreparedChat(prompt, params, bool(tools), request.tenant_id, request.session_id)
 
     async def complete(self, request: ChatRequest) -> ChatResult:
-        prepared = self.prepare(request)
+        return await self.complete_prepared(self.prepare(request))
+
+    async def complete_prepared(self, prepared: PreparedChat) -> ChatResult:
+        """Every choice of a prepared request, whole (cancelling this cancels them all)."""
         result_id = new_id("chatcmpl")
         choices = await asyncio.gather(
-            *(self._run_choice(prepared, index, result_id) for index in range(request.n))
+            *(self._run_choice(prepared, index, result_id) for index in range(prepared.n))
         )
         usage = choices_usage([choice.usage for choice in choices])
         return ChatResult(result_id, self.engine.model_name, int(time.time()), choices, usage)
 
     async def open_stream(self, request: ChatRequest) -> ChatStream:
         """Prepare first, so input errors answer 400 before a stream starts."""
-        prepared = self.prepare(request)
+        return self.stream_prepared(self.prepare(request))
+
+    def stream_prepared(self, prepared: PreparedChat) -> ChatStream:
         return ChatStream(
-            self._stream(prepared, request.n), self.engine.model_name, prepared.num_prompt_tokens
+            self._stream(prepared, prepared.n), self.engine.model_name, prepared.num_prompt_tokens
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:

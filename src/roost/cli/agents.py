@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from roost.cli.common import console, err_console, fail, format_time, settings_from
+from roost.cli.coordinate import coordinate
 from roost.cli.output import JsonOption, print_json
 from roost.cli.server_client import ApiKeyOption, UrlOption, check, server_client, unreachable
 from roost.cli.target import Api, TenantOption, act, tenant_id
@@ -191,3 +192,6 @@ def _print_events(response: httpx.Response) -> dict[str, Any]:
         elif kind == "run_end":
             final = event
     return final
+
+
+app.command("coordinate")(coordinate)

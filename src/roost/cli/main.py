@@ -12,10 +12,12 @@ from roost.cli import (
     agents,
     approvals,
     cache,
+    code,
     config_cmd,
     doctor,
     kb,
     keys,
+    limits,
     mcp,
     memory,
     models,
@@ -55,6 +57,7 @@ def version() -> None:
 
 app.command()(serve.serve)
 app.command()(worker.worker)
+app.command("code")(code.code)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(keys.app, name="keys")
 app.add_typer(tenants.app, name="tenants")
@@ -66,6 +69,7 @@ app.add_typer(agents.app, name="agents")
 app.add_typer(mcp.app, name="mcp")
 app.add_typer(models.app, name="models")
 app.add_typer(cache.app, name="cache")
+app.add_typer(limits.app, name="limits")
 app.command()(doctor.doctor)
 app.command("usage")(usage_cmd.usage)
 

@@ -56,8 +56,31 @@ def _print_banner(settings: Settings, report: BootstrapReport) -> None:
             "  API key for tenant 'default' (shown once; only its hash is stored):", highlight=False
         )
         console.print(f"    [bold green]{report.created_key}[/]", highlight=False, soft_wrap=True)
+    _print_sandbox(settings)
     if settings.auth.mode == "disabled":
         err_console.print(
             "[bold red]WARNING: authentication is disabled (ROOST_AUTH=disabled);"
             " every request acts for the default tenant.[/]"
+        )
+
+
+def _print_sandbox(settings: Settings) -> None:
+    """Say at start-up whether tools can run commands, and exactly what is missing if not."""
+    from roost.tools.isolation import INSTALL_HINT, detect_isolation
+
+    tools = settings.tools
+    isolation = detect_isolation(tools.command_uid)
+    if isolation.jail is not None:
+        console.print("  commands: bubblewrap jail (no network)", highlight=False)
+    elif tools.allow_unjailed_commands:
+        err_console.print(
+            f"[bold red]WARNING: no bubblewrap jail ({isolation.jail_problem}) and"
+            " tools.allow_unjailed_commands is set: tenants' commands run UNJAILED.[/]",
+            highlight=False,
+        )
+    else:
+        err_console.print(
+            f"[bold yellow]  commands: REFUSED, no bubblewrap jail ({isolation.jail_problem})."
+            f" To fix: {INSTALL_HINT}[/]",
+            highlight=False,
         )

@@ -85,6 +85,13 @@ def usage(
         )  # fmt: skip
         print_table(shown)
         for b in report["budgets"]:
+            if "limit_tokens" in b:
+                console.print(
+                    f"  budget {b['scope']} {b['period']}: {b['spent_tokens']} tokens used,"
+                    f" {b['reserved_tokens']} held, {b['remaining_tokens']} left of"
+                    f" {b['limit_tokens']}"
+                )
+                continue
             console.print(
                 f"  budget {b['scope']} {b['period']}: ${b['spent_usd']:.4f} spent,"
                 f" ${b['reserved_usd']:.4f} held, ${b['remaining_usd']:.4f} left of"

@@ -9,6 +9,7 @@ and delivers :class:`EngineEvent` objects to each request's sink.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import queue
 import threading
@@ -114,6 +115,8 @@ class Engine:
             self.pool,
             max_num_seqs=config.max_num_seqs,
             prefill_chunk_tokens=config.prefill_chunk_tokens,
+            is_fair=config.fair_scheduling,
+            tenant_weights=config.tenant_weights,
         )
         self.grammars = GrammarCompiler(self.tokenizer, self.model_config.vocab_size)
         self.metrics = EngineMetrics()
@@ -204,6 +207,7 @@ class Engine:
                 f"{self.context_length} tokens (including the reply)",
                 param="prompt",
             )
+        params = self._within_ceiling(params)
         grammar = None
         if params.structured is not None:
             grammar = self.grammars.matcher(self.grammars.validate(params.structured))
@@ -217,6 +221,7 @@ class Engine:
         )
         seq.grammar = grammar
         seq.cache_salt = salt_for(tenant_id)
+        seq.tenant = tenant_id or ""
         seq.detokenizer = IncrementalDetokenizer(
             self.tokenizer,
             token_ids[-_DETOKENIZER_CONTEXT:],
@@ -254,6 +259,26 @@ class Engine:
         if loading is not None:
             loading.add_done_callback(lambda _done: self._unpark(request_id))
         return request_id
+
+    @property
+    def max_tokens_ceiling(self) -> int | None:
+        """The most tokens one request may generate (``engine.max_tokens``)."""
+        return self.config.max_tokens
+
+    def _within_ceiling(self, params: SamplingParams) -> SamplingParams:
+        """Refuse a max_tokens over the ceiling (400); an unset one becomes the ceiling."""
+        ceiling = self.config.max_tokens
+        if ceiling is None:
+            return params
+        if params.max_tokens is None:
+            return dataclasses.replace(params, max_tokens=ceiling)
+        if params.max_tokens > ceiling:
+            raise InvalidRequest(
+                f"max_tokens is {params.max_tokens}; this server allows at most {ceiling}"
+                " (engine.max_tokens)",
+                param="max_tokens",
+            )
+        return params
 
     def _unpark(self, request_id: str) -> None:
         with self._wakeup:
@@ -515,9 +540,10 @@ class Engine:
         self._update_gauges()
         if plan.is_empty:
             # Nothing fits (all blocks pinned by sequences being admitted): fail loudly.
-            if not self.scheduler.num_running and self.scheduler.waiting:
+            head = self.scheduler.next_waiting()
+            if not self.scheduler.num_running and head is not None:
                 self._finish(
-                    self._requests[self.scheduler.waiting[0].request_id],
+                    self._requests[head.request_id],
                     "error",
                     error="request does not fit in the KV cache",
                 )
@@ -632,8 +658,8 @@ class Engine:
     def _blocks_wanted(self) -> int:
         """Free blocks the next step needs: one per decoding sequence, plus the next prompt."""
         wanted = len(self.scheduler.decoding)
-        if self.scheduler.waiting:
-            head = self.scheduler.waiting[0]
+        head = self.scheduler.next_waiting()
+        if head is not None:
             wanted += -(-head.num_tokens // self.pool.block_size)
         return wanted
 

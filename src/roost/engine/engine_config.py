@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -39,6 +39,9 @@ class EngineConfig:
     session_cold_gb: float = 20.0
     session_quantization: Literal["none", "int8", "int4"] = "int8"
     session_dir: Path | None = None  # cold tier; default <home>/kv
+    max_tokens: int | None = 4096  # ceiling on a request's max_tokens (None: the context)
+    fair_scheduling: bool = True  # share slots fairly between tenants
+    tenant_weights: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).expanduser()
@@ -59,6 +62,8 @@ class EngineConfig:
                 "must be at least 16",
             ),
             (self.num_threads is None or self.num_threads >= 1, "num_threads", "must be >= 1"),
+            (self.max_tokens is None or self.max_tokens >= 1, "max_tokens", "must be >= 1"),
+            (all(w > 0 for w in self.tenant_weights.values()), "tenant_weights", "must be > 0"),
             (self.device in ("auto", "cpu", "cuda"), "device", "must be auto, cpu or cuda"),
             (self.dtype == "auto" or self.dtype in _DTYPES, "dtype", f"must be auto or {_DTYPES}"),
             (0 < self.session_hot_fraction <= 1, "session_cache.hot_fraction", "must be in (0, 1]"),
@@ -100,6 +105,9 @@ class EngineConfig:
             session_cold_gb=engine.session_cache.cold_gb,
             session_quantization=engine.session_cache.quantization,
             session_dir=engine.session_cache.directory,
+            max_tokens=engine.max_tokens,
+            fair_scheduling=engine.fair_scheduling,
+            tenant_weights=dict(engine.tenant_weights),
         )
 
     def torch_device(self) -> torch.device:

@@ -4,14 +4,22 @@ Continuous batching: waiting requests are admitted between steps whenever KV blo
 a long prompt is split into chunks so that running sequences keep decoding in between.
 When the pool runs dry the youngest sequence is preempted (blocks freed, requeued) and
 recomputed later, so running out of KV memory slows requests down but never fails them.
+
+Tenants share slots fairly (``is_fair``): waiting requests are admitted by weighted fair
+share (:class:`~roost.engine.fair_queue.FairQueue`); when every slot or block is taken
+and a tenant below its share waits, the youngest sequence of the tenant furthest above
+its share is preempted to make room, and each tenant gets an equal part of a step's prefill budget.
+A tenant's share is ``max_num_seqs`` split by weight among the tenants with work.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from roost.engine.block_pool import BlockHash, BlockPool, hash_block, prefix_hashes
+from roost.engine.fair_queue import FairQueue
 from roost.engine.sequence import Sequence, SequenceStatus
 
 
@@ -44,14 +52,24 @@ class StepPlan:
 class Scheduler:
     """Queues and block tables of all live sequences; used only by the worker thread."""
 
-    def __init__(self, pool: BlockPool, *, max_num_seqs: int, prefill_chunk_tokens: int) -> None:
+    def __init__(
+        self,
+        pool: BlockPool,
+        *,
+        max_num_seqs: int,
+        prefill_chunk_tokens: int,
+        is_fair: bool = True,
+        tenant_weights: Mapping[str, float] | None = None,
+    ) -> None:
         self.pool = pool
         self.block_size = pool.block_size
         self.max_num_seqs = max_num_seqs
         self.prefill_chunk_tokens = prefill_chunk_tokens
-        self.waiting: deque[Sequence] = deque()
+        self.is_fair = is_fair
+        self.waiting = FairQueue(is_fair=is_fair, weights=tenant_weights)
         self.prefilling: list[Sequence] = []
         self.decoding: list[Sequence] = []
+        self._preempted_for_fairness: list[Sequence] = []
 
     @property
     def num_running(self) -> int:
@@ -72,17 +90,36 @@ class Scheduler:
     def schedule(self) -> StepPlan:
         plan = StepPlan()
         self._admit()
+        plan.preempted, self._preempted_for_fairness = self._preempted_for_fairness, []
         self._plan_prefill(plan)
         self._plan_decode(plan)
         return plan
+
+    def next_waiting(self) -> Sequence | None:
+        """The request admission would take next (None when nothing waits)."""
+        return self.waiting.peek(self.running_by_tenant()) if self.waiting else None
+
+    def running_by_tenant(self) -> dict[str, int]:
+        counts: dict[str, int] = defaultdict(int)
+        for seq in self.prefilling:
+            counts[seq.tenant] += 1
+        for seq in self.decoding:
+            counts[seq.tenant] += 1
+        return counts
 
     def _admit(self) -> None:
         if not self.waiting:
             return
         deferred: list[Sequence] = []
         in_flight = self._blocks_in_flight()
-        while self.waiting and self.num_running < self.max_num_seqs:
-            seq = self.waiting[0]
+        preemptions_left = self.max_num_seqs
+        while self.waiting:
+            seq = self.waiting.peek(self.running_by_tenant())
+            if self.num_running >= self.max_num_seqs:
+                if preemptions_left and self._preempt_for(seq):
+                    preemptions_left -= 1
+                    continue
+                break
             tokens = seq.token_ids()
             num_needed = -(-len(tokens) // self.block_size)
             # At least the last token is recomputed: its logits pick the next token.
@@ -94,15 +131,19 @@ class Scheduler:
                 # Another prompt is computing this very block: wait a step and reuse it
                 # rather than compute it twice (many agents arriving under one prompt).
                 self.pool.free_all(cached)
-                deferred.append(self.waiting.popleft())
+                self.waiting.remove(seq)
+                deferred.append(seq)
                 continue
             # Keep one block per decoding sequence in reserve so admitting a prompt does
             # not immediately force a preemption.
             headroom = len(self.decoding)
             if not self.pool.can_allocate(num_needed - len(cached) + headroom):
                 self.pool.free_all(cached)
+                if preemptions_left and self._preempt_for(seq):
+                    preemptions_left -= 1
+                    continue
                 break
-            self.waiting.popleft()
+            self.waiting.remove(seq)
             seq.block_table = cached + [
                 self.pool.allocate() for _ in range(num_needed - len(cached))
             ]
@@ -121,7 +162,35 @@ class Scheduler:
             self.prefilling.append(seq)
             if self.pool.enable_prefix_cache:
                 in_flight |= self._pending_hashes(seq)
-        self.waiting.extendleft(reversed(deferred))
+        for seq in reversed(deferred):
+            self.waiting.appendleft(seq)
+
+    def _preempt_for(self, seq: Sequence) -> bool:
+        """Preempt the youngest sequence of the tenant furthest above its fair share, when
+        ``seq``'s tenant would stay within its share and the victim's would not drop below
+        its own (so two tenants never take a slot back and forth). True if one was."""
+        if not self.is_fair:
+            return False
+        running = self.running_by_tenant()
+        tenants = set(running) | self.waiting.tenants()
+        total = sum(self.waiting.weight(t) for t in tenants)
+
+        def share(tenant: str) -> float:
+            return self.max_num_seqs * self.waiting.weight(tenant) / total
+
+        if running.get(seq.tenant, 0) + 1 > share(seq.tenant):
+            return False
+        over = [t for t, n in running.items() if t != seq.tenant and n - 1 >= share(t)]
+        if not over:
+            return False
+        victim_tenant = max(over, key=lambda t: running[t] / self.waiting.weight(t))
+        victim = max(
+            (s for s in self.prefilling + self.decoding if s.tenant == victim_tenant),
+            key=lambda s: s.arrival_index,
+        )
+        self.preempt(victim)
+        self._preempted_for_fairness.append(victim)
+        return True
 
     def _blocks_in_flight(self) -> set[BlockHash]:
         """Hashes of full prompt blocks that prefilling sequences are about to compute."""
@@ -143,13 +212,39 @@ class Scheduler:
 
     def _plan_prefill(self, plan: StepPlan) -> None:
         budget = self.prefill_chunk_tokens
-        for seq in self.prefilling:
+        planned: dict[int, int] = {}  # id(seq) -> chunk end
+        for seq, cap in self._prefill_passes(budget):
             if budget <= 0:
                 break
-            start = seq.num_computed_tokens
-            end = min(seq.num_tokens, start + budget)
-            plan.prefill.append(PrefillChunk(seq, start, end))
-            budget -= end - start
+            start = planned.get(id(seq), seq.num_computed_tokens)
+            end = min(seq.num_tokens, start + min(budget, cap))
+            if end > start:
+                planned[id(seq)] = end
+                budget -= end - start
+        for seq in self.prefilling:
+            if id(seq) in planned:
+                plan.prefill.append(PrefillChunk(seq, seq.num_computed_tokens, planned[id(seq)]))
+
+    def _prefill_passes(self, budget: int) -> list[tuple[Sequence, int]]:
+        """Sequences to give prefill tokens, each with a cap. Unfair, or one tenant: in
+        arrival order, uncapped. Fair with several tenants: first each tenant's equal part
+        of the budget (its sequences in order), then what is left in that same order."""
+        by_tenant: dict[str, list[Sequence]] = defaultdict(list)
+        for seq in self.prefilling:
+            by_tenant[seq.tenant].append(seq)
+        if not self.is_fair or len(by_tenant) < 2:
+            return [(seq, budget) for seq in self.prefilling]
+        part = budget // len(by_tenant)
+        first: list[tuple[Sequence, int]] = []
+        for queue in by_tenant.values():
+            left = part
+            for seq in queue:
+                take = min(left, seq.num_tokens - seq.num_computed_tokens)
+                if take <= 0:
+                    break
+                first.append((seq, take))
+                left -= take
+        return first + [(seq, budget) for seq in self.prefilling]
 
     def _plan_decode(self, plan: StepPlan) -> None:
         index = 0

@@ -45,6 +45,7 @@ class Sequence:
     num_cached_prompt_tokens: int = 0  # prompt tokens served by the prefix cache
     num_hashed_blocks: int = 0
     cache_salt: bytes = b""  # starts the block hash chain: the prefix cache is per tenant
+    tenant: str = ""  # whose request: slots are shared fairly between tenants
     # Chained hashes of full blocks as far as known: the prompt's from admission, later
     # ones as generated tokens fill them. The first num_hashed_blocks are in the pool.
     block_hashes: list[bytes] = field(default_factory=list)

@@ -2,9 +2,13 @@
 
 A file holds the quantized K/V parts as tensors and everything else as safetensors
 metadata (str -> str): the identity, model and tokenizer digests, scheme, dtype, shape,
-token ids (base64 of int32 little-endian), timestamps, a format version and a blake2b
-checksum over the tensor bytes and every other metadata field. File names are keyed
-blake2b hashes of (tenant, session), so a directory listing reveals neither.
+token ids, timestamps, a format version and a blake2b checksum over the tensor bytes and
+every other metadata field. File names are keyed blake2b hashes of (tenant, session), so a
+directory listing reveals neither; inside, the header carries that keyed hash and, sealed
+with AES-GCM under a key derived from the same per-home secret, the ids and the token ids
+(the conversation, as tokens): a copy of the file alone reveals no tenant, session or
+text. Files of format 2 (ids and tokens in the clear) are still read, and resealed when
+the store lists its files at start.
 
 Writes are atomic (temporary file in the same directory, fsync, ``os.replace``). A load
 checks the checksum, then the digests, before returning anything. The API is synchronous
@@ -29,6 +33,8 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
@@ -38,7 +44,8 @@ from roost.kvcache.quantize import QuantizedKV, from_parts
 from roost.observe.logging import get_logger
 
 log = get_logger("roost.kvcache.cold")
-FORMAT_VERSION = "2"  # 2: int8 keys per channel over 16 tokens
+FORMAT_VERSION = "3"  # 2: int8 keys per channel over 16 tokens; 3: ids and tokens sealed
+_READABLE = ("2", "3")
 _SUFFIX = ".safetensors"
 _TEMP_PREFIX = ".tmp-"
 _STALE_TEMP_S = 3600  # temporary files this old were left by a crash; younger ones may be live
@@ -100,6 +107,9 @@ class ColdStore:
         self.tokenizer_digest = tokenizer_digest
         self.root.mkdir(parents=True, exist_ok=True)
         self._secret = secret if secret is not None else _install_secret(self.root.parent)
+        self._seal = AESGCM(
+            hashlib.blake2b(self._secret, digest_size=32, person=b"roost-kv-seal").digest()
+        )
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._remove_stale_temporaries()
@@ -123,16 +133,18 @@ class ColdStore:
         ):
             raise ValueError("the entry belongs to another model or tokenizer than this store")
         kv = entry.kv
+        file_id = self.file_id(entry.identity)
+        identity = json.dumps([entry.identity.tenant_id, entry.identity.session_id])
         metadata = {
             "format_version": FORMAT_VERSION,
-            "tenant_id": entry.identity.tenant_id,
-            "session_id": entry.identity.session_id,
+            "identity_hash": file_id,
+            "identity": self._sealed(identity.encode(), file_id, "identity"),
             "model_digest": entry.model_digest,
             "tokenizer_digest": entry.tokenizer_digest,
             "scheme": kv.scheme,
             "dtype": str(kv.dtype).removeprefix("torch."),
             "shape": json.dumps(list(kv.shape)),
-            "token_ids": _encode_tokens(entry.token_ids),
+            "token_ids": self._sealed(_token_bytes(entry.token_ids), file_id, "token_ids"),
             "num_tokens": str(kv.num_tokens),
             "created_ms": str(entry.created_ms),
             "last_used_ms": str(entry.last_used_ms),
@@ -179,9 +191,11 @@ class ColdStore:
         for path in self.root.glob("*" + _SUFFIX):
             try:
                 metadata = _read_header_metadata(path)
+                if metadata.get("format_version") == "2":
+                    metadata = self._reseal(path)
                 infos.append(
                     ColdFileInfo(
-                        identity=CacheIdentity(metadata["tenant_id"], metadata["session_id"]),
+                        identity=self._identity_of(metadata),
                         num_tokens=int(metadata["num_tokens"]),
                         nbytes=path.stat().st_size,
                         scheme=metadata["scheme"],
@@ -189,7 +203,7 @@ class ColdStore:
                         path=path,
                     )
                 )
-            except (OSError, ValueError, KeyError) as exc:
+            except (OSError, ValueError, KeyError, CacheRejected) as exc:
                 log.warning("unreadable KV cache file skipped", path=str(path), error=str(exc))
         return infos
 
@@ -224,7 +238,7 @@ class ColdStore:
         except Exception as exc:  # safetensors raises its own error types for bad bytes
             raise CacheRejected("corrupt", f"unreadable file ({exc})") from exc
         version = metadata.get("format_version")
-        if version != FORMAT_VERSION:
+        if version not in _READABLE:
             if str(version).isdigit() and int(str(version)) < int(FORMAT_VERSION):
                 # Written by an older Roost: never readable again, so it only takes space.
                 raise CacheRejected("outdated_format", f"format {version!r}")
@@ -235,7 +249,10 @@ class ColdStore:
             raise CacheRejected("model_mismatch", "the file was written for another model")
         if metadata["tokenizer_digest"] != self.tokenizer_digest:
             raise CacheRejected("tokenizer_mismatch", "the file was written for another tokenizer")
-        stored = CacheIdentity(metadata["tenant_id"], metadata["session_id"])
+        try:
+            stored = self._identity_of(metadata)
+        except (KeyError, ValueError) as exc:
+            raise CacheRejected("corrupt", f"unreadable identity ({exc})") from exc
         if stored != identity:
             raise CacheRejected("corrupt", "the file belongs to another session")
         try:
@@ -244,7 +261,7 @@ class ColdStore:
             if not isinstance(dtype, torch.dtype):
                 raise ValueError(f"not a dtype: {metadata['dtype']!r}")
             kv = from_parts(metadata["scheme"], shape, dtype, tensors)
-            token_ids = _decode_tokens(metadata["token_ids"])
+            token_ids = self._token_ids_of(metadata)
             if len(token_ids) != kv.num_tokens:
                 raise ValueError("token ids do not match the K/V length")
             return ColdEntry(
@@ -258,6 +275,46 @@ class ColdStore:
             )
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise CacheRejected("corrupt", f"inconsistent file ({exc})") from exc
+
+    def _sealed(self, plain: bytes, file_id: str, field: str) -> str:
+        """``plain`` encrypted and bound to this file and field (a sealed value moved to
+        another file or field does not open)."""
+        nonce = secrets.token_bytes(12)
+        sealed = self._seal.encrypt(nonce, plain, f"{file_id}:{field}".encode())
+        return base64.b64encode(nonce + sealed).decode()
+
+    def _opened(self, metadata: dict[str, str], field: str) -> bytes:
+        raw = base64.b64decode(metadata[field], validate=True)
+        aad = f"{metadata['identity_hash']}:{field}".encode()
+        try:
+            return self._seal.decrypt(raw[:12], raw[12:], aad)
+        except InvalidTag:
+            raise ValueError(f"{field} does not open with this home's key") from None
+
+    def _identity_of(self, metadata: dict[str, str]) -> CacheIdentity:
+        if metadata.get("format_version") == "2":  # written before ids were sealed
+            return CacheIdentity(metadata["tenant_id"], metadata["session_id"])
+        tenant_id, session_id = json.loads(self._opened(metadata, "identity"))
+        identity = CacheIdentity(str(tenant_id), str(session_id))
+        if self.file_id(identity) != metadata["identity_hash"]:
+            raise ValueError("the sealed identity does not match its hash")
+        return identity
+
+    def _token_ids_of(self, metadata: dict[str, str]) -> builtins.list[int]:
+        if metadata.get("format_version") == "2":
+            return _decode_tokens(metadata["token_ids"])
+        return _tokens_of_bytes(self._opened(metadata, "token_ids"))
+
+    def _reseal(self, path: Path) -> dict[str, str]:
+        """Rewrite a format-2 file (ids and tokens in the clear) sealed; its new header."""
+        metadata = _read_header_metadata(path)
+        identity = self._identity_of(metadata)
+        entry = self.load(identity)
+        if entry is None:
+            raise ValueError("the file went away while it was resealed")
+        self.save(entry)
+        log.info("KV cache file resealed", file=self.file_id(identity))
+        return _read_header_metadata(self.path_of(identity))
 
     def _lock_for(self, name: str) -> threading.Lock:
         with self._locks_guard:
@@ -350,12 +407,15 @@ def _parse_header(header: bytes) -> dict[str, str]:
     return metadata
 
 
-def _encode_tokens(token_ids: list[int]) -> str:
-    return base64.b64encode(struct.pack(f"<{len(token_ids)}i", *token_ids)).decode()
+def _token_bytes(token_ids: list[int]) -> bytes:
+    return struct.pack(f"<{len(token_ids)}i", *token_ids)
 
 
 def _decode_tokens(text: str) -> list[int]:
-    raw = base64.b64decode(text, validate=True)
+    return _tokens_of_bytes(base64.b64decode(text, validate=True))
+
+
+def _tokens_of_bytes(raw: bytes) -> list[int]:
     if len(raw) % 4:
         raise ValueError("token ids are not whole int32 values")
     return list(struct.unpack(f"<{len(raw) // 4}i", raw))

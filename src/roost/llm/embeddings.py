@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from roost.errors import RoostError
+from roost.llm.recent_vectors import RecentVectors
 
 Vectors = NDArray[np.float32]  # [N, D], each row unit length
 
@@ -113,10 +114,11 @@ class MiniLMEmbedder:
     _lock = threading.Lock()
     _model: Any = None
 
-    def __init__(self, *, batch_size: int = 64, device: str = "cpu") -> None:
+    def __init__(self, *, batch_size: int = 64, device: str = "cpu", recent: int = 4096) -> None:
         self.batch_size = batch_size
         self.device = device
         self._version = _package_version(MINILM_PACKAGE)
+        self.recent = RecentVectors(recent)
 
     @property
     def id(self) -> str:
@@ -140,10 +142,13 @@ class MiniLMEmbedder:
     def embed_sync(self, texts: Sequence[str]) -> Vectors:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        return self.recent.embed(texts, self._encode)
+
+    def _encode(self, texts: list[str]) -> Vectors:
         model = self._load()
         with self._lock:  # one forward pass at a time: torch already uses every core
             vectors = model.encode(
-                list(texts),
+                texts,
                 batch_size=self.batch_size,
                 normalize_embeddings=True,
                 convert_to_numpy=True,

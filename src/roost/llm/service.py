@@ -12,8 +12,7 @@ import json
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
-
-from sqlalchemy.ext.asyncio import AsyncConnection
+from typing import TYPE_CHECKING
 
 from roost.config import LLMSettings
 from roost.llm import telemetry
@@ -39,12 +38,19 @@ from roost.llm.messages import (
     ToolDefinition,
     Usage,
 )
+from roost.llm.metering import Meter, TokenLimits
 from roost.llm.providers import ProviderRegistry
 from roost.llm.router import ModelGroup, Router
 from roost.llm.schema import LLM_MIGRATIONS
-from roost.llm.usage import CacheResult, UsageRecord, UsageStatus, UsageStore
+from roost.llm.usage import UsageRecord, UsageStatus, UsageStore
 from roost.storage import Database, migrate
 from roost.storage.redis import RedisClient
+
+if TYPE_CHECKING:
+    # Imported where used: the local chat path loads the engine (torch), which processes
+    # without a local model (CLI commands) never need.
+    from roost.chat import ChatService
+    from roost.llm.local_chat import MeteredChat
 
 # Tokens are never fewer than a third of the characters for the tokenizers in use,
 # so this over-estimates input and budgets err on the side of refusing.
@@ -86,6 +92,9 @@ class LLMService:
         self.reserve_max_tokens = reserve_max_tokens
         store = usage or budgets
         self._writes = GroupCommitter(store.database) if store is not None else None
+        self.meter = Meter(self.prices, usage, budgets, self._writes)
+        # Tokens-per-minute limits of HTTP callers; the kernel sets its limiter here.
+        self.token_limits: TokenLimits | None = None
 
     @classmethod
     async def open(
@@ -131,6 +140,13 @@ class LLMService:
             context_lengths=settings.context_lengths,
             default_context_length=settings.default_context_length,
         )
+
+    def local_chat(self, chat: ChatService, context: RequestContext) -> MeteredChat:
+        """The local chat service for one HTTP caller, metered (usage, budgets) and held
+        to the caller's tokens-per-minute limits."""
+        from roost.llm.local_chat import MeteredChat
+
+        return MeteredChat(chat, self.meter, context, self.token_limits)
 
     async def aclose(self) -> None:
         if self._writes is not None:
@@ -320,7 +336,18 @@ class LLMService:
         if self.budgets is None:
             return EMPTY_RESERVATION
         amount = self.estimate_cost_nano(group, messages, settings, tools)
-        return await self.budgets.reserve(context.tenant_id, context.key_id, amount)
+        tokens = self.estimate_tokens(messages, settings, tools)
+        return await self.meter.reserve(context, cost_nano=amount, tokens=tokens)
+
+    def estimate_tokens(
+        self,
+        messages: Sequence[Message],
+        settings: ModelSettings,
+        tools: Sequence[ToolDefinition],
+    ) -> int:
+        """A call's worst case in tokens: input (over-estimated) plus its output limit."""
+        output = settings.max_tokens or self.reserve_max_tokens
+        return self._estimate_input(messages, tools) + output
 
     def _capped(self, settings: ModelSettings, reservation: Reservation) -> ModelSettings:
         """Under a budget, a request without ``max_tokens`` may produce no more output than
@@ -341,29 +368,10 @@ class LLMService:
         latency_ms = int((time.perf_counter() - started) * 1000)
         model_id = (response.model if response is not None else "") or group.deployments[0].model_id
         usage = response.usage if response is not None else Usage()
-        cost = self.prices.cost_nano(model_id, usage)
         if response is not None and status == "ok":
+            cost = self.prices.cost_nano(model_id, usage)
             telemetry.record_metrics(response, latency_ms / 1000, usd(cost))
-        if self._writes is None:
-            return
-        cache: CacheResult = "miss" if self.cache is not None else "off"
-        record = UsageRecord(
-            context,
-            model_id,
-            usage,
-            cost,
-            latency_ms,
-            status,
-            cache,
-            model_group=group.name,
-            price_version=self.prices.version,
-        )
-
-        async def write(conn: AsyncConnection) -> None:
-            # One transaction: the budget never shows a cost the usage log does not.
-            if self.budgets is not None:
-                await self.budgets.settle(reservation, cost, conn)
-            if self.usage is not None:
-                await self.usage.record(record, conn)
-
-        await self._writes.run(write)
+        await self.meter.record(
+            reservation, context, model_id, usage, latency_ms, status,
+            cache="miss" if self.cache is not None else "off", group=group.name,
+        )  # fmt: skip

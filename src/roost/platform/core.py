@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from roost.config import Settings
+from roost.platform.private_home import make_home_private
 from roost.security.api_keys import ApiKeyStore
 from roost.security.audit import AuditLog
 from roost.security.schema import CORE_MIGRATIONS
@@ -32,7 +33,8 @@ class Platform:
 
         Raises :class:`roost.errors.StorageUnavailable` naming the URL when it is unreachable.
         """
-        settings.home.mkdir(parents=True, exist_ok=True)
+        workspaces = settings.tools.workspaces_dir or settings.home / "workspaces"
+        make_home_private(settings.home, skip=(workspaces,))
         database = await Database.connect(settings.database_url, settings.storage)
         try:
             await migrate(database, CORE_MIGRATIONS)

@@ -20,6 +20,7 @@ from roost.platform.core import Platform
 if TYPE_CHECKING:
     from roost.agents.catalog import AgentCatalog
     from roost.agents.service import AgentRunService
+    from roost.limits.service import Limiter
     from roost.llm.service import LLMService
     from roost.memory.service import MemoryServices
     from roost.platform.inference import InferenceState
@@ -58,6 +59,7 @@ class Roost:
     memory: MemoryServices | None
     llm: LLMService
     runs: AgentRunService
+    limits: Limiter
     catalog: AgentCatalog
     _exit: AsyncExitStack = field(default_factory=AsyncExitStack)
 
@@ -114,6 +116,7 @@ class Roost:
         if platform is None:
             platform = await Platform.open(settings)
             stack.push_async_callback(platform.close)
+        limits = await _open_limits(platform, stack)
         inference = InferenceState()
         if options.local_engine:
             await inference.open(settings, engine)
@@ -123,6 +126,7 @@ class Roost:
         tools = await _open_tools(platform, stack, connect_mcp=options.connect_mcp)
         memory = await _open_memory(platform, stack, upkeep=options.upkeep)
         llm = await _open_llm(platform, inference, stack, upkeep=options.upkeep)
+        llm.token_limits = limits
         runs = await _open_runs(
             platform, llm, tools, memory, execution or RunExecution.for_server(settings), stack
         )
@@ -131,7 +135,9 @@ class Roost:
         # The catalog asks the kernel what it offers at each check: plugins, model swaps
         # and tenants' toolsets may change that after start.
         catalog = AgentCatalog(runs.registry, lambda tenant_id: offer_for(tenant_id))
-        kernel = cls(settings, platform, inference, tools, memory, llm, runs, catalog, stack)
+        kernel = cls(
+            settings, platform, inference, tools, memory, llm, runs, limits, catalog, stack
+        )
         offer_for = wiring.spec_offer(kernel)
         from roost.tools.builtin.semantic import knowledge_search_tool, semantic_search_tool
         from roost.tools.toolsets import StaticToolset
@@ -143,6 +149,9 @@ class Roost:
         tools.registry.add_shared(
             StaticToolset([semantic_search_tool(search), knowledge_search_tool(search)])
         )
+        from roost.coding import bundled
+
+        bundled.register(kernel)
         wiring.load_plugins(kernel)
         await runs.start()
         return kernel
@@ -155,6 +164,15 @@ class Roost:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+async def _open_limits(platform: Platform, stack: AsyncExitStack) -> Any:
+    from roost.limits.service import Limiter
+
+    limiter = await Limiter.open(platform.settings, platform.database, platform.redis)
+    stack.push_async_callback(limiter.close)
+    log.info("limits ready", store=limiter.store.backend, enabled=limiter.enabled)
+    return limiter
 
 
 async def _open_tools(platform: Platform, stack: AsyncExitStack, *, connect_mcp: bool) -> Any:

@@ -24,6 +24,9 @@ from roost.runs.signals import LocalSignals, Transport
 from roost.storage import Database, now_ms
 
 TERMINAL = "run_end"
+# With a transport that pushes signals, a subscriber re-reads the table this often anyway,
+# in case a signal was lost (its connection dropped): latency then, never a lost event.
+SAFETY_POLL_S = 5.0
 log = get_logger("roost.runs")
 IdleCheck = Callable[[], Awaitable[dict[str, Any] | None]]
 
@@ -42,7 +45,9 @@ class RunEventLog:
         self.database = database
         self.transport = transport
         self.signals = LocalSignals()
-        self.poll_s = poll_s
+        # Hundreds of streaming clients each re-reading the table four times a second cost
+        # more than the runs they watch; with pushed signals that is only a safety net.
+        self.poll_s = max(poll_s, SAFETY_POLL_S) if transport.pushes else poll_s
         self.flush_after_s = flush_after_s
         self._tenants: dict[str, str] = {}
         self._buffer: list[tuple[str, str, str, int]] = []

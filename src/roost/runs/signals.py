@@ -27,6 +27,10 @@ _MAX_PAYLOAD = 7000
 class Transport(Protocol):
     """Carries "these runs have new events" to every other process of the deployment."""
 
+    # True when signals reach other processes: their subscribers then poll only as a
+    # safety net (a dropped connection), not to find new events.
+    pushes: bool
+
     async def start(self, deliver: LocalSignals) -> None: ...
 
     async def send(self, run_ids: Iterable[str]) -> None: ...
@@ -61,6 +65,8 @@ class LocalSignals:
 class NoTransport:
     """SQLite alone: other processes find new events by polling."""
 
+    pushes = False
+
     async def start(self, deliver: LocalSignals) -> None:
         return None
 
@@ -86,6 +92,8 @@ def _chunks(run_ids: Iterable[str]) -> list[str]:
 
 class PostgresTransport:
     """``LISTEN``/``NOTIFY`` on the deployment's own PostgreSQL database."""
+
+    pushes = True
 
     def __init__(self, database: Database) -> None:
         self.database = database
@@ -116,6 +124,8 @@ class PostgresTransport:
 
 class RedisTransport:
     """Redis pub/sub, when the deployment configures Redis."""
+
+    pushes = True
 
     def __init__(self, redis: RedisClient) -> None:
         self.redis = redis

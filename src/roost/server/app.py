@@ -20,24 +20,31 @@ from roost.platform import Platform, bootstrap
 from roost.platform.kernel import Roost
 from roost.server import (
     admin_caches,
+    admin_limits,
     admin_models,
     anthropic,
     coordination,
+    coordinator_runs,
     health,
     mcp,
     openai,
     threads,
 )
 from roost.server import agents as agents_layer
+from roost.server import coding as coding_layer
 from roost.server import knowledge as knowledge_layer
 from roost.server import memory as memory_layer
 from roost.server import tools as tool_layer
 from roost.server import usage as usage_layer
+from roost.server.disconnect import DisconnectMiddleware
 from roost.server.error_format import error_body
 from roost.server.in_flight import InFlightMiddleware
+from roost.server.input_hygiene import InputHygieneMiddleware
+from roost.server.limits import LimitMiddleware
 from roost.server.middleware import (
     AuthMiddleware,
     BodyLimitMiddleware,
+    HeaderLimitMiddleware,
     RequestContextMiddleware,
     TimeoutMiddleware,
 )
@@ -56,8 +63,11 @@ ROUTERS: list[APIRouter] = [
     agents_layer.router,
     threads.router,
     coordination.router,
+    coordinator_runs.router,
+    coding_layer.router,
     admin_models.router,
     admin_caches.router,
+    admin_limits.router,
 ]
 
 
@@ -111,9 +121,15 @@ def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
     # Added innermost first: the context middleware wraps everything, auth runs last.
     # Innermost: a request's hold on the local model ends once its response is sent.
     app.add_middleware(InFlightMiddleware)
+    # Hostile bodies are refused after the rate limit: a flood of them costs one bucket hit.
+    app.add_middleware(InputHygieneMiddleware, max_depth=settings.server.max_json_depth)
+    app.add_middleware(LimitMiddleware)
     app.add_middleware(AuthMiddleware)
+    # Inside the time limit, whose own task a cancelled outer request would leave running.
+    app.add_middleware(DisconnectMiddleware)
     app.add_middleware(TimeoutMiddleware, timeout_s=settings.server.request_timeout_s)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_body_bytes)
+    app.add_middleware(HeaderLimitMiddleware, max_bytes=settings.server.max_header_bytes)
     app.add_middleware(RequestContextMiddleware)
     return app
 
@@ -128,6 +144,7 @@ def _expose(app: FastAPI, kernel: Roost | None) -> None:
     app.state.llm = kernel.llm if kernel else None
     app.state.agents = kernel.runs if kernel else None
     app.state.catalog = kernel.catalog if kernel else None
+    app.state.limits = kernel.limits if kernel else None
 
 
 def _install_error_handlers(app: FastAPI) -> None:

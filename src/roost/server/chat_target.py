@@ -8,9 +8,12 @@ from __future__ import annotations
 from fastapi import Request
 
 from roost.chat import ChatTarget
+from roost.llm.base import RequestContext
 from roost.llm.gateway_chat import GatewayChat
+from roost.llm.local_chat import MeteredChat
 from roost.server.gateway import gateway_service
 from roost.server.inference import local_chat_service
+from roost.server.usage import llm_service
 
 
 async def chat_target(request: Request, model: str) -> ChatTarget:
@@ -20,4 +23,12 @@ async def chat_target(request: Request, model: str) -> ChatTarget:
     if llm is not None:
         principal = request.state.principal
         return GatewayChat(llm, model, tenant_id=principal.tenant_id, key_id=principal.key_id)
-    return await local_chat_service(request, model)
+    return await local_chat(request, model)
+
+
+async def local_chat(request: Request, model: str) -> MeteredChat:
+    """The local model for this caller, metered (usage, budgets, tokens per minute)."""
+    service = await local_chat_service(request, model)
+    principal = request.state.principal
+    context = RequestContext(principal.tenant_id, key_id=principal.key_id)
+    return llm_service(request.app).local_chat(service, context)

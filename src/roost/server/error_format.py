@@ -8,6 +8,7 @@ problem+json with a stable ``type``. No stack trace ever reaches a client.
 from __future__ import annotations
 
 import json
+import math
 from enum import Enum
 from typing import Any
 
@@ -25,6 +26,7 @@ _OPENAI_TYPES = {
     409: "invalid_request_error",
     413: "invalid_request_error",
     429: "rate_limit_error",
+    431: "invalid_request_error",
 }
 _ANTHROPIC_TYPES = {
     400: "invalid_request_error",
@@ -34,6 +36,7 @@ _ANTHROPIC_TYPES = {
     409: "invalid_request_error",
     413: "request_too_large",
     429: "rate_limit_error",
+    431: "invalid_request_error",
     503: "overloaded_error",
     529: "overloaded_error",
 }
@@ -60,7 +63,9 @@ def error_body(
     dialect = dialect_for_path(path)
     headers: dict[str, str] = {}
     if isinstance(error, RateLimited) and error.retry_after_s is not None:
-        headers["retry-after"] = str(max(1, round(error.retry_after_s)))
+        headers["retry-after"] = str(max(1, math.ceil(error.retry_after_s)))
+        if "limit" in error.extra:
+            headers["x-roost-limit"] = str(error.extra["limit"])
     if error.status == 401:
         headers["www-authenticate"] = 'Bearer realm="roost"'
     body: dict[str, Any]

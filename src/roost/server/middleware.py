@@ -14,7 +14,14 @@ from typing import Any
 import structlog
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from roost.errors import PayloadTooLarge, RequestTimeout, RoostError, Unauthorized
+from roost.errors import (
+    HeadersTooLarge,
+    PayloadTooLarge,
+    RateLimited,
+    RequestTimeout,
+    RoostError,
+    Unauthorized,
+)
 from roost.observe import metrics
 from roost.observe.logging import get_logger
 from roost.observe.tracing import get_tracer
@@ -45,6 +52,27 @@ async def send_error(send: Send, scope: Scope, error: RoostError) -> None:
     raw_headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body})
+
+
+# RFC 6455 leaves 4000-4999 to applications: 4401 mirrors HTTP 401.
+WS_CLOSE_UNAUTHORIZED = 4401
+
+
+async def deny_websocket(send: Send, scope: Scope, error: RoostError) -> None:
+    """Refuse a WebSocket handshake: an HTTP answer where the server can send one (the ASGI
+    denial-response extension), else a close before accept, with an application code."""
+    if "websocket.http.response" in scope.get("extensions", {}):
+        status, headers, body = error_body(
+            error, path=scope.get("path", ""), request_id=request_state(scope).get("request_id")
+        )
+        raw_headers = [(k.encode(), v.encode()) for k, v in headers.items()]
+        raw_headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "websocket.http.response.start", "status": status,
+                    "headers": raw_headers})  # fmt: skip
+        await send({"type": "websocket.http.response.body", "body": body})
+        return
+    code = WS_CLOSE_UNAUTHORIZED if error.status == 401 else 1008
+    await send({"type": "websocket.close", "code": code, "reason": error.message[:120]})
 
 
 class RequestContextMiddleware:
@@ -88,6 +116,8 @@ class RequestContextMiddleware:
                     raise  # a stream already begun can only be cut off
                 await send_internal_error(send_with_id, scope)
             finally:
+                if first_byte is None and request_state(scope).get("client_gone"):
+                    status = 499  # nginx's "client closed request": nothing was answered
                 metrics.HTTP_IN_FLIGHT.dec()
                 route = _route_template(scope)
                 span.set_attribute("http.route", route)
@@ -157,6 +187,28 @@ class BodyLimitMiddleware:
         await self.app(scope, counting_receive, guarded_send)
 
 
+class HeaderLimitMiddleware:
+    """Refuse requests whose header lines add up to more than ``max_bytes`` with 431."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            size = sum(len(k) + len(v) + 4 for k, v in scope.get("headers", []))
+            if size > self.max_bytes:
+                error = HeadersTooLarge(
+                    f"request headers take {size} bytes; the limit is {self.max_bytes}"
+                )
+                if scope["type"] == "http":
+                    await send_error(send, scope, error)
+                else:
+                    await send({"type": "websocket.close", "code": 1009})
+                return
+        await self.app(scope, receive, send)
+
+
 class TimeoutMiddleware:
     """Answer 504 when no response has started within ``timeout_s``.
 
@@ -221,10 +273,17 @@ class AuthMiddleware:
                 raise Unauthorized(
                     "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
                 )
-            key = await state.platform.api_keys.verify(presented)
-        except Unauthorized as exc:
+            try:
+                key = await state.platform.api_keys.verify(presented)
+            except Unauthorized:
+                await _count_failure(state, scope, presented)
+                raise
+        except (Unauthorized, RateLimited) as exc:
             metrics.AUTH_FAILURES.inc()
-            await send_error(send, scope, exc)
+            if scope["type"] == "websocket":
+                await deny_websocket(send, scope, exc)
+            else:
+                await send_error(send, scope, exc)
             return
         request_state(scope)["principal"] = Principal(key.tenant_id, key.id)
         structlog.contextvars.bind_contextvars(tenant_id=key.tenant_id)
@@ -232,6 +291,14 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
         finally:
             structlog.contextvars.unbind_contextvars("tenant_id")
+
+
+async def _count_failure(state: Any, scope: Scope, presented: str) -> None:
+    """Brute-force throttling: raises RateLimited once the key id or address is locked out."""
+    limiter = getattr(state, "limits", None)
+    if limiter is not None:
+        client = scope.get("client")
+        await limiter.record_login_failure(presented, client[0] if client else None)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

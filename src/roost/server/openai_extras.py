@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import base64
 import time
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from roost.chat import ChatService
-from roost.chat.text_completion import Prompt, complete_text
+from roost.chat.text_completion import Prompt
 from roost.errors import InvalidRequest, NotFound
 from roost.llm.embeddings import embed_counting_tokens, shared_minilm_embedder
-from roost.server.inference import chat_service, check_model
+from roost.server.chat_target import local_chat
 from roost.server.openai_schema import CompletionRequest
 from roost.storage.ids import new_id
 
@@ -25,11 +24,8 @@ MAX_EMBEDDING_INPUTS = 2048
 
 
 @router.post("/completions")
-async def completions(
-    body: CompletionRequest, service: Annotated[ChatService, Depends(chat_service)]
-) -> dict[str, Any]:
+async def completions(body: CompletionRequest, request: Request) -> dict[str, Any]:
     """Text in, text out: no chat template. Streaming is not offered on this legacy path."""
-    check_model(service, body.model)
     body.refuse_unsupported()
     if body.stream:
         raise InvalidRequest(
@@ -41,9 +37,8 @@ async def completions(
         logprobs=body.logprobs is not None,
         top_logprobs=body.logprobs or 0,
     )
-    result = await complete_text(
-        service.engine, _prompts(body.prompt), sampling, n=body.n, echo=body.echo
-    )
+    target = await local_chat(request, body.model)
+    result = await target.complete_text(_prompts(body.prompt), sampling, n=body.n, echo=body.echo)
     usage = result.usage
     return {
         "id": new_id("cmpl"),

@@ -116,13 +116,13 @@ async def create_run(thread_id: str, body: RunBody, request: Request) -> Respons
         run = await service.start_graph_run(
             tenant_id, thread_id, body.graph, body.input, webhook=body.webhook
         )
-        return await _respond(service, tenant_id, run, body.mode, body.timeout_s)
+        return await respond(service, tenant_id, run, body.mode, body.timeout_s)
     assert body.agent is not None
     run = await service.start_run(
         tenant_id, thread_id, body.agent, body.input, version=body.version,
         variables=body.variables, webhook=body.webhook,
     )  # fmt: skip
-    return await _respond(service, tenant_id, run, body.mode, body.timeout_s)
+    return await respond(service, tenant_id, run, body.mode, body.timeout_s)
 
 
 @router.get("/v1/runs/{run_id}")
@@ -144,7 +144,7 @@ async def resume_run(
     service = agents_service(request.app)
     tenant_id = _tenant(request)
     run = await service.resume(tenant_id, run_id, body.answers)
-    return await _respond(service, tenant_id, run, body.mode, body.timeout_s)
+    return await respond(service, tenant_id, run, body.mode, body.timeout_s)
 
 
 @router.get("/v1/runs/{run_id}/events")
@@ -179,10 +179,7 @@ async def execute(body: ExecuteBody, request: Request) -> Response | dict[str, A
     if thread_id is None:
         thread_id = (await service.create_thread(tenant_id)).id
     else:
-        try:
-            await service.store.get_thread(tenant_id, thread_id)
-        except NotFound:
-            await service.store.create_thread(tenant_id, thread_id=thread_id)
+        await service.store.ensure_thread(tenant_id, thread_id)
     run = await service.start_run(
         tenant_id, thread_id, body.agent, body.input, variables=body.variables
     )
@@ -196,7 +193,7 @@ async def get_session(session_id: str, request: Request) -> dict[str, Any]:
     return await agents_service(request.app).thread_state(_tenant(request), session_id)
 
 
-async def _respond(
+async def respond(
     service: AgentRunService, tenant_id: str, run: RunRecord, mode: Mode, timeout_s: float
 ) -> Response | dict[str, Any]:
     if mode == "stream":

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from roost.tools.netguard import NetworkPolicy
 from roost.tools.paths import Workspace
-from roost.tools.sandbox import Sandbox
+from roost.tools.sandbox import CommandResult, Sandbox, SandboxPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,3 +23,24 @@ class ToolContext:
     agent_id: str | None = None
     run_id: str | None = None
     call_id: str | None = None
+
+    async def run_command(
+        self,
+        argv: Sequence[str],
+        cwd: Path | None = None,
+        *,
+        policy: SandboxPolicy | None = None,
+        stdin: bytes | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
+        """Run ``argv`` in the sandbox in this call's workspace, on its tenant's limits."""
+        return await self.sandbox.run(
+            argv,
+            cwd or self.workspace.root,
+            workspace_root=self.workspace.root,
+            policy=policy,
+            stdin=stdin,
+            env=env,
+            tenant_id=self.tenant_id,
+            quota_root=self.workspace.quota_root,
+        )

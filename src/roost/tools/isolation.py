@@ -1,10 +1,11 @@
 """What isolation this machine offers a sandboxed command, found once per process.
 
-Two optional layers sit on top of the rlimits that always apply:
+Two layers sit on top of the rlimits that always apply:
 
-* **bubblewrap** (``bwrap``): a namespace jail with a read-only system, the workspace as
-  the only writable directory, a private ``/tmp``, its own PID namespace (so killing the
-  jail kills every process in it) and no network unless the policy allows it.
+* the **bubblewrap jail** (:mod:`roost.tools.jail`): what makes running a tenant's command
+  safe at all. Without a working one the sandbox refuses every command, unless the
+  operator opts out with ``tools.allow_unjailed_commands``. "Working" is proven, not
+  assumed: a trivial command is run in the real jail once, at start-up.
 * a **pids cgroup** Roost may write to: a hard cap on the number of processes. This is
   what contains a fork bomb when Roost runs as root, where ``RLIMIT_NPROC`` is not
   enforced by the kernel.
@@ -15,49 +16,42 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import shutil
 import signal
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-# System directories bound read-only into the jail; missing ones are skipped.
-JAIL_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64")
-# Only the parts of /etc that programs need; never the whole of it (shadow, keys, tokens).
-JAIL_ETC_FILES = (
-    "/etc/alternatives",
-    "/etc/ld.so.cache",
-    "/etc/ld.so.conf",
-    "/etc/ld.so.conf.d",
-    "/etc/localtime",
-    "/etc/passwd",
-    "/etc/group",
-    "/etc/hosts",
-    "/etc/nsswitch.conf",
-    "/etc/ssl",
-    "/etc/ca-certificates",
-    "/etc/gitconfig",
-    "/etc/mime.types",
-)
-JAIL_NETWORK_FILES = ("/etc/resolv.conf", "/etc/gai.conf", "/etc/host.conf")
-JAIL_WORKSPACE = "/workspace"
+from roost.tools.jail import Jail, find_jail_tools
+
 _CGROUP_CANDIDATES = ("/sys/fs/cgroup/pids", "/sys/fs/cgroup")
+# The host uid a server running as root drops commands to (nobody), unless configured.
+DEFAULT_COMMAND_UID = 65534
+INSTALL_HINT = (
+    "install bubblewrap (`apt-get install bubblewrap`, or `make install` as root on"
+    " Debian/Ubuntu) and allow unprivileged user namespaces; `roost doctor` checks it"
+)
 
 
 @dataclass(frozen=True, slots=True)
 class IsolationReport:
-    """What ``roost doctor`` prints and the sandbox uses."""
+    """What ``roost doctor`` and the start-up banner print, and what the sandbox uses."""
 
-    bwrap_path: str | None
+    jail: Jail | None
     pids_cgroup_root: str | None
     is_root: bool
     warnings: tuple[str, ...] = field(default=())
+    jail_problem: str | None = None  # why there is no jail, when there is none
 
     @property
     def level(self) -> str:
-        """``bubblewrap`` (namespace jail + limits) or ``rlimits`` (limits only)."""
-        return "bubblewrap" if self.bwrap_path else "rlimits"
+        """``bubblewrap`` (namespace jail + limits) or ``none`` (commands are refused)."""
+        return "bubblewrap" if self.jail else "none"
+
+    @property
+    def bwrap_path(self) -> str | None:
+        return self.jail.tools.bwrap if self.jail else None
 
     @property
     def process_limit(self) -> str:
@@ -67,41 +61,51 @@ class IsolationReport:
 
 
 @cache
-def detect_isolation() -> IsolationReport:
-    """Probe bubblewrap and a writable pids cgroup (cached: the machine does not change)."""
+def detect_isolation(command_uid: int = DEFAULT_COMMAND_UID) -> IsolationReport:
+    """Probe the jail and a writable pids cgroup (cached: the machine does not change)."""
     warnings: list[str] = []
-    bwrap = _working_bwrap()
-    if bwrap is None:
+    is_root = os.geteuid() == 0
+    jail, problem = _working_jail(is_root, command_uid)
+    if jail is None:
         warnings.append(
-            "bubblewrap (bwrap) is not available: commands run with rlimits, a clean environment"
-            " and a confined working directory, but WITHOUT a file-system or network jail."
-            " Install it: apt-get install bubblewrap"
+            f"no working bubblewrap jail ({problem}): commands (run_command, run_tests,"
+            f" search_text, git tools) are REFUSED. To fix: {INSTALL_HINT}"
         )
     cgroup_root = _writable_pids_cgroup()
-    is_root = os.geteuid() == 0
     if cgroup_root is None and is_root:
         warnings.append(
             "running as root without a writable pids cgroup: the kernel does not enforce"
             " RLIMIT_NPROC for root, so a fork bomb is stopped only by the time limit"
         )
-    return IsolationReport(bwrap, cgroup_root, is_root, tuple(warnings))
+    return IsolationReport(jail, cgroup_root, is_root, tuple(warnings), problem)
 
 
-def _working_bwrap() -> str | None:
-    path = shutil.which("bwrap")
-    if path is None:
-        return None
-    # Present is not enough: user namespaces may be disabled in this container.
-    try:
-        probe = subprocess.run(  # noqa: S603 - fixed argv
-            [path, "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "--", "/bin/true"],
-            capture_output=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return path if probe.returncode == 0 else None
+def _working_jail(is_root: bool, command_uid: int) -> tuple[Jail | None, str | None]:
+    tools, missing = find_jail_tools(is_root=is_root)
+    if tools is None:
+        return None, missing
+    uid = command_uid if is_root else None
+    if uid == 0:
+        return None, "tools.command_uid may not be 0"
+    jail = Jail(tools, host_uid=uid, host_gid=uid)
+    # Present is not enough: user namespaces may be disabled, setpriv or mounts refused.
+    with tempfile.TemporaryDirectory(prefix="roost-jail-probe-") as scratch:
+        workspace = Path(scratch)
+        jail.hand_over(workspace)
+        try:
+            probe = subprocess.run(  # noqa: S603 - fixed argv
+                jail.command(["/bin/true"], workspace),
+                capture_output=True,
+                timeout=20,
+                check=False,
+                env={"PATH": "/usr/bin:/bin"},
+            )
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return None, f"the jail did not start: {error}"
+    if probe.returncode != 0:
+        detail = probe.stderr.decode(errors="replace").strip()[:300] or f"exit {probe.returncode}"
+        return None, f"a jailed test command failed: {detail}"
+    return jail, None
 
 
 def _writable_pids_cgroup() -> str | None:
@@ -121,33 +125,6 @@ def _writable_pids_cgroup() -> str | None:
             with contextlib.suppress(OSError):
                 probe.rmdir()
     return None
-
-
-def jail_arguments(
-    workspace: Path,
-    *,
-    cwd: str = JAIL_WORKSPACE,
-    network: bool,
-    extra_read_only: tuple[str, ...] = (),
-) -> list[str]:
-    """bwrap options: read-only system, writable workspace at /workspace, private /tmp."""
-    args = ["--unshare-all", "--die-with-parent", "--new-session"]
-    if network:
-        args.append("--share-net")
-    for directory in JAIL_SYSTEM_DIRS:
-        if os.path.islink(directory):
-            args += ["--symlink", os.readlink(directory), directory]
-        elif os.path.isdir(directory):
-            args += ["--ro-bind", directory, directory]
-    for path in (*JAIL_ETC_FILES, *(JAIL_NETWORK_FILES if network else ())):
-        args += ["--ro-bind-try", path, path]
-    for path in extra_read_only:
-        args += ["--ro-bind-try", path, path]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]  # noqa: S108 - jail's own
-    args += ["--bind", str(workspace), JAIL_WORKSPACE, "--chdir", cwd]
-    # The jail's own root is a tmpfs; make it read-only too so only the workspace and /tmp take writes.
-    args += ["--remount-ro", "/"]
-    return args
 
 
 class ProcessCgroup:

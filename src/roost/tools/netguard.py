@@ -135,6 +135,23 @@ def parse_target(url: str) -> tuple[str, str, int]:
     return parts.scheme, host, port or (443 if parts.scheme == "https" else 80)
 
 
+# Sent to one origin, never to the next: a redirect must not carry the caller's secrets.
+CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"}
+)
+
+
+def without_credentials(headers: dict[str, str] | None) -> dict[str, str] | None:
+    if headers is None:
+        return None
+    return {k: v for k, v in headers.items() if k.lower() not in CREDENTIAL_HEADERS}
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    scheme, host, port = parse_target(url)
+    return scheme, host.lower(), port
+
+
 async def fetch(
     url: str,
     policy: NetworkPolicy,
@@ -157,6 +174,8 @@ async def fetch(
             )
             if isinstance(response_or_next, str):
                 redirects.append(response_or_next)
+                if _origin(response_or_next) != _origin(current):
+                    headers = without_credentials(headers)
                 current = response_or_next
                 if method not in ("GET", "HEAD"):
                     method, body = "GET", None

@@ -31,9 +31,12 @@ class PathRefused(ToolFailure):
 class Workspace:
     """A directory a tool may touch; every path is relative to it and stays inside it."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, quota_root: Path | None = None) -> None:
+        """``quota_root``: the directory whose size the disk quota caps (default ``root``),
+        the tenant's directory of workspaces when there is one per agent."""
         root.mkdir(parents=True, exist_ok=True)
         self.root = root.resolve(strict=True)
+        self.quota_root = quota_root.resolve() if quota_root is not None else self.root
 
     def resolve(self, user_path: str, *, must_exist: bool = False) -> Path:
         """The real path of ``user_path`` inside the workspace; :class:`PathRefused` otherwise."""

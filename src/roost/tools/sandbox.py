@@ -1,4 +1,4 @@
-"""Running commands for tools: argv only, allowlisted executables, limits, a jail if possible.
+"""Running commands for tools: argv only, allowlisted executables, limits, and a jail.
 
 Every command goes through :meth:`Sandbox.run`:
 
@@ -8,6 +8,10 @@ Every command goes through :meth:`Sandbox.run`:
   sandbox's fixed ``PATH``, or an exact absolute path);
 * the environment is rebuilt from an allowlist, so the server's API keys never reach it;
 * the working directory is the workspace (or a directory inside it);
+* the bubblewrap jail (:mod:`roost.tools.jail`), or no command at all: without a working
+  jail every command is refused, unless the operator set ``allow_unjailed_commands``;
+* no network: the jail has its own empty network namespace;
+* per tenant, a cap on concurrent commands and a disk quota on its workspaces;
 * rlimits (CPU seconds, address space, file size, open files, processes) via ``prlimit``;
 * a wall-clock timeout that kills the whole process group, the pids cgroup, and with
   bubblewrap the whole PID namespace;
@@ -24,19 +28,20 @@ import re
 import shutil
 import signal
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from roost.tools.base import ToolFailure
 from roost.tools.isolation import (
-    JAIL_WORKSPACE,
+    INSTALL_HINT,
     IsolationReport,
     ProcessCgroup,
     detect_isolation,
-    jail_arguments,
 )
+from roost.tools.jail import JAIL_WORKSPACE
+from roost.tools.tenant_limits import TenantCommandLimits
 
 DEFAULT_EXECUTABLES = frozenset(
     {"python3", "python", "pytest", "git", "ls", "cat", "head", "tail", "wc", "grep", "echo",
@@ -48,10 +53,12 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _FORBIDDEN_ENV = re.compile(r"^(LD_|DYLD_|PYTHONSTARTUP$|PYTHONHOME$|BASH_ENV$|ENV$|GIT_CONFIG)")
 _READ_CHUNK = 65536
 _MiB = 1024 * 1024
+# How often a running command's tenant is measured against its disk quota.
+QUOTA_CHECK_INTERVAL_S = 0.5
 
 
 class CommandRefused(ToolFailure):
-    """The command was not started: not allowlisted, malformed, or the jail is required."""
+    """The command was not started: not allowlisted, malformed, or no jail to run it in."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message, type="command_refused")
@@ -74,8 +81,8 @@ class SandboxPolicy:
     max_open_files: int = 256
     max_output_bytes: int = 64 * 1024
     kill_after_output_bytes: int = 16 * _MiB
-    use_jail: bool = True
-    require_jail: bool = False
+    # Run without the jail when there is none: an operator's explicit, logged choice.
+    allow_unjailed: bool = False
 
     def narrowed(self, **changes: Any) -> SandboxPolicy:
         return replace(self, **changes)
@@ -95,11 +102,17 @@ class CommandResult:
     stdout_truncated: bool = False
     stderr_truncated: bool = False
     signal: str | None = None
-    isolation: str = "rlimits"
+    isolation: str = "bubblewrap"
+    disk_quota_exceeded: bool = False
 
     @property
     def ok(self) -> bool:
-        return self.exit_code == 0 and not self.timed_out and not self.output_limit_exceeded
+        return (
+            self.exit_code == 0
+            and not self.timed_out
+            and not self.output_limit_exceeded
+            and not self.disk_quota_exceeded
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -114,6 +127,7 @@ class CommandResult:
             "stderr_truncated": self.stderr_truncated,
             "signal": self.signal,
             "isolation": self.isolation,
+            "disk_quota_exceeded": self.disk_quota_exceeded,
         }
 
 
@@ -140,11 +154,17 @@ class _Tail:
 
 
 class Sandbox:
-    """Runs argv lists under a :class:`SandboxPolicy` on this machine's best isolation."""
+    """Runs argv lists under a :class:`SandboxPolicy` in the jail, or refuses them."""
 
-    def __init__(self, policy: SandboxPolicy, isolation: IsolationReport | None = None) -> None:
+    def __init__(
+        self,
+        policy: SandboxPolicy,
+        isolation: IsolationReport | None = None,
+        limits: TenantCommandLimits | None = None,
+    ) -> None:
         self.policy = policy
         self.isolation = isolation or detect_isolation()
+        self.limits = limits or TenantCommandLimits()
 
     def resolve_executable(self, name: str, policy: SandboxPolicy | None = None) -> str:
         """The absolute path of an allowlisted executable; :class:`CommandRefused` otherwise."""
@@ -161,6 +181,22 @@ class Sandbox:
             raise CommandRefused(f"executable {name!r} is not installed on {policy.search_path}")
         return found
 
+    def check_can_run(self, policy: SandboxPolicy | None = None) -> None:
+        """:class:`CommandRefused` unless commands may run here at all (jail or opt-out)."""
+        policy = policy or self.policy
+        if policy.network:
+            raise CommandRefused(
+                "commands get no network: the jail has its own empty network namespace, and"
+                " the filtering proxy that would grant named hosts is not built yet"
+            )
+        if self.isolation.jail is None and not policy.allow_unjailed:
+            raise CommandRefused(
+                f"commands are refused: there is no working bubblewrap jail"
+                f" ({self.isolation.jail_problem}). To fix: {INSTALL_HINT}. An operator who"
+                " accepts running tenants' commands unjailed sets"
+                " tools.allow_unjailed_commands = true"
+            )
+
     async def run(
         self,
         argv: Sequence[str],
@@ -170,26 +206,56 @@ class Sandbox:
         policy: SandboxPolicy | None = None,
         stdin: bytes | None = None,
         env: Mapping[str, str] | None = None,
+        tenant_id: str | None = None,
+        quota_root: Path | None = None,
     ) -> CommandResult:
-        """Run ``argv`` in ``cwd`` (inside ``workspace_root``) and report what happened."""
+        """Run ``argv`` in ``cwd`` (inside ``workspace_root``) and report what happened.
+
+        ``tenant_id`` takes one of the tenant's command slots; ``quota_root`` (default the
+        workspace) is the directory whose size the tenant's disk quota caps.
+        """
         policy = policy or self.policy
         _check_argv(argv)
-        jailed = policy.use_jail and self.isolation.bwrap_path is not None
-        if policy.require_jail and not jailed:
-            raise CommandRefused("policy requires the bubblewrap jail, which is not available")
+        self.check_can_run(policy)
         relative_cwd = _relative_cwd(cwd, workspace_root)
         executable = self.resolve_executable(argv[0], policy)
-        command = [executable, *argv[1:]]
-        if jailed:
-            assert self.isolation.bwrap_path is not None
-            inside = Path(JAIL_WORKSPACE) / relative_cwd
-            jail = jail_arguments(
-                workspace_root,
-                cwd=str(inside),
-                network=policy.network,
-                extra_read_only=_install_prefix(executable),
+        slot = self.limits.slot(tenant_id) if tenant_id else contextlib.nullcontext()
+        with slot:
+            measured = quota_root or workspace_root
+            left = await asyncio.to_thread(self.limits.bytes_left, measured)
+            if left is not None:
+                policy = policy.narrowed(max_file_bytes=min(policy.max_file_bytes, left))
+
+            async def over_quota() -> bool:
+                return await asyncio.to_thread(self.limits.is_over_quota, measured)
+
+            watch = over_quota if left is not None else None
+            command = [executable, *argv[1:]]
+            return await self._run_checked(
+                command, tuple(argv), cwd, relative_cwd, workspace_root, policy, stdin, env, watch
             )
-            command = [self.isolation.bwrap_path, *jail, "--", *command]
+
+    async def _run_checked(
+        self,
+        command: list[str],
+        argv: tuple[str, ...],
+        cwd: Path,
+        relative_cwd: Path,
+        workspace_root: Path,
+        policy: SandboxPolicy,
+        stdin: bytes | None,
+        env: Mapping[str, str] | None,
+        over_quota: Callable[[], Awaitable[bool]] | None,
+    ) -> CommandResult:
+        jail = self.isolation.jail
+        if jail is not None:
+            await asyncio.to_thread(jail.hand_over, workspace_root)
+            command = jail.command(
+                command,
+                workspace_root,
+                cwd=str(Path(JAIL_WORKSPACE) / relative_cwd),
+                extra_read_only=_install_prefix(command[0]),
+            )
         command = [*_prlimit_prefix(policy, self.isolation), *command]
         cgroup = (
             ProcessCgroup(self.isolation.pids_cgroup_root, policy.max_processes)
@@ -198,17 +264,18 @@ class Sandbox:
         )
         if cgroup is not None:
             command = [*cgroup.join_prefix(), *command]
-        environment = _environment(policy, env, home=JAIL_WORKSPACE if jailed else str(cwd))
+        environment = _environment(policy, env, home=JAIL_WORKSPACE if jail else str(cwd))
         try:
             return await _execute(
                 command,
-                tuple(argv),
+                argv,
                 cwd,
                 environment,
                 stdin,
                 policy,
                 cgroup,
-                "bubblewrap" if jailed else "rlimits",
+                "bubblewrap" if jail else "unjailed",
+                over_quota,
             )
         finally:
             if cgroup is not None:
@@ -294,6 +361,7 @@ async def _execute(
     policy: SandboxPolicy,
     cgroup: ProcessCgroup | None,
     isolation: str,
+    over_quota: Callable[[], Awaitable[bool]] | None = None,
 ) -> CommandResult:
     started = time.monotonic()
     process = await asyncio.create_subprocess_exec(
@@ -327,7 +395,19 @@ async def _execute(
         await asyncio.gather(feed(), pump(process.stdout, out), pump(process.stderr, err))
         await process.wait()
 
+    quota_hit = asyncio.Event()
+
+    async def watch_quota() -> None:
+        assert over_quota is not None
+        while True:
+            await asyncio.sleep(QUOTA_CHECK_INTERVAL_S)
+            if await over_quota():
+                quota_hit.set()
+                _kill(process.pid, cgroup)
+                return
+
     work = asyncio.ensure_future(communicate())
+    watcher = asyncio.ensure_future(watch_quota()) if over_quota is not None else None
     timed_out = False
     try:
         # Shielded: on timeout the readers keep draining while the group is killed.
@@ -344,6 +424,10 @@ async def _execute(
                 work.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await work
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
     exit_code = process.returncode
     return CommandResult(
         argv=argv,
@@ -357,6 +441,7 @@ async def _execute(
         stderr_truncated=err.truncated,
         signal=_signal_name(exit_code, jailed=isolation == "bubblewrap"),
         isolation=isolation,
+        disk_quota_exceeded=quota_hit.is_set(),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
 from contextlib import AsyncExitStack
@@ -17,13 +18,16 @@ from roost.tools.audit import AuditSink
 from roost.tools.base import RiskLevel
 from roost.tools.builtin import builtin_toolset
 from roost.tools.executor import ToolExecutor
+from roost.tools.isolation import detect_isolation
 from roost.tools.mcp_client import McpToolset
 from roost.tools.netguard import NetworkPolicy
 from roost.tools.paths import Workspace
 from roost.tools.permissions import Caller, CapabilityMinter, PermissionPolicy, Role
 from roost.tools.registry import ToolRegistry
 from roost.tools.sandbox import DEFAULT_EXECUTABLES, Sandbox, SandboxPolicy
+from roost.tools.tenant_limits import TenantCommandLimits
 
+log = logging.getLogger(__name__)
 _SAFE_SEGMENT = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -49,8 +53,28 @@ def sandbox_policy(settings: ToolsSettings) -> SandboxPolicy:
         memory_bytes=settings.command_memory_mb * 1024 * 1024,
         max_processes=settings.command_max_processes,
         max_output_bytes=settings.command_max_output_kb * 1024,
-        require_jail=settings.require_jail,
+        allow_unjailed=settings.allow_unjailed_commands,
     )
+
+
+def open_sandbox(settings: ToolsSettings) -> Sandbox:
+    """The deployment's sandbox, on the jail probed at start-up; says loudly what is unsafe."""
+    isolation = detect_isolation(settings.command_uid)
+    limits = TenantCommandLimits(
+        max_concurrent=settings.max_commands_per_tenant,
+        disk_quota_bytes=settings.workspace_quota_mb * 1024 * 1024,
+    )
+    if isolation.jail is None and settings.allow_unjailed_commands:
+        log.error(
+            "tools.allow_unjailed_commands is set and there is no working jail (%s): tenants'"
+            " commands run UNJAILED as this server's user, with its files and network in reach",
+            isolation.jail_problem,
+        )
+    elif isolation.jail is None:
+        log.error("commands are refused: %s", "; ".join(isolation.warnings))
+    if settings.command_network:
+        log.error("tools.command_network is set: commands are refused (no network proxy yet)")
+    return Sandbox(sandbox_policy(settings), isolation, limits)
 
 
 def _role(name: str, spec: ToolRoleSettings) -> Role:
@@ -78,7 +102,7 @@ class WorkspacePerAgent:
     def __call__(self, caller: Caller) -> Workspace:
         tenant = _SAFE_SEGMENT.sub("_", caller.tenant_id)
         agent = _SAFE_SEGMENT.sub("_", caller.agent_id or "default")
-        return Workspace(self.root / tenant / agent)
+        return Workspace(self.root / tenant / agent, quota_root=self.root / tenant)
 
 
 @dataclass
@@ -117,7 +141,7 @@ class ToolService:
             permissions,
             approvals,
             platform.audit,
-            sandbox=Sandbox(sandbox_policy(tools)),
+            sandbox=open_sandbox(tools),
             workspace_for=WorkspacePerAgent(workspace_root(settings)),
             network=NetworkPolicy(
                 allowed_hosts=frozenset(tools.http_allowed_hosts),

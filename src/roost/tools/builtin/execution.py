@@ -29,11 +29,8 @@ async def run_command(
 ) -> dict[str, Any]:
     """Run an allowlisted program in the sandbox; returns exit code, output tails, duration."""
     directory = ctx.workspace.resolve(cwd, must_exist=True)
-    result = await ctx.sandbox.run(
-        argv,
-        directory,
-        workspace_root=ctx.workspace.root,
-        stdin=stdin.encode() if stdin is not None else None,
+    result = await ctx.run_command(
+        argv, directory, stdin=stdin.encode() if stdin is not None else None
     )
     return result.to_dict()
 
@@ -57,7 +54,7 @@ async def run_tests(
         argv += ["--", *paths] if paths else []
     else:
         argv = ["python3", "-m", "unittest", *paths]
-    result = await ctx.sandbox.run(argv, ctx.workspace.root, workspace_root=ctx.workspace.root)
+    result = await ctx.run_command(argv)
     summary = _summarise(runner, result.stdout + "\n" + result.stderr)
     return {**result.to_dict(), "passed": result.ok, "summary": summary}
 

@@ -49,10 +49,8 @@ async def _git(
     ctx: ToolContext, *args: str, stdin: str | None = None, network: bool = False
 ) -> CommandResult:
     policy = ctx.sandbox.policy.narrowed(network=network) if network else None
-    result = await ctx.sandbox.run(
+    result = await ctx.run_command(
         ["git", *_SAFE_CONFIG, *args],
-        ctx.workspace.root,
-        workspace_root=ctx.workspace.root,
         policy=policy,
         stdin=stdin.encode() if stdin is not None else None,
         env=_IDENTITY,

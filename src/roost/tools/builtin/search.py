@@ -38,7 +38,7 @@ async def search_text(
     if include is not None:
         argv.append(f"--include={include}")
     argv += ["-e", pattern, "--", relative]
-    result = await ctx.sandbox.run(argv, ctx.workspace.root, workspace_root=ctx.workspace.root)
+    result = await ctx.run_command(argv)
     if result.exit_code not in (0, 1):  # 1: no match
         raise ToolFailure(f"search failed: {result.stderr.strip()[:500]}", type="search_failed")
     matches = []

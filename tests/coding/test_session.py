@@ -1,0 +1,101 @@
+"""Coding sessions on real repositories: real sandbox, real approvals store, scripted model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from benchmarks.coding_tasks import make_tasks
+
+from roost.coding.scripted import KnownGoodPlan, follow
+from roost.coding.session import NotARepository, check_repository, open_sessions
+from roost.llm.testing import FunctionModel
+from roost.platform.kernel import Roost
+
+
+async def approve_all(approval: dict[str, Any]) -> Any:
+    return "approve"
+
+
+async def test_a_planted_bug_is_fixed_and_the_tests_pass(kernel: Roost, tmp_path: Path) -> None:
+    task = next(t for t in make_tasks() if t.name == "bug-add")
+    repo = task.materialise(tmp_path)
+    kernel.llm.router.registry.register(FunctionModel(follow(task.solution), "scripted:t"))
+    sessions = await open_sessions(kernel, model="scripted:t")
+    asked: list[dict[str, Any]] = []
+
+    async def decide(approval: dict[str, Any]) -> Any:
+        asked.append(approval)
+        return "approve"
+
+    result = await sessions.run(repo, task.task, decide=decide)
+    assert result.status == "succeeded", (result.error, result.output)
+    assert "return a + b" in (repo / "calc/ops.py").read_text()
+    assert result.output["tests"]["passed"] is True
+    assert "-    return a - b" in result.output["diff"]
+    assert asked == []  # the plan names calc/ops.py: nothing to approve
+    kinds = [e["event"] for e in result.events]
+    assert "plan" in kinds and "report" in kinds
+    sessions.close()
+
+
+def test_not_a_repository_is_refused_or_initialised(tmp_path: Path) -> None:
+    with pytest.raises(NotARepository, match="not a git repository"):
+        check_repository(tmp_path)
+    assert check_repository(tmp_path, init=True) == tmp_path.resolve()
+    assert (tmp_path / ".git").is_dir()
+
+
+async def test_overwrite_outside_the_plan_waits_for_approval_and_a_denial_is_reported(
+    kernel: Roost, tmp_path: Path
+) -> None:
+    task = next(t for t in make_tasks() if t.name == "bug-add")
+    repo = task.materialise(tmp_path)
+    plan = KnownGoodPlan(
+        "1. Fix calc/ops.py.",
+        [("write_file", {"path": "tests/test_add.py", "content": "# gone\n"}),
+         *task.solution.steps[1:]],
+    )  # fmt: skip
+    kernel.llm.router.registry.register(FunctionModel(follow(plan), "scripted:t2"))
+    sessions = await open_sessions(kernel, model="scripted:t2")
+    asked: list[dict[str, Any]] = []
+
+    async def deny(approval: dict[str, Any]) -> Any:
+        asked.append(approval)
+        return "deny"
+
+    result = await sessions.run(repo, task.task, decide=deny)
+    assert [a["tool"] for a in asked] == ["write_file"]
+    assert "plan does not name" in asked[0]["reason"]
+    assert "test_add" in (repo / "tests/test_add.py").read_text()  # not overwritten
+    assert result.status == "succeeded"
+    denied = [e for e in result.events if e["event"] == "tool_result" and e["tool"] == "write_file"]
+    assert denied and denied[0]["status"] == "error"
+    sessions.close()
+
+
+async def test_the_same_failing_edit_twice_is_a_loop_and_then_a_stop_with_a_report(
+    kernel: Roost, tmp_path: Path
+) -> None:
+    task = next(t for t in make_tasks() if t.name == "bug-add")
+    repo = task.materialise(tmp_path)
+    bad = ("apply_edit", {"edits": [{"path": "calc/ops.py", "search": "return a * b",
+                                     "replace": "return a + b"}]})  # fmt: skip
+    kernel.llm.router.registry.register(
+        FunctionModel(follow(KnownGoodPlan("fix calc/ops.py", [bad] * 6)), "scripted:loop")
+    )
+    sessions = await open_sessions(kernel, model="scripted:loop")
+    result = await sessions.run(repo, task.task, decide=approve_all)
+    assert result.status == "failed"
+    assert result.error is not None and result.error.startswith("loop:")
+    assert result.output["loop_triggers"] == 2
+    assert result.output["stopped_because"].startswith("loop:")
+    assert "make the tests pass" in result.output["remaining"] or result.output["remaining"]
+    loops = [e for e in result.events if e["event"] == "loop"]
+    assert len(loops) == 2
+    # the conflict reached the model with where the closest text is
+    errors = [e.get("error", "") for e in result.events if e["event"] == "tool_result"]
+    assert any("closest text is at line 2" in e for e in errors), errors
+    assert (repo / "calc/ops.py").read_text() == task.files["calc/ops.py"]  # nothing written
+    sessions.close()
