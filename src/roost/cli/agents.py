@@ -171,8 +171,7 @@ def run(
     if status == "interrupted":
         err_console.print("waiting for approval: roost approvals list", highlight=False)
     elif status != "succeeded":
-        err_console.print(f"[bold red]error:[/] {run_info.get('error')}", highlight=False)
-        raise typer.Exit(1)
+        fail(str(run_info.get("error")))
 
 
 def _print_events(response: httpx.Response) -> dict[str, Any]:

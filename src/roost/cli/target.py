@@ -51,9 +51,6 @@ class Api:
     def post(self, path: str, body: Any = None) -> Any:
         return self._call("POST", path, json=body if body is not None else {})
 
-    def delete(self, path: str, **params: Any) -> Any:
-        return self._call("DELETE", path, params=params)
-
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         import httpx
 
