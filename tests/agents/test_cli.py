@@ -36,6 +36,20 @@ def roost(roost_home: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     return CliRunner()
 
 
+def cli_env(home: Path) -> dict[str, str]:
+    """The environment of a ``roost`` child process on ``home``, without a local model."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
+    return env | {"ROOST_HOME": str(home), "ROOST_ENGINE__ENABLED": "false",
+                  "PYTHONPATH": str(Path(__file__).parents[2] / "src")}  # fmt: skip
+
+
+def roost_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "roost.cli.main", *args],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
 def test_create_list_show_on_the_local_store(
     roost: CliRunner, roost_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -82,10 +96,13 @@ def test_create_and_run_on_a_server(roost: CliRunner, roost_home: Path) -> None:
         created = roost.invoke(app, ["create", str(spec), "--url", server.url, "--json"])
         assert created.exit_code == 0, created.output
         assert json.loads(created.output)["created"] is True
-        ran = roost.invoke(app, ["run", "calc", "what is 2+40?", "--url", server.url])
-        assert ran.exit_code == 0, ran.output
-        assert "the sum is 42" in ran.output
-        assert "succeeded" in ran.output
+        # In a child process, as a user runs it: the run makes this process's server start
+        # DBOS, whose log handler must not bind to CliRunner's short-lived stdout.
+        ran = roost_cli("agents", "run", "calc", "what is 2+40?", "--url", server.url,
+                        env=cli_env(roost_home) | {"ROOST_KEY": KEY})  # fmt: skip
+        assert ran.returncode == 0, ran.stderr
+        assert "the sum is 42" in ran.stdout
+        assert "succeeded" in ran.stderr
         refused = roost.invoke(app, ["run", "ghost", "hi", "--url", server.url])
         assert refused.exit_code == 1 and "no agent 'ghost'" in refused.output
         tenant = roost.invoke(app, ["list", "--url", server.url, "--tenant", "acme"])
@@ -119,14 +136,9 @@ async def test_an_approval_decided_on_the_local_store_resumes_the_servers_run(
         approval_id = run["interrupts"][0]["value"]["approvals"][0]["approval_id"]
         # Another process, no --url: the decision goes to the store and re-queues the run,
         # which the server (executing runs) takes up.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
-        env |= {"ROOST_HOME": str(roost_home), "ROOST_ENGINE__ENABLED": "false",
-                "PYTHONPATH": str(Path(__file__).parents[2] / "src")}  # fmt: skip
         decided = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "roost.cli.main", "approvals", "approve", approval_id],
-            env=env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            roost_cli, "approvals", "approve", approval_id, env=cli_env(roost_home)
+        )
         assert decided.returncode == 0, decided.stderr
         assert f"{approval_id}: approved (drop_table)" in decided.stdout
         async with client.stream("GET", f"/v1/runs/{run['id']}/events") as response:
