@@ -8,8 +8,10 @@ Sources, highest priority first:
    else ``$ROOST_HOME/roost.toml``.
 3. Defaults below.
 
-Unknown keys are errors, in the file and in ``ROOST_*`` variables alike, and
-:func:`load_settings` reports every problem at once with its key and source.
+Unknown keys in the file are errors, and :func:`load_settings` reports every problem at
+once with its key and source. A ``ROOST_*`` variable that names no setting is a warning,
+not an error: the namespace is shared with variables that are not settings (``ROOST_KEY``
+in README's examples, a deployment's own), and a typo still gets reported.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -45,8 +47,8 @@ ENV_ALIASES: dict[str, tuple[str, ...]] = {
     "ROOST_REDIS_URL": ("storage", "redis_url"),
     "ROOST_LOG_LEVEL": ("logging", "level"),
 }
-# Variables that steer loading itself rather than name a setting.
-ENV_LOADER_VARS = {"ROOST_CONFIG"}
+# Variables that steer loading or the CLI rather than name a setting: never warned about.
+ENV_LOADER_VARS = {"ROOST_CONFIG", "ROOST_URL", "ROOST_KEY"}
 
 
 class Section(BaseModel):
@@ -573,6 +575,14 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_assignment=True
     )
 
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: Any, *_sources: Any, **_kw: Any
+    ) -> tuple[Any, ...]:
+        # load_settings is the one reader of the environment (it knows which ROOST_*
+        # variables name settings and warns about the rest): only its data counts here.
+        return (init_settings,)
+
     home: Path = Field(Path("~/.roost"), description="Where data lives")
     server: ServerSettings = Field(default_factory=ServerSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
@@ -634,9 +644,14 @@ def find_config_file(explicit: str | Path | None, env: Mapping[str, str]) -> Pat
 
 
 def load_settings(
-    config_file: str | Path | None = None, env: Mapping[str, str] | None = None
+    config_file: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    warn: Callable[[str], None] | None = None,
 ) -> Settings:
-    """Read, merge and validate configuration; raise :class:`ConfigError` listing every problem."""
+    """Read, merge and validate configuration; raise :class:`ConfigError` listing every
+    problem. ``ROOST_*`` variables that name no setting are left out and passed to
+    ``warn`` (default: logged)."""
     env = os.environ if env is None else env
     problems: list[tuple[str, str]] = []
     path = find_config_file(config_file, env)
@@ -657,6 +672,9 @@ def load_settings(
         keys = ENV_ALIASES.get(name) or tuple(
             part.lower() for part in name[len(ENV_PREFIX) :].split("__")
         )
+        if not _names_setting(Settings, keys):
+            _warn_unknown(warn, f"{name} is not a Roost setting; ignored (see roost config show)")
+            continue
         _set_nested(data, keys, _env_value(value))
         origin[keys] = name
     try:
@@ -671,6 +689,29 @@ def load_settings(
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def _names_setting(model: type[BaseModel], keys: tuple[str, ...]) -> bool:
+    """Whether ``keys`` lead to a field of ``model``: through nested sections, and into
+    any table-valued field (its keys are the operator's own names)."""
+    field = model.model_fields.get(keys[0])
+    if field is None:
+        return False
+    if len(keys) == 1:
+        return True
+    annotation = field.annotation
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return _names_setting(annotation, keys[1:])
+    return True  # a table (dict) field, or a value that validation reports on
+
+
+def _warn_unknown(warn: Callable[[str], None] | None, message: str) -> None:
+    if warn is not None:
+        warn(message)
+        return
+    from roost.observe.logging import get_logger
+
+    get_logger("roost.config").warning(message)
 
 
 def _env_value(value: str) -> Any:

@@ -30,11 +30,19 @@ def answer_with_tools(info: CallInfo) -> Message | str:
 
 @asynccontextmanager
 async def agent_app(
-    make_app: AppFactory, auth: dict[str, str], script: ModelFunction, **spec: Any
+    make_app: AppFactory,
+    auth: dict[str, str],
+    script: ModelFunction,
+    *,
+    more_models: tuple[str, ...] = (),
+    **spec: Any,
 ) -> AsyncIterator[tuple[FastAPI, Client, ToolLog]]:
+    """An app serving ``script`` as ``function:agent`` (and as each of ``more_models``)
+    with agent ``calc`` registered: specs may name only models that are served."""
     async with make_app() as (app, client):
         client.headers.update(auth)
-        app.state.llm.router.registry.register(FunctionModel(script, "function:agent"))
+        for model_id in ("function:agent", *more_models):
+            app.state.llm.router.registry.register(FunctionModel(script, model_id))
         log = ToolLog()
         app.state.tools.registry.add_for_tenant(app.state.default_tenant_id, make_test_tools(log))
         body = {"name": "calc", "model": "function:agent", "tools": ["add", "drop_table"], **spec}

@@ -33,12 +33,6 @@ def roost(roost_home: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
 def test_coordinate_shows_the_plan_and_prints_the_answer(
     roost: CliRunner, roost_home: Path
 ) -> None:
-    for name, description in (("researcher", "finds facts"), ("writer", "writes prose")):
-        spec = roost_home / f"{name}.yaml"
-        spec.write_text(
-            f"name: {name}\ndescription: {description}\nmodel: function:worker\ntools: [lookup]\n"
-        )
-        assert roost.invoke(app, ["create", str(spec)]).exit_code == 0
     settings = load_settings(env={"ROOST_HOME": str(roost_home), "ROOST_API_KEY": KEY,
                                   "ROOST_ENGINE__ENABLED": "false"})  # fmt: skip
     server_app = create_app(settings)
@@ -51,6 +45,15 @@ def test_coordinate_shows_the_plan_and_prints_the_answer(
         gate.release.set()
         tenant = server_app.state.default_tenant_id
         server_app.state.tools.registry.add_for_tenant(tenant, gate.toolset())
+        # Created on the server, which offers the scripted models and the tool they name.
+        for name, description in (("researcher", "finds facts"), ("writer", "writes prose")):
+            spec = roost_home / f"{name}.yaml"
+            spec.write_text(
+                f"name: {name}\ndescription: {description}\nmodel: function:worker\n"
+                "tools: [lookup]\n"
+            )
+            created = roost.invoke(app, ["create", str(spec), "--url", server.url])
+            assert created.exit_code == 0, created.output
 
         ran = roost.invoke(
             app, ["coordinate", "an essay on roosts", "--model", "function:boss",

@@ -13,13 +13,19 @@ from roost.errors import InvalidRequest, NotFound
 from roost.platform import Platform
 from roost.storage import migrate
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "agents" / "researcher.yaml"
+EXAMPLE = Path(__file__).parents[2] / "examples" / "agents" / "kb-answerer.yaml"
 
 
 def test_example_spec_loads_and_renders() -> None:
     spec = load_spec_file(EXAMPLE)
-    assert spec.name == "researcher" and "search_code_semantic" in spec.tools
-    assert spec.render_instructions().startswith("You are a careful research assistant.")
+    assert spec.name == "kb-answerer" and spec.tools == ["search_knowledge"]
+    assert spec.render_instructions().startswith("You answer from the knowledge base.")
+
+
+def test_templates_render_variables_with_their_defaults() -> None:
+    spec = parse_spec({"name": "x", "instructions": "You are {persona}. Answer in {style}.",
+                       "variables": {"persona": "a careful assistant", "style": "prose"}})  # fmt: skip
+    assert spec.render_instructions() == "You are a careful assistant. Answer in prose."
     assert "in bullet points" in spec.render_instructions({"style": "bullet points"})
 
 
@@ -36,7 +42,7 @@ def test_toml_spec_and_validation_errors(tmp_path: Path) -> None:
         parse_spec({"name": "Bad Name"})
     with pytest.raises(InvalidRequest, match="output_schema"):
         parse_spec({"name": "x", "output_schema": {"type": "nonsense"}})
-    with pytest.raises(InvalidRequest, match="unknown_field: Extra inputs"):
+    with pytest.raises(InvalidRequest, match="unknown field 'unknown_field'"):
         parse_spec({"name": "x", "unknown_field": 1})
 
 

@@ -27,6 +27,7 @@ async def test_a_run_queued_before_a_restart_runs_after_it(
     async with make_app(env={"ROOST_RUNS__WORKERS": "0"}) as (app, client):
         client.headers.update(auth)
         assert not app.state.agents.executes
+        _serve_calc(app)  # every process offers what its specs name (as a plugin would)
         assert (await client.post("/v1/agents", json={"spec": SPEC})).status_code == 201
         thread = (await client.post("/v1/threads", json={})).json()["id"]
         queued = await client.post(

@@ -82,7 +82,9 @@ async def test_the_run_service_feeds_outcomes_to_the_router(
     make_app: AppFactory, auth: dict[str, str]
 ) -> None:
     route = {"candidates": ["function:agent", "function:other"]}
-    async with agent_app(make_app, auth, lambda _info: "done", route=route, tools=[]) as (
+    async with agent_app(
+        make_app, auth, lambda _info: "done", more_models=("function:other",), route=route, tools=[]
+    ) as (
         app,
         client,
         _,

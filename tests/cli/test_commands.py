@@ -70,3 +70,28 @@ def test_version(roost: CliRunner) -> None:
     from roost import __version__
 
     assert roost.invoke(app, ["version"]).output.strip() == __version__
+
+
+def test_roost_vars_that_are_not_settings_warn_instead_of_failing(roost: CliRunner) -> None:
+    # README's curl examples export ROOST_KEY; the CLI reads it as the API key.
+    quiet = roost.invoke(app, ["tenants", "list", "--json"], env={"ROOST_KEY": "roost-x"})
+    assert quiet.exit_code == 0, quiet.output
+    assert "warning" not in quiet.stderr
+    typo = roost.invoke(app, ["tenants", "list"], env={"ROOST_SERVER__PROT": "9000"})
+    assert typo.exit_code == 0, typo.output
+    assert "ROOST_SERVER__PROT is not a Roost setting; ignored" in typo.stderr
+    bad_value = roost.invoke(app, ["tenants", "list"], env={"ROOST_SERVER__PORT": "eighty"})
+    assert bad_value.exit_code == 2 and "server.port" in bad_value.output
+
+
+def test_roost_url_sends_stored_data_commands_to_a_server(roost: CliRunner) -> None:
+    # Nothing listens on port 9: the command went over HTTP instead of the local store.
+    remote = roost.invoke(app, ["agents", "list"], env={"ROOST_URL": "http://127.0.0.1:9"})
+    assert remote.exit_code == 1
+    assert "cannot reach http://127.0.0.1:9" in remote.output
+    # Keys and tenants live only in the store: ROOST_URL does not apply to them.
+    assert (
+        roost.invoke(app, ["keys", "list"], env={"ROOST_URL": "http://127.0.0.1:9"}).exit_code == 0
+    )
+    local_only = roost.invoke(app, ["kb", "add", ".", "--url", "http://127.0.0.1:9"])
+    assert local_only.exit_code == 2  # no such option: files are read on this machine

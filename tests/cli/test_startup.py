@@ -7,6 +7,7 @@ not a time.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -129,3 +130,17 @@ def test_config_check_reports_a_valid_configuration(tmp_path: Path) -> None:
     result = roost_cli("config", "check", home=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "configuration OK" in result.stdout
+
+
+@pytest.mark.parametrize("args", [["agents", "list", "--json"], ["approvals", "list", "--json"]])
+def test_commands_on_the_local_store_open_the_kernel_without_the_model(
+    args: list[str], tmp_path: Path
+) -> None:
+    # No server runs: the command opens the kernel on this home, in command mode
+    # (no local engine, so neither torch nor the model is loaded).
+    run = f"from roost.cli.main import app; app({args!r}, standalone_mode=False)"
+    result = python(REPORT_HEAVY.format(heavy=("torch", "transformers"), code=run), tmp_path)
+    assert result.returncode == 0, result.stderr
+    *output, heavy = result.stdout.strip().splitlines()
+    assert json.loads("\n".join(output)) == []
+    assert heavy == "[]"

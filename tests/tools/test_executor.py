@@ -58,9 +58,10 @@ async def test_role_limits_risk_tools_and_paths(service: ToolService, caller: Ca
     assert ok.status == "ok"
     outside = await executor.execute(docs, ToolCall("write_file", {"path": "src/a", "content": ""}))
     assert outside.error_type == "forbidden" and "path" in (outside.error_message or "")
-    assert [t.name for t in await executor.list_tools(reader)][:2] == [
+    assert [t.name for t in await executor.list_tools(reader)][:3] == [
+        "calculate",
         "code_outline",
-        "find_symbol",
+        "convert_units",
     ]
     tester = dataclasses.replace(caller, actor="key:t")
     git = await executor.execute(tester, ToolCall("run_command", {"argv": ["git", "status"]}))

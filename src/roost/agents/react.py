@@ -144,7 +144,11 @@ class ReactAgent:
     def __init__(self, spec: AgentSpec, runtime: AgentRuntime) -> None:
         self.spec = spec
         self.runtime = runtime
-        self.settings = ModelSettings(max_tokens=spec.max_tokens, temperature=spec.temperature)
+        self.settings = ModelSettings(
+            max_tokens=spec.max_tokens,
+            temperature=spec.temperature,
+            output_schema=spec.output_schema,  # the local engine makes answers match it
+        )
         self.context = ContextKeeper(spec.context, spec.max_tokens, runtime)
         self.extras = RunExtras(spec, runtime)
 
@@ -217,7 +221,12 @@ class ReactAgent:
         run = RunContext.from_state(state["run"])
         self.runtime.check_cancelled(run.run_id)
         tools = await self._tool_definitions(run)
-        choice = self.spec.first_tool_choice if state.get("iteration", 0) == 0 else None
+        iteration = state.get("iteration", 0)
+        choice = self.spec.first_tool_choice if iteration == 0 else None
+        if tools and self.spec.tool_turns is not None and iteration >= self.spec.tool_turns:
+            # Tools stay in the prompt (its prefix, and so the KV cache, is unchanged);
+            # the grammar just allows no call now.
+            choice = "none"
         turn = await self._call_model(state, state["messages"], tools, tool_choice=choice)
         response = turn.response
         message = from_response(response)

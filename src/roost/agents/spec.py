@@ -21,7 +21,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -109,6 +108,13 @@ class AgentSpec(BaseModel):
     first_tool_choice: str | None = Field(
         None, description="First turn only: 'required' or a tool name (later turns: auto)"
     )
+    tool_turns: int | None = Field(
+        None,
+        ge=0,
+        le=100,
+        description="Model turns that may call tools; later turns must answer (small models"
+        " that would call tools until max_iterations answer instead)",
+    )
     reflect: bool = Field(False, description="Run a self-check before answering")
     max_reflections: int = Field(1, ge=0, le=5)
     output_schema: dict[str, Any] | None = None
@@ -172,24 +178,29 @@ class AgentSpec(BaseModel):
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-_LATER_FIELDS: dict[str, Any] = {"context": ContextPolicy().model_dump(mode="json"), "route": None}
+_LATER_FIELDS: dict[str, Any] = {
+    "context": ContextPolicy().model_dump(mode="json"),
+    "route": None,
+    "tool_turns": None,
+}
 _LATER_MEMORY_FIELDS: dict[str, Any] = {"procedures": True, "max_procedures": 2}
 
 
 def parse_spec(data: Any) -> AgentSpec:
-    """Validate a spec from a dict; :class:`InvalidRequest` names the first bad field."""
+    """Validate a spec from a dict; :class:`InvalidRequest` lists every bad field."""
+    # Imported here: the checks build on AgentSpec, defined above.
+    from roost.agents.spec_check import invalid_spec, shape_problems
+
     if not isinstance(data, dict):
         raise InvalidRequest("an agent spec must be an object")
-    try:
-        return AgentSpec.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "spec"
-        raise InvalidRequest(f"invalid agent spec: {where}: {first['msg']}", param=where) from exc
+    problems = shape_problems(data)
+    if problems:
+        raise invalid_spec(problems)
+    return AgentSpec.model_validate(data)
 
 
-def load_spec_file(path: str | Path) -> AgentSpec:
-    """Read a spec from ``.yaml``/``.yml``, ``.toml`` or ``.json``."""
+def read_spec_file(path: str | Path) -> dict[str, Any]:
+    """The raw data of a spec file (``.yaml``/``.yml``, ``.toml`` or ``.json``), unvalidated."""
     path = Path(path)
     text = path.read_text(encoding="utf-8")
     suffix = path.suffix.lower()
@@ -204,4 +215,11 @@ def load_spec_file(path: str | Path) -> AgentSpec:
             raise InvalidRequest(f"{path}: use .yaml, .toml or .json")
     except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise InvalidRequest(f"{path}: cannot parse: {exc}") from exc
-    return parse_spec(data)
+    if not isinstance(data, dict):
+        raise InvalidRequest(f"{path}: an agent spec must be a mapping of fields")
+    return data
+
+
+def load_spec_file(path: str | Path) -> AgentSpec:
+    """Read and validate a spec from ``.yaml``/``.yml``, ``.toml`` or ``.json``."""
+    return parse_spec(read_spec_file(path))

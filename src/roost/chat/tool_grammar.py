@@ -42,7 +42,9 @@ def structured_output(request: ChatRequest, tools: list[ToolDefinition]) -> Stru
     """The grammar for this request, or None when the reply is free text."""
     text_rule = _text_rule(request)
     if not tools:
-        if request.response_format is None:
+        # Tools withheld by tool_choice "none": the reply is still text, never a call
+        # written out by hand (small models copy earlier calls from the transcript).
+        if request.response_format is None and not request.tools:
             return None
         return StructuredOutput(lark=f"start: reply\n{text_rule}")
     lines = []

@@ -1,7 +1,9 @@
 """``roost agents create|list|show|run``: register specs and run agents.
 
-``create``, ``list`` and ``show`` work on the database directly (no server needed);
-``run`` goes through a running server's threads/runs API, streaming the answer.
+``create``, ``list`` and ``show`` act on this machine's store through the kernel (no
+server needed) or, with ``--url`` / ``ROOST_URL``, on that server (see
+:mod:`roost.cli.target`); ``run`` goes through a running server's threads/runs API,
+streaming the answer.
 """
 
 from __future__ import annotations
@@ -12,40 +14,27 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from roost.cli.common import console, err_console, format_time, settings_from, with_platform
+from roost.cli.common import console, err_console, fail, format_time, settings_from
 from roost.cli.coordinate import coordinate
+from roost.cli.output import JsonOption, print_json
 from roost.cli.server_client import ApiKeyOption, UrlOption, check, server_client, unreachable
-from roost.errors import NotFound, RoostError
-from roost.security import DEFAULT_TENANT
+from roost.cli.target import Api, TenantOption, act, tenant_id
+from roost.errors import RoostError
 
 if TYPE_CHECKING:
     import httpx
 
-    from roost.agents.registry import AgentRegistry, AgentVersion
-    from roost.platform import Platform
+    from roost.platform import Roost
 
 app = typer.Typer(help="Register agent specs and run agents.", no_args_is_help=True)
-TenantOption = Annotated[str, typer.Option("--tenant", "-t", help="Tenant name")]
 
 
-async def _registry(platform: Platform, tenant: str) -> tuple[AgentRegistry, str]:
-    # Imported here: the agents layer pulls in the graph runtime, which `roost --help` skips.
-    from roost.agents.registry import AgentRegistry
-    from roost.agents.schema import AGENT_MIGRATIONS
-    from roost.storage import migrate
-
-    await migrate(platform.database, AGENT_MIGRATIONS)
-    found = await platform.tenants.find_by_name(tenant)
-    if found is None:
-        raise NotFound(f"tenant {tenant!r} not found")
-    return AgentRegistry(platform.database), found.id
-
-
-def _line(agent: AgentVersion) -> str:
-    tags = f" [{', '.join(agent.tags)}]" if agent.tags else ""
+def _line(agent: dict[str, Any]) -> str:
+    spec = agent["spec"]
+    tags = f" [{', '.join(agent['tags'])}]" if agent.get("tags") else ""
     return (
-        f"{agent.name}  v{agent.version}{tags}  model={agent.spec.model}"
-        f"  tools={','.join(agent.spec.tools) or '-'}  created={format_time(agent.created_at)}"
+        f"{agent['name']}  v{agent['version']}{tags}  model={spec['model']}"
+        f"  tools={','.join(spec['tools']) or '-'}  created={format_time(agent['created_at'])}"
     )
 
 
@@ -54,36 +43,63 @@ def create(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="Spec file: .yaml, .toml or .json")],
     tag: Annotated[list[str] | None, typer.Option("--tag", help="Tag this version")] = None,
-    tenant: TenantOption = DEFAULT_TENANT,
+    tenant: TenantOption = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Register a spec; a new version only when it changed."""
-    from roost.agents.spec import load_spec_file
+    """Register a spec (checked against the models and tools offered here, every problem
+    listed); a new version only when it changed."""
+    from roost.agents.spec import read_spec_file
 
     try:
-        spec = load_spec_file(path)
+        data = read_spec_file(path)
     except (OSError, RoostError) as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from exc
+        fail(str(exc))
+    tags = tag or []
 
-    async def work(platform: Platform) -> tuple[AgentVersion, bool]:
-        registry, tenant_id = await _registry(platform, tenant)
-        return await registry.create(tenant_id, spec, tags=tuple(tag or ()))
+    async def local(kernel: Roost) -> dict[str, Any]:
+        version, created = await kernel.catalog.create(
+            await tenant_id(kernel, tenant), data, tags=tags
+        )
+        return {**version.to_dict(), "created": created}
 
-    agent, created = with_platform(settings_from(ctx), work)
-    verb = "created" if created else "unchanged, still"
-    console.print(f"{verb} {agent.name} v{agent.version}", highlight=False)
+    def remote(api: Api) -> dict[str, Any]:
+        return dict(api.post("/v1/agents", {"spec": data, "tags": tags}))
+
+    agent = act(ctx, url, api_key, local=local, remote=remote, tenant=tenant)
+    if as_json:
+        print_json(agent)
+        return
+    verb = "created" if agent["created"] else "unchanged, still"
+    console.print(f"{verb} {agent['name']} v{agent['version']}", highlight=False)
 
 
 @app.command("list")
-def list_agents(ctx: typer.Context, tenant: TenantOption = DEFAULT_TENANT) -> None:
+def list_agents(
+    ctx: typer.Context,
+    tenant: TenantOption = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """The newest version of every agent."""
 
-    async def work(platform: Platform) -> list[AgentVersion]:
-        registry, tenant_id = await _registry(platform, tenant)
-        return await registry.list(tenant_id)
+    async def local(kernel: Roost) -> list[dict[str, Any]]:
+        agents = await kernel.runs.registry.list(await tenant_id(kernel, tenant))
+        return [agent.to_dict() for agent in agents]
 
-    for agent in with_platform(settings_from(ctx), work):
+    def remote(api: Api) -> list[dict[str, Any]]:
+        return list(api.get("/v1/agents")["data"])
+
+    agents = act(ctx, url, api_key, local=local, remote=remote, tenant=tenant)
+    if as_json:
+        print_json(agents)
+        return
+    for agent in agents:
         console.print(_line(agent), highlight=False, soft_wrap=True, markup=False)
+    if not agents:
+        console.print("no agents (register one: roost agents create SPEC.yaml)")
 
 
 @app.command("show")
@@ -91,16 +107,28 @@ def show(
     ctx: typer.Context,
     name: str,
     version: Annotated[str | None, typer.Option("--version", "-v", help="Number or tag")] = None,
-    tenant: TenantOption = DEFAULT_TENANT,
+    tenant: TenantOption = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Print one version's spec as JSON."""
+    """One version: a summary and its spec as YAML (--json: the whole record)."""
 
-    async def work(platform: Platform) -> AgentVersion:
-        registry, tenant_id = await _registry(platform, tenant)
-        return await registry.get(tenant_id, name, version)
+    async def local(kernel: Roost) -> dict[str, Any]:
+        registry = kernel.runs.registry
+        return (await registry.get(await tenant_id(kernel, tenant), name, version)).to_dict()
 
-    agent = with_platform(settings_from(ctx), work)
-    console.print_json(json.dumps(agent.to_dict()))
+    def remote(api: Api) -> dict[str, Any]:
+        return dict(api.get(f"/v1/agents/{name}", version=version))
+
+    agent = act(ctx, url, api_key, local=local, remote=remote, tenant=tenant)
+    if as_json:
+        print_json(agent)
+        return
+    import yaml
+
+    console.print(_line(agent), highlight=False, soft_wrap=True, markup=False)
+    typer.echo(yaml.safe_dump(agent["spec"], sort_keys=False, allow_unicode=True).rstrip())
 
 
 @app.command("run")
@@ -143,8 +171,7 @@ def run(
     if status == "interrupted":
         err_console.print("waiting for approval: roost approvals list", highlight=False)
     elif status != "succeeded":
-        err_console.print(f"[bold red]error:[/] {run_info.get('error')}", highlight=False)
-        raise typer.Exit(1)
+        fail(str(run_info.get("error")))
 
 
 def _print_events(response: httpx.Response) -> dict[str, Any]:

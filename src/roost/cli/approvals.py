@@ -1,4 +1,10 @@
-"""``roost approvals list|approve|deny|edit``: decide on risky tool calls from a terminal."""
+"""``roost approvals list|show|approve|deny|edit``: decide on risky tool calls from a
+terminal, on this machine's store or a server's (``--url``; see :mod:`roost.cli.target`).
+
+A decision on the local store acts like one over HTTP: the agent run it paused is
+re-queued once none of its approvals is pending, and continues in whichever process
+executes runs (the server, or ``roost worker``).
+"""
 
 from __future__ import annotations
 
@@ -7,17 +13,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from roost.cli.common import console, format_time, settings_from, with_platform
-from roost.errors import NotFound
-from roost.security import DEFAULT_TENANT
+from roost.cli.common import console, format_time
+from roost.cli.output import JsonOption, print_json
+from roost.cli.server_client import ApiKeyOption, UrlOption
+from roost.cli.target import Api, TenantOption, act, tenant_id
 
 if TYPE_CHECKING:
-    from roost.platform import Platform
-    from roost.tools.approvals import Approval, ApprovalStatus, Decision
-    from roost.tools.service import ToolService
+    from roost.platform import Roost
+    from roost.tools.approvals import ApprovalStatus, Decision
 
 app = typer.Typer(help="Approve or deny tool calls that wait for a human.", no_args_is_help=True)
-TenantOption = Annotated[str, typer.Option("--tenant", "-t", help="Tenant name")]
 ACTOR = "cli"
 STATUSES: dict[str | None, ApprovalStatus] = {
     "pending": "pending",
@@ -26,95 +31,131 @@ STATUSES: dict[str | None, ApprovalStatus] = {
 }
 
 
-async def _tool_service(platform: Platform) -> ToolService:
-    # Imported here: the tool service loads the MCP SDK, which other commands never need.
-    from roost.tools.service import ToolService
-
-    return await ToolService.open(platform, connect_mcp=False)
-
-
-async def _tenant_id(platform: Platform, name: str) -> str:
-    tenant = await platform.tenants.find_by_name(name)
-    if tenant is None:
-        raise NotFound(f"tenant {name!r} not found")
-    return tenant.id
-
-
 @app.command("list")
 def list_approvals(
     ctx: typer.Context,
     status: Annotated[str | None, typer.Option(help="pending, approved or denied")] = "pending",
     all_: Annotated[bool, typer.Option("--all", help="Every status")] = False,
-    tenant: TenantOption = DEFAULT_TENANT,
+    tenant: TenantOption = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """List approvals (pending ones by default)."""
+    """List approvals (pending ones by default), newest first."""
     if status not in STATUSES:
         raise typer.BadParameter("status must be pending, approved or denied")
     chosen: ApprovalStatus | None = None if all_ else STATUSES[status]
 
-    async def work(platform: Platform) -> list[Approval]:
-        service = await _tool_service(platform)
-        return await service.approvals.list(await _tenant_id(platform, tenant), status=chosen)
+    async def local(kernel: Roost) -> list[dict[str, Any]]:
+        found = await kernel.tools.approvals.list(await tenant_id(kernel, tenant), status=chosen)
+        return [approval.to_dict() for approval in found]
 
-    approvals = with_platform(settings_from(ctx), work)
-    # One line per approval (no table): ids and tool names stay whole for copy and grep.
+    def remote(api: Api) -> list[dict[str, Any]]:
+        return list(api.get("/v1/approvals", status=chosen)["data"])
+
+    approvals = act(ctx, url, api_key, local=local, remote=remote, tenant=tenant)
+    if as_json:
+        print_json(approvals)
+        return
+    # One block per approval (no table): ids and tool names stay whole for copy and grep.
     for approval in approvals:
-        console.print(
-            f"{approval.id}  {approval.status:<8}  {approval.tool}  risk={approval.risk}"
-            f"  by={approval.requested_by}  at={format_time(approval.created_at)}",
-            highlight=False,
-            soft_wrap=True,
-        )
-        console.print(
-            f"    arguments: {json.dumps(approval.arguments)}", highlight=False, soft_wrap=True
-        )
+        _print(approval)
     if not approvals:
         console.print("no approvals")
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    approval_id: str,
+    tenant: TenantOption = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One approval with its arguments."""
+
+    async def local(kernel: Roost) -> dict[str, Any]:
+        found = await kernel.tools.approvals.get(await tenant_id(kernel, tenant), approval_id)
+        return found.to_dict()
+
+    def remote(api: Api) -> dict[str, Any]:
+        return dict(api.get(f"/v1/approvals/{approval_id}"))
+
+    approval = act(ctx, url, api_key, local=local, remote=remote, tenant=tenant)
+    if as_json:
+        print_json(approval)
+    else:
+        _print(approval)
+
+
+def _print(approval: dict[str, Any]) -> None:
+    console.print(
+        f"{approval['id']}  {approval['status']:<8}  {approval['tool']}  risk={approval['risk']}"
+        f"  by={approval['requested_by']}  at={format_time(approval['created_at'])}",
+        highlight=False, soft_wrap=True, markup=False,
+    )  # fmt: skip
+    console.print(f"    arguments: {json.dumps(approval['arguments'])}",
+                  highlight=False, soft_wrap=True, markup=False)  # fmt: skip
 
 
 def _decide(
     ctx: typer.Context,
     approval_id: str,
     decision: Decision,
-    tenant: str,
-    reason: str | None,
+    options: tuple[str | None, str | None, str | None, str | None],
     arguments: dict[str, Any] | None = None,
 ) -> None:
-    async def work(platform: Platform) -> Approval:
-        service = await _tool_service(platform)
-        return await service.executor.decide(
-            await _tenant_id(platform, tenant),
-            approval_id,
-            decision,
-            decided_by=ACTOR,
-            reason=reason,
-            arguments=arguments,
+    tenant, reason, url, api_key = options
+
+    async def local(kernel: Roost) -> dict[str, Any]:
+        owner = await tenant_id(kernel, tenant)
+        approval = await kernel.tools.executor.decide(
+            owner, approval_id, decision, decided_by=ACTOR, reason=reason, arguments=arguments
         )
 
-    approval = with_platform(settings_from(ctx), work)
-    console.print(f"{approval.id}: {approval.status} ({approval.tool})")
+        async def is_pending(other_id: str) -> bool:
+            return (await kernel.tools.approvals.get(owner, other_id)).status == "pending"
+
+        if approval.run_id is not None:
+            await kernel.runs.resume_if_decided(owner, approval.run_id, is_pending)
+        return approval.to_dict()
+
+    def remote(api: Api) -> dict[str, Any]:
+        body = {"decision": decision, "reason": reason, "arguments": arguments}
+        return dict(api.post(f"/v1/approvals/{approval_id}", body))
+
+    approval = act(ctx, url, api_key, local=local, remote=remote, tenant=tenant)
+    console.print(f"{approval['id']}: {approval['status']} ({approval['tool']})", markup=False)
+
+
+ReasonOption = Annotated[str | None, typer.Option(help="Why (told to the agent on deny)")]
 
 
 @app.command()
 def approve(
     ctx: typer.Context,
     approval_id: str,
-    reason: Annotated[str | None, typer.Option(help="Why")] = None,
-    tenant: TenantOption = DEFAULT_TENANT,
+    reason: ReasonOption = None,
+    tenant: TenantOption = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Approve a pending call exactly as requested."""
-    _decide(ctx, approval_id, "approve", tenant, reason)
+    _decide(ctx, approval_id, "approve", (tenant, reason, url, api_key))
 
 
 @app.command()
 def deny(
     ctx: typer.Context,
     approval_id: str,
-    reason: Annotated[str | None, typer.Option(help="Told to the agent")] = None,
-    tenant: TenantOption = DEFAULT_TENANT,
+    reason: ReasonOption = None,
+    tenant: TenantOption = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Deny a pending call; the agent gets the reason as the tool's error."""
-    _decide(ctx, approval_id, "deny", tenant, reason)
+    _decide(ctx, approval_id, "deny", (tenant, reason, url, api_key))
 
 
 @app.command()
@@ -122,8 +163,10 @@ def edit(
     ctx: typer.Context,
     approval_id: str,
     arguments: Annotated[str, typer.Option(help="The arguments to approve instead, as JSON")],
-    reason: Annotated[str | None, typer.Option(help="Why")] = None,
-    tenant: TenantOption = DEFAULT_TENANT,
+    reason: ReasonOption = None,
+    tenant: TenantOption = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Approve the call with edited arguments."""
     try:
@@ -132,4 +175,4 @@ def edit(
         raise typer.BadParameter(f"not JSON: {exc}") from exc
     if not isinstance(parsed, dict):
         raise typer.BadParameter("arguments must be a JSON object")
-    _decide(ctx, approval_id, "edit", tenant, reason, parsed)
+    _decide(ctx, approval_id, "edit", (tenant, reason, url, api_key), parsed)

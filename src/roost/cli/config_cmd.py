@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 import typer
 
 from roost.cli.common import console, settings_from
+from roost.cli.output import print_json
 
 app = typer.Typer(help="Inspect and validate configuration.", no_args_is_help=True)
 
 
 @app.command()
-def show(ctx: typer.Context) -> None:
+def show(
+    ctx: typer.Context,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="JSON (the only format; for scripts)")
+    ] = True,
+) -> None:
     """Print the effective configuration (secrets masked) as JSON."""
     settings = settings_from(ctx)
     data = json.loads(settings.model_dump_json())
     data["database_url"] = settings.database_url
-    console.print_json(data=data)
+    print_json(data)
 
 
 @app.command()

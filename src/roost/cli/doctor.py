@@ -5,12 +5,14 @@ from __future__ import annotations
 import shutil
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from roost.cli.common import console, err_console, settings_from
+from roost.cli.output import JsonOption, print_json
 
 
-def doctor(ctx: typer.Context) -> None:
+def doctor(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Check the tool sandbox's jail (bubblewrap, user namespaces, process limits) and programs.
 
     Exits 1 when commands cannot run: no working jail (and no operator opt-out) or no prlimit.
@@ -20,26 +22,38 @@ def doctor(ctx: typer.Context) -> None:
 
     tools = settings_from(ctx).tools
     isolation = probe.detect_isolation(tools.command_uid)
-    table = Table("check", "status")
+    # check -> (status, is it a failure); one list for the table and for --json.
+    checks: dict[str, tuple[str, bool]] = {}
     if isolation.jail is not None:
-        table.add_row("sandbox jail", "bubblewrap (user, pid, net, mount namespaces)")
+        checks["sandbox jail"] = ("bubblewrap (user, pid, net, mount namespaces)", False)
     elif tools.allow_unjailed_commands:
-        table.add_row("sandbox jail", "[bold red]none: commands run UNJAILED (operator opt-in)[/]")
+        checks["sandbox jail"] = ("none: commands run UNJAILED (operator opt-in)", True)
     else:
-        table.add_row("sandbox jail", "[bold red]none: commands are refused[/]")
-    table.add_row(
-        "bubblewrap", isolation.bwrap_path or f"[bold red]missing[/] ({isolation.jail_problem})"
+        checks["sandbox jail"] = ("none: commands are refused", True)
+    checks["bubblewrap"] = (
+        (isolation.bwrap_path, False)
+        if isolation.bwrap_path
+        else (f"missing ({isolation.jail_problem})", True)
     )
     if isolation.is_root and isolation.jail is not None:
-        table.add_row("commands run as", f"host uid {tools.command_uid} (dropped from root)")
-    table.add_row("process limit", isolation.process_limit)
-    table.add_row("resource limits (prlimit)", shutil.which("prlimit") or "[bold red]missing[/]")
-    table.add_row("git", shutil.which("git") or "missing (git tools fail)")
-    console.print(table)
+        checks["commands run as"] = (f"host uid {tools.command_uid} (dropped from root)", False)
+    checks["process limit"] = (isolation.process_limit, False)
+    prlimit = shutil.which("prlimit")
+    checks["resource limits (prlimit)"] = (prlimit, False) if prlimit else ("missing", True)
+    git = shutil.which("git")
+    checks["git"] = (git, False) if git else ("missing (git tools fail)", False)
+    if as_json:
+        print_json({"checks": {name: status for name, (status, _) in checks.items()},
+                    "warnings": list(isolation.warnings)})  # fmt: skip
+    else:
+        table = Table("check", "status")
+        for name, (status, is_failure) in checks.items():
+            table.add_row(name, f"[bold red]{escape(status)}[/]" if is_failure else escape(status))
+        console.print(table)
     for warning in isolation.warnings:
         err_console.print(f"[bold yellow]WARNING:[/] {warning}", highlight=False)
     failed = False
-    if shutil.which("prlimit") is None:
+    if prlimit is None:
         err_console.print("[bold red]ERROR:[/] prlimit (util-linux) is required to run commands")
         failed = True
     if isolation.jail is None and not tools.allow_unjailed_commands:

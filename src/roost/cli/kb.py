@@ -1,9 +1,11 @@
-"""``roost kb add|sync|search|list|remove``: the knowledge base from the command line."""
+"""``roost kb add|sync|search|list|remove``: the knowledge base from the command line,
+on this machine's store through the kernel's memory services; ``search`` and ``list``
+also on a server with ``--url`` (see :mod:`roost.cli.target`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.progress import (
@@ -14,19 +16,21 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
 
-from roost.cli.common import console, err_console, settings_from, with_platform
-from roost.cli.memory import open_memory, tenant_id_of
+from roost.cli.common import console, err_console, settings_from, with_kernel
+from roost.cli.memory import memory_of
+from roost.cli.output import JsonOption, print_json, print_table, table
+from roost.cli.server_client import ApiKeyOption, UrlOption
+from roost.cli.target import Api, act, tenant_id
 
 if TYPE_CHECKING:
-    from roost.memory.knowledge import Collection, KnowledgeHit, SyncReport
-    from roost.platform import Platform
+    from roost.memory.knowledge import SyncReport
+    from roost.platform import Roost
 
 app = typer.Typer(help="Knowledge base: add folders and files, re-sync them, search with citations.",
                   no_args_is_help=True)  # fmt: skip
 CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection name")]
-TenantOpt = Annotated[str, typer.Option("--tenant", help="Tenant name")]
+TenantOpt = Annotated[str | None, typer.Option("--tenant", "-t", help="Tenant name")]
 
 
 def _progress() -> Progress:
@@ -51,51 +55,49 @@ def add(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to index")],
     collection: CollectionOpt = "default",
-    tenant: TenantOpt = "default",
+    tenant: TenantOpt = None,
 ) -> None:
     """Index files and folders (txt, md, html, pdf, code); unchanged files are skipped."""
     from roost.memory.knowledge import SyncReport
 
-    async def work(platform: Platform) -> SyncReport:
+    async def work(kernel: Roost) -> SyncReport:
         total = SyncReport()
-        async with open_memory(platform) as memory:
-            tenant_id = await tenant_id_of(platform, tenant)
-            await memory.knowledge.ensure_collection(tenant_id, collection)
-            with _progress() as progress:
-                for path in paths:
-                    task = progress.add_task(f"indexing {path.name or path}", total=None, file="")
+        memory = memory_of(kernel)
+        owner = await tenant_id(kernel, tenant)
+        await memory.knowledge.ensure_collection(owner, collection)
+        with _progress() as progress:
+            for path in paths:
+                task = progress.add_task(f"indexing {path.name or path}", total=None, file="")
 
-                    def advance(done: int, count: int, uri: str, task: TaskID = task) -> None:
-                        progress.update(task, completed=done, total=count, file=Path(uri).name)
+                def advance(done: int, count: int, uri: str, task: TaskID = task) -> None:
+                    progress.update(task, completed=done, total=count, file=Path(uri).name)
 
-                    report = await memory.knowledge.add_path(
-                        tenant_id, collection, path, progress=advance
-                    )
-                    for name in ("added", "updated", "unchanged", "removed", "failed"):
-                        getattr(total, name).extend(getattr(report, name))
-                    total.num_chunks += report.num_chunks
+                report = await memory.knowledge.add_path(owner, collection, path, progress=advance)
+                for name in ("added", "updated", "unchanged", "removed", "failed"):
+                    getattr(total, name).extend(getattr(report, name))
+                total.num_chunks += report.num_chunks
         return total
 
-    _print_report(with_platform(settings_from(ctx), work))
+    _print_report(with_kernel(settings_from(ctx), work))
 
 
 @app.command()
 def sync(
-    ctx: typer.Context, collection: CollectionOpt = "default", tenant: TenantOpt = "default"
+    ctx: typer.Context, collection: CollectionOpt = "default", tenant: TenantOpt = None
 ) -> None:
     """Re-sync every folder added to a collection: changed, new and deleted files."""
 
-    async def work(platform: Platform) -> SyncReport:
-        async with open_memory(platform) as memory:
-            tenant_id = await tenant_id_of(platform, tenant)
-            with _progress() as progress:
-                task = progress.add_task(f"syncing {collection}", total=None, file="")
-                return await memory.knowledge.sync(
-                    tenant_id, collection,
-                    progress=lambda d, n, uri: progress.update(task, completed=d, total=n, file=Path(uri).name),
-                )  # fmt: skip
+    async def work(kernel: Roost) -> SyncReport:
+        memory = memory_of(kernel)
+        owner = await tenant_id(kernel, tenant)
+        with _progress() as progress:
+            task = progress.add_task(f"syncing {collection}", total=None, file="")
+            return await memory.knowledge.sync(
+                owner, collection,
+                progress=lambda d, n, uri: progress.update(task, completed=d, total=n, file=Path(uri).name),
+            )  # fmt: skip
 
-    _print_report(with_platform(settings_from(ctx), work))
+    _print_report(with_kernel(settings_from(ctx), work))
 
 
 @app.command()
@@ -103,59 +105,89 @@ def search(
     ctx: typer.Context,
     query: str,
     collection: CollectionOpt = "default",
-    tenant: TenantOpt = "default",
-    k: Annotated[int, typer.Option("-k", help="How many results")] = 5,
+    tenant: TenantOpt = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=100, help="How many results")] = 5,
     mode: Annotated[str, typer.Option(help="hybrid, vector or keyword")] = "hybrid",
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Search a collection; every result cites its file and lines (or pages)."""
     if mode not in ("hybrid", "vector", "keyword"):
         raise typer.BadParameter("mode must be hybrid, vector or keyword")
     chosen: Literal["hybrid", "vector", "keyword"] = mode  # type: ignore[assignment]
 
-    async def work(platform: Platform) -> list[KnowledgeHit]:
-        async with open_memory(platform) as memory:
-            tenant_id = await tenant_id_of(platform, tenant)
-            return await memory.knowledge.search(tenant_id, collection, query, k=k, mode=chosen)
+    async def local(kernel: Roost) -> list[dict[str, Any]]:
+        from roost.memory.wire import hit_json
 
-    hits = with_platform(settings_from(ctx), work)
+        owner = await tenant_id(kernel, tenant)
+        hits = await memory_of(kernel).knowledge.search(owner, collection, query, k=k, mode=chosen)
+        return [hit_json(hit) for hit in hits]
+
+    def remote(api: Api) -> list[dict[str, Any]]:
+        body = {"query": query, "k": k, "mode": chosen}
+        return list(api.post(f"/v1/knowledge/collections/{collection}/search", body)["data"])
+
+    hits = act(ctx, url, api_key, local=local, remote=remote, tenant=tenant)
+    if as_json:
+        print_json(hits)
+        return
     if not hits:
         console.print("no results")
     for n, hit in enumerate(hits, start=1):
-        snippet = " ".join(hit.text.split())
-        console.print(
-            f"[bold]{n}.[/] [cyan]{hit.citation}[/]  score {hit.score:.4f}", highlight=False
-        )
-        console.print(f"   {snippet[:300]}{'…' if len(snippet) > 300 else ''}", highlight=False)
+        snippet = " ".join(hit["text"].split())
+        console.print(f"{n}. {hit['citation']}  score {hit['score']:.4f}",
+                      highlight=False, markup=False)  # fmt: skip
+        console.print(f"   {snippet[:300]}{'…' if len(snippet) > 300 else ''}",
+                      highlight=False, markup=False)  # fmt: skip
 
 
 @app.command("list")
-def list_collections(ctx: typer.Context, tenant: TenantOpt = "default") -> None:
-    """List collections and how many sources each holds."""
+def list_collections(
+    ctx: typer.Context,
+    tenant: TenantOpt = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List collections and how many sources and chunks each holds."""
 
-    async def work(platform: Platform) -> list[tuple[Collection, int, int]]:
-        async with open_memory(platform) as memory:
-            tenant_id = await tenant_id_of(platform, tenant)
-            rows = []
-            for c in await memory.knowledge.list_collections(tenant_id):
-                sources = await memory.knowledge.sources(tenant_id, c.id)
-                rows.append((c, len(sources), sum(s.num_chunks for s in sources)))
-            return rows
+    async def local(kernel: Roost) -> list[dict[str, Any]]:
+        from roost.memory.wire import collection_json, source_json
 
-    table = Table("collection", "sources", "chunks", "description")
-    for c, num_sources, num_chunks in with_platform(settings_from(ctx), work):
-        table.add_row(c.name, str(num_sources), str(num_chunks), c.description)
-    console.print(table)
+        knowledge = memory_of(kernel).knowledge
+        owner = await tenant_id(kernel, tenant)
+        rows = []
+        for c in await knowledge.list_collections(owner):
+            sources = await knowledge.sources(owner, c.id)
+            rows.append(collection_json(c) | {"sources": [source_json(s) for s in sources]})
+        return rows
+
+    def remote(api: Api) -> list[dict[str, Any]]:
+        rows = []
+        for c in api.get("/v1/knowledge/collections")["data"]:
+            sources = api.get(f"/v1/knowledge/collections/{c['name']}/sources")["data"]
+            rows.append(c | {"sources": sources})
+        return rows
+
+    rows = act(ctx, url, api_key, local=local, remote=remote, tenant=tenant)
+    if as_json:
+        print_json(rows)
+        return
+    shown = table("collection", "sources", "chunks", "description", ids=("collection",))
+    for c in rows:
+        num_chunks = sum(s["num_chunks"] for s in c["sources"])
+        shown.add_row(c["name"], str(len(c["sources"])), str(num_chunks), c["description"])
+    print_table(shown)
 
 
 @app.command()
-def remove(ctx: typer.Context, collection: str, tenant: TenantOpt = "default") -> None:
+def remove(ctx: typer.Context, collection: str, tenant: TenantOpt = None) -> None:
     """Delete a collection with all its chunks."""
 
-    async def work(platform: Platform) -> None:
-        async with open_memory(platform) as memory:
-            await memory.knowledge.delete_collection(
-                await tenant_id_of(platform, tenant), collection
-            )
+    async def work(kernel: Roost) -> None:
+        owner = await tenant_id(kernel, tenant)
+        await memory_of(kernel).knowledge.delete_collection(owner, collection)
 
-    with_platform(settings_from(ctx), work)
+    with_kernel(settings_from(ctx), work)
     console.print(f"removed collection [bold]{collection}[/]")

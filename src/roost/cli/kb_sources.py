@@ -9,40 +9,53 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Column, Table
 
-from roost.cli.common import console, format_time, settings_from, with_platform
-from roost.cli.memory import open_memory, tenant_id_of
+from roost.cli.common import console, format_time
+from roost.cli.server_client import ApiKeyOption, UrlOption
+from roost.cli.target import Api, TenantOption, act, tenant_id
 
 if TYPE_CHECKING:
-    from roost.platform import Platform
+    from roost.platform import Roost
 
 
 def sources(
     ctx: typer.Context,
     collection: Annotated[str, typer.Argument(help="Collection name or id")],
-    tenant: Annotated[str, typer.Option("--tenant", help="Tenant name")] = "default",
+    tenant: TenantOption = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Folders (last sync, status, files) and sources (last indexed, chunks) of a collection."""
 
-    async def work(platform: Platform) -> dict[str, Any]:
-        async with open_memory(platform) as memory:
-            tenant_id = await tenant_id_of(platform, tenant)
-            kb = memory.knowledge
-            found = await kb.collection(tenant_id, collection)
-            return {
-                "folders": [
-                    {"root": f.root, "status": f.status, "last_sync_at": f.last_sync_at,
-                     "num_files": f.num_files, "message": f.message}
-                    for f in await kb.folders.of(tenant_id, found.id)
-                ],
-                "sources": [
-                    {"uri": s.uri, "kind": s.kind, "num_chunks": s.num_chunks,
-                     "updated_at": s.updated_at, "content_hash": s.content_hash}
-                    for s in await kb.sources(tenant_id, found.id)
-                ],
-            }  # fmt: skip
+    async def local(kernel: Roost) -> dict[str, Any]:
+        from roost.cli.memory import memory_of
 
-    listing = with_platform(settings_from(ctx), work)
+        kb = memory_of(kernel).knowledge
+        owner = await tenant_id(kernel, tenant)
+        found = await kb.collection(owner, collection)
+        return {
+            "folders": [
+                {"root": f.root, "status": f.status, "last_sync_at": f.last_sync_at,
+                 "num_files": f.num_files, "message": f.message}
+                for f in await kb.folders.of(owner, found.id)
+            ],
+            "sources": [
+                {"uri": s.uri, "kind": s.kind, "num_chunks": s.num_chunks,
+                 "updated_at": s.updated_at, "content_hash": s.content_hash}
+                for s in await kb.sources(owner, found.id)
+            ],
+        }  # fmt: skip
+
+    def remote(api: Api) -> dict[str, Any]:
+        base = f"/v1/knowledge/collections/{collection}"
+        folders = api.get(f"{base}/folders")["data"]
+        keys = ("root", "status", "last_sync_at", "num_files", "message")
+        return {
+            "folders": [{k: f.get(k) for k in keys} for f in folders],
+            "sources": list(api.get(f"{base}/sources")["data"]),
+        }
+
+    listing = act(ctx, url, api_key, local=local, remote=remote, tenant=tenant)
     if as_json:
         console.print_json(data=listing)
         return

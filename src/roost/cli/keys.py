@@ -1,13 +1,17 @@
-"""``roost keys create|list|revoke``: API keys in the same store the server reads."""
+"""``roost keys create|list|revoke``: API keys in the same store the server reads.
+
+Always on this machine's store (there is no HTTP API that makes keys: a key is what
+lets a client in), opening only the kernel's storage core.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from roost.cli.common import console, format_time, settings_from, with_platform
+from roost.cli.output import JsonOption, print_json, print_table, table
 from roost.errors import NotFound
 from roost.security import DEFAULT_TENANT
 
@@ -32,6 +36,7 @@ def create(
     ctx: typer.Context,
     name: Annotated[str, typer.Option("--name", "-n", help="A label for the key")] = "cli",
     tenant: TenantOption = DEFAULT_TENANT,
+    as_json: JsonOption = False,
 ) -> None:
     """Create a key and print it once; only a hash is stored."""
 
@@ -42,6 +47,9 @@ def create(
         return key, plaintext
 
     key, plaintext = with_platform(settings_from(ctx), work)
+    if as_json:
+        print_json(_key_json(key, tenant) | {"key": plaintext})
+        return
     console.print(f"created key [bold]{key.id}[/] for tenant {tenant}; it is shown only now:")
     typer.echo(plaintext)
 
@@ -50,6 +58,7 @@ def create(
 def list_keys(
     ctx: typer.Context,
     tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="Only this tenant")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """List keys (never their secrets)."""
 
@@ -59,18 +68,26 @@ def list_keys(
         return await platform.api_keys.list(tenant_id), names
 
     keys, tenant_names = with_platform(settings_from(ctx), work)
-    table = Table("id", "name", "tenant", "status", "created", "last used")
-    for key in keys:
-        status = "revoked" if key.revoked_at else ("active" if key.is_active else "expired")
-        table.add_row(
-            key.id,
-            key.name,
-            tenant_names.get(key.tenant_id, key.tenant_id),
-            status,
-            format_time(key.created_at),
-            format_time(key.last_used_at),
-        )
-    console.print(table)
+    rows = [_key_json(key, tenant_names.get(key.tenant_id, key.tenant_id)) for key in keys]
+    if as_json:
+        print_json(rows)
+        return
+    shown = table("id", "name", "tenant", "status", "created", "last used")
+    for row in rows:
+        shown.add_row(row["id"], row["name"], row["tenant"], row["status"],
+                      format_time(row["created_at"]), format_time(row["last_used_at"]))  # fmt: skip
+    print_table(shown)
+    if not rows:
+        console.print("no keys (make one: roost keys create)")
+
+
+def _key_json(key: ApiKey, tenant_name: str) -> dict[str, Any]:
+    status = "revoked" if key.revoked_at else ("active" if key.is_active else "expired")
+    return {
+        "id": key.id, "name": key.name, "tenant_id": key.tenant_id, "tenant": tenant_name,
+        "status": status, "created_at": key.created_at, "expires_at": key.expires_at,
+        "revoked_at": key.revoked_at, "last_used_at": key.last_used_at,
+    }  # fmt: skip
 
 
 @app.command()

@@ -1,44 +1,31 @@
-"""``roost memory search|list``: an agent's long-term memory from the command line."""
+"""``roost memory search|list``: an agent's long-term memory, on this machine's store
+through the kernel's memory services, or a server's with ``--url`` (see
+:mod:`roost.cli.target`)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from roost.cli.common import console, format_time, settings_from, with_platform
-from roost.errors import NotFound
+from roost.cli.common import format_time
+from roost.cli.output import JsonOption, print_json, print_table, table
+from roost.cli.server_client import ApiKeyOption, UrlOption
+from roost.cli.target import Api, TenantOption, act, tenant_id
+from roost.errors import Overloaded
 
 if TYPE_CHECKING:
-    from roost.memory.long_term import Memory, Recalled
     from roost.memory.service import MemoryServices
-    from roost.platform import Platform
+    from roost.platform import Roost
 
 app = typer.Typer(help="Long-term memory of agents: search and list.", no_args_is_help=True)
 AgentOpt = Annotated[str, typer.Option("--agent", "-a", help="Agent id")]
-TenantOpt = Annotated[str, typer.Option("--tenant", help="Tenant name")]
 
 
-@asynccontextmanager
-async def open_memory(platform: Platform) -> AsyncIterator[MemoryServices]:
-    # Imported here: memory loads embedders (sentence-transformers, torch) on demand.
-    from roost.memory.service import MemoryServices
-
-    memory = await MemoryServices.open(platform.settings, platform.database, platform.redis)
-    try:
-        yield memory
-    finally:
-        await memory.close()
-
-
-async def tenant_id_of(platform: Platform, name: str) -> str:
-    tenant = await platform.tenants.find_by_name(name)
-    if tenant is None:
-        raise NotFound(f"no tenant named {name!r}")
-    return tenant.id
+def memory_of(kernel: Roost) -> MemoryServices:
+    if kernel.memory is None:
+        raise Overloaded("the memory services are not open in this process")
+    return kernel.memory
 
 
 @app.command()
@@ -46,37 +33,66 @@ def search(
     ctx: typer.Context,
     query: str,
     agent: AgentOpt = "default",
-    tenant: TenantOpt = "default",
-    k: Annotated[int, typer.Option("-k", help="How many results")] = 5,
+    k: Annotated[int, typer.Option("-k", min=1, max=100, help="How many results")] = 5,
+    tenant: TenantOption = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Memories of an agent ranked by relevance, recency and importance."""
 
-    async def work(platform: Platform) -> list[Recalled]:
-        async with open_memory(platform) as memory:
-            return await memory.recall(await tenant_id_of(platform, tenant), agent, query, k=k)
+    async def local(kernel: Roost) -> list[dict[str, Any]]:
+        from roost.memory.wire import recalled_json
 
-    table = Table("score", "kind", "memory", "since", "source")
-    for found in with_platform(settings_from(ctx), work):
-        m = found.memory
-        table.add_row(f"{found.score:.3f}", m.kind, m.text, format_time(m.valid_from),
-                      str(m.source.get("thread_id", "")))  # fmt: skip
-    console.print(table)
+        owner = await tenant_id(kernel, tenant)
+        return [recalled_json(r) for r in await memory_of(kernel).recall(owner, agent, query, k=k)]
+
+    def remote(api: Api) -> list[dict[str, Any]]:
+        return list(api.post(f"/v1/memory/agents/{agent}/search", {"query": query, "k": k})["data"])
+
+    found = act(ctx, url, api_key, local=local, remote=remote, tenant=tenant)
+    if as_json:
+        print_json(found)
+        return
+    shown = table("score", "kind", "memory", "since", "thread", ids=("score", "thread"))
+    for m in found:
+        shown.add_row(f"{m['score']:.3f}", m["kind"], m["text"], format_time(m["valid_from"]),
+                      str(m["source"].get("thread_id", "")))  # fmt: skip
+    print_table(shown)
 
 
 @app.command("list")
 def list_memories(
-    ctx: typer.Context, agent: AgentOpt = "default", tenant: TenantOpt = "default",
+    ctx: typer.Context,
+    agent: AgentOpt = "default",
     all_versions: Annotated[bool, typer.Option("--all", help="Include superseded memories")] = False,
+    tenant: TenantOption = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    as_json: JsonOption = False,
 ) -> None:  # fmt: skip
     """Current memories of an agent, oldest first."""
 
-    async def work(platform: Platform) -> list[Memory]:
-        async with open_memory(platform) as memory:
-            return await memory.long_term.list_memories(
-                await tenant_id_of(platform, tenant), agent, include_superseded=all_versions
-            )
+    async def local(kernel: Roost) -> list[dict[str, Any]]:
+        from roost.memory.wire import memory_json
 
-    table = Table("id", "kind", "importance", "memory", "superseded by")
-    for m in with_platform(settings_from(ctx), work):
-        table.add_row(m.id, m.kind, f"{m.importance:.2f}", m.text, m.superseded_by or "")
-    console.print(table)
+        found = await memory_of(kernel).long_term.list_memories(
+            await tenant_id(kernel, tenant), agent, include_superseded=all_versions
+        )
+        return [memory_json(m) for m in found]
+
+    def remote(api: Api) -> list[dict[str, Any]]:
+        path = f"/v1/memory/agents/{agent}/memories"
+        return list(api.get(path, include_superseded=all_versions)["data"])
+
+    found = act(ctx, url, api_key, local=local, remote=remote, tenant=tenant)
+    if as_json:
+        print_json(found)
+        return
+    shown = table(
+        "id", "kind", "importance", "memory", "superseded by", ids=("id", "superseded by")
+    )
+    for m in found:
+        shown.add_row(m["id"], m["kind"], f"{m['importance']:.2f}", m["text"],
+                      m["superseded_by"] or "")  # fmt: skip
+    print_table(shown)

@@ -1,13 +1,13 @@
-"""``roost tenants create|list``."""
+"""``roost tenants create|list``: always on this machine's store (storage core only)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from roost.cli.common import console, format_time, settings_from, with_platform
+from roost.cli.output import JsonOption, print_json, print_table, table
 
 if TYPE_CHECKING:
     from roost.platform import Platform
@@ -19,7 +19,7 @@ app = typer.Typer(
 
 
 @app.command()
-def create(ctx: typer.Context, name: str) -> None:
+def create(ctx: typer.Context, name: str, as_json: JsonOption = False) -> None:
     """Create a tenant."""
 
     async def work(platform: Platform) -> Tenant:
@@ -28,17 +28,29 @@ def create(ctx: typer.Context, name: str) -> None:
         return tenant
 
     tenant = with_platform(settings_from(ctx), work)
+    if as_json:
+        print_json(_tenant_json(tenant))
+        return
     console.print(f"created tenant [bold]{tenant.name}[/] ({tenant.id})")
 
 
 @app.command("list")
-def list_tenants(ctx: typer.Context) -> None:
+def list_tenants(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List tenants."""
 
     async def work(platform: Platform) -> list[Tenant]:
         return await platform.tenants.list()
 
-    table = Table("name", "id", "created")
-    for tenant in with_platform(settings_from(ctx), work):
-        table.add_row(tenant.name, tenant.id, format_time(tenant.created_at))
-    console.print(table)
+    rows = [_tenant_json(t) for t in with_platform(settings_from(ctx), work)]
+    if as_json:
+        print_json(rows)
+        return
+    shown = table("name", "id", "created", ids=("name", "id"))
+    for row in rows:
+        shown.add_row(row["name"], row["id"], format_time(row["created_at"]))
+    print_table(shown)
+
+
+def _tenant_json(tenant: Tenant) -> dict[str, Any]:
+    return {"id": tenant.id, "name": tenant.name, "created_at": tenant.created_at,
+            "disabled_at": tenant.disabled_at}  # fmt: skip

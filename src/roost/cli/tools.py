@@ -1,86 +1,137 @@
-"""``roost tools list|run``: the tool layer from a terminal, under the same executor."""
+"""``roost tools list|show|run``: the tool layer from a terminal, under the same executor
+(permissions, sandbox, approvals, audit) as agents and the HTTP API; on this machine
+through the kernel's tool service, or a server's with ``--url`` (see
+:mod:`roost.cli.target`).
+
+On this machine the configured MCP servers are connected for ``tools`` commands (their
+tools are listed and run); the kernel of other commands leaves them unconnected.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from roost.cli.common import console, settings_from, with_platform
-from roost.errors import NotFound
-from roost.security import DEFAULT_TENANT
+from roost.cli.common import fail
+from roost.cli.output import JsonOption, print_json, print_table, table
+from roost.cli.server_client import ApiKeyOption, UrlOption
+from roost.cli.target import Api, TenantOption, act, tenant_id
 
 if TYPE_CHECKING:
-    from roost.platform import Platform
-    from roost.tools.base import Tool
-    from roost.tools.executor import ToolResult
-    from roost.tools.permissions import Caller
-    from roost.tools.service import ToolService
-
-app = typer.Typer(help="List and run tools.", no_args_is_help=True)
-TenantOption = Annotated[str, typer.Option("--tenant", "-t", help="Tenant name")]
-
-
-async def _open_tools(platform: Platform) -> ToolService:
-    # Imported here: the tool service loads the MCP SDK, which other commands never need.
-    from roost.tools.service import ToolService
-
-    return await ToolService.open(platform)
-
-
-async def _caller(platform: Platform, tenant: str) -> Caller:
+    from roost.platform import Roost
     from roost.tools.permissions import Caller
 
-    owner = await platform.tenants.find_by_name(tenant)
-    if owner is None:
-        raise NotFound(f"tenant {tenant!r} not found")
-    return Caller(tenant_id=owner.id, actor="cli")
+app = typer.Typer(help="List, describe and run tools.", no_args_is_help=True)
+
+
+async def _caller(kernel: Roost, tenant: str | None) -> Caller:
+    from roost.tools.permissions import Caller
+
+    return Caller(tenant_id=await tenant_id(kernel, tenant), actor="cli")
+
+
+def _with_mcp(kernel: Roost) -> None:
+    # The command kernel leaves MCP servers unconnected; tool commands want their tools.
+    kernel.tools.add_mcp_servers(kernel.settings.tools)
+
+
+async def _described(kernel: Roost, tenant: str | None) -> list[dict[str, Any]]:
+    _with_mcp(kernel)
+    tools = await kernel.tools.executor.list_tools(await _caller(kernel, tenant))
+    return [tool.describe() for tool in tools]
 
 
 @app.command("list")
-def list_tools(ctx: typer.Context, tenant: TenantOption = DEFAULT_TENANT) -> None:
-    """Every tool with its risk level (configured MCP servers included)."""
+def list_tools(
+    ctx: typer.Context,
+    tenant: TenantOption = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every tool the caller may use, with its risk level (MCP servers' tools included)."""
 
-    async def work(platform: Platform) -> list[Tool]:
-        service = await _open_tools(platform)
-        try:
-            return await service.executor.list_tools(await _caller(platform, tenant))
-        finally:
-            await service.close()
+    async def local(kernel: Roost) -> list[dict[str, Any]]:
+        return await _described(kernel, tenant)
 
-    table = Table("name", "risk", "description")
-    for tool in with_platform(settings_from(ctx), work):
-        table.add_row(tool.name, tool.risk.value, tool.description.splitlines()[0][:70])
-    console.print(table)
+    def remote(api: Api) -> list[dict[str, Any]]:
+        return list(api.get("/v1/tools")["data"])
+
+    tools = act(ctx, url, api_key, local=local, remote=remote, tenant=tenant)
+    if as_json:
+        print_json(tools)
+        return
+    shown = table("name", "risk", "description", ids=("name",))
+    for tool in tools:
+        shown.add_row(tool["name"], tool["risk"], " ".join(tool["description"].split()))
+    print_table(shown)
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    name: str,
+    tenant: TenantOption = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One tool: description, risk, timeout and the JSON Schema of its arguments."""
+
+    async def local(kernel: Roost) -> list[dict[str, Any]]:
+        return await _described(kernel, tenant)
+
+    def remote(api: Api) -> list[dict[str, Any]]:
+        return list(api.get("/v1/tools")["data"])
+
+    found = [t for t in act(ctx, url, api_key, local=local, remote=remote, tenant=tenant)
+             if t["name"] == name]  # fmt: skip
+    if not found:
+        fail(f"no tool named {name!r} (see roost tools list)")
+    tool = found[0]
+    if as_json:
+        print_json(tool)
+        return
+    typer.echo(f"{tool['name']}  risk={tool['risk']}  timeout={tool['timeout_s']}s")
+    typer.echo(tool["description"])
+    typer.echo("arguments (JSON Schema):")
+    typer.echo(json.dumps(tool["input_schema"], indent=2))
 
 
 @app.command()
 def run(
     ctx: typer.Context,
     name: str,
-    arguments: Annotated[str, typer.Option("--args", "-a", help="Arguments as JSON")] = "{}",
+    arguments: Annotated[
+        str, typer.Option("--args", "-a", help='Arguments as a JSON object, e.g. \'{"path": "."}\'')
+    ] = "{}",
     approval: Annotated[str | None, typer.Option(help="Approval id covering this call")] = None,
-    tenant: TenantOption = DEFAULT_TENANT,
+    tenant: TenantOption = None,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Run one tool and print its result as JSON (exit 1 unless status is ok)."""
     try:
         parsed = json.loads(arguments)
     except json.JSONDecodeError as exc:
-        raise typer.BadParameter(f"--args is not JSON: {exc}") from exc
+        raise typer.BadParameter(f"not JSON: {exc}", param_hint="--args") from exc
+    if not isinstance(parsed, dict):
+        raise typer.BadParameter("must be a JSON object", param_hint="--args")
 
-    async def work(platform: Platform) -> ToolResult:
+    async def local(kernel: Roost) -> dict[str, Any]:
         from roost.tools.executor import ToolCall
 
-        service = await _open_tools(platform)
-        try:
-            call = ToolCall(name, parsed, approval_id=approval)
-            return await service.executor.execute(await _caller(platform, tenant), call)
-        finally:
-            await service.close()
+        _with_mcp(kernel)
+        call = ToolCall(name, parsed, approval_id=approval)
+        return (await kernel.tools.executor.execute(await _caller(kernel, tenant), call)).to_dict()
 
-    result = with_platform(settings_from(ctx), work)
-    typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
-    if result.status != "ok":
+    def remote(api: Api) -> dict[str, Any]:
+        body = {"arguments": parsed, "approval_id": approval}
+        return dict(api.post(f"/v1/tools/{name}/execute", body))
+
+    result = act(ctx, url, api_key, local=local, remote=remote, tenant=tenant)
+    print_json(result)
+    if result["status"] != "ok":
         raise typer.Exit(1)

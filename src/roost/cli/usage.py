@@ -1,16 +1,20 @@
-"""``roost usage``: model calls, tokens and cost per tenant, from the usage records."""
+"""``roost usage``: model calls, tokens and cost per tenant, from the kernel's LLM service
+on this machine's store (every tenant by default), or a server's with ``--url`` (the
+API key's tenant; see :mod:`roost.cli.target`)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
-from rich.table import Table
 
-from roost.cli.common import console, settings_from, with_platform
+from roost.cli.common import console
+from roost.cli.output import JsonOption, print_json, print_table, table
+from roost.cli.server_client import ApiKeyOption, UrlOption
+from roost.cli.target import Api, act
 
 if TYPE_CHECKING:
-    from roost.platform import Platform
+    from roost.platform import Roost
 
 DAY_MS = 86_400_000
 
@@ -24,61 +28,62 @@ def usage(
     by: Annotated[
         str, typer.Option("--by", help="Group rows by model, day, key or agent")
     ] = "model",
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Show model usage and cost per tenant."""
     if by not in ("model", "day", "key", "agent"):
         raise typer.BadParameter("use model, day, key or agent", param_hint="--by")
     group_by: Literal["model", "day", "key", "agent"] = by  # type: ignore[assignment]
-    settings = settings_from(ctx)
 
-    async def work(platform: Platform) -> list[dict[str, Any]]:
-        # Imported here: the LLM layer loads provider SDKs, which other commands never need.
-        from roost.llm.budgets import BudgetLedger
-        from roost.llm.schema import LLM_MIGRATIONS
-        from roost.llm.usage import UsageStore
-        from roost.storage import migrate, now_ms
+    async def local(kernel: Roost) -> list[dict[str, Any]]:
+        from roost.storage import now_ms
 
-        await migrate(platform.database, LLM_MIGRATIONS)
-        tenants = await platform.tenants.list()
+        service = kernel.llm
+        assert service.usage is not None
+        assert service.budgets is not None
+        tenants = await kernel.platform.tenants.list()
         if tenant is not None:
             tenants = [t for t in tenants if tenant in (t.id, t.name)]
             if not tenants:
                 raise typer.BadParameter(f"no tenant named {tenant!r}", param_hint="--tenant")
-        store = UsageStore(platform.database)
-        ledger = BudgetLedger(platform.database, settings.llm.budgets)
         reports = []
         for t in tenants:
-            summary = await store.summary(
+            summary = await service.usage.summary(
                 t.id, since_ms=now_ms() - days * DAY_MS, group_by=group_by
             )
             summary["tenant_name"] = t.name
-            summary["budgets"] = await ledger.status(t.id)
+            summary["budgets"] = await service.budgets.status(t.id)
             reports.append(summary)
         return reports
 
-    reports = with_platform(settings, work)
+    def remote(api: Api) -> list[dict[str, Any]]:
+        return [dict(api.get("/v1/usage", days=days, group_by=group_by))]
+
+    reports = act(ctx, url, api_key, local=local, remote=remote, tenant=tenant)
     if as_json:
-        console.print_json(data=reports)
+        print_json(reports)
         return
     for report in reports:
-        table = Table(
+        name = report.get("tenant_name", report["tenant_id"])
+        shown = table(
             group_by, "calls", "cache hits", "errors", "input tok", "output tok", "cost USD",
-            "avg ms",
-            title=f"{report['tenant_name']} ({report['tenant_id']}) · last {days} days",
+            "avg ms", ids=(group_by,),
+            title=f"{name} ({report['tenant_id']}) · last {days} days",
         )  # fmt: skip
         for row in report["rows"]:
-            table.add_row(
+            shown.add_row(
                 row[group_by], str(row["calls"]), str(row["cache_hits"]), str(row["errors"]),
                 str(row["input_tokens"]), str(row["output_tokens"]), f"{row['cost_usd']:.6f}",
                 f"{row['avg_latency_ms']:.0f}",
             )  # fmt: skip
-        table.add_row(
+        shown.add_row(
             "total", str(report["total_calls"]), "", "", str(report["total_input_tokens"]),
             str(report["total_output_tokens"]), f"{report['total_cost_usd']:.6f}", "",
             style="bold",
         )  # fmt: skip
-        console.print(table)
+        print_table(shown)
         for b in report["budgets"]:
             if "limit_tokens" in b:
                 console.print(

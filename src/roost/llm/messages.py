@@ -136,6 +136,9 @@ class ModelSettings:
     # "auto", "none", "required", or a tool name that must be called
     tool_choice: str | None = None
     timeout_s: float | None = None
+    # A JSON Schema a text reply must match: the local engine enforces it by grammar
+    # (tool calls stay possible); other providers' replies are validated by the caller.
+    output_schema: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

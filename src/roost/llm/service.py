@@ -12,8 +12,8 @@ import json
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from roost.chat import ChatService
 from roost.config import LLMSettings
 from roost.llm import telemetry
 from roost.llm.base import NO_SETTINGS, Model, RequestContext, response_events
@@ -28,7 +28,6 @@ from roost.llm.cache import (
 from roost.llm.cost import PriceTable, usd
 from roost.llm.group_commit import GroupCommitter
 from roost.llm.limits import DEFAULT_CONTEXT_LENGTH, KnowsLimits, ModelLimits, tighter
-from roost.llm.local_chat import MeteredChat
 from roost.llm.messages import (
     Message,
     ModelSettings,
@@ -46,6 +45,12 @@ from roost.llm.schema import LLM_MIGRATIONS
 from roost.llm.usage import UsageRecord, UsageStatus, UsageStore
 from roost.storage import Database, migrate
 from roost.storage.redis import RedisClient
+
+if TYPE_CHECKING:
+    # Imported where used: the local chat path loads the engine (torch), which processes
+    # without a local model (CLI commands) never need.
+    from roost.chat import ChatService
+    from roost.llm.local_chat import MeteredChat
 
 # Tokens are never fewer than a third of the characters for the tokenizers in use,
 # so this over-estimates input and budgets err on the side of refusing.
@@ -139,6 +144,8 @@ class LLMService:
     def local_chat(self, chat: ChatService, context: RequestContext) -> MeteredChat:
         """The local chat service for one HTTP caller, metered (usage, budgets) and held
         to the caller's tokens-per-minute limits."""
+        from roost.llm.local_chat import MeteredChat
+
         return MeteredChat(chat, self.meter, context, self.token_limits)
 
     async def aclose(self) -> None:

@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from roost.chat import ChatService
 from roost.errors import Overloaded, RoostError
 from roost.observe.logging import get_logger
 from roost.observe.model_metrics import mark_loaded, mark_unloaded
 from roost.platform.in_flight import InFlightRequests
 
 if TYPE_CHECKING:
+    # Imported where used: roost.chat loads torch, which commands without an engine skip.
+    from roost.chat import ChatService
     from roost.config import Settings
 
 log = get_logger("roost.inference")
@@ -87,6 +88,8 @@ class InferenceState:
         """Serve ``engine`` when given (not closed here), else load the configured model
         in the background, unless the engine is disabled."""
         if engine is not None:
+            from roost.chat import ChatService
+
             self.service = ChatService(engine)
             mark_loaded(engine)
             self.loaded.set()
@@ -94,9 +97,13 @@ class InferenceState:
             self.owned = True
             self._loader = asyncio.ensure_future(_load(self, settings))
         else:
-            self.is_disabled = True
-            self.error = "the local engine is disabled (engine.enabled = false)"
-            self.loaded.set()
+            self.disable("the local engine is disabled (engine.enabled = false)")
+
+    def disable(self, reason: str) -> None:
+        """Serve no local model in this process; requests for one are told ``reason``."""
+        self.is_disabled = True
+        self.error = reason
+        self.loaded.set()
 
     async def close(self) -> None:
         loader = getattr(self, "_loader", None)
@@ -109,6 +116,7 @@ class InferenceState:
 
 
 async def _load(state: InferenceState, settings: Settings) -> None:
+    from roost.chat import ChatService
     from roost.engine.registry import ModelRegistry
     from roost.kvcache import open_session_store
 

@@ -16,14 +16,15 @@ from typing import TYPE_CHECKING, Any
 from roost.config import Settings
 from roost.observe.logging import get_logger
 from roost.platform.core import Platform
-from roost.platform.inference import InferenceState
 
 if TYPE_CHECKING:
+    from roost.agents.catalog import AgentCatalog
     from roost.agents.service import AgentRunService
     from roost.limits.service import Limiter
     from roost.llm.service import LLMService
     from roost.memory.service import MemoryServices
     from roost.observe.trace_service import TraceService
+    from roost.platform.inference import InferenceState
     from roost.tools.service import ToolService
 
 log = get_logger("roost.platform")
@@ -44,6 +45,13 @@ class RunExecution:
         return cls(settings.agents.worker_concurrency if workers is None else workers)
 
 
+@dataclass(frozen=True, slots=True)
+class _Options:
+    connect_mcp: bool
+    local_engine: bool
+    upkeep: bool
+
+
 @dataclass(slots=True)
 class Roost:
     settings: Settings
@@ -54,6 +62,7 @@ class Roost:
     llm: LLMService
     runs: AgentRunService
     limits: Limiter
+    catalog: AgentCatalog
     traces: TraceService | None = None  # None with tracing.store off
     _exit: AsyncExitStack = field(default_factory=AsyncExitStack)
     knowledge_syncer: Any = None  # the server's (server_upkeep), else None
@@ -68,17 +77,20 @@ class Roost:
         engine: Any = None,
         execution: RunExecution | None = None,
         connect_mcp: bool = True,
+        local_engine: bool = True,
+        upkeep: bool = True,
         server_upkeep: bool = False,
     ) -> Roost:
         """Open every service. ``platform`` and ``engine``, when given, are used and left
-        open; ``execution`` defaults to the server's (``runs.workers``). The server asks for
+        open; ``execution`` defaults to the server's (``runs.workers``). ``local_engine``
+        false serves no local model here (nor imports torch); ``upkeep`` false starts no
+        background loop (memory consolidation, circuit probes). The server asks for
         ``server_upkeep``: scheduled backups (``[backup] every``) and knowledge folders
         kept fresh; workers and CLI commands do not."""
         exit_stack = AsyncExitStack()
+        options = _Options(connect_mcp=connect_mcp, local_engine=local_engine, upkeep=upkeep)
         try:
-            kernel = await cls._open(
-                settings, exit_stack, platform, engine, execution, connect_mcp=connect_mcp
-            )
+            kernel = await cls._open(settings, exit_stack, platform, engine, execution, options)
             if server_upkeep and settings.backup.every is not None:
                 from roost.backup.schedule import backup_periodically
 
@@ -93,6 +105,19 @@ class Roost:
             raise
 
     @classmethod
+    async def open_for_command(cls, settings: Settings) -> Roost:
+        """The kernel as a one-shot CLI command needs it: every service on the home's
+        store, but no local model, no run execution, no MCP connections and no background
+        loops, so that a command starts in seconds and leaves a running server alone."""
+        return await cls.open(
+            settings,
+            execution=RunExecution(0),
+            connect_mcp=False,
+            local_engine=False,
+            upkeep=False,
+        )
+
+    @classmethod
     async def _open(
         cls,
         settings: Settings,
@@ -100,33 +125,47 @@ class Roost:
         platform: Platform | None,
         engine: Any,
         execution: RunExecution | None,
-        *,
-        connect_mcp: bool,
+        options: _Options,
     ) -> Roost:
         from roost.platform import wiring
+        from roost.platform.inference import InferenceState
 
         if platform is None:
             platform = await Platform.open(settings)
             stack.push_async_callback(platform.close)
         limits = await _open_limits(platform, stack)
         inference = InferenceState()
-        await inference.open(settings, engine)
+        if options.local_engine:
+            await inference.open(settings, engine)
+        else:
+            inference.disable("the local engine is not part of this process")
         stack.push_async_callback(inference.close)
-        tools = await _open_tools(platform, stack, connect_mcp=connect_mcp)
-        memory = await _open_memory(platform, stack)
-        llm = await _open_llm(platform, inference, stack)
+        tools = await _open_tools(platform, stack, connect_mcp=options.connect_mcp)
+        memory = await _open_memory(platform, stack, upkeep=options.upkeep)
+        llm = await _open_llm(platform, inference, stack, upkeep=options.upkeep)
         llm.token_limits = limits
         traces = await _open_traces(platform, llm, stack)
         runs = await _open_runs(
             platform, llm, tools, memory, execution or RunExecution.for_server(settings), stack
         )
-        kernel = cls(settings, platform, inference, tools, memory, llm, runs, limits, traces, stack)
-        from roost.tools.builtin.semantic import semantic_search_tool
+        from roost.agents.catalog import AgentCatalog
+
+        # The catalog asks the kernel what it offers at each check: plugins, model swaps
+        # and tenants' toolsets may change that after start.
+        catalog = AgentCatalog(runs.registry, lambda tenant_id: offer_for(tenant_id))
+        kernel = cls(
+            settings, platform, inference, tools, memory, llm, runs, limits, catalog, traces, stack
+        )
+        offer_for = wiring.spec_offer(kernel)
+        from roost.tools.builtin.semantic import knowledge_search_tool, semantic_search_tool
         from roost.tools.toolsets import StaticToolset
 
         # Looked up per call: the kernel's memory may be replaced (tests, reloads).
+        def search() -> Any:
+            return wiring.knowledge_search(kernel.memory)
+
         tools.registry.add_shared(
-            StaticToolset([semantic_search_tool(lambda: wiring.knowledge_search(kernel.memory))])
+            StaticToolset([semantic_search_tool(search), knowledge_search_tool(search)])
         )
         from roost.coding import bundled
 
@@ -165,13 +204,13 @@ async def _open_tools(platform: Platform, stack: AsyncExitStack, *, connect_mcp:
     return service
 
 
-async def _open_memory(platform: Platform, stack: AsyncExitStack) -> Any:
+async def _open_memory(platform: Platform, stack: AsyncExitStack, *, upkeep: bool) -> Any:
     from roost.memory.service import MemoryServices, consolidate_periodically
 
     memory = await MemoryServices.open(platform.settings, platform.database, platform.redis)
     stack.push_async_callback(memory.close)
     interval = platform.settings.memory.consolidation_interval_s
-    if interval > 0:
+    if upkeep and interval > 0:
 
         async def tenant_ids() -> list[str]:
             return [t.id for t in await platform.tenants.list()]
@@ -181,7 +220,9 @@ async def _open_memory(platform: Platform, stack: AsyncExitStack) -> Any:
     return memory
 
 
-async def _open_llm(platform: Platform, inference: InferenceState, stack: AsyncExitStack) -> Any:
+async def _open_llm(
+    platform: Platform, inference: InferenceState, stack: AsyncExitStack, *, upkeep: bool
+) -> Any:
     from roost.llm.cache import TextEmbedder
     from roost.llm.providers import ProviderRegistry
     from roost.llm.service import LLMService
@@ -198,10 +239,11 @@ async def _open_llm(platform: Platform, inference: InferenceState, stack: AsyncE
         settings, platform.database, redis=platform.redis, registry=registry, embedder=embedder
     )
     stack.push_async_callback(service.aclose)
-    upkeep = asyncio.ensure_future(
-        wiring.llm_upkeep(service, settings.circuit.health_check_interval_s)
-    )
-    stack.push_async_callback(_cancel, upkeep)
+    if upkeep:
+        loop = asyncio.ensure_future(
+            wiring.llm_upkeep(service, settings.circuit.health_check_interval_s)
+        )
+        stack.push_async_callback(_cancel, loop)
     log.info(
         "llm layer ready",
         groups=sorted(service.router.groups),

@@ -16,6 +16,7 @@ from roost.llm.base import Model
 from roost.observe.logging import get_logger
 
 if TYPE_CHECKING:
+    from roost.agents.catalog import OfferFor
     from roost.llm.cost import PriceTable
     from roost.llm.service import LLMService
     from roost.memory.service import MemoryServices
@@ -80,8 +81,16 @@ def knowledge_search(memory: MemoryServices | None) -> KnowledgeSearch | None:
     if memory is None or not hasattr(memory, "search_knowledge"):
         return None
 
-    async def search(tenant_id: str, collection: str, query: str, k: int) -> list[dict[str, Any]]:
-        hits = await memory.search_knowledge(tenant_id, collection, query, k=k)
+    async def search(
+        tenant_id: str, collection: str | None, query: str, k: int
+    ) -> list[dict[str, Any]]:
+        if collection is None:  # every collection of the tenant, best hits first
+            names = [c.name for c in await memory.knowledge.list_collections(tenant_id)]
+        else:
+            names = [collection]
+        hits = [hit for name in names
+                for hit in await memory.search_knowledge(tenant_id, name, query, k=k)]  # fmt: skip
+        hits = sorted(hits, key=lambda h: h.score, reverse=True)[:k]
         return [
             {"text": h.text, "uri": h.uri, "line_start": h.line_start, "line_end": h.line_end,
              "score": h.score}
@@ -89,6 +98,36 @@ def knowledge_search(memory: MemoryServices | None) -> KnowledgeSearch | None:
         ]  # fmt: skip
 
     return search
+
+
+def spec_offer(kernel: Roost) -> OfferFor:
+    """What a tenant's agent specs may name: the router's groups, registered models,
+    configured providers, the local engine's model and the tenant's tools (MCP servers'
+    tools by their prefix: they are listed only while connected)."""
+    from roost.agents.spec_check import Offer
+
+    async def offer_for(tenant_id: str) -> Offer:
+        router = kernel.llm.router
+        settings = kernel.settings
+        local: set[str] = set()
+        engine = kernel.inference.engine
+        if engine is not None:
+            local.add(str(getattr(engine, "model_name", "")))
+        elif settings.engine.enabled:
+            # Not loaded in this process (a CLI command, or still loading): what it loads.
+            local.update({settings.engine.model, Path(settings.engine.model).stem})
+        tools = await kernel.tools.registry.list_tools(tenant_id)
+        return Offer(
+            groups=router.served_names(),
+            model_ids=router.registry.model_ids(),
+            providers=list(router.registry.providers),
+            local_models=sorted(local - {""}),
+            tools=[tool.name for tool in tools],
+            mcp_servers=[server.name for server in settings.tools.mcp_servers],
+            guardrails=kernel.runs.runtime.guardrails.names(),
+        )
+
+    return offer_for
 
 
 def webhook_secret(settings: Settings) -> bytes:

@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from roost.agents.catalog import AgentCatalog
 from roost.agents.service import AgentRunService
-from roost.agents.spec import parse_spec
 from roost.errors import Overloaded
 
 router = APIRouter(tags=["agents"])
@@ -39,10 +39,14 @@ def agents_service(app: FastAPI) -> AgentRunService:
 
 @router.post("/v1/agents", status_code=201)
 async def create_agent(body: CreateAgentBody, request: Request) -> dict[str, Any]:
-    """Register a spec: a new version when it differs from the newest, else that version."""
-    registry = agents_service(request.app).registry
-    version, created = await registry.create(
-        request.state.principal.tenant_id, parse_spec(body.spec), tags=tuple(body.tags)
+    """Register a spec: a new version when it differs from the newest, else that version.
+    400 listing every problem (``errors``) when the spec is invalid or names a model or
+    tool this deployment does not offer."""
+    catalog: AgentCatalog | None = getattr(request.app.state, "catalog", None)
+    if catalog is None:
+        raise Overloaded("the agents runtime is not running in this process")
+    version, created = await catalog.create(
+        request.state.principal.tenant_id, body.spec, tags=body.tags
     )
     return {**version.to_dict(), "created": created}
 

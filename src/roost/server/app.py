@@ -152,6 +152,7 @@ def _expose(app: FastAPI, kernel: Roost | None) -> None:
     app.state.memory = kernel.memory if kernel else None
     app.state.llm = kernel.llm if kernel else None
     app.state.agents = kernel.runs if kernel else None
+    app.state.catalog = kernel.catalog if kernel else None
     app.state.limits = kernel.limits if kernel else None
 
 

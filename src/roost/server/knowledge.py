@@ -13,7 +13,8 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from roost.memory.knowledge import Collection, KnowledgeBase, KnowledgeHit, Source, SyncReport
+from roost.memory.knowledge import KnowledgeBase
+from roost.memory.wire import collection_json, hit_json, report_json, source_json
 
 router = APIRouter(prefix="/v1/knowledge/collections", tags=["knowledge"])
 
@@ -49,31 +50,6 @@ def knowledge(request: Request) -> KnowledgeBase:
 
 def tenant(request: Request) -> str:
     return str(request.state.principal.tenant_id)
-
-
-def collection_json(c: Collection) -> dict[str, Any]:
-    return {"id": c.id, "object": "knowledge.collection", "name": c.name,
-            "description": c.description, "created_at": c.created_at}  # fmt: skip
-
-
-def source_json(s: Source) -> dict[str, Any]:
-    return {"id": s.id, "object": "knowledge.source", "uri": s.uri, "kind": s.kind,
-            "content_hash": s.content_hash, "num_chunks": s.num_chunks, "num_bytes": s.num_bytes,
-            "title": s.metadata.get("title", ""), "updated_at": s.updated_at}  # fmt: skip
-
-
-def hit_json(h: KnowledgeHit) -> dict[str, Any]:
-    return {
-        "text": h.text, "score": h.score, "citation": h.citation, "uri": h.uri, "title": h.title,
-        "source_id": h.source_id, "chunk_index": h.chunk_index, "start": h.start, "end": h.end,
-        "line_start": h.line_start, "line_end": h.line_end, "page": h.page, "page_end": h.page_end,
-    }  # fmt: skip
-
-
-def report_json(r: SyncReport) -> dict[str, Any]:
-    return {"added": r.added, "updated": r.updated, "unchanged": len(r.unchanged),
-            "removed": r.removed, "failed": [{"uri": u, "reason": why} for u, why in r.failed],
-            "num_chunks": r.num_chunks}  # fmt: skip
 
 
 @router.post("", status_code=201)

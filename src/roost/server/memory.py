@@ -13,9 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from roost.errors import NotFound
 from roost.memory.consolidation import ConsolidationReport
-from roost.memory.long_term import Memory, Recalled
 from roost.memory.service import MemoryServices
 from roost.memory.short_term import Turn
+from roost.memory.wire import memory_json, recalled_json
 
 router = APIRouter(prefix="/v1/memory", tags=["memory"])
 
@@ -64,20 +64,6 @@ def services(request: Request) -> MemoryServices:
 
 def tenant(request: Request) -> str:
     return str(request.state.principal.tenant_id)
-
-
-def memory_json(memory: Memory) -> dict[str, Any]:
-    return {
-        "id": memory.id, "object": "memory", "agent_id": memory.agent_id, "text": memory.text,
-        "kind": memory.kind, "importance": memory.importance, "valid_from": memory.valid_from,
-        "superseded_by": memory.superseded_by, "superseded_at": memory.superseded_at,
-        "source": memory.source, "metadata": memory.metadata, "created_at": memory.created_at,
-    }  # fmt: skip
-
-
-def recalled_json(found: Recalled) -> dict[str, Any]:
-    return {**memory_json(found.memory), "score": found.score, "relevance": found.relevance,
-            "recency": found.recency}  # fmt: skip
 
 
 def turn_json(turn: Turn) -> dict[str, Any]:

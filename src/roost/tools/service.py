@@ -152,13 +152,17 @@ class ToolService:
         )
         service = cls(registry, executor, approvals, minter)
         if connect_mcp:
-            for server in tools.mcp_servers:
-                # Connected lazily on first listing: a server that is down at start-up
-                # leaves its tools missing (and retried), not Roost unable to start.
-                toolset = McpToolset.from_settings(server)
-                service._exit.push_async_callback(toolset.close)
-                registry.add_shared(toolset)
+            service.add_mcp_servers(tools)
         return service
+
+    def add_mcp_servers(self, tools: ToolsSettings) -> None:
+        """Offer the configured MCP servers' tools (closed with the service)."""
+        for server in tools.mcp_servers:
+            # Connected lazily on first listing: a server that is down at start-up
+            # leaves its tools missing (and retried), not Roost unable to start.
+            toolset = McpToolset.from_settings(server)
+            self._exit.push_async_callback(toolset.close)
+            self.registry.add_shared(toolset)
 
     async def close(self) -> None:
         await self._exit.aclose()

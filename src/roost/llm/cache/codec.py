@@ -44,6 +44,7 @@ def request_identity(
             list(settings.stop),
             settings.seed,
             settings.tool_choice,
+            settings.output_schema,
         ],
     }
 

@@ -52,6 +52,10 @@ class ProviderRegistry:
         """Serve ``model`` under its own id (tests, custom providers, the local engine)."""
         self._models[model.model_id] = model
 
+    def model_ids(self) -> list[str]:
+        """Ids of the models registered here or built so far (``function:x``, plugins')."""
+        return sorted(self._models)
+
     def model(self, model_id: str) -> Model:
         """The model for ``provider:model``; raises :class:`UnknownModel` for an unknown provider."""
         cached = self._models.get(model_id)

@@ -124,11 +124,13 @@ def to_chat_request(
         if choice in ("auto", "none", "required")
         else chat.ToolChoice("named", choice)
     )
+    schema = settings.output_schema
     return chat.ChatRequest(
         list(messages),
         SamplingParams(**sampling),
         tools=list(tools),
         tool_choice=tool_choice,
+        response_format=chat.ResponseFormat(schema) if schema is not None else None,
         session_id=context.cache_identity if context else None,
         tenant_id=context.tenant_id if context else None,
     )

@@ -1,8 +1,9 @@
-"""The coding agent's kit: files, code analysis, execution, git, search, HTTP."""
+"""The built-in kit: files, code analysis, execution, git, search, HTTP, arithmetic."""
 
 from __future__ import annotations
 
 from roost.tools.base import Tool
+from roost.tools.builtin.calculator import calculator_tools
 from roost.tools.builtin.code import code_tools
 from roost.tools.builtin.execution import execution_tools
 from roost.tools.builtin.files import file_tools
@@ -20,6 +21,7 @@ def builtin_tools() -> list[Tool]:
         *git_tools(),
         *search_tools(),
         *http_tools(),
+        *calculator_tools(),
     ]
 
 
