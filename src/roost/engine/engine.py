@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import torch
 
 from roost.engine.block_pool import BlockPool, salt_for
+from roost.engine.continuation import ContinuationMemory
 from roost.engine.detokenizer import IncrementalDetokenizer
 from roost.engine.engine_config import EngineConfig
 from roost.engine.grammar import GrammarCompiler
@@ -132,6 +133,11 @@ class Engine:
                     metrics_registry=self.metrics.registry,
                 )
             )
+        # A session's next prompt reuses the ids it generated when the text comes back as is.
+        self.continuations = ContinuationMemory(
+            self.tokenizer.piece,
+            lambda ids: self.tokenizer.decode(ids, skip_special_tokens=False),
+        )
         self._requests: dict[str, _Request] = {}
         self._inbox: list[_Request] = []
         self._parked: dict[str, _Request] = {}  # waiting for their session's cache to load
@@ -208,6 +214,10 @@ class Engine:
                 param="prompt",
             )
         params = self._within_ceiling(params)
+        session = None
+        if session_id and self.sessions is not None:
+            session = CacheIdentity(tenant_id or "", session_id)
+            token_ids = self.continuations.align(session, token_ids)
         grammar = None
         if params.structured is not None:
             grammar = self.grammars.matcher(self.grammars.validate(params.structured))
@@ -235,9 +245,6 @@ class Engine:
         stops = set(params.stop_token_ids)
         if not params.ignore_eos:
             stops |= self.tokenizer.stop_token_ids
-        session = None
-        if session_id and self.sessions is not None:
-            session = CacheIdentity(tenant_id or "", session_id)
         request = _Request(seq, sink or (lambda _event: None), frozenset(stops), session)
         with self._wakeup:
             if self._closing:
@@ -617,6 +624,7 @@ class Engine:
                 seq.block_hashes[:num_blocks],
                 seq.token_ids()[: num_blocks * self.pool.block_size],
             )
+            self.continuations.remember(request.session, seq.token_ids())
         self.scheduler.finish(seq, reason)
         self._requests.pop(seq.request_id, None)
         seq.finish_time = time.perf_counter()
