@@ -9,6 +9,7 @@ the official ``openai`` SDK over HTTP, every conversation sent back as text each
   history, T turns each (~50 new user tokens, 32 generated), all concurrent. Prompt tokens
   the server prefilled (its own counters) against the tokens genuinely new in the workload
   (shared prompt once, each agent's opening, each turn's new text and the previous reply).
+  Requests carry no temperature, as most clients send them (the server samples).
 
 Used by ``benchmarks/agent_cache.py --mode served``.
 """
@@ -112,7 +113,12 @@ def model_name(server: ServerProcess) -> str:
 
 
 def turn(
-    oai: openai.OpenAI, model: str, messages: list[Any], session: str, max_tokens: int
+    oai: openai.OpenAI,
+    model: str,
+    messages: list[Any],
+    session: str,
+    max_tokens: int,
+    temperature: float | openai.Omit = 0,
 ) -> tuple[str, float, Any]:
     """One streamed turn: the reply's text, seconds to its first token, and its usage."""
     started = time.perf_counter()
@@ -123,7 +129,7 @@ def turn(
         model=model,
         messages=messages,
         max_tokens=max_tokens,
-        temperature=0,
+        temperature=temperature,
         stream=True,
         stream_options={"include_usage": True},
         extra_headers={"X-Roost-Session": session},
@@ -234,7 +240,8 @@ def bench_swarm(home: Path, agents: int, turns: int, gen: int = 32) -> dict[str,
                     content = f"{openings[index]} {text}" if number == 0 else text
                     messages.append({"role": "user", "content": content})
                     new += tokens(text)
-                    reply, seconds, usage = turn(oai, model, messages, session, gen)
+                    # No temperature, as most clients send it: the server's default sampling.
+                    reply, seconds, usage = turn(oai, model, messages, session, gen, openai.omit)
                     messages.append({"role": "assistant", "content": reply})
                     with lock:
                         ttfts.append(seconds)
