@@ -11,6 +11,11 @@ quality, and a 32-agent swarm against llama-cpp-python, in one run.
 - swarm: benchmarks/agent_swarm.py, Roost and llama-cpp-python (if installed) on the same
   GGUF file and the same prompts.
 
+``--mode served`` measures the same through ``roost serve`` with its default settings and
+the official openai SDK, conversations sent back as text (benchmarks/served_agent_cache.py):
+returning-agent TTFT hot / after a restart / cold, and a swarm's prefilled vs new tokens.
+These are the figures clients see; the in-process ones are diagnostics.
+
 Prints tables and writes benchmarks/results/agent_cache.json.
 """
 
@@ -263,7 +268,15 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=32)
     parser.add_argument("--turns", type=int, default=6)
     parser.add_argument("--home", type=Path, default=Path("~/.roost").expanduser())
+    parser.add_argument("--mode", default="in-process", choices=["in-process", "served"])
+    parser.add_argument("--repeats", type=int, default=3, help="served ttft: runs per context")
+    parser.add_argument(
+        "--server-env", action="append", default=[], help="served: KEY=VALUE (diagnostics)"
+    )
     args = parser.parse_args()
+    if args.mode == "served":
+        main_served(args)
+        return
     sections = set(args.sections.split(","))
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
@@ -280,6 +293,73 @@ def main() -> None:
     print_tables(results)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "agent_cache.json").write_text(json.dumps(results, indent=2, default=str))
+
+
+def main_served(args: argparse.Namespace) -> None:
+    import served_agent_cache as served
+
+    served.SERVER_ENV.update(item.split("=", 1) for item in args.server_env)
+    sections = set(args.sections.split(","))
+    results: dict[str, Any] = {
+        "mode": "served",
+        "server_env": served.SERVER_ENV,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "load_average_start": os.getloadavg(),
+    }
+    if "ttft" in sections:
+        contexts = [int(c) for c in args.contexts.split(",")]
+        console.log(f"served ttft: contexts {contexts}, {args.repeats} runs each")
+        results["ttft"] = served.bench_ttft(args.home, contexts, args.repeats)
+    if "swarm" in sections:
+        console.log(f"served swarm: {args.agents} agents x {args.turns} turns")
+        results["swarm"] = served.bench_swarm(args.home, args.agents, args.turns)
+    results["load_average_end"] = os.getloadavg()
+    print_served(results)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "agent_cache_served.json").write_text(json.dumps(results, indent=2, default=str))
+
+
+def print_served(results: dict[str, Any]) -> None:
+    if "ttft" in results:
+        table = Table(
+            title="Returning agent through roost serve (+~60 new tokens, text round trip)"
+        )
+        for column in ("context", "prompt", "cold", "hot", "after restart", "hot ×", "restart ×"):
+            table.add_column(column, justify="right")
+        for ctx, row in results["ttft"].items():
+            table.add_row(
+                ctx,
+                str(row["prompt_tokens"]),
+                f"{row['cold_s'] * 1000:.0f} ms",
+                f"{row['hot_s'] * 1000:.0f} ms",
+                f"{row['restart_s'] * 1000:.0f} ms",
+                f"{row['hot_speedup']:.1f} (≥20)",
+                f"{row['restart_speedup']:.1f} (≥12)",
+            )
+        console.print(table)
+    if "swarm" in results:
+        s = results["swarm"]
+        table = Table(title=f"Served swarm ({s['agents']} agents × {s['turns']} turns, concurrent)")
+        for column in (
+            "wall",
+            "TTFT p50",
+            "TTFT p95",
+            "prefilled",
+            "reused",
+            "new",
+            "prefilled/new",
+        ):
+            table.add_column(column, justify="right")
+        table.add_row(
+            f"{s['wall_s']:.1f} s",
+            f"{s['ttft_p50_s']:.2f} s",
+            f"{s['ttft_p95_s']:.2f} s",
+            f"{s['prefilled_tokens']:,.0f}",
+            f"{s['reused_tokens']:,.0f}",
+            f"{s['new_tokens']:,}",
+            f"{s['prefilled_over_new']:.2f} (≤1.5)",
+        )
+        console.print(table)
 
 
 if __name__ == "__main__":

@@ -159,7 +159,12 @@ class SessionCacheSettings(Section):
     hot_fraction: float = Field(
         0.5, gt=0, le=1, description="Share of the KV pool that session caches may pin"
     )
-    warm_gb: float = Field(1.0, ge=0, description="Host memory for caches demoted from the pool")
+    warm_gb: float | None = Field(
+        None, ge=0, description="Host memory for caches demoted from the pool; unset: a fraction"
+    )
+    warm_fraction: float = Field(
+        0.1, gt=0, le=0.9, description="Unset warm_gb: this share of memory left after the pool"
+    )
     cold_gb: float = Field(20.0, ge=0, description="Disk for caches under <home>/kv")
     quantization: Literal["none", "int8", "int4"] = Field(
         "int8", description="How warm and cold caches store K/V"
@@ -174,7 +179,12 @@ class EngineSettings(Section):
     model: str = Field("smollm2-135m-instruct", description="Registered model name or a path")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
-    kv_cache_gb: float = Field(0.5, gt=0, description="Memory budget of the KV block pool")
+    kv_cache_gb: float | None = Field(
+        None, gt=0, description="Memory budget of the KV block pool; unset: a fraction"
+    )
+    kv_cache_fraction: float = Field(
+        0.2, gt=0, le=0.9, description="Unset kv_cache_gb: this share of the available memory"
+    )
     block_size: int = Field(16, ge=1, le=1024)
     max_num_seqs: int = Field(32, ge=1, le=4096)
     prefill_chunk_tokens: int = Field(512, ge=256, le=4096)

@@ -32,3 +32,20 @@ def test_serve_loads_model_and_answers(model_home: Path, engine: Engine) -> None
         assert reply.choices[0].message.content
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+def test_serve_refuses_a_pool_larger_than_memory(model_home: Path) -> None:
+    env = {
+        "ROOST_HOME": str(model_home),
+        "ROOST_API_KEY": KEY,
+        "ROOST_ENGINE__KV_CACHE_GB": "100000",
+    }
+    server = start_server(env, ready_marker="model failed to load", timeout_s=120)
+    try:
+        assert "engine.kv_cache_gb is 100000 GB but only" in server.output
+        ready = httpx.get(f"{server.url}/health/ready")
+        assert ready.status_code == 503
+        assert "GB of memory is available" in ready.text
+    finally:
+        server.stop()

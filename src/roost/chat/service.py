@@ -246,7 +246,9 @@ def _reply(text: str, calls: list[ToolCallPart]) -> Message:
 def _usage(prompt_tokens: int, usage: EngineUsage | None) -> Usage:
     if usage is None:
         return Usage(prompt_tokens)
-    return Usage(prompt_tokens, usage.completion_tokens, usage.cached_prompt_tokens)
+    # The engine's count: a session's prompt may take its earlier generated ids, which can
+    # spell the same text in a few more or fewer tokens than the rendered prompt.
+    return Usage(usage.prompt_tokens, usage.completion_tokens, usage.cached_prompt_tokens)
 
 
 def _with_logprobs(

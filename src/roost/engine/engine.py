@@ -24,14 +24,17 @@ from typing import Any, TypeVar
 import torch
 
 from roost.engine.block_pool import BlockPool, salt_for
+from roost.engine.continuation import ContinuationMemory
 from roost.engine.detokenizer import IncrementalDetokenizer
 from roost.engine.engine_config import EngineConfig
 from roost.engine.grammar import GrammarCompiler
 from roost.engine.loader import load_checkpoint
+from roost.engine.memory_budget import check_pool_fits, plan_memory
 from roost.engine.metrics import EngineMetrics
 from roost.engine.model_config import ModelConfig
 from roost.engine.model_runner import ModelRunner, kv_bytes_per_block
 from roost.engine.outputs import EngineEvent, RequestOutput, assemble_output, usage_of
+from roost.engine.prompt_encoder import PromptEncoder, splits_cleanly
 from roost.engine.sampler import sample
 from roost.engine.sampling_params import SamplingParams
 from roost.engine.scheduler import Scheduler
@@ -62,6 +65,7 @@ class _Request:
     sink: EventSink
     stop_token_ids: frozenset[int]
     session: CacheIdentity | None = None
+    is_restored: bool = False  # its session's cache was brought back for admission
 
 
 class Engine:
@@ -76,6 +80,8 @@ class Engine:
         self, config: EngineConfig, *, session_store: SessionStoreFactory | None = None
     ) -> None:
         self.config = config
+        if config.kv_cache_gb is not None:  # fail before spending seconds on the weights
+            check_pool_fits(config.kv_cache_gb, config.kv_cache_fraction)
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
         device = config.torch_device()
@@ -86,6 +92,9 @@ class Engine:
         self.model_digest = checkpoint.digest
         self.tokenizer_digest = checkpoint.tokenizer_digest
         self.tokenizer = Tokenizer(checkpoint.tokenizer)
+        specials = splits_cleanly(checkpoint.tokenizer.tokenizer_json)
+        # Chat prompts repeat the history every turn: its messages' ids are reused.
+        self.prompt_encoder = PromptEncoder(self.tokenizer.encode, specials or [])
         limit = checkpoint.config.max_position_embeddings
         self.context_length = min(limit, config.max_model_len or limit)
         model = build_model(
@@ -96,9 +105,16 @@ class Engine:
             max_positions=self.context_length,
         )
         del checkpoint
-        num_blocks = int(config.kv_cache_gb * 2**30) // kv_bytes_per_block(
-            model, config.block_size, self.dtype
+        block_bytes = kv_bytes_per_block(model, config.block_size, self.dtype)
+        blocks_per_seq = -(-self.context_length // config.block_size)
+        self.memory = plan_memory(
+            kv_cache_gb=config.kv_cache_gb,
+            kv_cache_fraction=config.kv_cache_fraction,
+            warm_gb=config.session_warm_gb,
+            warm_fraction=config.session_warm_fraction,
+            useful_pool_bytes=block_bytes * blocks_per_seq * config.max_num_seqs,
         )
+        num_blocks = self.memory.pool_bytes // block_bytes
         if num_blocks < 2:
             raise InvalidRequest(
                 "engine.kv_cache_gb is too small for one sequence", param="engine.kv_cache_gb"
@@ -118,6 +134,7 @@ class Engine:
             is_fair=config.fair_scheduling,
             tenant_weights=config.tenant_weights,
         )
+        self.scheduler.before_admit = self._restore_for_admission
         self.grammars = GrammarCompiler(self.tokenizer, self.model_config.vocab_size)
         self.metrics = EngineMetrics()
         self.sessions: SessionCacheStore | None = None
@@ -130,8 +147,14 @@ class Engine:
                     model_digest=self.model_digest,
                     tokenizer_digest=self.tokenizer_digest,
                     metrics_registry=self.metrics.registry,
+                    warm_bytes=self.memory.warm_bytes,
                 )
             )
+        # A session's next prompt reuses the ids it generated when the text comes back as is.
+        self.continuations = ContinuationMemory(
+            self.tokenizer.piece,
+            lambda ids: self.tokenizer.decode(ids, skip_special_tokens=False),
+        )
         self._requests: dict[str, _Request] = {}
         self._inbox: list[_Request] = []
         self._parked: dict[str, _Request] = {}  # waiting for their session's cache to load
@@ -176,7 +199,7 @@ class Engine:
         text = self.tokenizer.apply_chat_template(
             messages, tools=tools, add_generation_prompt=add_generation_prompt, **kwargs
         )
-        return self.tokenizer.encode(text)
+        return self.prompt_encoder.encode(text)
 
     def submit(
         self,
@@ -208,6 +231,10 @@ class Engine:
                 param="prompt",
             )
         params = self._within_ceiling(params)
+        session = None
+        if session_id and self.sessions is not None:
+            session = CacheIdentity(tenant_id or "", session_id)
+            token_ids = self.continuations.align(session, token_ids)
         grammar = None
         if params.structured is not None:
             grammar = self.grammars.matcher(self.grammars.validate(params.structured))
@@ -235,9 +262,6 @@ class Engine:
         stops = set(params.stop_token_ids)
         if not params.ignore_eos:
             stops |= self.tokenizer.stop_token_ids
-        session = None
-        if session_id and self.sessions is not None:
-            session = CacheIdentity(tenant_id or "", session_id)
         request = _Request(seq, sink or (lambda _event: None), frozenset(stops), session)
         with self._wakeup:
             if self._closing:
@@ -520,7 +544,6 @@ class Engine:
                 _log_failure(work, "engine control task failed")
             for request in inbox:
                 self._requests[request.seq.request_id] = request
-                self._restore_session(request)
                 self.scheduler.add(request.seq)
             for request_id in cancelled:
                 if request_id in self._requests:
@@ -621,6 +644,7 @@ class Engine:
                 seq.block_hashes[:num_blocks],
                 seq.token_ids()[: num_blocks * self.pool.block_size],
             )
+            self.continuations.remember(request.session, seq.token_ids())
         self.scheduler.finish(seq, reason)
         self._requests.pop(seq.request_id, None)
         seq.finish_time = time.perf_counter()
@@ -649,6 +673,19 @@ class Engine:
         m.num_waiting.set(self.scheduler.num_waiting)
         m.kv_blocks_used.set(self.pool.num_used_blocks)
         m.kv_blocks_free.set(self.pool.num_free_blocks)
+
+    def _restore_for_admission(self, seq: Sequence) -> None:
+        """Before admission looks for ``seq``'s cached blocks: restore its session's cache
+        once, when the whole sequence would fit in the pool as well (else restored K/V would
+        only push running sequences out, or be demoted again before admission)."""
+        request = self._requests.get(seq.request_id)
+        if request is None or request.session is None or request.is_restored:
+            return
+        needed = -(-seq.num_tokens // self.pool.block_size) + len(self.scheduler.decoding)
+        if not self.pool.can_allocate(needed):
+            return  # try again next step, after relieve_pool has made room
+        request.is_restored = True
+        self._restore_session(request)
 
     def _restore_session(self, request: _Request) -> None:
         """Put the session's cached K/V back into the pool; failing only costs a prefill."""

@@ -25,7 +25,8 @@ class EngineConfig:
     home: Path = Path("~/.roost")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
-    kv_cache_gb: float = 0.5
+    kv_cache_gb: float | None = None  # None: kv_cache_fraction of the available memory
+    kv_cache_fraction: float = 0.2
     block_size: int = 16
     max_num_seqs: int = 32
     prefill_chunk_tokens: int = 512
@@ -35,7 +36,8 @@ class EngineConfig:
     # Per-session KV caches (roost.kvcache): hot share of the pool, warm RAM, cold disk.
     session_cache: bool = True
     session_hot_fraction: float = 0.5
-    session_warm_gb: float = 1.0
+    session_warm_gb: float | None = None  # None: warm_fraction of what the pool leaves
+    session_warm_fraction: float = 0.1
     session_cold_gb: float = 20.0
     session_quantization: Literal["none", "int8", "int4"] = "int8"
     session_dir: Path | None = None  # cold tier; default <home>/kv
@@ -48,7 +50,8 @@ class EngineConfig:
         if self.session_dir is not None:
             self.session_dir = Path(self.session_dir).expanduser()
         checks = [
-            (self.kv_cache_gb > 0, "kv_cache_gb", "must be positive"),
+            (self.kv_cache_gb is None or self.kv_cache_gb > 0, "kv_cache_gb", "must be positive"),
+            (0 < self.kv_cache_fraction <= 0.9, "kv_cache_fraction", "must be in (0, 0.9]"),
             (1 <= self.block_size <= 1024, "block_size", "must be between 1 and 1024"),
             (self.max_num_seqs >= 1, "max_num_seqs", "must be at least 1"),
             (
@@ -67,7 +70,16 @@ class EngineConfig:
             (self.device in ("auto", "cpu", "cuda"), "device", "must be auto, cpu or cuda"),
             (self.dtype == "auto" or self.dtype in _DTYPES, "dtype", f"must be auto or {_DTYPES}"),
             (0 < self.session_hot_fraction <= 1, "session_cache.hot_fraction", "must be in (0, 1]"),
-            (self.session_warm_gb >= 0, "session_cache.warm_gb", "must be >= 0"),
+            (
+                self.session_warm_gb is None or self.session_warm_gb >= 0,
+                "session_cache.warm_gb",
+                "must be >= 0",
+            ),
+            (
+                0 < self.session_warm_fraction <= 0.9,
+                "session_cache.warm_fraction",
+                "must be in (0, 0.9]",
+            ),
             (self.session_cold_gb >= 0, "session_cache.cold_gb", "must be >= 0"),
             (
                 self.session_quantization in ("none", "int8", "int4"),
@@ -93,6 +105,7 @@ class EngineConfig:
             device=engine.device,
             dtype=engine.dtype,
             kv_cache_gb=engine.kv_cache_gb,
+            kv_cache_fraction=engine.kv_cache_fraction,
             block_size=engine.block_size,
             max_num_seqs=engine.max_num_seqs,
             prefill_chunk_tokens=engine.prefill_chunk_tokens,
@@ -102,6 +115,7 @@ class EngineConfig:
             session_cache=engine.session_cache.enabled,
             session_hot_fraction=engine.session_cache.hot_fraction,
             session_warm_gb=engine.session_cache.warm_gb,
+            session_warm_fraction=engine.session_cache.warm_fraction,
             session_cold_gb=engine.session_cache.cold_gb,
             session_quantization=engine.session_cache.quantization,
             session_dir=engine.session_cache.directory,

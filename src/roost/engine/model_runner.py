@@ -37,7 +37,11 @@ class ModelRunner:
         num_slots = num_blocks * block_size
         self.null_slot = num_slots  # scratch slot for padded tokens; never visible to a query
         # One preallocated tensor for every layer's K and V, indexed by slot = block*size+offset.
-        self.kv_cache = torch.zeros(
+        # Left uninitialised: a slot is written before any query can see it, so only the
+        # null slot is read unwritten (zeroed below). The pool is sized from free memory,
+        # and untouched pages of a large CPU tensor are never committed: memory is taken as
+        # the cache fills, not all at start-up.
+        self.kv_cache = torch.empty(
             cfg.num_layers,
             num_slots + 1,
             2,
@@ -46,6 +50,7 @@ class ModelRunner:
             dtype=dtype,
             device=self.device,
         )  # [L, N, 2, Hkv, D]
+        self.kv_cache[:, self.null_slot].zero_()
 
     @torch.inference_mode()
     def prefill(self, chunks: list[PrefillChunk]) -> torch.Tensor:

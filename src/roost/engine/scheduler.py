@@ -15,7 +15,7 @@ A tenant's share is ``max_num_seqs`` split by weight among the tenants with work
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from roost.engine.block_pool import BlockHash, BlockPool, hash_block, prefix_hashes
@@ -70,6 +70,10 @@ class Scheduler:
         self.prefilling: list[Sequence] = []
         self.decoding: list[Sequence] = []
         self._preempted_for_fairness: list[Sequence] = []
+        # Called for the sequence admission is about to take, before it looks for cached
+        # blocks: the engine brings the sequence's session cache back into the pool then,
+        # not when the request arrives (an early promotion is demoted again while it waits).
+        self.before_admit: Callable[[Sequence], None] | None = None
 
     @property
     def num_running(self) -> int:
@@ -120,6 +124,8 @@ class Scheduler:
                     preemptions_left -= 1
                     continue
                 break
+            if self.before_admit is not None:
+                self.before_admit(seq)
             tokens = seq.token_ids()
             num_needed = -(-len(tokens) // self.block_size)
             # At least the last token is recomputed: its logits pick the next token.

@@ -89,6 +89,7 @@ class SessionCacheHost:
     model_digest: str
     tokenizer_digest: str
     metrics_registry: CollectorRegistry
+    warm_bytes: int  # budget of the warm tier (configured, or sized from free memory)
 
 
 class SessionCacheStore(Protocol):

@@ -86,6 +86,11 @@ class Tokenizer:
         """The vocabulary entry of one token (for logprob listings)."""
         return self.decode([token_id], skip_special_tokens=False)
 
+    def piece(self, token_id: int) -> str:
+        """The token's exact spelling in the vocabulary (byte-level pieces are lossless,
+        unlike :meth:`token_text`, which turns half a UTF-8 character into U+FFFD)."""
+        return str(self.backend.id_to_token(token_id) or "")
+
     def token_to_id(self, token: str) -> int | None:
         found = self.backend.token_to_id(token)
         return None if found is None else int(found)

@@ -22,7 +22,7 @@ def open_session_store(host: SessionCacheHost) -> AgentCacheStore:
     )
     budgets = Budgets(
         hot_blocks=int(host.pool.num_blocks * config.session_hot_fraction),
-        warm_bytes=int(config.session_warm_gb * _GB),
+        warm_bytes=host.warm_bytes,
         cold_bytes=int(config.session_cold_gb * _GB),
     )
     return AgentCacheStore(
