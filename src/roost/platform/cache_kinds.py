@@ -91,9 +91,11 @@ class PromptPrefixCache:
 
     def __init__(self, engine: Any, settings: Settings) -> None:
         self.engine = engine
-        self.block_bytes = int(settings.engine.kv_cache_gb * _GB) // max(engine.pool.num_blocks, 1)
+        # The pool is sized at start (from engine.kv_cache_gb, or a share of the memory).
+        pool_bytes = int(engine.memory.pool_bytes)
+        self.block_bytes = pool_bytes // max(engine.pool.num_blocks, 1)
         state = "on" if settings.engine.enable_prefix_cache else "off"
-        self.policy = f"LRU within the KV pool ({settings.engine.kv_cache_gb} GB), {state}"
+        self.policy = f"LRU within the KV pool ({pool_bytes / _GB:.2f} GB), {state}"
 
     async def report(self, tenant_id: str | None) -> CacheReport:
         pool = self.engine.pool
@@ -216,8 +218,13 @@ class Unavailable:
 
 def _kv_policy(settings: Settings) -> str:
     cfg = settings.engine.session_cache
+    warm = (
+        f"{cfg.warm_gb:g} GB"
+        if cfg.warm_gb is not None
+        else f"{cfg.warm_fraction:g} of the memory left after the pool"
+    )
     return (
-        f"LRU per tier: hot {cfg.hot_fraction:g} of the pool, warm {cfg.warm_gb:g} GB,"
+        f"LRU per tier: hot {cfg.hot_fraction:g} of the pool, warm {warm},"
         f" cold {cfg.cold_gb:g} GB ({cfg.quantization})"
     )
 
