@@ -155,6 +155,13 @@ def kill_test(count: int, kills: int, concurrency: int, pg: PostgresServer) -> d
     spawned = [2]
     idle_kills = [0]
 
+    def finished_runs() -> set[str]:
+        effects_file = effects / "effects.txt"
+        if not effects_file.exists():
+            return set()
+        lines = [line.split() for line in effects_file.read_text().splitlines()]
+        return {run for run, step, _ in lines if int(step) == STEPS}
+
     def started_by(pid: int) -> set[Path]:
         return {p for p in effects.glob("started-*") if p.read_text() == str(pid)}
 
@@ -164,7 +171,10 @@ def kill_test(count: int, kills: int, concurrency: int, pg: PostgresServer) -> d
             await asyncio.sleep(rng.uniform(1.0, 4.0))
             victim = rng.choice(workers)
             pid = victim.process.pid
-            held = {p.name for p in started_by(pid)}
+            finished = finished_runs()
+            # Runs the victim is executing: its newest step started there and the run has
+            # not done its last step (a finished run's files still name the victim).
+            held = {p.name for p in started_by(pid) if p.name.split("-")[1] not in finished}
             victim.process.send_signal(signal.SIGKILL)
             killed_at = time.perf_counter()
             await asyncio.to_thread(victim.stop)
@@ -277,8 +287,18 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=4, help="runs at once per worker")
     parser.add_argument("--overhead-runs", type=int, default=20)
+    parser.add_argument(
+        "--only-kill", action="store_true", help="only the SIGKILL takeover part (prints it)"
+    )
     args = parser.parse_args()
     pg = PostgresServer.start()
+    if args.only_kill:
+        try:
+            only = kill_test(args.runs, args.kills, args.concurrency, pg)
+        finally:
+            pg.stop()
+        console.print_json(data=only)
+        return
     try:
         rows = [
             throughput("PostgreSQL, 2 workers", args.runs, 2, args.concurrency, pg),
