@@ -4,6 +4,7 @@ never a 500; the WebSocket handshake without a valid key is refused cleanly."""
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 
 import anthropic
@@ -13,9 +14,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from roost.config import load_settings
-from roost.server.app import create_app
-from tests.support.uvicorn_thread import ThreadedServer
+from tests.support.uvicorn_thread import model_free_server
 
 KEY = "hygiene-test-key-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -23,16 +22,8 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    home = tmp_path_factory.mktemp("hygiene-home")
-    settings = load_settings(
-        env={"ROOST_HOME": str(home), "ROOST_API_KEY": KEY, "ROOST_ENGINE__ENABLED": "false",
-             "ROOST_MEMORY__EMBEDDER": "hashing"}
-    )  # fmt: skip
-    running = ThreadedServer(create_app(settings)).start()
-    try:
-        yield running.url
-    finally:
-        running.stop()
+    with model_free_server(tmp_path_factory.mktemp("hygiene-home"), KEY) as url:
+        yield url
 
 
 def nested(depth: int) -> object:
@@ -88,12 +79,16 @@ def test_each_api_refuses_in_its_own_format(
 
 
 def test_official_sdks_get_a_bad_request_naming_the_field(server: str) -> None:
-    client = openai.OpenAI(base_url=f"{server}/v1", api_key=KEY, max_retries=0)
-    with pytest.raises(openai.BadRequestError) as refused:
+    with (
+        openai.OpenAI(base_url=f"{server}/v1", api_key=KEY, max_retries=0) as client,
+        pytest.raises(openai.BadRequestError) as refused,
+    ):
         client.chat.completions.create(model="m", messages=[{"role": "user", "content": "a\x00"}])
     assert refused.value.param == "messages[0].content"
-    claude = anthropic.Anthropic(base_url=server, api_key=KEY, max_retries=0)
-    with pytest.raises(anthropic.BadRequestError, match="NUL"):
+    with (
+        anthropic.Anthropic(base_url=server, api_key=KEY, max_retries=0) as claude,
+        pytest.raises(anthropic.BadRequestError, match="NUL"),
+    ):
         claude.messages.create(
             model="m", max_tokens=4, messages=[{"role": "user", "content": "a\x00"}]
         )
@@ -127,19 +122,28 @@ CREDENTIALS = [
 ]
 
 
+def refused_handshake(server: str, path: str, headers: dict[str, str]) -> InvalidStatus:
+    """The error of a refused WebSocket handshake. The socket is ours and closed here: the
+    client leaves its own open when the handshake fails, and its later garbage collection
+    would surface as a ResourceWarning inside whichever test runs then."""
+    port = int(server.rsplit(":", 1)[1])
+    ws_url = server.replace("http://", "ws://") + path
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as sock,
+        pytest.raises(InvalidStatus) as refused,
+    ):
+        connect(ws_url, sock=sock, additional_headers=headers, open_timeout=10).close()
+    return refused.value
+
+
 @pytest.mark.parametrize("headers", CREDENTIALS)
 def test_websocket_without_a_valid_key_gets_401(server: str, headers: dict[str, str]) -> None:
-    ws_url = server.replace("http://", "ws://") + "/v1/runs/run_x/ws"
-    with pytest.raises(InvalidStatus) as refused:
-        connect(ws_url, additional_headers=headers, open_timeout=10).close()
-    response = refused.value.response
+    response = refused_handshake(server, "/v1/runs/run_x/ws", headers).response
     assert response.status_code == 401
     assert json.loads(response.body or b"{}")["status"] == 401
 
 
 def test_a_valid_key_passes_to_the_route(server: str) -> None:
     # The route closes before accepting (no such run): uvicorn answers that with 403, not 401.
-    ws_url = server.replace("http://", "ws://") + "/v1/runs/run_nope/ws"
-    with pytest.raises(InvalidStatus) as refused:
-        connect(ws_url, additional_headers=AUTH, open_timeout=10).close()
-    assert refused.value.response.status_code == 403
+    refused = refused_handshake(server, "/v1/runs/run_nope/ws", AUTH)
+    assert refused.response.status_code == 403

@@ -17,9 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from roost.config import load_settings
-from roost.server.app import create_app
-from tests.support.uvicorn_thread import ThreadedServer
+from tests.support.uvicorn_thread import model_free_server
 
 KEY = "sweep-test-key-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -42,16 +40,8 @@ RAW_BODIES: list[bytes] = [
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    home = tmp_path_factory.mktemp("sweep-home")
-    settings = load_settings(
-        env={"ROOST_HOME": str(home), "ROOST_API_KEY": KEY, "ROOST_ENGINE__ENABLED": "false",
-             "ROOST_MEMORY__EMBEDDER": "hashing"}
-    )  # fmt: skip
-    running = ThreadedServer(create_app(settings)).start()
-    try:
-        yield running.url
-    finally:
-        running.stop()
+    with model_free_server(tmp_path_factory.mktemp("sweep-home"), KEY) as url:
+        yield url
 
 
 def resolve(schema: Any, document: dict[str, Any]) -> Any:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -44,3 +47,21 @@ class ThreadedServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=30)
+
+
+@contextmanager
+def model_free_server(home: Path, api_key: str) -> Iterator[str]:
+    """``roost serve``'s app on a fresh home without the local model (hashing embedder),
+    in this process; yields its URL."""
+    from roost.config import load_settings
+    from roost.server.app import create_app
+
+    settings = load_settings(
+        env={"ROOST_HOME": str(home), "ROOST_API_KEY": api_key,
+             "ROOST_ENGINE__ENABLED": "false", "ROOST_MEMORY__EMBEDDER": "hashing"}
+    )  # fmt: skip
+    running = ThreadedServer(create_app(settings)).start()
+    try:
+        yield running.url
+    finally:
+        running.stop()

@@ -28,8 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from roost.agents.react import AgentState, ReactAgent, add_usage
-from roost.agents.runtime import AgentRuntime, ExecutorToolRunner, RunContext
-from roost.agents.spec import AgentSpec
+from roost.agents.runtime import ExecutorToolRunner, RunContext
 from roost.agents.transcript import from_response, last_assistant, tool_message, user_message
 from roost.coding.policy import Budget, CoderPolicy, check_loops, plan_paths
 from roost.graph import END, START, StateGraph
@@ -59,9 +58,6 @@ class CoderState(AgentState, total=False):
 
 class CoderAgent(ReactAgent):
     """A :class:`ReactAgent` with the coder's nodes; build it like one."""
-
-    def __init__(self, spec: AgentSpec, runtime: AgentRuntime) -> None:
-        super().__init__(spec, runtime)
 
     def builder(self) -> StateGraph:
         g = StateGraph(CoderState)
