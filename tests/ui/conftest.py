@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 from collections.abc import Awaitable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,16 @@ def drop_after_approval(info: CallInfo) -> Message | str:
     return f"done: {results[-1].content}"
 
 
+def gated(gate: threading.Event) -> Any:
+    """A model that answers only once the test opens ``gate``: the run is seen running."""
+
+    async def answer(info: CallInfo) -> str:
+        await asyncio.to_thread(gate.wait, 30)
+        return "the gate opened and the run went on"
+
+    return answer
+
+
 @dataclass
 class UiServer:
     url: str
@@ -67,7 +78,7 @@ class UiServer:
     tenant_id: str
     other_key: str
     tools: ToolLog
-    gate: asyncio.Event | None = None
+    gate: threading.Event = field(default_factory=threading.Event)
     seeded: dict[str, Any] = field(default_factory=dict)
 
     def run(self, work: Coroutine[Any, Any, T] | Awaitable[T]) -> T:
@@ -100,16 +111,18 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
     app = create_app(settings)
     capture = _LoopCapture(app)
     server = ThreadedServer(capture).start()
+    gate = threading.Event()
     try:
         state = app.state
         log = ToolLog()
         tenant_id = str(state.default_tenant_id)
-        ui = UiServer(server.url, app, capture, tenant_id, "", log)
+        ui = UiServer(server.url, app, capture, tenant_id, "", log, gate)
 
         async def seed() -> str:
             for model_id, script in (
                 ("function:calc", answer_after_tools),
                 ("function:dropper", drop_after_approval),
+                ("function:gated", gated(gate)),
             ):
                 state.llm.router.registry.register(FunctionModel(script, model_id))
             state.tools.registry.add_for_tenant(tenant_id, make_test_tools(log))
@@ -123,11 +136,13 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
                 {"name": "calc", "model": "function:calc", "tools": ["add"],
                  "description": f"adds numbers {XSS}"},
                 {"name": "dropper", "model": "function:dropper", "tools": ["drop_table"]},
+                {"name": "gated", "model": "function:gated"},
             ):  # fmt: skip
                 created = client.post("/v1/agents", json={"spec": spec})
                 assert created.status_code == 201, created.text
         yield ui
     finally:
+        gate.set()  # no run stays parked on the gate past the tests
         server.stop()
 
 
