@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from roost.agents.service import AgentRunService
 from roost.agents.store import FINISHED
-from roost.errors import InvalidRequest
+from roost.errors import InvalidRequest, NotFound
 from roost.security.principal import Principal, Role
 from roost.server.agents import agents_service
 from roost.server.ui.render import page
@@ -65,16 +65,26 @@ async def _run_view(service: AgentRunService, principal: Principal, run_id: str)
     run = await service.get_run(principal.tenant_id, run_id)
     await service.events.flush()
     events = [event for _, event in await service.events.read(run_id)]
-    # Tool outputs and whole answers live in the thread's messages, not in the events.
-    state = await service.thread_state(principal.tenant_id, run.thread_id)
     return {
-        "messages": (state.get("values") or {}).get("messages") or [],
+        "messages": await _messages(service, principal, run.thread_id),
         "run": run,
         "entries": timeline_entries(events, run),
         "live": run.status not in SETTLED,
         "can_act": principal.role.includes(Role.MEMBER),
         "finished": run.status in FINISHED,
     }
+
+
+async def _messages(
+    service: AgentRunService, principal: Principal, thread_id: str
+) -> list[dict[str, Any]]:
+    """The thread's conversation: tool outputs and whole answers live there, not in the
+    events. A thread whose agent can no longer be built shows its runs without it."""
+    try:
+        state = await service.thread_state(principal.tenant_id, thread_id)
+    except NotFound:
+        return []
+    return list((state.get("values") or {}).get("messages") or [])
 
 
 @router.get("/ui/runs/{run_id}")
@@ -109,8 +119,7 @@ async def thread_page(thread_id: str, request: Request, principal: SignedIn) -> 
     service = agents_service(request.app)
     thread = await service.store.get_thread(principal.tenant_id, thread_id)
     runs = await service.store.list_runs(principal.tenant_id, thread_id, 100)
-    state = await service.thread_state(principal.tenant_id, thread_id)
-    messages = (state.get("values") or {}).get("messages") or []
+    messages = await _messages(service, principal, thread_id)
     return page(
         request, "thread.html", title=f"Thread {thread_id}", section="runs", thread=thread,
         runs=runs, messages=messages,
