@@ -196,8 +196,10 @@ def main() -> None:
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "ui_pages.json").write_text(
-        json.dumps({"runs_per_tenant": args.runs, "cpu": cpu_model(), "load": load,
-                    "pages": results}, indent=2)  # fmt: skip
+        json.dumps(
+            {"runs_per_tenant": args.runs, "cpu": cpu_model(), "load": load, "pages": results},
+            indent=2,
+        )
     )
 
 

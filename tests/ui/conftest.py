@@ -24,7 +24,7 @@ from tests.agents.conftest import ToolLog, make_test_tools
 from tests.support.uvicorn_thread import ThreadedServer
 
 BOOTSTRAP_KEY = "test-ui-bootstrap-key-0123456789"
-XSS = "<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned = 2\">"
+XSS = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
 T = TypeVar("T")
 

@@ -20,12 +20,12 @@ from roost.platform import Platform, bootstrap
 from roost.platform.kernel import Roost
 from roost.security.web_sessions import WebSessionStore
 from roost.server import (
-    api_docs,
     admin_cache,
     admin_caches,
     admin_limits,
     admin_models,
     anthropic,
+    api_docs,
     coordination,
     coordinator_runs,
     health,

@@ -44,6 +44,8 @@ PUBLIC_PREFIXES = ("/ui/", "/docs/assets/")
 
 def is_public(path: str) -> bool:
     return path in PUBLIC_PATHS or path == "/ui" or path.startswith(PUBLIC_PREFIXES)
+
+
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 log = get_logger("roost.http")
 

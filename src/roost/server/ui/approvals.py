@@ -4,7 +4,7 @@ deny with a reason. Deciding goes through the same checks as ``POST /v1/approval
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
@@ -20,7 +20,8 @@ from roost.tools.service import ToolService
 router = APIRouter()
 SignedIn = Annotated[Principal, Depends(signed_in)]
 Acting = Annotated[Posted, Depends(posted)]
-STATUSES = ("pending", "approved", "denied")
+Status = Literal["pending", "approved", "denied"]
+STATUSES: tuple[Status, ...] = ("pending", "approved", "denied")
 
 
 def _tools(request: Request) -> ToolService:
@@ -47,9 +48,10 @@ async def approvals_page(
 async def decide(approval_id: str, request: Request, acting: Acting) -> Response:
     principal = acting.principal
     require_role(principal, Role.MEMBER, "decide approvals")
-    decision = field(acting.form, "decision")
-    if decision not in ("approve", "deny"):
+    chosen = field(acting.form, "decision")
+    if chosen not in ("approve", "deny"):
         raise InvalidRequest("decision must be approve or deny", param="decision")
+    decision: Literal["approve", "deny"] = "approve" if chosen == "approve" else "deny"
     service = _tools(request)
     caller = Caller.from_principal(principal)
     role = service.executor.permissions.role_of(caller)

@@ -42,7 +42,8 @@ async def usage_page(
     days: Annotated[int, Query(ge=1, le=3660)] = 30,
 ) -> Response:
     service = llm_service(request.app)
-    assert service.usage is not None and service.budgets is not None
+    assert service.usage is not None
+    assert service.budgets is not None
     since = now_ms() - days * DAY_MS
     groups: dict[str, Any] = {}
     totals: dict[str, Any] = {}
