@@ -1,5 +1,5 @@
 """The web UI at ``/ui``: server-rendered pages over the kernel's services (see
-docs/adr/0007-web-ui.md). ``install`` adds its routes, static files and error pages."""
+docs/adr/0003-web-ui.md). ``install`` adds its routes, static files and error pages."""
 
 from __future__ import annotations
 
