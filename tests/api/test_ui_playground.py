@@ -26,9 +26,7 @@ def _sign_in(client: httpx.Client) -> None:
 
 
 def _cached_per_turn(page: str) -> list[tuple[int, int]]:
-    return [
-        (int(p), int(c)) for p, c in re.findall(r"prompt (\d+) tokens, (\d+) cached", page)
-    ]
+    return [(int(p), int(c)) for p, c in re.findall(r"prompt (\d+) tokens, (\d+) cached", page)]
 
 
 def test_playground_shows_cached_tokens_per_turn(server: ThreadedServer, model_name: str) -> None:

@@ -55,10 +55,24 @@ async def signed_in(request: Request) -> Principal:
     if session is None:
         after = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInRequired(after)
+    await _count_request(request, session.principal)
     request.state.principal = session.principal
     request.state.web_session = session
     request.state.ui_operator = _is_operator(request)
     return session.principal
+
+
+async def _count_request(request: Request, principal: Principal) -> None:
+    """A page counts against the caller's requests per minute like an API call does (the
+    limit middleware sees no principal on /ui: the session is resolved here)."""
+    limiter = getattr(request.app.state, "limits", None)
+    if limiter is None:
+        return
+    client = request.client.host if request.client else None
+    admission = await limiter.admit(
+        principal.tenant_id, principal.key_id, concurrent=False, address=client
+    )
+    await admission.release()  # no concurrency slot was taken: nothing is held
 
 
 def _is_operator(request: Request) -> bool:
