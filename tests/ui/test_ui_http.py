@@ -163,3 +163,57 @@ def test_run_list_filters_and_pages(ui_server: UiServer) -> None:
         started = time.perf_counter()
         assert client.get("/ui/runs").status_code == 200
         assert time.perf_counter() - started < 2
+
+
+def test_agent_versions_diff(ui_server: UiServer) -> None:
+    spec = {"name": "calc", "model": "function:calc", "tools": ["add"],
+            "description": f"adds numbers quickly {XSS}"}  # fmt: skip
+    with ui_server.api() as api:
+        made = api.post("/v1/agents", json={"spec": spec})
+        assert made.status_code == 201
+        newest = made.json()["version"]
+    with httpx.Client(base_url=ui_server.url) as client:
+        sign_in(client)
+        page = client.get(f"/ui/agents/calc?a={newest - 1}&b={newest}").text
+        assert '<span class="del">-  &#34;description&#34;: &#34;adds numbers &lt;script' in page
+        assert '<span class="add">+  &#34;description&#34;: &#34;adds numbers quickly' in page
+        assert client.get("/ui/agents/calc?a=1&b=999").status_code == 400
+
+
+def test_a_knowledge_source_is_deleted_only_after_confirming(ui_server: UiServer) -> None:
+    with ui_server.api() as api:
+        assert api.post("/v1/knowledge/collections", json={"name": "manuals"}).is_success
+        doc = {"uri": "manuals/boiler.md", "text": "Bleed the radiators in autumn."}
+        assert api.post("/v1/knowledge/collections/manuals/documents", json=doc).is_success
+    with httpx.Client(base_url=ui_server.url) as client:
+        sign_in(client)
+        listed = client.get("/ui/knowledge?collection=manuals&q=radiators").text
+        assert "Bleed the radiators" in listed and "manuals/boiler.md" in listed
+        confirm = client.get("/ui/knowledge/manuals/delete?uri=manuals/boiler.md")
+        assert confirm.status_code == 200 and "cannot be undone" in confirm.text
+        assert "manuals/boiler.md" in client.get("/ui/knowledge?collection=manuals").text
+        deleted = client.post(
+            "/ui/knowledge/manuals/delete",
+            data={"csrf": csrf_of(confirm.text), "uri": "manuals/boiler.md"},
+        )
+        assert deleted.status_code == 303
+        assert "manuals/boiler.md" not in client.get("/ui/knowledge?collection=manuals").text
+        assert client.get("/ui/knowledge/manuals/delete?uri=nope").status_code == 404
+
+
+def test_another_tenants_trace_and_memory_are_not_found(ui_server: UiServer) -> None:
+    run = _run(ui_server, "calc", "trace me")
+    with ui_server.api() as api:
+        traces = api.get("/v1/traces", params={"run_id": run["id"]}).json()["data"]
+        memory = api.post("/v1/memory/agents/calc/memories", json={"text": "mine only"}).json()
+    assert traces, "the run left no trace"
+    with httpx.Client(base_url=ui_server.url) as client:
+        sign_in(client, ui_server.other_key)
+        assert client.get(f"/ui/traces/{traces[0]['trace_id']}").status_code == 404
+        assert client.get(f"/ui/memory/calc/{memory['id']}/delete").status_code == 404
+        token = csrf_of(client.get("/ui/runs").text)
+        gone = client.post(f"/ui/memory/calc/{memory['id']}/delete", data={"csrf": token})
+        assert gone.status_code == 404
+        assert "mine only" not in client.get("/ui/memory?agent=calc").text
+    with ui_server.api() as api:
+        assert api.get(f"/v1/memory/agents/calc/memories/{memory['id']}").status_code == 200
