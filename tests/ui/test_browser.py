@@ -79,6 +79,7 @@ def sign_in(page: Page, key: str = BOOTSTRAP_KEY, *, screenshot: bool = False) -
 
 
 def as_role(page: Page, ui: UiServer, role: Role) -> None:
+    """Signed in as a principal of ``role`` without the form (the form has its own tests)."""
     page.context.add_cookies(
         [{"name": "roost_ui", "value": ui.session_for(role), "url": f"{ui.url}/ui"}]
     )
@@ -104,7 +105,7 @@ def test_sign_in_start_a_run_and_watch_it_finish_live(page: Page, ui_server: UiS
 
 
 def test_approve_a_pending_tool_call_and_the_run_resumes(page: Page, ui_server: UiServer) -> None:
-    sign_in(page)
+    as_role(page, ui_server, Role.OWNER)
     page.goto("/ui/agents/dropper")
     page.get_by_label("Input").fill("drop the users table")
     page.get_by_role("button", name="Start run").click()
@@ -145,7 +146,8 @@ def test_search_memory_and_delete_after_confirming(page: Page, ui_server: UiServ
         for text in ("the zebra likes oranges", "the office opens at nine"):
             made = api.post("/v1/memory/agents/calc/memories", json={"text": text})
             assert made.status_code == 201
-    sign_in(page)
+    as_role(page, ui_server, Role.OWNER)
+    page.goto("/ui/runs")
     page.get_by_role("link", name="Memory").click()
     page.get_by_label("Agent").fill("calc")
     page.get_by_label("Search").fill("zebra oranges")
@@ -167,7 +169,7 @@ def test_a_trace_shows_as_a_waterfall(page: Page, ui_server: UiServer) -> None:
         run = api.post(
             f"/v1/threads/{thread}/runs", json={"agent": "calc", "input": "2+40", "mode": "wait"}
         ).json()
-    sign_in(page)
+    as_role(page, ui_server, Role.OWNER)
     page.goto(f"/ui/traces?run_id={run['id']}")
     shot(page, "traces")
     page.locator("table a").first.click()
@@ -200,7 +202,7 @@ def test_injected_html_stays_text(page: Page, ui_server: UiServer) -> None:
             f"/v1/threads/{thread}/runs", json={"agent": "calc", "input": XSS, "mode": "wait"}
         ).json()
         api.post("/v1/memory/agents/calc/memories", json={"text": f"xss {XSS}"})
-    sign_in(page)
+    as_role(page, ui_server, Role.OWNER)
     for path in (f"/ui/runs/{run['id']}", "/ui/agents", "/ui/memory?agent=calc"):
         page.goto(path)
         expect(page.locator("main")).to_contain_text("<script>window.__pwned = 1</script>")
@@ -232,7 +234,7 @@ def test_every_page_works_by_keyboard_at_desktop_and_phone_width(
         assert made.status_code == 201
         doc = {"uri": "handbook/leave.md", "text": "Holidays: 25 days a year.", "title": "Leave"}
         assert api.post("/v1/knowledge/collections/handbook/documents", json=doc).is_success
-    sign_in(page)
+    as_role(page, ui_server, Role.OWNER)
     for name, path in PAGES:
         page.goto(path)
         assert _unlabelled(page) == [], name
