@@ -37,6 +37,15 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PUBLIC_PATHS = frozenset({"/health/live", "/health/ready", "/metrics", "/docs", "/openapi.json"})
+# The web UI signs its users in itself (a session cookie, roost.server.ui.session), and the
+# API docs' own script and style files carry nothing private.
+PUBLIC_PREFIXES = ("/ui/", "/docs/assets/")
+
+
+def is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path == "/ui" or path.startswith(PUBLIC_PREFIXES)
+
+
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 log = get_logger("roost.http")
 
@@ -265,7 +274,7 @@ class AuthMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in PUBLIC_PATHS:
+        if scope["type"] not in ("http", "websocket") or is_public(scope["path"]):
             await self.app(scope, receive, send)
             return
         state = scope["app"].state
@@ -280,11 +289,8 @@ class AuthMiddleware:
                 raise Unauthorized(
                     "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
                 )
-            try:
-                key = await state.platform.api_keys.verify(presented)
-            except Unauthorized:
-                await _count_failure(state, scope, presented)
-                raise
+            client = scope.get("client")
+            principal = await principal_for_key(state, presented, client[0] if client else None)
         except (Unauthorized, RateLimited) as exc:
             metrics.AUTH_FAILURES.inc()
             if scope["type"] == "websocket":
@@ -292,22 +298,33 @@ class AuthMiddleware:
             else:
                 await send_error(send, scope, exc)
             return
-        request_state(scope)["principal"] = Principal(key.tenant_id, key.id)
-        structlog.contextvars.bind_contextvars(tenant_id=key.tenant_id)
+        request_state(scope)["principal"] = principal
+        structlog.contextvars.bind_contextvars(tenant_id=principal.tenant_id)
         # Files the request's span (and, by inheritance, its children) under the tenant.
-        trace.get_current_span().set_attribute("roost.tenant_id", key.tenant_id)
+        trace.get_current_span().set_attribute("roost.tenant_id", principal.tenant_id)
         try:
             await self.app(scope, receive, send)
         finally:
             structlog.contextvars.unbind_contextvars("tenant_id")
 
 
-async def _count_failure(state: Any, scope: Scope, presented: str) -> None:
+async def principal_for_key(state: Any, presented: str, client_host: str | None) -> Principal:
+    """Who a presented API key acts as: :class:`Unauthorized` for a bad key, and
+    :class:`RateLimited` once its id or address is locked out. The web UI's sign-in calls
+    this too, so a key means the same in the browser as on the API."""
+    try:
+        key = await state.platform.api_keys.verify(presented)
+    except Unauthorized:
+        await _count_failure(state, client_host, presented)
+        raise
+    return Principal(key.tenant_id, key.id)
+
+
+async def _count_failure(state: Any, client_host: str | None, presented: str) -> None:
     """Brute-force throttling: raises RateLimited once the key id or address is locked out."""
     limiter = getattr(state, "limits", None)
     if limiter is not None:
-        client = scope.get("client")
-        await limiter.record_login_failure(presented, client[0] if client else None)
+        await limiter.record_login_failure(presented, client_host)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
