@@ -569,7 +569,7 @@ class EmbeddingCacheSettings(Section):
 
 
 PiiAction = Literal["off", "detect", "mask", "block"]
-InjectionAction = Literal["off", "detect", "block"]
+InjectionAction = Literal["off", "detect", "mark", "block"]
 
 
 class GuardrailTenantPolicy(Section):
@@ -586,10 +586,12 @@ class GuardrailsSettings(Section):
     """PII and prompt-injection guardrails on chat and agent runs (docs/security.md)."""
 
     input: PiiAction = Field("off", description="PII in client/user messages")
-    tool_output: PiiAction = Field("mask", description="PII in tool results")
+    tool_output: PiiAction = Field("off", description="PII in tool results")
     output: PiiAction = Field("off", description="PII in model answers")
     injection: InjectionAction = Field(
-        "detect", description="Injection heuristics on tool results (always delimited)"
+        "detect",
+        description="Tool results: detect (count), mark (also delimit as untrusted data),"
+        " block (also refuse when the heuristics fire)",
     )
     kinds: list[str] | None = Field(None, description="PII kinds checked (default: all)")
     mask_traces: bool = Field(True, description="Mask PII in content kept on trace spans")

@@ -103,7 +103,7 @@ class ContentPolicy(BaseModel):
     input: PiiAction | None = None
     tool_output: PiiAction | None = None
     output: PiiAction | None = None
-    injection: Literal["off", "detect", "block"] | None = None
+    injection: Literal["off", "detect", "mark", "block"] | None = None
     kinds: list[str] | None = None
 
 

@@ -42,7 +42,7 @@ DECISIONS = Counter(
 @dataclass(frozen=True, slots=True)
 class GuardPolicy:
     input: str = "off"
-    tool_output: str = "mask"
+    tool_output: str = "off"
     output: str = "off"
     injection: str = "detect"
     kinds: tuple[str, ...] | None = None
@@ -127,7 +127,8 @@ class ContentGuard:
         source: str = "tool",
     ) -> Screened:
         """``text`` after the policy for ``stage``: unchanged, masked, or GuardrailBlocked.
-        Tool outputs are also checked for injection and come back delimited."""
+        Tool outputs are also checked for injection and, with ``mark`` or ``block``, come
+        back delimited as untrusted data."""
         policy = await self.policy(tenant_id, agent)
         action = policy.action(stage)
         kinds: tuple[str, ...] = ()
@@ -157,7 +158,8 @@ class ContentGuard:
                     raise GuardrailBlocked(
                         f"tool output looks like a prompt injection ({', '.join(signals)})"
                     )
-            text = mark_untrusted(text, source)
+            if policy.injection in ("mark", "block"):
+                text = mark_untrusted(text, source)
         return Screened(text, kinds, signals)
 
     async def screen_text(
