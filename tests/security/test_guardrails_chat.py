@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
 from roost.config import Settings, load_settings
-from roost.llm.messages import Message, TextPart, ToolResultPart
+from roost.llm.messages import TextPart, ToolResultPart
 from roost.llm.testing import CallInfo, FunctionModel
 from roost.platform import Platform
 from roost.security.audit import AuditEvent
