@@ -15,12 +15,12 @@ import re
 
 # Each pattern names one technique; the names are what a detection reports.
 _SIGNALS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (name, re.compile(pattern, re.IGNORECASE))
+    (name, re.compile(pattern, re.IGNORECASE | re.MULTILINE))
     for name, pattern in (
         ("override", r"\b(?:ignore|disregard|forget|skip|override|bypass)\b[^.\n]{0,40}?"
                      r"\b(?:previous|prior|above|earlier|preceding|all|any|your|the|system)\b"
                      r"[^.\n]{0,30}?\b(?:instructions?|prompts?|rules|directives|guidelines|"
-                     r"messages?|context|constraints)\b"),
+                     r"directions|guidance|messages?|context|constraints|question)\b"),
         ("new_instructions", r"\b(?:new|updated|real|actual|revised)\s+(?:system\s+)?"
                              r"(?:instructions?|directives?|orders)\s*(?::|are\b|follow)"),
         ("role_claim", r"\byou\s+are\s+(?:now|no\s+longer)\b|\bfrom\s+now\s+on,?\s+you\b"
@@ -29,7 +29,7 @@ _SIGNALS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
                        r"|\b(?:developer|god|admin|debug|jailbreak)\s+mode\b"),
         ("template_tokens", r"<\|(?:im_start|im_end|system|user|assistant|endoftext|eot_id|"
                             r"start_header_id)\|>|\[/?INST\]|<<SYS>>|^\s*#{2,}\s*(?:system|"
-                            r"instruction)s?\s*:?\s*$|^\s*(?:system|assistant)\s*:\s*\S"),
+                            r"instruction)s?\b\s*:?|^\s*(?:system|assistant)\s*:\s*\S"),
         ("prompt_leak", r"\b(?:reveal|print|show|repeat|output|leak|disclose|tell\s+me)\b"
                         r"[^.\n]{0,30}?\b(?:system\s+prompt|your\s+(?:instructions|prompt|"
                         r"rules)|initial\s+prompt|hidden\s+prompt)\b"),
