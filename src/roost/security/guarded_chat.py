@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator, Callable
 
+from roost.agents.guardrails import GuardrailBlocked
 from roost.chat.types import ChatRequest, ChatResult, ChatStream, ChatTarget
 from roost.llm.messages import (
     Message,
@@ -24,7 +25,7 @@ from roost.llm.messages import (
     TextPart,
     ToolResultPart,
 )
-from roost.security.content_guard import ContentGuard
+from roost.security.content_guard import ContentGuard, Stage
 
 
 class GuardedChat:
@@ -112,3 +113,38 @@ class GuardedChat:
             if isinstance(event, ResponseDone) and event.response.text:
                 await self._screen_response(event.response)  # counted, never changed
             yield event
+
+
+class GuardedText:
+    """The guard on /v1/completions: prompts as ``input``, each choice's text as
+    ``output``. Token-id prompts cannot be read, so a policy that masks or blocks inputs
+    refuses them rather than let them through unchecked."""
+
+    def __init__(self, guard: ContentGuard, tenant_id: str, actor: str) -> None:
+        self.guard = guard
+        self.tenant_id = tenant_id
+        self.actor = actor
+
+    async def prompts(self, prompts: list[str | list[int]]) -> list[str | list[int]]:
+        policy = await self.guard.policy(self.tenant_id)
+        screened: list[str | list[int]] = []
+        for prompt in prompts:
+            if isinstance(prompt, str):
+                screened.append(await self._screen("input", prompt))
+            elif policy.input in ("mask", "block"):
+                raise GuardrailBlocked(
+                    "token-id prompts cannot be checked for personal data, and this tenant's"
+                    " guardrail policy masks or blocks inputs: send text"
+                )
+            else:
+                screened.append(prompt)
+        return screened
+
+    async def output(self, text: str) -> str:
+        return await self._screen("output", text) if text else text
+
+    async def _screen(self, stage: Stage, text: str) -> str:
+        screened = await self.guard.screen(
+            self.tenant_id, stage, text, actor=self.actor, target="completions"
+        )
+        return screened.text
