@@ -21,6 +21,7 @@ from roost.tools.toolsets import StaticToolset
 from tests.agents.conftest import RuntimeFactory
 from tests.agents.test_api import new_thread
 from tests.agents.test_react import run_agent
+from tests.observe.trace_helpers import flatten, named, only_trace
 from tests.server.conftest import AppFactory
 
 PROFILE = (
@@ -179,3 +180,27 @@ async def test_the_pii_and_injection_checks_can_be_named_in_a_spec(
     assert hijack["status"] == "blocked" and "override" in hijack["error"]
     out = await run_agent(spec, runtime, tenant_id, "whom do I mail?", "t2")
     assert out["output"] == "write to [EMAIL]"
+
+
+async def test_trace_content_a_tenant_keeps_is_masked(
+    make_app: AppFactory, auth: dict[str, str]
+) -> None:
+    model = FunctionModel(lambda info: "noted, card 4111 1111 1111 1111", "function:agent")
+    async with make_app({"ROOST_TRACING__RECORD_CONTENT": "true"}) as (app, client):
+        client.headers.update(auth)
+        app.state.llm.router.registry.register(model)
+        spec = {"name": "noter", "model": "function:agent"}
+        assert (await client.post("/v1/agents", json={"spec": spec})).status_code == 201
+        thread = await new_thread(client)
+        run = await client.post(f"/v1/threads/{thread}/runs",
+                                json={"agent": "noter", "input": "I am ada@example.com", "mode": "wait"})  # fmt: skip
+        assert run.json()["status"] == "succeeded"
+        # The policy leaves content alone (input and output off): the run sees it whole...
+        assert model.last_call.messages[-1].text == "I am ada@example.com"
+        assert run.json()["output"] == "noted, card 4111 1111 1111 1111"
+        trace = await only_trace(client, run_id=run.json()["id"])
+    # ... but what the trace store keeps of it is masked.
+    (chat,) = named(flatten(trace["spans"]), "chat ")
+    assert "I am [EMAIL]" in chat["attributes"]["gen_ai.input.messages"]
+    assert "ada@example.com" not in chat["attributes"]["gen_ai.input.messages"]
+    assert "card [CREDIT_CARD]" in chat["attributes"]["gen_ai.output.messages"]
