@@ -217,3 +217,7 @@ async def test_a_detector_that_fails_blocks_the_request(served: Served) -> None:
         )  # fmt: skip
     assert len(served.model.calls) == calls
     assert served.metric("detector_error", "block") >= 2
+    events = await served.audit("default")
+    assert [(e.action, e.details["kinds"]) for e in events if e.outcome == "blocked"] == [
+        ("guardrail.block", ["detector_error"])
+    ] * 2

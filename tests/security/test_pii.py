@@ -121,3 +121,15 @@ def test_trace_content_is_withheld_when_the_detector_fails() -> None:
 def test_unknown_kinds_are_a_configuration_error() -> None:
     with pytest.raises(ValueError, match="passport"):
         ContentGuard(GuardrailsSettings(kinds=["email", "passport"]))
+
+
+def test_agent_specs_name_exactly_the_detectors_there_are() -> None:
+    from typing import get_args
+
+    from roost.agents.spec import AgentSpec, PiiKind
+    from roost.errors import InvalidRequest
+    from roost.security.pii import KINDS
+
+    assert set(get_args(PiiKind)) == set(KINDS)
+    with pytest.raises((InvalidRequest, ValueError), match="passport"):
+        AgentSpec.model_validate({"name": "a", "pii": {"kinds": ["passport"]}})

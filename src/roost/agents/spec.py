@@ -92,6 +92,10 @@ class GuardrailRef(BaseModel):
 
 
 PiiAction = Literal["off", "detect", "mask", "block"]
+# The detectors of roost.security.pii (KINDS there; a test keeps the two the same).
+PiiKind = Literal[
+    "email", "iban", "credit_card", "us_ssn", "uk_nino", "de_tax_id", "ipv6", "ipv4", "phone"
+]
 
 
 class ContentPolicy(BaseModel):
@@ -104,7 +108,7 @@ class ContentPolicy(BaseModel):
     tool_output: PiiAction | None = None
     output: PiiAction | None = None
     injection: Literal["off", "detect", "mark", "block"] | None = None
-    kinds: list[str] | None = None
+    kinds: list[PiiKind] | None = None
 
 
 class AgentSpec(BaseModel):

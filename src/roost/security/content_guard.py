@@ -133,7 +133,11 @@ class ContentGuard:
         action = policy.action(stage)
         kinds: tuple[str, ...] = ()
         if action != "off" and text:
-            matches = self._detect(text, policy)
+            try:
+                matches = self._detect(text, policy)
+            except GuardrailBlocked:
+                await self._audit(tenant_id, actor, stage, "block", ("detector_error",), target)
+                raise
             if matches:
                 kinds = tuple(sorted({m.kind for m in matches}))
                 for kind in kinds:
