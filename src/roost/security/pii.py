@@ -202,11 +202,18 @@ def _scan_emails(text: str) -> Iterable[tuple[int, int]]:
             at = text.find("@", at + 1)
 
 
+# Two colons with at most four hex digits between: where an IPv6 address may be. A
+# pattern that starts with a literal lets the regex engine jump between colons.
+_IPV6_SEED = re.compile(r":[0-9A-Fa-f]{0,4}:")
+
+
 def _scan_ipv6(text: str) -> Iterable[tuple[int, int]]:
-    """Around each ``:``: the run of hex digits, colons (and a dotted IPv4 tail)."""
-    at = text.find(":")
-    while at != -1:
-        start, end = at, at + 1
+    """Around each seed: the run of hex digits, colons (and a dotted IPv4 tail)."""
+    end = 0
+    for seed in _IPV6_SEED.finditer(text):
+        if seed.start() < end:
+            continue  # inside the candidate just examined
+        start, end = seed.start(), seed.end()
         while start > 0 and text[start - 1] in _HEX_COLON:
             start -= 1
         while end < len(text) and text[end] in _IPV6_TAIL:
@@ -225,10 +232,8 @@ def _scan_ipv6(text: str) -> Iterable[tuple[int, int]]:
             try:
                 ipaddress.IPv6Address(candidate)
             except ValueError:
-                pass
-            else:
-                yield start, end
-        at = text.find(":", max(end, at + 1))
+                continue
+            yield start, end
 
 
 @dataclass(frozen=True, slots=True)
