@@ -315,7 +315,8 @@ _DETECTORS: tuple[_Detector, ...] = (
     _Detector(
         "phone",
         _Pattern(
-            re.compile(r"[+(0-9][0-9() .-]{6,22}[0-9](?![\w@-]|\.\w)"),
+            # a dot only between digits: "... 90 88. 8 items" is no one number
+            re.compile(r"[+(0-9](?:[0-9() -]|\.(?=[0-9])){6,22}[0-9](?![\w@-]|\.\w)"),
             _phone,
             "@.+-",
             word_boundary=True,
