@@ -133,3 +133,10 @@ def test_agent_specs_name_exactly_the_detectors_there_are() -> None:
     assert set(get_args(PiiKind)) == set(KINDS)
     with pytest.raises((InvalidRequest, ValueError), match="passport"):
         AgentSpec.model_validate({"name": "a", "pii": {"kinds": ["passport"]}})
+
+
+def test_a_full_stop_ends_a_phone_number() -> None:
+    text = "call +33 1 48 78 90 88. 8 items, or 415.555.2671."
+    assert [(m.kind, text[m.start : m.end]) for m in find_pii(text)] == [
+        ("phone", "+33 1 48 78 90 88"), ("phone", "415.555.2671"),
+    ]  # fmt: skip
