@@ -46,7 +46,8 @@ async def test_agent_pii_policy_through_the_runs_api(
     make_app: AppFactory, auth: dict[str, str]
 ) -> None:
     model = FunctionModel(script, "function:agent")
-    async with make_app() as (app, client):
+    # The hashing embedder: procedural memory needs one, and loading MiniLM is not the point.
+    async with make_app({"ROOST_MEMORY__EMBEDDER": "hashing"}) as (app, client):
         client.headers.update(auth)
         app.state.llm.router.registry.register(model)
         tenant_id = app.state.default_tenant_id
@@ -186,7 +187,8 @@ async def test_trace_content_a_tenant_keeps_is_masked(
     make_app: AppFactory, auth: dict[str, str]
 ) -> None:
     model = FunctionModel(lambda info: "noted, card 4111 1111 1111 1111", "function:agent")
-    async with make_app({"ROOST_TRACING__RECORD_CONTENT": "true"}) as (app, client):
+    env = {"ROOST_TRACING__RECORD_CONTENT": "true", "ROOST_MEMORY__EMBEDDER": "hashing"}
+    async with make_app(env) as (app, client):
         client.headers.update(auth)
         app.state.llm.router.registry.register(model)
         spec = {"name": "noter", "model": "function:agent"}
