@@ -571,6 +571,38 @@ class EmbeddingCacheSettings(Section):
     ttl_s: float | None = Field(None, gt=0, description="Entries unused this long expire")
 
 
+PiiAction = Literal["off", "detect", "mask", "block"]
+InjectionAction = Literal["off", "detect", "mark", "block"]
+
+
+class GuardrailTenantPolicy(Section):
+    """One tenant's guardrail policy; unset fields take the ``[guardrails]`` defaults."""
+
+    input: PiiAction | None = None
+    tool_output: PiiAction | None = None
+    output: PiiAction | None = None
+    injection: InjectionAction | None = None
+    kinds: list[str] | None = None
+
+
+class GuardrailsSettings(Section):
+    """PII and prompt-injection guardrails on chat and agent runs (docs/security.md)."""
+
+    input: PiiAction = Field("off", description="PII in client/user messages")
+    tool_output: PiiAction = Field("off", description="PII in tool results")
+    output: PiiAction = Field("off", description="PII in model answers")
+    injection: InjectionAction = Field(
+        "detect",
+        description="Tool results: detect (count), mark (also delimit as untrusted data),"
+        " block (also refuse when the heuristics fire)",
+    )
+    kinds: list[str] | None = Field(None, description="PII kinds checked (default: all)")
+    mask_traces: bool = Field(True, description="Mask PII in content kept on trace spans")
+    tenants: dict[str, GuardrailTenantPolicy] = Field(
+        default_factory=dict, description="Per-tenant overrides, by tenant name or id"
+    )
+
+
 class CacheSettings(Section):
     """Caches the cache manager (``roost cache``) governs beyond those configured with their
     layer (engine.session_cache, engine.enable_prefix_cache, llm.cache)."""
@@ -611,6 +643,7 @@ class Settings(BaseSettings):
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     backup: BackupSettings = Field(default_factory=BackupSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
+    guardrails: GuardrailsSettings = Field(default_factory=GuardrailsSettings)
     plugins: list[str] = Field(
         default_factory=list,
         description=(

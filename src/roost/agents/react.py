@@ -199,11 +199,12 @@ class ReactAgent:
     # -- nodes ------------------------------------------------------------------------
     async def guard_input(self, state: AgentState) -> dict[str, Any]:
         last = state["messages"][-1]
+        run = RunContext.from_state(state["run"])
         try:
             text = await self._guard(last.get("content") or "", "input")
+            text = await self._screen(run, "input", text)
         except GuardrailBlocked as exc:
             return {"status": "blocked", "error": exc.message}
-        run = RunContext.from_state(state["run"])
         update: dict[str, Any] = {"task": text, "task_id": last.get("id")}
         route = await self.extras.route(run, text)
         if route is not None:
@@ -272,12 +273,7 @@ class ReactAgent:
                 continue
             self.runtime.emit(run.run_id, {"event": "tool_result", "call_id": call.call_id,
                                            "tool": call.name, "status": result.status})  # fmt: skip
-            messages.append(
-                tool_message(
-                    call.call_id or "", call.name, _result_text(result),
-                    is_error=result.status != "ok",
-                )
-            )  # fmt: skip
+            messages.append(await self._tool_message(run, call.call_id, call.name, result))
         return {"messages": messages, "awaiting": awaiting}
 
     async def approve(self, state: AgentState) -> dict[str, Any]:
@@ -297,12 +293,7 @@ class ReactAgent:
             )
             self.runtime.emit(run.run_id, {"event": "tool_result", "call_id": item["call_id"],
                                            "tool": item["tool"], "status": result.status})  # fmt: skip
-            messages.append(
-                tool_message(
-                    item["call_id"] or "", item["tool"], _result_text(result),
-                    is_error=result.status != "ok",
-                )
-            )  # fmt: skip
+            messages.append(await self._tool_message(run, item["call_id"], item["tool"], result))
         return {"messages": messages, "awaiting": []}
 
     async def reflect(self, state: AgentState) -> dict[str, Any]:
@@ -347,15 +338,16 @@ class ReactAgent:
                 added += [ask, from_response(turn.response)]
                 text = turn.response.text
             update.update(messages=added, usage=usage)
+        run = RunContext.from_state(state["run"])
         try:
             rendered = output if isinstance(output, str) else json.dumps(output)
             checked = await self._guard(rendered, "output")
+            checked = await self._screen(run, "output", checked)
         except GuardrailBlocked as exc:
             update.update(status="blocked", error=exc.message, output=None)
             return update
         if checked != rendered:
-            output = checked
-        run = RunContext.from_state(state["run"])
+            output = checked if isinstance(output, str) else _parsed_or_text(checked)
         # Runs checkpointed before "task" existed: their newest user message.
         task = state.get("task") or next(
             (m.get("content") for m in reversed(state["messages"]) if m.get("role") == "user"), ""
@@ -411,6 +403,32 @@ class ReactAgent:
         response = await self.runtime.call(stream())
         return ModelTurn(response, fitted.update, fitted.summary_calls)
 
+    async def _screen(self, run: RunContext, stage: str, text: str, source: str = "") -> str:
+        """``text`` through the PII/injection guard (GuardrailBlocked when it blocks)."""
+        guard = self.runtime.content_guard
+        if guard is None:
+            return text
+        policy = self.spec.pii.model_dump() if self.spec.pii is not None else None
+        return await self.runtime.call(
+            guard.screen_text(
+                run.tenant_id, stage, text, actor=f"agent:{run.agent}", agent=policy,
+                target=run.run_id, source=source or "tool",
+            )
+        )  # fmt: skip
+
+    async def _tool_message(
+        self, run: RunContext, call_id: str | None, tool: str, result: ToolResult
+    ) -> dict[str, Any]:
+        """The tool role message of a result: PII policy applied, delimited as untrusted
+        data; a result the guard blocks reaches the model as an error, not as content."""
+        is_error = result.status != "ok"
+        try:
+            text = await self._screen(run, "tool_output", _result_text(result), f"tool:{tool}")
+        except GuardrailBlocked as exc:
+            text = json.dumps({"error": "guardrail_blocked", "message": exc.message})
+            is_error = True
+        return tool_message(call_id or "", tool, text, is_error=is_error)
+
     async def _guard(self, text: str, stage: str) -> str:
         for ref in self.spec.guardrails:
             if ref.stage != stage:
@@ -431,6 +449,14 @@ class ReactAgent:
                 text = result.repaired
                 continue
             raise GuardrailBlocked(f"{stage} guardrail {ref.name!r} refused: {result.reason}")
+        return text
+
+
+def _parsed_or_text(text: str) -> Any:
+    """A structured answer a guardrail rewrote: parsed again when it is still JSON."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
         return text
 
 

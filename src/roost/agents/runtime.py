@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -150,6 +150,16 @@ class ExecutorToolRunner:
         return await self.service.executor.resume(caller, approval_id, call_id)
 
 
+class ContentScreen(Protocol):
+    """The security layer's PII/injection guard (:class:`roost.security.content_guard.
+    ContentGuard`): returns the text to use, or raises GuardrailBlocked."""
+
+    async def screen_text(
+        self, tenant_id: str, stage: str, text: str, *, actor: str,
+        agent: Mapping[str, Any] | None = None, target: str | None = None, source: str = "tool",
+    ) -> str: ...  # fmt: skip
+
+
 class EventSink(Protocol):
     """Where a run's events go (:class:`roost.runs.events.RunEventLog` in the kernel)."""
 
@@ -174,6 +184,8 @@ class AgentRuntime:
     llm: ModelCaller
     tools: ToolRunner | None = None
     guardrails: GuardrailRegistry = field(default_factory=GuardrailRegistry)
+    # PII masking/blocking and injection marking per stage; None: no such guard here.
+    content_guard: ContentScreen | None = None
     memory: AgentMemory | None = None
     events: EventSink | None = None
     # Picks models for specs with ``route:`` and learns from run outcomes; None: the

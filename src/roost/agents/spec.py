@@ -91,6 +91,26 @@ class GuardrailRef(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+PiiAction = Literal["off", "detect", "mask", "block"]
+# The detectors of roost.security.pii (KINDS there; a test keeps the two the same).
+PiiKind = Literal[
+    "email", "iban", "credit_card", "us_ssn", "uk_nino", "de_tax_id", "ipv6", "ipv4", "phone"
+]
+
+
+class ContentPolicy(BaseModel):
+    """``pii:`` in a spec: this agent's PII/injection policy per stage; unset fields keep
+    the tenant's (``[guardrails]``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input: PiiAction | None = None
+    tool_output: PiiAction | None = None
+    output: PiiAction | None = None
+    injection: Literal["off", "detect", "mark", "block"] | None = None
+    kinds: list[PiiKind] | None = None
+
+
 class AgentSpec(BaseModel):
     """One agent version's definition. ``version`` is assigned by the registry."""
 
@@ -123,6 +143,7 @@ class AgentSpec(BaseModel):
         "tools", description="'tools': the tool layer's approval rules apply"
     )
     guardrails: list[GuardrailRef] = Field(default_factory=list)
+    pii: ContentPolicy | None = None
     memory: MemoryPolicy = Field(default_factory=MemoryPolicy)
     context: ContextPolicy = Field(default_factory=ContextPolicy)
     route: RoutePolicy | None = None
@@ -182,6 +203,7 @@ _LATER_FIELDS: dict[str, Any] = {
     "context": ContextPolicy().model_dump(mode="json"),
     "route": None,
     "tool_turns": None,
+    "pii": None,
 }
 _LATER_MEMORY_FIELDS: dict[str, Any] = {"procedures": True, "max_procedures": 2}
 

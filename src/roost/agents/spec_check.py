@@ -49,7 +49,9 @@ class Offer:
     local_models: Collection[str] = ()
     tools: Collection[str] = ()
     mcp_servers: Collection[str] = ()
-    guardrails: Collection[str] = field(default_factory=lambda: ("blocklist", "max_length"))
+    guardrails: Collection[str] = field(
+        default_factory=lambda: ("blocklist", "json_schema", "max_length", "regex_deny")
+    )
 
 
 def shape_problems(data: Mapping[str, Any]) -> list[SpecProblem]:

@@ -63,6 +63,13 @@ class SpanRecord:
                 k: v for k, v in self.attributes.items() if k not in CONTENT_ATTRIBUTES
             }
 
+    def mask_content(self, mask: Callable[[str, str], str]) -> None:
+        """Pass every content attribute through ``mask(tenant_id, text)``."""
+        for key in CONTENT_ATTRIBUTES.intersection(self.attributes):
+            value = self.attributes[key]
+            if isinstance(value, str):
+                self.attributes[key] = mask(self.tenant_id, value)
+
     def price(self, cost_of: CostOf | None) -> None:
         """Fill ``cost_nano`` from an explicit attribute, else from the tokens and prices."""
         given = self.attributes.get("roost.cost_usd")

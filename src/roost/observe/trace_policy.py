@@ -7,7 +7,7 @@ tenant created later picks up its override).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from roost.config import TracingSettings
@@ -27,6 +27,9 @@ class TracePolicies:
             settings.record_content, settings.retention_days, settings.retention_bytes
         )
         self._by_id: dict[str, TracePolicy] = {}
+        # (tenant id, text) -> text with personal data masked: the PII guardrail's, set by
+        # the kernel; content a tenant keeps passes through it before it is stored.
+        self.mask: Callable[[str, str], str] | None = None
         self.learn((key, key) for key in settings.tenants)
 
     def learn(self, tenants: Iterable[tuple[str, str]]) -> None:

@@ -112,6 +112,8 @@ class TraceWriter:
             return None
         if not self.policies.records_content(record.tenant_id):
             record.strip_content()
+        elif self.policies.mask is not None:
+            record.mask_content(self.policies.mask)
         record.price(self.cost_of)
         return record
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from roost.memory.service import MemoryServices
     from roost.observe.trace_service import TraceService
     from roost.platform.inference import InferenceState
+    from roost.security.content_guard import ContentGuard
     from roost.tools.service import ToolService
 
 log = get_logger("roost.platform")
@@ -64,6 +65,7 @@ class Roost:
     limits: Limiter
     catalog: AgentCatalog
     traces: TraceService | None = None  # None with tracing.store off
+    guard: ContentGuard | None = None  # PII and injection guardrails ([guardrails])
     _exit: AsyncExitStack = field(default_factory=AsyncExitStack)
     knowledge_syncer: Any = None  # the server's (server_upkeep), else None
     backup_ran: asyncio.Event | None = None  # set after each scheduled backup round
@@ -153,9 +155,11 @@ class Roost:
         # The catalog asks the kernel what it offers at each check: plugins, model swaps
         # and tenants' toolsets may change that after start.
         catalog = AgentCatalog(runs.registry, lambda tenant_id: offer_for(tenant_id))
+        guard = wiring.content_guard(platform, runs.runtime, traces)
         kernel = cls(
-            settings, platform, inference, tools, memory, llm, runs, limits, catalog, traces, stack
-        )
+            settings, platform, inference, tools, memory, llm, runs, limits, catalog, traces,
+            guard, stack,
+        )  # fmt: skip
         offer_for = wiring.spec_offer(kernel)
         from roost.tools.builtin.semantic import knowledge_search_tool, semantic_search_tool
         from roost.tools.toolsets import StaticToolset

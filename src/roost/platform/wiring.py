@@ -11,17 +11,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from roost.config import Settings
-from roost.errors import ConfigError, Overloaded
+from roost.errors import ConfigError, NotFound, Overloaded
 from roost.llm.base import Model
 from roost.observe.logging import get_logger
 
 if TYPE_CHECKING:
     from roost.agents.catalog import OfferFor
+    from roost.agents.runtime import AgentRuntime
     from roost.llm.cost import PriceTable
     from roost.llm.service import LLMService
     from roost.memory.service import MemoryServices
+    from roost.platform.core import Platform
     from roost.platform.inference import InferenceState
     from roost.platform.kernel import Roost
+    from roost.security.content_guard import ContentGuard
     from roost.tools.builtin.semantic import KnowledgeSearch
 
 log = get_logger("roost.platform")
@@ -172,3 +175,23 @@ def load_plugins(kernel: Roost) -> None:
             raise ConfigError([("plugins", f"cannot load {name!r}: {exc}")]) from exc
         register(kernel)
         log.info("plugin loaded", plugin=name)
+
+
+def content_guard(platform: Platform, runtime: AgentRuntime, traces: Any) -> ContentGuard:
+    """The PII and injection guard from ``[guardrails]``, wired where content flows: agent
+    runs (their runtime), trace content (masked before it is stored) and, through
+    ``app.state``, the chat endpoints."""
+    from roost.security.content_guard import ContentGuard, register_guardrails
+
+    async def tenant_name(tenant_id: str) -> str | None:
+        try:
+            return (await platform.tenants.get(tenant_id)).name
+        except NotFound:
+            return None
+
+    guard = ContentGuard(platform.settings.guardrails, platform.audit, tenant_name=tenant_name)
+    runtime.content_guard = guard
+    register_guardrails(runtime.guardrails, guard)
+    if traces is not None:
+        traces.policies.mask = guard.mask_for_trace
+    return guard

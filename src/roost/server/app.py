@@ -163,6 +163,7 @@ def _expose(app: FastAPI, kernel: Roost | None) -> None:
     app.state.agents = kernel.runs if kernel else None
     app.state.catalog = kernel.catalog if kernel else None
     app.state.limits = kernel.limits if kernel else None
+    app.state.guard = kernel.guard if kernel else None
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -12,12 +12,23 @@ from roost.chat.traced import TracedChat
 from roost.llm.base import RequestContext
 from roost.llm.gateway_chat import GatewayChat
 from roost.llm.local_chat import MeteredChat
+from roost.security.guarded_chat import GuardedChat
 from roost.server.gateway import gateway_service
 from roost.server.inference import local_chat_service
 from roost.server.usage import llm_service
 
 
 async def chat_target(request: Request, model: str) -> ChatTarget:
+    """The target for ``model`` behind the tenant's PII/injection guardrails."""
+    target = await _unguarded(request, model)
+    guard = getattr(request.app.state, "guard", None)
+    if guard is None:
+        return target
+    principal = request.state.principal
+    return GuardedChat(target, guard, principal.tenant_id, f"key:{principal.key_id}")
+
+
+async def _unguarded(request: Request, model: str) -> ChatTarget:
     """A configured gateway group or policy wins; any other name must be the local model
     (404 listing every served name otherwise, 503 while it loads)."""
     llm = gateway_service(request, model)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from roost.chat.text_completion import Prompt
 from roost.errors import InvalidRequest, NotFound
 from roost.llm.embeddings import embed_counting_tokens, shared_minilm_embedder
+from roost.security.guarded_chat import GuardedText
 from roost.server.chat_target import local_chat
 from roost.server.openai_schema import CompletionRequest
 from roost.storage.ids import new_id
@@ -38,7 +39,15 @@ async def completions(body: CompletionRequest, request: Request) -> dict[str, An
         top_logprobs=body.logprobs or 0,
     )
     target = await local_chat(request, body.model)
-    result = await target.complete_text(_prompts(body.prompt), sampling, n=body.n, echo=body.echo)
+    prompts = _prompts(body.prompt)
+    guard = getattr(request.app.state, "guard", None)
+    guarded = None
+    if guard is not None:
+        principal = request.state.principal
+        guarded = GuardedText(guard, principal.tenant_id, f"key:{principal.key_id}")
+        prompts = await guarded.prompts(prompts)
+    result = await target.complete_text(prompts, sampling, n=body.n, echo=body.echo)
+    texts = [c.text if guarded is None else await guarded.output(c.text) for c in result.choices]
     usage = result.usage
     return {
         "id": new_id("cmpl"),
@@ -46,8 +55,8 @@ async def completions(body: CompletionRequest, request: Request) -> dict[str, An
         "created": int(time.time()),
         "model": result.model,
         "choices": [
-            {"index": i, "text": c.text, "logprobs": None, "finish_reason": c.finish_reason}
-            for i, c in enumerate(result.choices)
+            {"index": i, "text": text, "logprobs": None, "finish_reason": c.finish_reason}
+            for i, (c, text) in enumerate(zip(result.choices, texts, strict=True))
         ],
         "usage": {
             "prompt_tokens": usage.input_tokens,
