@@ -11,6 +11,7 @@ from roost import __version__
 from roost.cli import (
     agents,
     approvals,
+    audit,
     backup,
     cache,
     code,
@@ -72,6 +73,7 @@ kb.app.command("sources")(kb_sources.sources)  # in its own module: see kb_sourc
 app.add_typer(memory.app, name="memory")
 app.add_typer(tools.app, name="tools")
 app.add_typer(approvals.app, name="approvals")
+app.add_typer(audit.app, name="audit")
 app.add_typer(agents.app, name="agents")
 app.add_typer(mcp.app, name="mcp")
 app.add_typer(models.app, name="models")
