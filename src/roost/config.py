@@ -356,6 +356,12 @@ class ToolsSettings(Section):
     )
     approval_risk: Literal["read", "write", "network", "execute", "destructive"] = "destructive"
     approval_ttl_s: float = Field(86400.0, gt=0)
+    self_approval: bool = Field(
+        False, description="Whether a principal may approve a high-risk call it requested"
+    )
+    tenant_self_approval: dict[str, bool] = Field(
+        default_factory=dict, description="Tenant name or id -> self_approval for that tenant"
+    )
     max_parallel: int = Field(4, ge=1, le=64, description="Concurrent tool calls of one turn")
     default_role: str = Field("admin", description="Role of API keys with no binding")
     agent_role: str = Field("developer", description="Role of agents with no binding")
