@@ -53,7 +53,10 @@ async def check_decider(
         raise Forbidden(
             f"a {decider_role} may not decide approvals; an owner or member must"
         )
-    if decision == "deny" or decided_by not in approval.requesters:
+    # A decided approval is refused later as "already decided", which says more.
+    if approval.status != "pending" or decision == "deny":
+        return
+    if decided_by not in approval.requesters:
         return
     if await policy.allowed(approval.tenant_id):
         return
