@@ -86,6 +86,23 @@ class AuthSettings(Section):
         return value
 
 
+class SecretsSettings(Section):
+    """Credentials stored through Roost (``roost secrets``), encrypted at rest."""
+
+    master_key: SecretStr | None = Field(
+        None,
+        description="Master secret the encryption key is derived from; default: a random key"
+        " in home/master.key, made on first use (set this from a secret manager instead)",
+    )
+
+    @field_validator("master_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+
 class StorageSettings(Section):
     url: str | None = Field(
         None, description="sqlite:///path or postgresql://…; default: SQLite under home"
@@ -602,6 +619,7 @@ class Settings(BaseSettings):
     home: Path = Field(Path("~/.roost"), description="Where data lives")
     server: ServerSettings = Field(default_factory=ServerSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    secrets: SecretsSettings = Field(default_factory=SecretsSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from roost.errors import InvalidRequest
 from roost.security import audit_context
@@ -102,6 +103,27 @@ class AuditLog:
         role: str | None = None,
     ) -> AuditEvent:
         """Append one event to ``tenant_id``'s chain; raises when it could not be stored."""
+        async with self.database.transaction() as conn:
+            return await self.append(
+                conn, tenant_id, actor, action, target=target, outcome=outcome,
+                details=details, request_id=request_id, role=role,
+            )  # fmt: skip
+
+    async def append(
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        actor: str,
+        action: str,
+        *,
+        target: str | None = None,
+        outcome: str = "ok",
+        details: dict[str, Any] | None = None,
+        request_id: str | None = None,
+        role: str | None = None,
+    ) -> AuditEvent:
+        """Append inside the caller's transaction: the change and its record commit together
+        (or neither does), which is how security-relevant changes fail closed."""
         context = audit_context.current()
         if context is not None:
             request_id = request_id or context.request_id
@@ -114,37 +136,36 @@ class AuditLog:
             # Stored as text; hashed as the parsed object, so either backend hashes alike.
             "details": json.loads(json.dumps(details or {}, sort_keys=True, default=str)),
         }  # fmt: skip
-        async with self.database.transaction() as conn:
-            # The head row exists from a tenant's first append on; creating it races harmlessly.
+        # The head row exists from a tenant's first append on; creating it races harmlessly.
+        await conn.execute(
+            text(
+                "INSERT INTO audit_heads (tenant_id, seq, hash) VALUES (:t, 0, :g)"
+                " ON CONFLICT (tenant_id) DO NOTHING"
+            ),
+            {"t": tenant_id, "g": GENESIS},
+        )
+        lock = " FOR UPDATE" if self.database.dialect == "postgresql" else ""
+        head = (
             await conn.execute(
-                text(
-                    "INSERT INTO audit_heads (tenant_id, seq, hash) VALUES (:t, 0, :g)"
-                    " ON CONFLICT (tenant_id) DO NOTHING"
-                ),
-                {"t": tenant_id, "g": GENESIS},
+                text(f"SELECT seq, hash FROM audit_heads WHERE tenant_id = :t{lock}"),
+                {"t": tenant_id},
             )
-            lock = " FOR UPDATE" if self.database.dialect == "postgresql" else ""
-            head = (
-                await conn.execute(
-                    text(f"SELECT seq, hash FROM audit_heads WHERE tenant_id = :t{lock}"),
-                    {"t": tenant_id},
-                )
-            ).one()
-            row["seq"], row["prev_hash"] = int(head.seq) + 1, str(head.hash)
-            row["hash"] = record_hash(row)
-            await conn.execute(
-                text(
-                    "INSERT INTO audit_events (id, tenant_id, at, actor, action, target, outcome,"
-                    " details, seq, request_id, principal_role, prev_hash, hash) VALUES (:id,"
-                    " :tenant_id, :at, :actor, :action, :target, :outcome, :details_text, :seq,"
-                    " :request_id, :principal_role, :prev_hash, :hash)"
-                ),
-                {**row, "details_text": json.dumps(row["details"], sort_keys=True)},
-            )
-            await conn.execute(
-                text("UPDATE audit_heads SET seq = :seq, hash = :hash WHERE tenant_id = :t"),
-                {"seq": row["seq"], "hash": row["hash"], "t": tenant_id},
-            )
+        ).one()
+        row["seq"], row["prev_hash"] = int(head.seq) + 1, str(head.hash)
+        row["hash"] = record_hash(row)
+        await conn.execute(
+            text(
+                "INSERT INTO audit_events (id, tenant_id, at, actor, action, target, outcome,"
+                " details, seq, request_id, principal_role, prev_hash, hash) VALUES (:id,"
+                " :tenant_id, :at, :actor, :action, :target, :outcome, :details_text, :seq,"
+                " :request_id, :principal_role, :prev_hash, :hash)"
+            ),
+            {**row, "details_text": json.dumps(row["details"], sort_keys=True)},
+        )
+        await conn.execute(
+            text("UPDATE audit_heads SET seq = :seq, hash = :hash WHERE tenant_id = :t"),
+            {"seq": row["seq"], "hash": row["hash"], "t": tenant_id},
+        )
         return AuditEvent(**row)
 
     async def list(self, tenant_id: str, *, limit: int = 100) -> list[AuditEvent]:
