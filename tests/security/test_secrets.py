@@ -52,7 +52,9 @@ async def test_stored_encrypted_listed_without_value_and_audited(
         await store.delete(tenant, "openai", actor="cli")
     events = (await platform.audit.query(AuditFilter(tenant_id=tenant, action="secret.*"))).events
     assert [(e.action, e.target) for e in events] == [
-        ("secret.delete", "openai"), ("secret.set", "openai"), ("secret.set", "openai")
+        ("secret.delete", "openai"),
+        ("secret.set", "openai"),
+        ("secret.set", "openai"),
     ]
     assert all(VALUE not in str(e.to_dict()) for e in events)
 

@@ -37,10 +37,8 @@ async def _tenant_id(platform: Platform, name: str) -> str:
 
 
 def _read_value() -> str:
-    if sys.stdin.isatty():
-        value = str(typer.prompt("value", hide_input=True))
-    else:
-        value = sys.stdin.read()
+    typed = sys.stdin.isatty()
+    value = str(typer.prompt("value", hide_input=True)) if typed else sys.stdin.read()
     value = value.rstrip("\r\n")  # a piped `echo` adds a newline that is not part of the key
     if not value:
         fail("no value given (type it at the prompt, or pipe it on stdin)", code=2)
@@ -49,7 +47,10 @@ def _read_value() -> str:
 
 @app.command("set")
 def set_secret(
-    ctx: typer.Context, name: str, tenant: TenantOption = DEFAULT_TENANT, as_json: JsonOption = False
+    ctx: typer.Context,
+    name: str,
+    tenant: TenantOption = DEFAULT_TENANT,
+    as_json: JsonOption = False,
 ) -> None:
     """Store (or replace) a secret; its value is read from a hidden prompt or stdin."""
     if not _valid(name):
@@ -65,7 +66,7 @@ def set_secret(
     if as_json:
         print_json(info.to_dict())
         return
-    console.print(f"stored secret [bold]{info.name}[/]; refer to it as \"secret:{info.name}\"")
+    console.print(f'stored secret [bold]{info.name}[/]; refer to it as "secret:{info.name}"')
 
 
 def _valid(name: str) -> bool:

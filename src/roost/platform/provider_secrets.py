@@ -24,7 +24,9 @@ async def resolve_provider_secrets(
     resolved: dict[str, LLMProviderSettings] = {}
     problems: list[tuple[str, str]] = []
     for name, provider in providers.items():
-        reference = referenced_secret(provider.api_key.get_secret_value()) if provider.api_key else None
+        reference = (
+            referenced_secret(provider.api_key.get_secret_value()) if provider.api_key else None
+        )
         if reference is None:
             resolved[name] = provider
             continue

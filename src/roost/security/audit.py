@@ -230,7 +230,5 @@ def _decode_cursor(cursor: str) -> tuple[int, str]:
         if not isinstance(at, int) or not isinstance(event_id, str):
             raise ValueError("cursor fields")
     except (ValueError, TypeError, binascii.Error) as exc:
-        raise InvalidRequest(
-            "cursor is not one this server handed out", param="cursor"
-        ) from exc
+        raise InvalidRequest("cursor is not one this server handed out", param="cursor") from exc
     return at, event_id

@@ -15,7 +15,6 @@ import os
 import re
 import secrets as random
 from dataclasses import dataclass
-from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes

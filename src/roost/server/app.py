@@ -33,12 +33,12 @@ from roost.server import (
     traces,
 )
 from roost.server import agents as agents_layer
+from roost.server import audit as audit_layer
 from roost.server import coding as coding_layer
 from roost.server import knowledge as knowledge_layer
 from roost.server import memory as memory_layer
 from roost.server import tools as tool_layer
 from roost.server import usage as usage_layer
-from roost.server import audit as audit_layer
 from roost.server.audit_http import AuditMiddleware
 from roost.server.disconnect import DisconnectMiddleware
 from roost.server.error_format import error_body

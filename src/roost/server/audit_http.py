@@ -97,7 +97,9 @@ class AuditMiddleware:
                 await self._record(scope, principal, request_id, 500)
             raise
 
-    async def _record(self, scope: Scope, principal: Principal, request_id: Any, status: int) -> bool:
+    async def _record(
+        self, scope: Scope, principal: Principal, request_id: Any, status: int
+    ) -> bool:
         method = scope["method"]
         route = getattr(scope.get("route"), "path", None)
         if route is None:

@@ -57,6 +57,7 @@ class Authenticated(Protocol):
     def actor(self) -> str:
         """How the audit log names this caller."""
         ...
+
     @property
     def role(self) -> str:
         """Its tenant role: owner, member or viewer."""

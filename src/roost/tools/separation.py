@@ -50,9 +50,7 @@ async def check_decider(
 ) -> None:
     """Raise :class:`Forbidden` saying why ``decided_by`` may not make this decision."""
     if decider_role is not None and decider_role not in DECIDING_ROLES:
-        raise Forbidden(
-            f"a {decider_role} may not decide approvals; an owner or member must"
-        )
+        raise Forbidden(f"a {decider_role} may not decide approvals; an owner or member must")
     # A decided approval is refused later as "already decided", which says more.
     if approval.status != "pending" or decision == "deny":
         return

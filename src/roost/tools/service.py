@@ -24,8 +24,8 @@ from roost.tools.netguard import NetworkPolicy
 from roost.tools.paths import Workspace
 from roost.tools.permissions import Caller, CapabilityMinter, PermissionPolicy, Role
 from roost.tools.registry import ToolRegistry
-from roost.tools.separation import SelfApprovalPolicy, TenantName
 from roost.tools.sandbox import DEFAULT_EXECUTABLES, Sandbox, SandboxPolicy
+from roost.tools.separation import SelfApprovalPolicy, TenantName
 from roost.tools.tenant_limits import TenantCommandLimits
 
 log = logging.getLogger(__name__)
