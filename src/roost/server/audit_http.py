@@ -37,6 +37,10 @@ QUERY_ROUTES = frozenset(
         ("POST", "/v1/memory/agents/{agent_id}/search"),
         ("POST", "/code/search"),
         ("POST", "/v1/otel/v1/traces"),
+        # MCP's JSON-RPC transport: its tool calls are audited by the tool executor
+        # (``tool.call``), the protocol chatter around them is not.
+        ("POST", "/mcp"),
+        ("DELETE", "/mcp"),
     }
 )
 
