@@ -8,7 +8,8 @@ the chain check on their own.
    ``--postgres`` (4 concurrent writers on one tenant: the head-row lock at work), then
    ``verify_audit`` throughput in records/s.
 
-Run: ``python benchmarks/audit.py [--requests 300] [--appends 1000] [--postgres]``.
+Run: ``PYTHONPATH=src python benchmarks/audit.py [--requests 300] [--appends 1000] [--postgres]``
+(the served part starts the ``roost`` on PATH; PYTHONPATH makes it this checkout's code).
 Writes ``benchmarks/results/audit.json`` and prints a table.
 """
 
