@@ -89,6 +89,23 @@ class AuthSettings(Section):
         return value
 
 
+class SecretsSettings(Section):
+    """Credentials stored through Roost (``roost secrets``), encrypted at rest."""
+
+    master_key: SecretStr | None = Field(
+        None,
+        description="Master secret the encryption key is derived from; default: a random key"
+        " in home/master.key, made on first use (set this from a secret manager instead)",
+    )
+
+    @field_validator("master_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+
 class StorageSettings(Section):
     url: str | None = Field(
         None, description="sqlite:///path or postgresql://…; default: SQLite under home"
@@ -359,6 +376,12 @@ class ToolsSettings(Section):
     )
     approval_risk: Literal["read", "write", "network", "execute", "destructive"] = "destructive"
     approval_ttl_s: float = Field(86400.0, gt=0)
+    self_approval: bool = Field(
+        False, description="Whether a principal may approve a high-risk call it requested"
+    )
+    tenant_self_approval: dict[str, bool] = Field(
+        default_factory=dict, description="Tenant name or id -> self_approval for that tenant"
+    )
     max_parallel: int = Field(4, ge=1, le=64, description="Concurrent tool calls of one turn")
     default_role: str = Field("admin", description="Role of API keys with no binding")
     agent_role: str = Field("developer", description="Role of agents with no binding")
@@ -631,6 +654,7 @@ class Settings(BaseSettings):
     home: Path = Field(Path("~/.roost"), description="Where data lives")
     server: ServerSettings = Field(default_factory=ServerSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    secrets: SecretsSettings = Field(default_factory=SecretsSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)

@@ -198,10 +198,24 @@ async def test_approval_interrupt_then_resume_through_the_api(
         ).json()
         assert run["status"] == "interrupted", run
         approval = run["interrupts"][0]["value"]["approvals"][0]
-        decided = await client.post(
+        # the key that started the run asked for the call: it may not approve it itself
+        own = await client.post(
             f"/v1/approvals/{approval['approval_id']}", json={"decision": "approve"}
         )
+        assert own.status_code == 403 and "separation of duties" in own.text
+        _, second_key = await app.state.platform.api_keys.create(
+            app.state.default_tenant_id, "second approver"
+        )
+        decided = await client.post(
+            f"/v1/approvals/{approval['approval_id']}", json={"decision": "approve"},
+            headers={"Authorization": f"Bearer {second_key}"},
+        )  # fmt: skip
         assert decided.status_code == 200, decided.text
+        record = decided.json()
+        assert record["requested_by"] == "agent:calc"
+        assert record["requested_for"].startswith("key:")
+        assert record["decided_by"] not in (record["requested_for"], "")
+        assert (record["requester_role"], record["decider_role"]) == ("owner", "owner")
         # the decision resumed the run; follow it to its end
         async with client.stream("GET", f"/v1/runs/{run['id']}/events") as response:
             events = await sse_events(response)

@@ -116,3 +116,5 @@ def test_cli_without_a_server_works_on_storage(
     assert (
         left["kv"]["entries"] == left["response"]["entries"] == left["embeddings"]["entries"] == 0
     )
+    audited = runner.invoke(cli, ["audit", "list", "--action", "cache.clear", "--json"])
+    assert [e["target"] for e in json.loads(audited.output)["data"]] == ["all", "kv"]

@@ -51,7 +51,7 @@ async def test_execute_returns_the_issue_shape(make_app: AppFactory, auth: dict[
 
 
 async def test_approval_round_trip_over_http(make_app: AppFactory, auth: dict[str, str]) -> None:
-    async with make_app() as (_, client):
+    async with make_app() as (app, client):
         await _execute(client, auth, "write_file", arguments={"path": "old.txt", "content": "x"})
         pending = await _execute(client, auth, "delete_file", arguments={"path": "old.txt"})
         assert pending["status"] == "pending_approval"
@@ -60,14 +60,22 @@ async def test_approval_round_trip_over_http(make_app: AppFactory, auth: dict[st
         assert [(a["id"], a["tool"], a["arguments"]) for a in queue] == [
             (approval_id, "delete_file", {"path": "old.txt"})
         ]
+        own = await client.post(
+            f"/v1/approvals/{approval_id}", json={"decision": "approve"}, headers=auth
+        )
+        assert own.status_code == 403 and "separation of duties" in own.text
+        _, other_key = await app.state.platform.api_keys.create(
+            app.state.default_tenant_id, "approver"
+        )
+        approver = {"Authorization": f"Bearer {other_key}"}
         bad_edit = await client.post(
             f"/v1/approvals/{approval_id}",
             json={"decision": "edit", "arguments": {"path": 5}},
-            headers=auth,
+            headers=approver,
         )
         assert bad_edit.status_code == 400
         decided = await client.post(
-            f"/v1/approvals/{approval_id}", json={"decision": "approve"}, headers=auth
+            f"/v1/approvals/{approval_id}", json={"decision": "approve"}, headers=approver
         )
         assert decided.status_code == 200 and decided.json()["status"] == "approved"
         twice = await client.post(

@@ -40,6 +40,10 @@ class RunContext:
     run_id: str
     agent: str
     version: int
+    # The principal who started the run and its tenant role: an approval its tool calls
+    # ask for counts as that principal's request (separation of duties).
+    started_by: str | None = None
+    started_by_role: str | None = None
 
     @classmethod
     def from_state(cls, value: dict[str, Any]) -> RunContext:
@@ -49,16 +53,22 @@ class RunContext:
             str(value["run_id"]),
             str(value["agent"]),
             int(value["version"]),
+            value.get("started_by"),
+            value.get("started_by_role"),
         )
 
     def to_state(self) -> dict[str, Any]:
-        return {
+        state: dict[str, Any] = {
             "tenant_id": self.tenant_id,
             "thread_id": self.thread_id,
             "run_id": self.run_id,
             "agent": self.agent,
             "version": self.version,
         }
+        if self.started_by is not None:  # runs without one keep their old state shape
+            state["started_by"] = self.started_by
+            state["started_by_role"] = self.started_by_role
+        return state
 
     def request_context(self) -> RequestContext:
         # The thread id is the cache identity: the local engine finds the thread's KV
@@ -126,6 +136,8 @@ class ExecutorToolRunner:
             agent_id=run.agent,
             run_id=run.run_id,
             capability=token,
+            role=run.started_by_role,
+            on_behalf_of=run.started_by,
         )
 
     async def definitions(self, run: RunContext, patterns: Sequence[str]) -> list[ToolDefinition]:

@@ -224,8 +224,13 @@ class AgentRunService:
         version: int | str | None = None,
         variables: dict[str, Any] | None = None,
         webhook: str | None = None,
+        started_by: str | None = None,
+        started_by_role: str | None = None,
     ) -> RunRecord:
-        """Queue a run of ``agent`` on the thread; returns it with status ``queued``."""
+        """Queue a run of ``agent`` on the thread; returns it with status ``queued``.
+
+        ``started_by`` (the principal, as the audit log names it) makes approvals the run
+        asks for count as that principal's requests."""
         await self.store.get_thread(tenant_id, thread_id)
         found = await self.registry.get(tenant_id, agent, version)
         found.spec.render_instructions(variables)  # refuse missing variables now, not later
@@ -236,7 +241,9 @@ class AgentRunService:
                 message, webhook=webhook,
             )
         )  # fmt: skip
-        context = RunContext(tenant_id, thread_id, run_id, found.name, found.version)
+        context = RunContext(
+            tenant_id, thread_id, run_id, found.name, found.version, started_by, started_by_role
+        )
         graph_name = self._run_graphs.name(tenant_id, found.name, found.version)
         await self._run_graphs.get(graph_name)
         recursion = 4 * found.spec.max_iterations + 4 * found.spec.max_reflections + 20

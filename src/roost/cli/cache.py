@@ -214,6 +214,13 @@ def _offline(settings: Any, action: str, args: dict[str, Any]) -> list[dict[str,
         manager = stored_caches(settings, platform)
         tenant_id = await resolve_tenant(platform.tenants, args.get("tenant"))
         run = manager.stats if action == "stats" else manager.clear
-        return [r.to_dict() for r in await run(args.get("kind"), tenant_id)]
+        reports = [r.to_dict() for r in await run(args.get("kind"), tenant_id)]
+        if action != "stats":  # a deletion of cached data: audited (the server's is by HTTP)
+            await platform.audit.record(
+                tenant_id or await platform.default_tenant_id(), "cli", "cache.clear",
+                target=args.get("kind") or "all",
+                details={"tenant_id": tenant_id, "all_tenants": tenant_id is None},
+            )  # fmt: skip
+        return reports
 
     return with_platform(settings, work)

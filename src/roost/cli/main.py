@@ -11,6 +11,7 @@ from roost import __version__
 from roost.cli import (
     agents,
     approvals,
+    audit,
     backup,
     cache,
     code,
@@ -25,6 +26,7 @@ from roost.cli import (
     migrate_store,
     models,
     monitor,
+    secrets,
     serve,
     tenants,
     tools,
@@ -72,6 +74,8 @@ kb.app.command("sources")(kb_sources.sources)  # in its own module: see kb_sourc
 app.add_typer(memory.app, name="memory")
 app.add_typer(tools.app, name="tools")
 app.add_typer(approvals.app, name="approvals")
+app.add_typer(audit.app, name="audit")
+app.add_typer(secrets.app, name="secrets")
 app.add_typer(agents.app, name="agents")
 app.add_typer(mcp.app, name="mcp")
 app.add_typer(models.app, name="models")

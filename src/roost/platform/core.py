@@ -13,6 +13,7 @@ from roost.platform.private_home import make_home_private
 from roost.security.api_keys import ApiKeyStore
 from roost.security.audit import AuditLog
 from roost.security.schema import CORE_MIGRATIONS
+from roost.security.secrets import SecretStore
 from roost.security.tenants import DEFAULT_TENANT, Tenant, TenantStore
 from roost.storage import Database, migrate
 from roost.storage.redis import RedisClient, connect_redis
@@ -56,6 +57,14 @@ class Platform:
             AuditLog(database),
             redis,
         )
+
+    def secrets(self) -> SecretStore:
+        """Named secrets, encrypted at rest (``roost secrets``)."""
+        return SecretStore(self.database, self.audit, self.settings)
+
+    async def default_tenant_id(self) -> str:
+        tenant, _ = await self.tenants.ensure(DEFAULT_TENANT)
+        return tenant.id
 
     async def close(self) -> None:
         if self.redis is not None:

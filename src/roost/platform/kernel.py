@@ -231,6 +231,7 @@ async def _open_llm(
     from roost.llm.providers import ProviderRegistry
     from roost.llm.service import LLMService
     from roost.platform import wiring
+    from roost.platform.provider_secrets import resolve_provider_secrets
 
     settings = platform.settings.llm
     embedder: TextEmbedder | None = None
@@ -238,7 +239,10 @@ async def _open_llm(
         from roost.llm.embeddings import create_embedder
 
         embedder = create_embedder("minilm")
-    registry = ProviderRegistry(settings.providers, local_factory=wiring.local_models(inference))
+    providers = await resolve_provider_secrets(
+        settings.providers, platform.secrets(), await platform.default_tenant_id()
+    )
+    registry = ProviderRegistry(providers, local_factory=wiring.local_models(inference))
     service = await LLMService.open(
         settings, platform.database, redis=platform.redis, registry=registry, embedder=embedder
     )

@@ -1,4 +1,4 @@
-"""Tables of the platform core: tenants, API keys, and the append-only audit log."""
+"""Tables of the platform core: tenants, API keys, the append-only audit log, secrets."""
 
 from roost.storage import Migration
 
@@ -54,6 +54,44 @@ CORE_MIGRATIONS = [
             # TRUNCATE skips row triggers; refuse it too.
             """CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
                 FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only()""",
+        ],
+    ),
+    Migration(
+        component="core",
+        version=2,
+        name="audit hash chain",
+        # Records written before this version keep seq/hash NULL: they predate the chain
+        # and `roost audit verify` counts them as unchained rather than broken.
+        common=[
+            "ALTER TABLE audit_events ADD COLUMN seq BIGINT",
+            "ALTER TABLE audit_events ADD COLUMN request_id TEXT",
+            "ALTER TABLE audit_events ADD COLUMN principal_role TEXT",
+            "ALTER TABLE audit_events ADD COLUMN prev_hash TEXT",
+            "ALTER TABLE audit_events ADD COLUMN hash TEXT",
+            # A second writer that somehow skipped the head lock still cannot fork the chain.
+            "CREATE UNIQUE INDEX audit_events_chain ON audit_events (tenant_id, seq)",
+            "CREATE INDEX audit_events_by_time ON audit_events (at, id)",
+            # One row per tenant: the newest link. Appends lock it, so they queue per tenant.
+            """CREATE TABLE audit_heads (
+                tenant_id TEXT PRIMARY KEY REFERENCES tenants(id),
+                seq BIGINT NOT NULL,
+                hash TEXT NOT NULL
+            )""",
+        ],
+    ),
+    Migration(
+        component="core",
+        version=3,
+        name="encrypted secrets",
+        common=[
+            """CREATE TABLE secrets (
+                tenant_id TEXT NOT NULL REFERENCES tenants(id),
+                name TEXT NOT NULL,
+                ciphertext TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                PRIMARY KEY (tenant_id, name)
+            )""",
         ],
     ),
 ]

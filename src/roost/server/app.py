@@ -35,12 +35,14 @@ from roost.server import (
     traces,
 )
 from roost.server import agents as agents_layer
+from roost.server import audit as audit_layer
 from roost.server import coding as coding_layer
 from roost.server import knowledge as knowledge_layer
 from roost.server import memory as memory_layer
 from roost.server import tools as tool_layer
 from roost.server import ui as web_ui
 from roost.server import usage as usage_layer
+from roost.server.audit_http import AuditMiddleware
 from roost.server.disconnect import DisconnectMiddleware
 from roost.server.error_format import error_body
 from roost.server.in_flight import InFlightMiddleware
@@ -75,6 +77,7 @@ ROUTERS: list[APIRouter] = [
     admin_limits.router,
     traces.router,
     admin_cache.router,
+    audit_layer.router,
 ]
 
 
@@ -142,6 +145,8 @@ def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
     # Hostile bodies are refused after the rate limit: a flood of them costs one bucket hit.
     app.add_middleware(InputHygieneMiddleware, max_depth=settings.server.max_json_depth)
     app.add_middleware(LimitMiddleware)
+    # Inside auth (it needs the principal), outside limits (a refused call is audited too).
+    app.add_middleware(AuditMiddleware)
     app.add_middleware(AuthMiddleware)
     # Inside the time limit, whose own task a cancelled outer request would leave running.
     app.add_middleware(DisconnectMiddleware)

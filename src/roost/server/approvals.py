@@ -61,6 +61,7 @@ async def decide(approval_id: str, body: DecisionBody, request: Request) -> dict
         approval_id,
         body.decision,
         decided_by=caller.actor,
+        decider_role=caller.role,
         reason=body.reason,
         arguments=body.arguments,
     )

@@ -71,6 +71,12 @@ class ExecuteBody(BaseModel):
     variables: dict[str, Any] = Field(default_factory=dict)
 
 
+def _starter(request: Request) -> tuple[str, str]:
+    """Who starts a run (actor, role): its approvals count as this principal's requests."""
+    principal = request.state.principal
+    return principal.actor, str(principal.role)
+
+
 def _tenant(request: Request) -> str:
     return str(request.state.principal.tenant_id)
 
@@ -118,9 +124,10 @@ async def create_run(thread_id: str, body: RunBody, request: Request) -> Respons
         )
         return await respond(service, tenant_id, run, body.mode, body.timeout_s)
     assert body.agent is not None
+    actor, role = _starter(request)
     run = await service.start_run(
         tenant_id, thread_id, body.agent, body.input, version=body.version,
-        variables=body.variables, webhook=body.webhook,
+        variables=body.variables, webhook=body.webhook, started_by=actor, started_by_role=role,
     )  # fmt: skip
     return await respond(service, tenant_id, run, body.mode, body.timeout_s)
 
@@ -180,9 +187,11 @@ async def execute(body: ExecuteBody, request: Request) -> Response | dict[str, A
         thread_id = (await service.create_thread(tenant_id)).id
     else:
         await service.store.ensure_thread(tenant_id, thread_id)
+    actor, role = _starter(request)
     run = await service.start_run(
-        tenant_id, thread_id, body.agent, body.input, variables=body.variables
-    )
+        tenant_id, thread_id, body.agent, body.input, variables=body.variables,
+        started_by=actor, started_by_role=role,
+    )  # fmt: skip
     settled = await service.wait(tenant_id, run.id)
     return {**settled.to_dict(), "session_id": thread_id}
 

@@ -54,7 +54,18 @@ APPROVAL_MIGRATIONS = [
             )""",
             "CREATE INDEX tool_approvals_by_tenant_status ON tool_approvals (tenant_id, status)",
         ],
-    )
+    ),
+    Migration(
+        component="tools",
+        version=2,
+        name="approvals record both principals' roles",
+        common=[
+            # The principal behind an agent's request (who started the run).
+            "ALTER TABLE tool_approvals ADD COLUMN requested_for TEXT",
+            "ALTER TABLE tool_approvals ADD COLUMN requester_role TEXT",
+            "ALTER TABLE tool_approvals ADD COLUMN decider_role TEXT",
+        ],
+    ),
 ]
 
 
@@ -86,6 +97,14 @@ class Approval:
     decided_at: int | None
     consumed_at: int | None
     expires_at: int
+    requested_for: str | None = None
+    requester_role: str | None = None
+    decider_role: str | None = None
+
+    @property
+    def requesters(self) -> set[str]:
+        """Every principal this call was requested by or for (separation of duties)."""
+        return {p for p in (self.requested_by, self.requested_for) if p}
 
     @classmethod
     def from_row(cls, row: Row) -> Approval:
@@ -108,6 +127,9 @@ class Approval:
             "status": self.status,
             "edited": self.edited,
             "requested_by": self.requested_by,
+            "requested_for": self.requested_for,
+            "requester_role": self.requester_role,
+            "decider_role": self.decider_role,
             "agent_id": self.agent_id,
             "run_id": self.run_id,
             "call_id": self.call_id,
@@ -133,6 +155,8 @@ class ApprovalStore:
         *,
         risk: str,
         requested_by: str,
+        requested_for: str | None = None,
+        requester_role: str | None = None,
         agent_id: str | None = None,
         run_id: str | None = None,
         call_id: str | None = None,
@@ -149,6 +173,9 @@ class ApprovalStore:
             "status": "pending",
             "edited": 0,
             "requested_by": requested_by,
+            "requested_for": requested_for,
+            "requester_role": requester_role,
+            "decider_role": None,
             "agent_id": agent_id,
             "run_id": run_id,
             "call_id": call_id,
@@ -194,6 +221,7 @@ class ApprovalStore:
         decision: Decision,
         *,
         decided_by: str,
+        decider_role: str | None = None,
         reason: str | None = None,
         arguments: Mapping[str, Any] | None = None,
     ) -> Approval:
@@ -203,6 +231,7 @@ class ApprovalStore:
             "id": approval_id,
             "t": tenant_id,
             "by": decided_by,
+            "by_role": decider_role,
             "reason": reason,
             "at": now_ms(),
             "status": "denied" if decision == "deny" else "approved",
@@ -213,7 +242,8 @@ class ApprovalStore:
         if decision == "edit" and arguments is None:
             raise Conflict("an edit needs the new arguments", param="arguments")
         changed = await self.database.execute(
-            "UPDATE tool_approvals SET status = :status, decided_by = :by, reason = :reason,"
+            "UPDATE tool_approvals SET status = :status, decided_by = :by, decider_role = :by_role,"
+            " reason = :reason,"
             " decided_at = :at, arguments = :args, call_hash = :hash, edited = :edited"
             " WHERE id = :id AND tenant_id = :t AND status = 'pending'",
             params,

@@ -19,6 +19,7 @@ class AuditSink(Protocol):
         target: str | None = None,
         outcome: str = "ok",
         details: dict[str, Any] | None = None,
+        role: str | None = None,
     ) -> object:
         """Append one event; the return value (the stored event) is not used here."""
         ...

@@ -28,6 +28,7 @@ from roost.tools.paths import Workspace, check_path_text
 from roost.tools.permissions import PATH_ARGUMENTS, Caller, PermissionPolicy
 from roost.tools.registry import ToolRegistry
 from roost.tools.sandbox import Sandbox
+from roost.tools.separation import SelfApprovalPolicy, check_decider
 
 log = get_logger("roost.tools")
 _tracer = get_tracer("roost.tools")
@@ -92,6 +93,7 @@ class ToolExecutor:
         network: NetworkPolicy | None = None,
         approval_risk: RiskLevel = RiskLevel.DESTRUCTIVE,
         max_parallel: int = 4,
+        self_approval: SelfApprovalPolicy | None = None,
     ) -> None:
         self.registry = registry
         self.permissions = permissions
@@ -102,6 +104,7 @@ class ToolExecutor:
         self.network = network or NetworkPolicy()
         self.approval_risk = approval_risk
         self.max_parallel = max_parallel
+        self.self_approval = self_approval or SelfApprovalPolicy()
 
     async def list_tools(self, caller: Caller) -> list[Tool]:
         """The tools ``caller``'s role allows (by name pattern and risk)."""
@@ -179,6 +182,8 @@ class ToolExecutor:
                 arguments,
                 risk=tool.risk.value,
                 requested_by=caller.actor,
+                requested_for=caller.on_behalf_of,
+                requester_role=caller.role,
                 agent_id=caller.agent_id,
                 run_id=caller.run_id,
                 call_id=call.call_id,
@@ -249,25 +254,52 @@ class ToolExecutor:
         decision: Decision,
         *,
         decided_by: str,
+        decider_role: str | None = None,
         reason: str | None = None,
         arguments: Mapping[str, Any] | None = None,
     ) -> Approval:
-        """Record a human decision; edited arguments are validated against the tool first."""
+        """Record a human decision; edited arguments are validated against the tool first.
+
+        Separation of duties (:mod:`roost.tools.separation`) is checked first; a refusal is
+        audited too. The decision's audit record is written before this returns: if the
+        append fails the caller gets the error and does not resume the run.
+        """
+        current = await self.approvals.get(tenant_id, approval_id)
+        try:
+            await check_decider(self.self_approval, current, decision, decided_by, decider_role)
+        except Forbidden as exc:
+            await self._audit_decision(current, decision, decided_by, decider_role, reason,
+                                       outcome="denied", refusal=exc.message)  # fmt: skip
+            raise
         if decision == "edit":
             if arguments is None:
                 raise InvalidRequest("an edit needs the new arguments", param="arguments")
-            approval = await self.approvals.get(tenant_id, approval_id)
-            tool = await self.registry.get(tenant_id, approval.tool)
+            tool = await self.registry.get(tenant_id, current.tool)
             arguments = tool.validate_arguments(arguments)
         approval = await self.approvals.decide(
-            tenant_id, approval_id, decision, decided_by=decided_by, reason=reason,
-            arguments=arguments,
+            tenant_id, approval_id, decision, decided_by=decided_by, decider_role=decider_role,
+            reason=reason, arguments=arguments,
         )  # fmt: skip
-        await self.audit.record(
-            tenant_id, decided_by, f"tool.approval.{decision}", target=approval_id,
-            details={"tool": approval.tool, "call_hash": approval.call_hash},
-        )  # fmt: skip
+        await self._audit_decision(approval, decision, decided_by, decider_role, reason)
         return approval
+
+    async def _audit_decision(
+        self, approval: Approval, decision: Decision, decided_by: str, decider_role: str | None,
+        reason: str | None, *, outcome: str = "ok", refusal: str | None = None,
+    ) -> None:  # fmt: skip
+        details: dict[str, Any] = {
+            "tool": approval.tool, "call_hash": approval.call_hash, "risk": approval.risk,
+            "requested_by": approval.requested_by, "requested_for": approval.requested_for,
+            "requester_role": approval.requester_role, "decider_role": decider_role,
+            "reason": reason,
+        }  # fmt: skip
+        if refusal is not None:
+            details["refusal"] = refusal
+        await self.audit.record(
+            approval.tenant_id, decided_by, f"tool.approval.{decision}", target=approval.id,
+            outcome=outcome, role=decider_role,
+            details={k: v for k, v in details.items() if v is not None},
+        )  # fmt: skip
 
     async def _audit(
         self,
@@ -285,6 +317,7 @@ class ToolExecutor:
             ("risk", tool.risk.value if tool else None),
             ("agent_id", caller.agent_id),
             ("run_id", caller.run_id),
+            ("on_behalf_of", caller.on_behalf_of),
             ("call_id", call.call_id),
             ("approval_id", result.approval_id or call.approval_id),
             ("error_type", result.error_type),
@@ -298,6 +331,7 @@ class ToolExecutor:
             target=call.name,
             outcome=result.status,
             details=details,
+            role=caller.role,
         )
 
 

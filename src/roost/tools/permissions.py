@@ -58,6 +58,11 @@ class Authenticated(Protocol):
         """How the audit log names this caller."""
         ...
 
+    @property
+    def role(self) -> str:
+        """Its tenant role: owner, member or viewer."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Caller:
@@ -68,11 +73,15 @@ class Caller:
     agent_id: str | None = None
     run_id: str | None = None
     capability: str | None = None
+    role: str | None = None  # the principal's tenant role (owner/member/viewer), when known
+    # For an agent: the principal who started the run. Separation of duties treats the
+    # run's calls as that principal's requests.
+    on_behalf_of: str | None = None
 
     @classmethod
     def from_principal(cls, principal: Authenticated) -> Caller:
         """A direct caller (HTTP, MCP): the API key's tenant, audited as that key."""
-        return cls(tenant_id=principal.tenant_id, actor=principal.actor)
+        return cls(tenant_id=principal.tenant_id, actor=principal.actor, role=str(principal.role))
 
 
 @dataclass(frozen=True, slots=True)

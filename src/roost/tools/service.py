@@ -25,10 +25,21 @@ from roost.tools.paths import Workspace
 from roost.tools.permissions import Caller, CapabilityMinter, PermissionPolicy, Role
 from roost.tools.registry import ToolRegistry
 from roost.tools.sandbox import DEFAULT_EXECUTABLES, Sandbox, SandboxPolicy
+from roost.tools.separation import SelfApprovalPolicy, TenantName
 from roost.tools.tenant_limits import TenantCommandLimits
 
 log = logging.getLogger(__name__)
 _SAFE_SEGMENT = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def _tenant_name(database: Database) -> TenantName:
+    """Looks a tenant's name up, so per-tenant settings may name tenants as people do."""
+
+    async def name_of(tenant_id: str) -> str | None:
+        row = await database.fetch_one("SELECT name FROM tenants WHERE id = :id", {"id": tenant_id})
+        return None if row is None else str(row["name"])
+
+    return name_of
 
 
 class ToolHost(Protocol):
@@ -149,6 +160,9 @@ class ToolService:
             ),
             approval_risk=RiskLevel(tools.approval_risk),
             max_parallel=tools.max_parallel,
+            self_approval=SelfApprovalPolicy(
+                tools.self_approval, tools.tenant_self_approval, _tenant_name(platform.database)
+            ),
         )
         service = cls(registry, executor, approvals, minter)
         if connect_mcp:

@@ -106,7 +106,14 @@ class ProviderRegistry:
 
     def _api_key(self, provider: str, kind: str, settings: LLMProviderSettings) -> str:
         if settings.api_key is not None:
-            return settings.api_key.get_secret_value()
+            key = settings.api_key.get_secret_value()
+            if key.startswith("secret:"):
+                # Only the kernel resolves stored secrets; never send the reference itself.
+                raise UnknownModel(
+                    f"provider {provider!r}: api_key {key!r} names a stored secret, which only"
+                    " the platform kernel resolves"
+                )
+            return key
         variable = settings.api_key_env or DEFAULT_KEY_ENV.get(kind, "")
         key = self.env.get(variable, "") if variable else ""
         if not key and kind == "gemini":
