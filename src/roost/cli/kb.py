@@ -4,6 +4,7 @@ also on a server with ``--url`` (see :mod:`roost.cli.target`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -40,6 +41,18 @@ def _progress() -> Progress:
     )  # fmt: skip
 
 
+def _chunk_counter(progress: Progress, task: TaskID) -> Callable[[int, int], None]:
+    """Chunks are embedded a window at a time; the bar counts across windows."""
+    before = [0]  # chunks of the windows already embedded
+
+    def advance(done: int, count: int) -> None:
+        progress.update(task, completed=before[0] + done, total=before[0] + count)
+        if done == count:
+            before[0] += count
+
+    return advance
+
+
 def _print_report(report: SyncReport) -> None:
     console.print(
         f"added {len(report.added)}, updated {len(report.updated)}, unchanged"
@@ -66,13 +79,17 @@ def add(
         owner = await tenant_id(kernel, tenant)
         await memory.knowledge.ensure_collection(owner, collection)
         with _progress() as progress:
+            embedded = progress.add_task("embedding chunks", total=None, file="")
             for path in paths:
                 task = progress.add_task(f"indexing {path.name or path}", total=None, file="")
 
                 def advance(done: int, count: int, uri: str, task: TaskID = task) -> None:
                     progress.update(task, completed=done, total=count, file=Path(uri).name)
 
-                report = await memory.knowledge.add_path(owner, collection, path, progress=advance)
+                report = await memory.knowledge.add_path(
+                    owner, collection, path, progress=advance,
+                    on_chunks=_chunk_counter(progress, embedded),
+                )  # fmt: skip
                 for name in ("added", "updated", "unchanged", "removed", "failed"):
                     getattr(total, name).extend(getattr(report, name))
                 total.num_chunks += report.num_chunks
@@ -91,10 +108,12 @@ def sync(
         memory = memory_of(kernel)
         owner = await tenant_id(kernel, tenant)
         with _progress() as progress:
+            embedded = progress.add_task("embedding chunks", total=None, file="")
             task = progress.add_task(f"syncing {collection}", total=None, file="")
             return await memory.knowledge.sync(
                 owner, collection,
                 progress=lambda d, n, uri: progress.update(task, completed=d, total=n, file=Path(uri).name),
+                on_chunks=_chunk_counter(progress, embedded),
             )  # fmt: skip
 
     _print_report(with_kernel(settings_from(ctx), work))
