@@ -5,7 +5,7 @@ batch: every text in a batch is padded to the longest one. Embedding each file's
 on their own pads short tail chunks of one file to its longest chunk; here the chunks of
 a whole window of files (up to :data:`WINDOW_CHUNKS`) are sorted by token count and cut
 into batches of near-equal length, which on Roost's own docs cuts the tokens the model
-processes by a fifth (``docs/operations.md``). Vectors do not depend on their batch
+processes by nearly a fifth (``docs/operations.md``). Vectors do not depend on their batch
 neighbours beyond float rounding (padding is masked), which the tests check.
 """
 
