@@ -17,6 +17,7 @@ import pytest
 from fastapi import FastAPI
 
 from roost.config import load_settings
+from roost.errors import InvalidRequest
 from roost.llm.embeddings import HashingEmbedder
 from roost.memory.chunking import ChunkingPolicy
 from roost.memory.knowledge import KnowledgeBase, SyncReport
@@ -187,20 +188,17 @@ async def test_loopback_and_private_addresses_refused_unless_allowed(
     kb = await _kb(tmp_path, NetworkPolicy(resolver=None))
     try:
         await kb.create_collection("t1", "web")
-        report = await kb.add_url("t1", "web", f"{site.base}/hours.html")
-        [(_, why)] = report.failed
-        assert "loopback" in why and site.log == []  # never connected
+        with pytest.raises(InvalidRequest, match="loopback"):
+            await kb.add_url("t1", "web", f"{site.base}/hours.html")
+        assert site.log == []  # never connected
         kb.urls.network = NetworkPolicy(resolver=intranet)
-        report = await kb.add_url("t1", "web", "http://wiki.corp.example/page")
-        assert "private address" in report.failed[0][1]
-        statuses = {
-            u.url: u.status for u in await kb.urls.of("t1", (await kb.collection("t1", "web")).id)
-        }
-        assert set(statuses.values()) == {"failed"}
-        with pytest.raises(Exception, match="only http and https"):
+        with pytest.raises(InvalidRequest, match="private address"):
+            await kb.add_url("t1", "web", "http://wiki.corp.example/page")
+        assert await kb.urls.of("t1", (await kb.collection("t1", "web")).id) == []  # not kept
+        with pytest.raises(InvalidRequest, match="only http and https"):
             await kb.add_url("t1", "web", "file:///etc/passwd")
         kb.urls.network = None  # a deployment with URL sources turned off
-        with pytest.raises(Exception, match="turned off"):
+        with pytest.raises(InvalidRequest, match="turned off"):
             await kb.add_url("t1", "web", f"{site.base}/hours.html")
     finally:
         await kb.store.close()

@@ -14,6 +14,8 @@ collection (by hand, or on the server's interval):
 - anything else (refused address, network error, 5xx, a body too large or not text):
   status ``failed`` with why, and the chunks of the last good fetch stay searchable.
 
+A URL the guard refuses when it is added is not recorded: adding it fails (400) saying why.
+
 Every hop goes through :func:`roost.tools.netguard.fetch`: no loopback, private or
 link-local address unless the operator exempts its network (``tools.http_allowed_networks``),
 the address pinned after one resolution, credentials never carried across origins.
@@ -30,7 +32,7 @@ from roost.memory.extract import MAX_FILE_BYTES, Extracted, extract_html, extrac
 from roost.memory.knowledge_ingest import ChunkProgress, embed_sources
 from roost.storage import Database, now_ms
 from roost.tools.base import ToolFailure
-from roost.tools.netguard import NetworkPolicy, fetch, parse_target
+from roost.tools.netguard import NetworkPolicy, NetworkRefused, fetch, parse_target
 
 if TYPE_CHECKING:
     from roost.memory.knowledge import Collection, KnowledgeBase, SyncReport
@@ -58,6 +60,7 @@ class _Outcome:
     message: str = ""
     etag: str | None = None
     last_modified: str | None = None
+    refused: bool = False  # the SSRF guard said no: no later sync will say otherwise
 
 
 class UrlSources:
@@ -93,7 +96,13 @@ class UrlSources:
         )
         report = SyncReport()
         row = next(u for u in await self.of(tenant_id, collection.id) if u.url == url)
-        await self._sync_one(tenant_id, collection, row, report)
+        if await self._sync_one(tenant_id, collection, row, report) and row.last_sync_at is None:
+            # A new URL the guard refuses is not kept: fail closed, and say so now (4xx).
+            await self.database.execute(
+                "DELETE FROM kb_urls WHERE tenant_id = :t AND collection_id = :c AND url = :u",
+                {"t": tenant_id, "c": collection.id, "u": url},
+            )
+            raise InvalidRequest(f"refused: {report.failed[-1][1]}", param="url")
         return report
 
     async def remove(self, tenant_id: str, collection: Collection, url: str) -> None:
@@ -135,7 +144,8 @@ class UrlSources:
     async def _sync_one(
         self, tenant_id: str, collection: Collection, row: UrlSource, report: SyncReport,
         on_chunks: ChunkProgress | None = None,
-    ) -> None:  # fmt: skip
+    ) -> bool:  # fmt: skip
+        """Sync one URL; True when the SSRF guard refused it."""
         outcome = await self._fetch_and_index(tenant_id, collection, row, report, on_chunks)
         if outcome.state == "failed":
             report.failed.append((row.url, outcome.message))
@@ -152,6 +162,7 @@ class UrlSources:
                 "t": tenant_id, "c": collection.id, "u": row.url,
             },
         )  # fmt: skip
+        return outcome.refused
 
     async def _fetch_and_index(
         self, tenant_id: str, collection: Collection, row: UrlSource, report: SyncReport,
@@ -169,6 +180,8 @@ class UrlSources:
         policy = _capped(self.network)
         try:
             fetched = await fetch(row.url, policy, headers=headers)
+        except NetworkRefused as exc:
+            return _Outcome("failed", "failed", exc.message, refused=True)
         except ToolFailure as exc:
             return _Outcome("failed", "failed", exc.message)
         lowered = {k.lower(): v for k, v in fetched.headers.items()}
