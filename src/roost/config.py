@@ -454,6 +454,11 @@ class MemorySettings(Section):
     knowledge_watch: bool = Field(
         True, description="The server re-syncs a knowledge folder as soon as a file in it changes"
     )
+    knowledge_urls: bool = Field(
+        True,
+        description="Web pages may be knowledge sources (fetched under tools.http_allowed_*;"
+        " never loopback or private addresses unless tools.http_allowed_networks exempts them)",
+    )
 
 
 class AgentRoutingSettings(Section):

@@ -28,6 +28,9 @@ Role = Literal[
     "tenant-rows",  # one tenant's rows of every table, as JSON lines (--tenant)
     "tenant-vectors",  # one tenant's vector items with their vectors (--tenant)
     "tenant-checkpoints",  # one tenant's thread checkpoints (--tenant)
+    "agent-rows",  # one agent's versions, runs, threads and windows (backup export --agent)
+    "agent-vectors",  # one agent's memories with their vectors
+    "agent-checkpoints",  # the checkpoints of one agent's threads
 ]
 
 
@@ -52,6 +55,7 @@ class Manifest:
     label: str = ""
     files: list[FileEntry] = field(default_factory=list)
     tenant: dict[str, str] | None = None  # {"id", "name"}: an export of one tenant
+    agent: dict[str, str] | None = None  # {"name", "tenant_id", "tenant_name"}: one agent
     format: int = FORMAT_VERSION
 
     @property

@@ -56,6 +56,10 @@ def restore_backup(
     staging = Path(tempfile.mkdtemp(prefix=".roost-restore-", dir=layout.home.parent))
     try:
         manifest = _extract(archive, passphrase, staging, report)
+        if manifest.agent is not None:
+            raise BackupRefused(
+                f"{archive.name} is an export of one agent: add it with `roost backup import`"
+            )
         if manifest.tenant is not None:
             return _add_tenant(settings, layout, manifest, staging, report)
         _check_compatible(manifest, layout)

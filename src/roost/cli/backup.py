@@ -1,4 +1,5 @@
-"""``roost backup``: create, list, verify and restore archives of a home.
+"""``roost backup``: create, list, verify and restore archives of a home; export and
+import one agent.
 
 Works without a running server (it opens files and databases directly), and while one
 runs: SQLite databases are copied through the online backup API. Restore wants the
@@ -174,6 +175,67 @@ def restore(
         f" {settings.home}",
         highlight=False,
     )
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="File to write (a checksummed .tar.gz)")],
+    agent: Annotated[str, typer.Option("--agent", help="The agent to export")],
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", help="Its tenant (default: the default tenant)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Export one agent: its spec with every version, its threads and checkpoints, its
+    memories. `roost backup import` adds it to another tenant or home."""
+    from roost.backup.agent_export import export_agent
+
+    settings = settings_from(ctx)
+    with _progress(as_json) as step:
+        step("export agent", 0, 1)
+        manifest = _run(lambda: export_agent(settings, agent, tenant, file))
+        step("export agent", 1, 1)
+    if as_json:
+        console.print_json(data={"file": str(file), "agent": manifest.agent,
+                                 "files": [f.path for f in manifest.files]})  # fmt: skip
+        return
+    console.print(f"[green]exported[/] agent {agent!r} to {file}", highlight=False)
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A file written by `roost backup export`")],
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", help="Tenant to add it to (default: the default one)")
+    ] = None,
+    rename: Annotated[
+        str | None,
+        typer.Option("--rename", help="Import under this name (a name clash is refused)"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Add an exported agent to a tenant of this home, after checking every checksum."""
+    import dataclasses
+
+    from roost.backup.agent_export import import_agent
+
+    settings = settings_from(ctx)
+    with _progress(as_json) as step:
+        step("import agent", 0, 1)
+        imported = _run(lambda: import_agent(settings, file, tenant=tenant, rename=rename))
+        step("import agent", 1, 1)
+    if as_json:
+        console.print_json(data=dataclasses.asdict(imported))
+        return
+    console.print(
+        f"[green]imported[/] agent {imported.name!r}: {imported.versions} version(s),"
+        f" {imported.threads} thread(s), {imported.runs} run(s), {imported.memories} memories",
+        highlight=False,
+    )
+    if imported.renamed_ids:
+        console.print(f"new ids for {', '.join(imported.renamed_ids)} (the old ones were taken)")
 
 
 def _find(settings: Settings, name: str) -> Path:

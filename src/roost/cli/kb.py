@@ -4,6 +4,7 @@ also on a server with ``--url`` (see :mod:`roost.cli.target`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -40,6 +41,24 @@ def _progress() -> Progress:
     )  # fmt: skip
 
 
+def _chunk_counter(progress: Progress, task: TaskID) -> Callable[[int, int], None]:
+    """Chunks are embedded a window at a time; the bar counts across windows."""
+    before = [0]  # chunks of the windows already embedded
+
+    def advance(done: int, count: int) -> None:
+        progress.update(task, completed=before[0] + done, total=before[0] + count)
+        if done == count:
+            before[0] += count
+
+    return advance
+
+
+def _add_up(total: SyncReport, report: SyncReport) -> None:
+    for name in ("added", "updated", "unchanged", "removed", "failed"):
+        getattr(total, name).extend(getattr(report, name))
+    total.num_chunks += report.num_chunks
+
+
 def _print_report(report: SyncReport) -> None:
     console.print(
         f"added {len(report.added)}, updated {len(report.updated)}, unchanged"
@@ -53,11 +72,12 @@ def _print_report(report: SyncReport) -> None:
 @app.command()
 def add(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders to index")],
+    paths: Annotated[list[str], typer.Argument(help="Files, folders or http(s) URLs to index")],
     collection: CollectionOpt = "default",
     tenant: TenantOpt = None,
 ) -> None:
-    """Index files and folders (txt, md, html, pdf, code); unchanged files are skipped."""
+    """Index files, folders (txt, md, html, pdf, code) and web pages; unchanged ones are
+    skipped. Folders and URLs are re-synced by `roost kb sync` and by the server."""
     from roost.memory.knowledge import SyncReport
 
     async def work(kernel: Roost) -> SyncReport:
@@ -66,16 +86,25 @@ def add(
         owner = await tenant_id(kernel, tenant)
         await memory.knowledge.ensure_collection(owner, collection)
         with _progress() as progress:
-            for path in paths:
+            embedded = progress.add_task("embedding chunks", total=None, file="")
+            for given in paths:
+                if given.startswith(("http://", "https://")):
+                    task = progress.add_task(f"fetching {given}", total=1, file="")
+                    report = await memory.knowledge.add_url(owner, collection, given)
+                    progress.update(task, completed=1)
+                    _add_up(total, report)
+                    continue
+                path = Path(given)
                 task = progress.add_task(f"indexing {path.name or path}", total=None, file="")
 
                 def advance(done: int, count: int, uri: str, task: TaskID = task) -> None:
                     progress.update(task, completed=done, total=count, file=Path(uri).name)
 
-                report = await memory.knowledge.add_path(owner, collection, path, progress=advance)
-                for name in ("added", "updated", "unchanged", "removed", "failed"):
-                    getattr(total, name).extend(getattr(report, name))
-                total.num_chunks += report.num_chunks
+                report = await memory.knowledge.add_path(
+                    owner, collection, path, progress=advance,
+                    on_chunks=_chunk_counter(progress, embedded),
+                )  # fmt: skip
+                _add_up(total, report)
         return total
 
     _print_report(with_kernel(settings_from(ctx), work))
@@ -85,16 +114,18 @@ def add(
 def sync(
     ctx: typer.Context, collection: CollectionOpt = "default", tenant: TenantOpt = None
 ) -> None:
-    """Re-sync every folder added to a collection: changed, new and deleted files."""
+    """Re-sync every folder and URL of a collection: changed, new and deleted files and pages."""
 
     async def work(kernel: Roost) -> SyncReport:
         memory = memory_of(kernel)
         owner = await tenant_id(kernel, tenant)
         with _progress() as progress:
+            embedded = progress.add_task("embedding chunks", total=None, file="")
             task = progress.add_task(f"syncing {collection}", total=None, file="")
             return await memory.knowledge.sync(
                 owner, collection,
                 progress=lambda d, n, uri: progress.update(task, completed=d, total=n, file=Path(uri).name),
+                on_chunks=_chunk_counter(progress, embedded),
             )  # fmt: skip
 
     _print_report(with_kernel(settings_from(ctx), work))

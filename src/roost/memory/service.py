@@ -41,6 +41,7 @@ from roost.observe.logging import get_logger
 from roost.observe.tracing import get_tracer
 from roost.storage import Database, migrate
 from roost.storage.redis import RedisClient
+from roost.tools.netguard import NetworkPolicy
 
 log = get_logger("roost.memory")
 _tracer = get_tracer("roost.memory")
@@ -164,6 +165,7 @@ class MemoryServices:
         knowledge = KnowledgeBase(
             database, store, embedder,
             policy=ChunkingPolicy(cfg.chunk_tokens, min(cfg.chunk_overlap_tokens, cfg.chunk_tokens // 2 - 1)),
+            network=_url_policy(settings),
         )  # fmt: skip
         services = cls(
             embedder,
@@ -303,3 +305,15 @@ async def consolidate_periodically(
                 await services.consolidator.sweep(tenant_id)
             except Exception:  # one tenant's failure must not stop the others' consolidation
                 log.exception("memory.consolidation_failed", tenant_id=tenant_id)
+
+
+def _url_policy(settings: Settings) -> NetworkPolicy | None:
+    """Where knowledge URLs may be fetched from: the tools' http_fetch policy (public hosts,
+    plus the networks the operator exempts), or nowhere when URL sources are off."""
+    if not settings.memory.knowledge_urls:
+        return None
+    tools = settings.tools
+    return NetworkPolicy(
+        allowed_hosts=frozenset(tools.http_allowed_hosts),
+        allowed_networks=tuple(tools.http_allowed_networks),
+    )

@@ -2,19 +2,24 @@
 
 Thin adapter over :class:`roost.memory.knowledge.KnowledgeBase` (opened by the memory
 lifespan hook). Documents arrive as text over HTTP; folders are added from the machine
-itself with ``roost kb add`` and can then be re-synced here.
+itself with ``roost kb add`` and can then be re-synced here; web pages are added here too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import StreamingResponse
 
+from roost.errors import RoostError
 from roost.memory.knowledge import KnowledgeBase
 from roost.memory.wire import collection_json, hit_json, report_json, source_json
+from roost.server.sse import event_stream, sse_event
 
 router = APIRouter(prefix="/v1/knowledge/collections", tags=["knowledge"])
 
@@ -107,10 +112,75 @@ async def delete_source(collection: str, uri: str, request: Request) -> Response
     return Response(status_code=204)
 
 
-@router.post("/{collection}/sync")
-async def sync_collection(collection: str, request: Request) -> dict[str, Any]:
-    """Re-sync the folders added to the collection: changed, new and deleted files."""
-    return report_json(await knowledge(request).sync(tenant(request), collection))
+@router.post("/{collection}/sync", response_model=None)
+async def sync_collection(
+    collection: str, request: Request, stream: bool = False
+) -> dict[str, Any] | StreamingResponse:
+    """Re-sync the folders and URLs of the collection: changed, new and deleted files.
+
+    ``?stream=true`` answers with server-sent events while it works: ``progress``
+    (``files_done``, ``files``, ``uri``), ``embedding`` (``chunks_done``, ``chunks`` of the
+    window being embedded), then ``done`` with the report (or ``error``)."""
+    kb, owner = knowledge(request), tenant(request)
+    await kb.collection(owner, collection)  # 404 before any stream starts
+    if not stream:
+        return report_json(await kb.sync(owner, collection))
+    events: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    async def work() -> None:
+        try:
+            report = await kb.sync(
+                owner, collection,
+                progress=lambda d, n, uri: events.put_nowait(
+                    sse_event("progress", {"files_done": d, "files": n, "uri": uri})
+                ),
+                on_chunks=lambda d, n: events.put_nowait(
+                    sse_event("embedding", {"chunks_done": d, "chunks": n})
+                ),
+            )  # fmt: skip
+            events.put_nowait(sse_event("done", report_json(report)))
+        except RoostError as exc:
+            events.put_nowait(sse_event("error", {"code": exc.code, "message": exc.message}))
+        except Exception:  # the stream has started: say so in it, then let the log have it
+            events.put_nowait(sse_event("error", {"code": "internal", "message": "sync failed"}))
+            raise
+        finally:
+            events.put_nowait(None)
+
+    # The sync finishes even if the client leaves: cancelling it mid-write helps nobody.
+    task = asyncio.ensure_future(work())
+
+    async def emit() -> AsyncIterator[bytes]:
+        while (event := await events.get()) is not None:
+            yield event
+        await task
+
+    return event_stream(emit())
+
+
+class UrlIn(Body):
+    url: str = Field(min_length=1, max_length=2_000, description="An http(s) page to index")
+
+
+@router.post("/{collection}/urls")
+async def add_url(collection: str, body: UrlIn, request: Request) -> dict[str, Any]:
+    """Index a web page now and re-sync it with the collection (conditional requests)."""
+    return report_json(await knowledge(request).add_url(tenant(request), collection, body.url))
+
+
+@router.get("/{collection}/urls")
+async def list_urls(collection: str, request: Request) -> dict[str, Any]:
+    """URLs the collection syncs, each with its last sync, status and validators."""
+    kb = knowledge(request)
+    found = await kb.collection(tenant(request), collection)
+    urls = await kb.urls.of(tenant(request), found.id)
+    return {"object": "list", "data": [dataclasses.asdict(u) for u in urls]}
+
+
+@router.delete("/{collection}/urls", status_code=204)
+async def delete_url(collection: str, url: str, request: Request) -> Response:
+    await knowledge(request).remove_url(tenant(request), collection, url)
+    return Response(status_code=204)
 
 
 @router.post("/{collection}/search")
