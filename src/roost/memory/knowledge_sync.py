@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from roost.memory.knowledge import KnowledgeBase, SyncReport
 from roost.memory.knowledge_folders import Folder
@@ -105,15 +105,23 @@ class KnowledgeSyncer:
         return await self.knowledge.folders.everywhere()
 
     async def _periodic(self) -> None:
-        await self.sync_all()
+        await self._survive(self.sync_all)
         self.caught_up.set()
         since_sync = 0.0
         while not await self._stopped_within(self.refresh_s):
             since_sync += self.refresh_s
-            await self._refresh_roots()
+            await self._survive(self._refresh_roots)
             if self.interval_s > 0 and since_sync >= self.interval_s:
                 since_sync = 0.0
-                await self.sync_all()
+                await self._survive(self.sync_all)
+
+    async def _survive(self, step: Callable[[], Awaitable[None]]) -> None:
+        """Run one round; a failure (the store briefly unreachable, say) is logged and the
+        next round tries again, instead of ending syncing for the server's lifetime."""
+        try:
+            await step()
+        except Exception:
+            log.exception("knowledge sync round failed; retrying next round")
 
     async def _stopped_within(self, seconds: float) -> bool:
         """Wait for the next round; True when :meth:`close` was called meanwhile."""
@@ -136,7 +144,7 @@ class KnowledgeSyncer:
     async def _watch(self) -> None:
         from watchfiles import awatch
 
-        await self._refresh_roots()
+        await self._survive(self._refresh_roots)
         while not self._stopping.is_set():
             self._stop_watch.clear()
             roots = dict(self._roots)
