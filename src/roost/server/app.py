@@ -21,8 +21,10 @@ from roost.platform.kernel import Roost
 from roost.server import (
     admin_cache,
     admin_caches,
+    admin_keys,
     admin_limits,
     admin_models,
+    admin_tenants,
     anthropic,
     coordination,
     coordinator_runs,
@@ -50,6 +52,7 @@ from roost.server.middleware import (
     RequestContextMiddleware,
     TimeoutMiddleware,
 )
+from roost.server.route_inventory import require_every_route_classified
 
 log = get_logger("roost.server")
 
@@ -70,6 +73,8 @@ ROUTERS: list[APIRouter] = [
     admin_models.router,
     admin_caches.router,
     admin_limits.router,
+    admin_tenants.router,
+    admin_keys.router,
     traces.router,
     admin_cache.router,
 ]
@@ -126,6 +131,7 @@ def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
     )
     for router in ROUTERS:
         app.include_router(router)
+    require_every_route_classified(app)
     _install_error_handlers(app)
     # Added innermost first: the context middleware wraps everything, auth runs last.
     # Innermost: a request's hold on the local model ends once its response is sent.

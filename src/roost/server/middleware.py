@@ -16,7 +16,9 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from roost.errors import (
+    Forbidden,
     HeadersTooLarge,
+    NotFound,
     PayloadTooLarge,
     RateLimited,
     RequestTimeout,
@@ -27,7 +29,8 @@ from roost.observe import metrics
 from roost.observe.logging import get_logger
 from roost.observe.propagation import extract_asgi
 from roost.observe.tracing import get_tracer
-from roost.security.principal import Principal
+from roost.security.principal import Principal, Role
+from roost.security.route_permissions import RULES, MatchedRule, Permission, authorize
 from roost.server.error_format import error_body
 
 Scope = MutableMapping[str, Any]
@@ -36,7 +39,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-PUBLIC_PATHS = frozenset({"/health/live", "/health/ready", "/metrics", "/docs", "/openapi.json"})
+PUBLIC_PATHS = RULES.public_paths()
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 log = get_logger("roost.http")
 
@@ -255,51 +258,75 @@ class TimeoutMiddleware:
 
 
 class AuthMiddleware:
-    """Resolve ``Authorization: Bearer <key>`` or ``x-api-key`` to a :class:`Principal`.
+    """Resolve ``Authorization: Bearer <key or JWT>`` or ``x-api-key`` to a :class:`Principal`,
+    then check it against the route's rule (``roost.security.route_permissions``).
 
-    Every path but health, metrics and the API docs requires a valid key. With auth
-    disabled (local development only) every request acts for the default tenant.
+    Every path but health, metrics and the API docs requires credentials. With auth
+    disabled (local development only) every request acts as the operator and owner of
+    the default tenant.
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in PUBLIC_PATHS:
+        kind = scope["type"]
+        if kind not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        matched = RULES.match("WS" if kind == "websocket" else scope["method"], scope["path"])
+        if matched is not None and matched.rule.permission == Permission.PUBLIC:
             await self.app(scope, receive, send)
             return
         state = scope["app"].state
-        if state.platform.settings.auth.mode == "disabled":
-            request_state(scope)["principal"] = Principal(state.default_tenant_id, None)
-            trace.get_current_span().set_attribute("roost.tenant_id", state.default_tenant_id)
-            await self.app(scope, receive, send)
-            return
-        presented = _bearer_token(scope) or _header(scope, b"x-api-key")
         try:
-            if not presented:
-                raise Unauthorized(
-                    "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
-                )
-            try:
-                key = await state.platform.api_keys.verify(presented)
-            except Unauthorized:
-                await _count_failure(state, scope, presented)
-                raise
+            principal = await self._principal(state, scope)
         except (Unauthorized, RateLimited) as exc:
             metrics.AUTH_FAILURES.inc()
-            if scope["type"] == "websocket":
-                await deny_websocket(send, scope, exc)
-            else:
-                await send_error(send, scope, exc)
+            await _refuse(send, scope, exc)
             return
-        request_state(scope)["principal"] = Principal(key.tenant_id, key.id)
-        structlog.contextvars.bind_contextvars(tenant_id=key.tenant_id)
+        try:
+            _check(principal, matched)
+        except (Forbidden, NotFound) as exc:
+            await _refuse(send, scope, exc)
+            return
+        request_state(scope)["principal"] = principal
+        structlog.contextvars.bind_contextvars(tenant_id=principal.tenant_id)
         # Files the request's span (and, by inheritance, its children) under the tenant.
-        trace.get_current_span().set_attribute("roost.tenant_id", key.tenant_id)
+        trace.get_current_span().set_attribute("roost.tenant_id", principal.tenant_id)
         try:
             await self.app(scope, receive, send)
         finally:
             structlog.contextvars.unbind_contextvars("tenant_id")
+
+    async def _principal(self, state: Any, scope: Scope) -> Principal:
+        if state.platform.settings.auth.mode == "disabled":
+            return Principal(state.default_tenant_id, None, Role.OWNER, operator=True)
+        presented = _bearer_token(scope) or _header(scope, b"x-api-key")
+        if not presented:
+            raise Unauthorized(
+                "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
+            )
+        try:
+            key = await state.platform.api_keys.verify(presented)
+        except Unauthorized:
+            await _count_failure(state, scope, presented)
+            raise
+        return Principal(key.tenant_id, key.id, key.role, key.operator)
+
+
+def _check(principal: Principal, matched: MatchedRule | None) -> None:
+    # No rule means no route (the app refuses to start with a route the table lacks):
+    # the router answers 404 or 405 for it.
+    if matched is not None:
+        authorize(principal, matched)
+
+
+async def _refuse(send: Send, scope: Scope, error: RoostError) -> None:
+    if scope["type"] == "websocket":
+        await deny_websocket(send, scope, error)
+    else:
+        await send_error(send, scope, error)
 
 
 async def _count_failure(state: Any, scope: Scope, presented: str) -> None:
