@@ -123,4 +123,3 @@ def test_authorize_roles_operator_and_tenant_objects() -> None:
     with pytest.raises(NotFound):
         authorize(_principal(Role.VIEWER), other)  # 404 before 403: existence stays hidden
     authorize(_principal(Role.VIEWER, operator=True, tenant="ten_x"), other)
-

@@ -20,7 +20,8 @@ KEY = "role-sweep-operator-key-0123456789"
 RANK = {"viewer": 0, "member": 1, "owner": 2}
 # OpenAPI writes {model_id} where the router has {model_id:path}.
 RULES_BY_OPENAPI_PATH = {
-    (method, re.sub(r":[a-z]+}", "}", path)): rule for (method, path), rule in ROUTE_PERMISSIONS.items()
+    (method, re.sub(r":[a-z]+}", "}", path)): rule
+    for (method, path), rule in ROUTE_PERMISSIONS.items()
 }
 
 

@@ -30,7 +30,7 @@ from roost.observe.logging import get_logger
 from roost.observe.propagation import extract_asgi
 from roost.observe.tracing import get_tracer
 from roost.security.principal import Principal, Role
-from roost.security.route_permissions import RULES, MatchedRule, Permission, authorize
+from roost.security.route_permissions import RULES, MatchedRule, authorize
 from roost.server.error_format import error_body
 
 Scope = MutableMapping[str, Any]
@@ -274,10 +274,11 @@ class AuthMiddleware:
         if kind not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        matched = RULES.match("WS" if kind == "websocket" else scope["method"], scope["path"])
-        if matched is not None and matched.rule.permission == Permission.PUBLIC:
+        # Public by path, whatever the method: a wrong method there is the router's 405.
+        if scope["path"] in PUBLIC_PATHS:
             await self.app(scope, receive, send)
             return
+        matched = RULES.match("WS" if kind == "websocket" else scope["method"], scope["path"])
         state = scope["app"].state
         try:
             principal = await self._principal(state, scope)
