@@ -18,6 +18,7 @@ from roost.observe.logging import get_logger
 from roost.observe.tracing import configure_tracing
 from roost.platform import Platform, bootstrap
 from roost.platform.kernel import Roost
+from roost.security.jwt import JwtVerifier
 from roost.server import (
     admin_cache,
     admin_caches,
@@ -96,6 +97,9 @@ def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
         try:
             report = await bootstrap(app.state.platform)
             app.state.default_tenant_id = report.tenant.id
+            app.state.jwt = JwtVerifier(
+                settings.auth.jwt_issuers, app.state.platform.tenants.find_by_name
+            )
             if settings.auth.mode == "disabled":
                 log.warning(
                     "authentication is DISABLED: every request acts for the default tenant;"
@@ -115,6 +119,9 @@ def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
                 _expose(app, None)
                 await kernel.close()
         finally:
+            jwt_verifier = getattr(app.state, "jwt", None)
+            if jwt_verifier is not None:
+                await jwt_verifier.close()
             if owned:
                 await app.state.platform.close()
 

@@ -29,6 +29,7 @@ from roost.observe import metrics
 from roost.observe.logging import get_logger
 from roost.observe.propagation import extract_asgi
 from roost.observe.tracing import get_tracer
+from roost.security.jwt import JwtVerifier, looks_like_jwt
 from roost.security.principal import Principal, Role
 from roost.security.route_permissions import RULES, MatchedRule, authorize
 from roost.server.error_format import error_body
@@ -306,9 +307,12 @@ class AuthMiddleware:
         presented = _bearer_token(scope) or _header(scope, b"x-api-key")
         if not presented:
             raise Unauthorized(
-                "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
+                "missing API key: send 'Authorization: Bearer <key or JWT>' or 'x-api-key: <key>'"
             )
         try:
+            if looks_like_jwt(presented):
+                verifier: JwtVerifier = state.jwt
+                return await verifier.verify(presented)
             key = await state.platform.api_keys.verify(presented)
         except Unauthorized:
             await _count_failure(state, scope, presented)
