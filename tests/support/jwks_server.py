@@ -53,7 +53,7 @@ class JwksServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            def do_GET(self) -> None:
                 outer.fetches[self.path] += 1
                 body = json.dumps({"keys": outer.keys}).encode()
                 self.send_response(200)
