@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from roost.security.schema import CORE_MIGRATIONS
 from roost.storage import Database, migrate, now_ms
@@ -148,9 +149,19 @@ async def test_disabled_tenant_keys_are_refused_until_enabled(
         assert budgets.status_code == 200 and budgets.json()["data"] == []
 
 
-async def test_keys_made_before_roles_keep_their_powers(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+async def test_keys_made_before_roles_keep_their_powers(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     """Migration: default-tenant keys stay operators (they were admins); all become owners."""
-    database = await Database.connect(f"sqlite:///{tmp_path / 'old.db'}")
+    url = (
+        f"sqlite:///{tmp_path / 'old.db'}"
+        if backend == "sqlite"
+        else str(request.getfixturevalue("postgres_url"))
+    )
+    database = await Database.connect(url)
     try:
         await migrate(database, CORE_MIGRATIONS[:1])
         for tenant, name in (("t-default", "default"), ("t-acme", "acme")):
