@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from roost.security.principal import Role
 from roost.security.route_permissions import ROUTE_PERMISSIONS, Permission
 from tests.support.uvicorn_thread import model_free_server
 
@@ -134,3 +136,24 @@ def test_mcp_and_websocket_routes_are_checked_too(world: dict[str, Any]) -> None
         connect(ws_url, additional_headers={"Authorization": "Bearer wrong-key-0123456789abc"})
     assert refused_ws.value.response.status_code == 401
     assert b"urn:roost:problem:unauthorized" in refused_ws.value.response.body
+
+
+async def test_rules_apply_under_a_proxy_root_path(tmp_path: Path) -> None:
+    """Behind a proxy (root_path) the rule sees the path the router matches: no bypass."""
+    from roost.config import load_settings
+    from roost.server.app import create_app
+
+    settings = load_settings(env={"ROOST_HOME": str(tmp_path), "ROOST_API_KEY": KEY,
+                                  "ROOST_ENGINE__ENABLED": "false"})  # fmt: skip
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        platform = app.state.platform
+        _, viewer = await platform.api_keys.create(
+            app.state.default_tenant_id, "v", role=Role.VIEWER
+        )
+        transport = httpx.ASGITransport(app=app, root_path="/roost")
+        async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as client:
+            headers = {"Authorization": f"Bearer {viewer}"}
+            answer = await client.get("/roost/admin/tenants", headers=headers)
+            assert answer.status_code == 403
+            assert (await client.get("/roost/v1/agents", headers=headers)).status_code == 200

@@ -275,11 +275,12 @@ class AuthMiddleware:
         if kind not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        path = route_path(scope)
         # Public by path, whatever the method: a wrong method there is the router's 405.
-        if scope["path"] in PUBLIC_PATHS:
+        if path in PUBLIC_PATHS:
             await self.app(scope, receive, send)
             return
-        matched = RULES.match("WS" if kind == "websocket" else scope["method"], scope["path"])
+        matched = RULES.match("WS" if kind == "websocket" else scope["method"], path)
         state = scope["app"].state
         try:
             principal = await self._principal(state, scope)
@@ -318,6 +319,16 @@ class AuthMiddleware:
             await _count_failure(state, scope, presented)
             raise
         return Principal(key.tenant_id, key.id, key.role, key.operator)
+
+
+def route_path(scope: Scope) -> str:
+    """The path the router matches: without the ``root_path`` a proxy mounts the app under
+    (as Starlette's own routing does), so rule and route always see the same path."""
+    path: str = scope["path"]
+    root = scope.get("root_path", "")
+    if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
+        return path[len(root) :]
+    return path
 
 
 def _check(principal: Principal, matched: MatchedRule | None) -> None:
