@@ -84,7 +84,10 @@ def test_every_route_answers_each_role_as_the_table_says(world: dict[str, Any]) 
         document = client.get("/openapi.json").json()
         table: dict[tuple[str, str], dict[str, str]] = {}
         for path, item in document["paths"].items():
-            for method in item:
+            for method, operation in item.items():
+                # The document names each operation's permission, as the table does.
+                want_permission = RULES_BY_OPENAPI_PATH[(method.upper(), path)].permission
+                assert operation["x-roost-permission"] == want_permission.value
                 method = method.upper()
                 for caller, (key, own_tenant) in world["keys"].items():
                     tenant = world["acme"] if caller == "other_owner" else own_tenant

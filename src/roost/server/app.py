@@ -53,7 +53,7 @@ from roost.server.middleware import (
     RequestContextMiddleware,
     TimeoutMiddleware,
 )
-from roost.server.route_inventory import require_every_route_classified
+from roost.server.route_inventory import document_permissions, require_every_route_classified
 
 log = get_logger("roost.server")
 
@@ -139,6 +139,7 @@ def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     require_every_route_classified(app)
+    document_permissions(app)
     _install_error_handlers(app)
     # Added innermost first: the context middleware wraps everything, auth runs last.
     # Innermost: a request's hold on the local model ends once its response is sent.

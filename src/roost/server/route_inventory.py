@@ -6,6 +6,7 @@ nobody classified must not be reachable with whatever role happens to call it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -38,6 +39,32 @@ def _walk(routes: Iterable[BaseRoute], prefix: str) -> Iterator[tuple[str, str]]
 
 def unclassified_routes(app: FastAPI, table: dict[tuple[str, str], Rule]) -> list[str]:
     return [f"{method} {path}" for method, path in app_routes(app) if (method, path) not in table]
+
+
+def document_permissions(app: FastAPI) -> None:
+    """Name each operation's permission in the OpenAPI document (``x-roost-permission``,
+    and ``x-roost-tenant-param`` where the path names the tenant acted on)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        templates = {
+            (method, re.sub(r":[a-z]+}", "}", path)): rule
+            for (method, path), rule in ROUTE_PERMISSIONS.items()
+        }
+        for path, item in document.get("paths", {}).items():
+            for method, operation in item.items():
+                rule = templates.get((method.upper(), path))
+                if rule is not None and isinstance(operation, dict):
+                    operation["x-roost-permission"] = rule.permission.value
+                    if rule.tenant_param:
+                        operation["x-roost-tenant-param"] = rule.tenant_param
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def require_every_route_classified(app: FastAPI) -> None:
