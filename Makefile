@@ -39,6 +39,8 @@ run: install
 test-services:
 	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; }
+	@# The web UI's browser tests drive Debian's chromium (Playwright never downloads a browser).
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 	@test -x $(VENV)/node/node_modules/.bin/mcp-inspector || npm install --silent --no-audit --no-fund --prefix $(VENV)/node @modelcontextprotocol/inspector@0.17.5
 
 LINT_PATHS = $(wildcard src tests benchmarks examples)
@@ -55,9 +57,9 @@ pytest: install test-services
 
 test: lint typecheck pytest
 
-# The inner loop: no lint, no type check, no bundled model, no PostgreSQL or Redis server.
+# The inner loop: no lint, no type check, no bundled model, no PostgreSQL or Redis server, no browser.
 test-fast: install
-	$(BIN)/pytest -m "not slow and not postgres and not redis"
+	$(BIN)/pytest -m "not slow and not postgres and not redis and not browser"
 
 bench: install
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

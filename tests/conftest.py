@@ -2,8 +2,9 @@
 
 - No test reaches beyond this machine (tests/support/network_guard.py).
 - A test is marked by what it uses: the bundled model makes it ``slow``, a PostgreSQL
-  server ``postgres``, a Redis server ``redis``, so ``-m "not slow and not postgres and
-  not redis"`` (``make test-fast``) needs neither the model nor a server.
+  server ``postgres``, a Redis server ``redis``, Debian's chromium ``browser``, so ``-m
+  "not slow and not postgres and not redis and not browser"`` (``make test-fast``) needs
+  neither the model nor a server nor a browser.
 - Real PostgreSQL and Redis on loopback, isolated Roost settings.
 """
 

@@ -70,6 +70,9 @@ class ServerSettings(Section):
     max_header_bytes: int = Field(
         32 * 1024, ge=1024, description="Largest total size of request headers; larger: 431"
     )
+    ui_session_ttl_s: float = Field(
+        8 * 3600.0, gt=0, description="How long a web UI sign-in lasts before signing in again"
+    )
 
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")

@@ -24,6 +24,12 @@ PUBLIC_ROUTES = {
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
     ("GET", "/docs/oauth2-redirect"),
+    # the web UI's sign-in and static files, and the API docs' assets
+    ("ANY", "/docs/assets"),
+    ("ANY", "/ui/static"),
+    ("GET", "/ui/login"),
+    ("POST", "/ui/login"),
+    ("POST", "/ui/logout"),
 }
 
 

@@ -1,7 +1,8 @@
 """Markers that follow from what a test uses, so nobody has to remember to add them.
 
 ``slow``: the bundled model or a subprocess server; ``postgres`` / ``redis``: a real
-server of that kind. ``make test-fast`` deselects all three.
+server of that kind; ``browser``: Debian's chromium driven by Playwright. ``make test-fast``
+deselects all four.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ MARKER_OF_FIXTURE = {
     "pgvector_url": "postgres",
     "redis_server": "redis",
     "redis_url": "redis",
+    "chromium": "browser",  # tests/ui: the Debian chromium package
 }
 
 

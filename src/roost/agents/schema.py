@@ -99,4 +99,12 @@ AGENT_MIGRATIONS = [
             "ALTER TABLE agent_threads ADD PRIMARY KEY (tenant_id, id)",
         ],
     ),
+    Migration(
+        component="agents",
+        version=4,
+        name="a tenant's runs newest first",
+        # The web UI lists a tenant's runs across its threads; without this index that is a
+        # scan of every tenant's runs.
+        common=["CREATE INDEX agent_runs_by_tenant ON agent_runs (tenant_id, created_at)"],
+    ),
 ]

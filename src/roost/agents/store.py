@@ -207,6 +207,35 @@ class RunStore:
         )
         return [_run(row) for row in rows]
 
+    async def list_tenant_runs(
+        self,
+        tenant_id: str,
+        *,
+        status: str | None = None,
+        agent: str | None = None,
+        before: tuple[int, str] | None = None,
+        limit: int = 50,
+    ) -> list[RunRecord]:
+        """The tenant's runs across its threads, newest first, optionally of one status or
+        agent; ``before`` (created_at, id) of the last row seen continues a listing."""
+        where = ["tenant_id = :t"]
+        params: dict[str, Any] = {"t": tenant_id, "n": limit}
+        if status is not None:
+            where.append("status = :s")
+            params["s"] = status
+        if agent is not None:
+            where.append("agent = :a")
+            params["a"] = agent
+        if before is not None:
+            where.append("(created_at < :bc OR (created_at = :bc AND id < :bi))")
+            params["bc"], params["bi"] = before
+        rows = await self.database.fetch_all(
+            f"SELECT * FROM agent_runs WHERE {' AND '.join(where)}"
+            " ORDER BY created_at DESC, id DESC LIMIT :n",
+            params,
+        )
+        return [_run(row) for row in rows]
+
     async def update_run(
         self,
         run_id: str,

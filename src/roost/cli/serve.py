@@ -49,6 +49,8 @@ def _print_banner(settings: Settings, report: BootstrapReport) -> None:
 
     url = f"http://{settings.server.host}:{settings.server.port}"
     console.print(f"[bold]Roost[/] listening on [cyan]{url}[/]", highlight=False)
+    console.print(f"  web UI:   {url}/ui  (sign in with an API key; API docs at {url}/docs)",
+                  highlight=False)  # fmt: skip
     console.print(f"  data:     {settings.home}", highlight=False)
     console.print(f"  database: {redact_url(settings.database_url)}", highlight=False)
     if report.created_key:

@@ -17,6 +17,7 @@ from roost.memory.schema import MEMORY_MIGRATIONS
 from roost.observe.trace_schema import TRACE_MIGRATIONS
 from roost.runs.schema import RUN_MIGRATIONS
 from roost.security.schema import CORE_MIGRATIONS
+from roost.security.web_sessions import WEB_SESSION_MIGRATIONS
 from roost.storage import Database, Migration, migrate
 from roost.storage.migrations import VERSION_TABLE
 from roost.tools.approvals import APPROVAL_MIGRATIONS
@@ -32,6 +33,7 @@ ALL_MIGRATIONS: tuple[Sequence[Migration], ...] = (
     ROUTER_MIGRATIONS,
     LIMIT_MIGRATIONS,
     TRACE_MIGRATIONS,
+    WEB_SESSION_MIGRATIONS,
 )
 
 

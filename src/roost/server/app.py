@@ -19,6 +19,7 @@ from roost.observe.tracing import configure_tracing
 from roost.platform import Platform, bootstrap
 from roost.platform.kernel import Roost
 from roost.security.jwt import JwtVerifier
+from roost.security.web_sessions import WebSessionStore
 from roost.server import (
     admin_cache,
     admin_caches,
@@ -27,6 +28,7 @@ from roost.server import (
     admin_models,
     admin_tenants,
     anthropic,
+    api_docs,
     coordination,
     coordinator_runs,
     health,
@@ -40,6 +42,7 @@ from roost.server import coding as coding_layer
 from roost.server import knowledge as knowledge_layer
 from roost.server import memory as memory_layer
 from roost.server import tools as tool_layer
+from roost.server import ui as web_ui
 from roost.server import usage as usage_layer
 from roost.server.disconnect import DisconnectMiddleware
 from roost.server.error_format import error_body
@@ -112,6 +115,9 @@ def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
                 server_upkeep=True,
             )
             _expose(app, kernel)
+            app.state.web_sessions = await WebSessionStore.open(
+                app.state.platform.database, settings.server.ui_session_ttl_s
+            )
             try:
                 async with mcp.mcp_lifespan(app):
                     yield
@@ -130,6 +136,7 @@ def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
         version=__version__,
         lifespan=lifespan,
         redoc_url=None,
+        docs_url=None,  # served by api_docs from packaged assets: no CDN, works offline
         description="Self-hosted agent platform: local inference, agents, memory, tools.",
         # Roost makes its own request span, metrics and logs (RequestContextMiddleware);
         # FastAPI's native telemetry would add a second server span and a span per
@@ -138,6 +145,8 @@ def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
     )
     for router in ROUTERS:
         app.include_router(router)
+    api_docs.install(app)
+    web_ui.install(app)
     require_every_route_classified(app)
     document_permissions(app)
     _install_error_handlers(app)
@@ -172,6 +181,8 @@ def _expose(app: FastAPI, kernel: Roost | None) -> None:
 
 def _install_error_handlers(app: FastAPI) -> None:
     def respond(request: Request, error: RoostError) -> Response:
+        if web_ui.is_ui_path(request.url.path):
+            return web_ui.error_page(request, error)
         status, headers, body = error_body(
             error, path=request.url.path, request_id=getattr(request.state, "request_id", None)
         )

@@ -41,6 +41,16 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PUBLIC_PATHS = RULES.public_paths()
+# The web UI signs its users in itself (a session cookie, roost.server.ui.session, whose
+# pages check the session principal's role), and the API docs' own script and style files
+# carry nothing private. Their routes are in the permission table as "session"/"public".
+PUBLIC_PREFIXES = ("/ui/", "/docs/assets/")
+
+
+def is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path == "/ui" or path.startswith(PUBLIC_PREFIXES)
+
+
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 log = get_logger("roost.http")
 
@@ -277,7 +287,7 @@ class AuthMiddleware:
             return
         path = route_path(scope)
         # Public by path, whatever the method: a wrong method there is the router's 405.
-        if path in PUBLIC_PATHS:
+        if is_public(path):
             await self.app(scope, receive, send)
             return
         matched = RULES.match("WS" if kind == "websocket" else scope["method"], path)
@@ -310,15 +320,16 @@ class AuthMiddleware:
             raise Unauthorized(
                 "missing API key: send 'Authorization: Bearer <key or JWT>' or 'x-api-key: <key>'"
             )
-        try:
-            if looks_like_jwt(presented):
-                verifier: JwtVerifier = state.jwt
+        client = scope.get("client")
+        client_host = client[0] if client else None
+        if looks_like_jwt(presented):
+            verifier: JwtVerifier = state.jwt
+            try:
                 return await verifier.verify(presented)
-            key = await state.platform.api_keys.verify(presented)
-        except Unauthorized:
-            await _count_failure(state, scope, presented)
-            raise
-        return Principal(key.tenant_id, key.id, key.role, key.operator)
+            except Unauthorized:
+                await _count_failure(state, client_host, presented)
+                raise
+        return await principal_for_key(state, presented, client_host)
 
 
 def route_path(scope: Scope) -> str:
@@ -345,12 +356,23 @@ async def _refuse(send: Send, scope: Scope, error: RoostError) -> None:
         await send_error(send, scope, error)
 
 
-async def _count_failure(state: Any, scope: Scope, presented: str) -> None:
+async def principal_for_key(state: Any, presented: str, client_host: str | None) -> Principal:
+    """Who a presented API key acts as: :class:`Unauthorized` for a bad key, and
+    :class:`RateLimited` once its id or address is locked out. The web UI's sign-in calls
+    this too, so a key means the same in the browser as on the API."""
+    try:
+        key = await state.platform.api_keys.verify(presented)
+    except Unauthorized:
+        await _count_failure(state, client_host, presented)
+        raise
+    return Principal(key.tenant_id, key.id, key.role, key.operator)
+
+
+async def _count_failure(state: Any, client_host: str | None, presented: str) -> None:
     """Brute-force throttling: raises RateLimited once the key id or address is locked out."""
     limiter = getattr(state, "limits", None)
     if limiter is not None:
-        client = scope.get("client")
-        await limiter.record_login_failure(presented, client[0] if client else None)
+        await limiter.record_login_failure(presented, client_host)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

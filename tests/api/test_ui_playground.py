@@ -1,0 +1,60 @@
+"""The web UI's chat playground and KV caches page against the bundled model: the second
+turn of a conversation shows prompt tokens served from the KV cache, and the session's
+cache is listed by tier for the operator."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import httpx
+
+from tests.api.conftest import API_KEY
+from tests.support.uvicorn_thread import ThreadedServer
+
+
+def _field(page: str, name: str) -> str:
+    found = re.search(rf'name="{name}" value="([^"]*)"', page)
+    assert found, f"no {name} field"
+    return html.unescape(found.group(1))
+
+
+def _sign_in(client: httpx.Client) -> None:
+    form = client.get("/ui/login").text
+    done = client.post("/ui/login", data={"csrf": _field(form, "csrf"), "api_key": API_KEY})
+    assert done.status_code == 303, done.text
+
+
+def _cached_per_turn(page: str) -> list[tuple[int, int]]:
+    return [(int(p), int(c)) for p, c in re.findall(r"prompt (\d+) tokens, (\d+) cached", page)]
+
+
+def test_playground_shows_cached_tokens_per_turn(server: ThreadedServer, model_name: str) -> None:
+    with httpx.Client(base_url=server.url, timeout=120) as client:
+        _sign_in(client)
+        page = client.get("/ui/playground").text
+        assert f'<option value="{model_name}" selected>' in page
+        for message in ("Name three colours.", "Now name one more."):
+            answer = client.post(
+                "/ui/playground",
+                data={
+                    "csrf": _field(page, "csrf"),
+                    "session": _field(page, "session"),
+                    "history": _field(page, "history"),
+                    "model": model_name,
+                    "message": message,
+                },
+            )
+            assert answer.status_code == 200, answer.text
+            page = answer.text
+            assert 'role="alert"' not in page, page
+        turns = _cached_per_turn(page)
+        assert len(turns) == 2, turns
+        (first_prompt, _), (second_prompt, second_cached) = turns
+        # The second prompt repeats the first turn: most of it comes from the session's cache.
+        assert second_prompt > first_prompt
+        assert second_cached >= first_prompt // 2, turns
+        session = _field(page, "session")
+        caches = client.get("/ui/caches")
+        assert caches.status_code == 200
+        assert session in caches.text

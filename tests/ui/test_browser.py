@@ -1,0 +1,259 @@
+"""The web UI in a real browser: Debian's chromium, headless, driven by Playwright.
+
+Each test also fails on any console error or uncaught script error of its pages, and
+leaves a screenshot of what it saw under test-artifacts/ui/ (docs/ui.md shows copies).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from roost.security.principal import Role
+from tests.ui.conftest import ARTIFACTS, BOOTSTRAP_KEY, XSS, UiServer
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+class Console:
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+
+@pytest.fixture
+def console() -> Console:
+    return Console()
+
+
+def open_page(
+    chromium: Browser, ui: UiServer, console: Console, viewport: dict[str, int] = DESKTOP
+) -> Page:
+    context = chromium.new_context(viewport=viewport, base_url=ui.url)  # type: ignore[arg-type]
+    page = context.new_page()
+    page.on("console", lambda m: console.errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: console.errors.append(str(e)))
+    return page
+
+
+@pytest.fixture
+def page(chromium: Browser, ui_server: UiServer, console: Console) -> Iterator[Page]:
+    opened = open_page(chromium, ui_server, console)
+    yield opened
+    opened.context.close()
+    assert console.errors == [], console.errors
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def sign_in(page: Page, key: str = BOOTSTRAP_KEY, *, screenshot: bool = False) -> None:
+    page.goto("/ui/runs")
+    expect(page).to_have_url(re.compile(r"/ui/login\?next="))
+    page.get_by_label("API key").fill(key)
+    if screenshot:
+        shot(page, "login")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/ui/runs$"))
+
+
+def as_role(page: Page, ui: UiServer, role: Role) -> None:
+    """Signed in as a principal of ``role`` without the form (the form has its own tests)."""
+    page.context.add_cookies(
+        [{"name": "roost_ui", "value": ui.session_for(role), "url": f"{ui.url}/ui"}]
+    )
+
+
+def test_sign_in_start_a_run_and_watch_it_finish_live(page: Page, ui_server: UiServer) -> None:
+    sign_in(page, screenshot=True)
+    page.get_by_role("link", name="Agents").click()
+    page.get_by_role("link", name="gated").click()
+    page.get_by_label("Input").fill("wait for the gate")
+    page.get_by_role("button", name="Start run").click()
+    expect(page).to_have_url(re.compile(r"/ui/runs/run_"))
+    status = page.locator("#run-status")
+    expect(status).to_have_text(re.compile("queued|running"))
+    shot(page, "run-live")
+    url = page.url
+    ui_server.gate.set()  # the model answers now; the open page must follow by itself
+    expect(status).to_have_text("succeeded", timeout=15_000)
+    expect(page.locator("#run-output")).to_contain_text("the gate opened")
+    assert page.url == url
+    expect(page.locator(".timeline")).to_contain_text("run succeeded")
+    shot(page, "run")
+
+
+def test_approve_a_pending_tool_call_and_the_run_resumes(page: Page, ui_server: UiServer) -> None:
+    as_role(page, ui_server, Role.OWNER)
+    page.goto("/ui/agents/dropper")
+    page.get_by_label("Input").fill("drop the users table")
+    page.get_by_role("button", name="Start run").click()
+    expect(page.locator("#run-status")).to_have_text("interrupted", timeout=15_000)
+    page.get_by_role("link", name="Pending approvals").click()
+    card = page.locator("article.approval").filter(has_text="drop_table").first
+    expect(card).to_contain_text('"table": "users"')
+    expect(card).to_contain_text("risk: destructive")
+    shot(page, "approvals")
+    card.get_by_label("Reason (optional)").fill("checked with the DBA")
+    card.get_by_role("button", name="Approve").click()
+    expect(page).to_have_url(re.compile(r"/ui/runs/run_"))
+    expect(page.locator("#run-status")).to_have_text("succeeded", timeout=15_000)
+    expect(page.locator("#run-output")).to_contain_text("dropped users")
+    assert ("drop_table", {"table": "users"}) in ui_server.tools.calls
+
+
+def test_a_viewer_cannot_approve(page: Page, ui_server: UiServer) -> None:
+    with ui_server.api() as api:
+        thread = api.post("/v1/threads", json={}).json()["id"]
+        run = api.post(
+            f"/v1/threads/{thread}/runs", json={"agent": "dropper", "input": "x", "mode": "wait"}
+        ).json()
+    as_role(page, ui_server, Role.VIEWER)
+    page.goto("/ui/approvals")
+    expect(page.get_by_role("note")).to_contain_text("viewer")
+    expect(page.get_by_text(run["id"]).first).to_be_visible()
+    expect(page.get_by_role("button", name="Approve")).to_have_count(0)
+    page.goto(f"/ui/runs/{run['id']}")
+    expect(page.get_by_role("button", name="Cancel run")).to_have_count(0)
+    shot(page, "viewer-run")
+    with ui_server.api() as api:
+        api.post(f"/v1/runs/{run['id']}/cancel")
+
+
+def test_search_memory_and_delete_after_confirming(page: Page, ui_server: UiServer) -> None:
+    with ui_server.api() as api:
+        for text in ("the zebra likes oranges", "the office opens at nine"):
+            made = api.post("/v1/memory/agents/calc/memories", json={"text": text})
+            assert made.status_code == 201
+    as_role(page, ui_server, Role.OWNER)
+    page.goto("/ui/runs")
+    page.get_by_role("link", name="Memory").click()
+    page.get_by_label("Agent").fill("calc")
+    page.get_by_label("Search").fill("zebra oranges")
+    page.get_by_role("button", name="Show").click()
+    first = page.locator("li.memory").first
+    expect(first).to_contain_text("the zebra likes oranges")
+    shot(page, "memory")
+    first.get_by_role("link", name="Delete this memory").click()
+    expect(page.get_by_role("heading", name="Delete memory")).to_be_visible()
+    page.get_by_role("button", name="Delete").click()
+    expect(page).to_have_url(re.compile(r"/ui/memory\?agent=calc$"))
+    expect(page.locator("li.memory")).not_to_contain_text(["the zebra likes oranges"])
+    expect(page.get_by_text("the office opens at nine")).to_be_visible()
+
+
+def test_a_trace_shows_as_a_waterfall(page: Page, ui_server: UiServer) -> None:
+    with ui_server.api() as api:
+        thread = api.post("/v1/threads", json={}).json()["id"]
+        run = api.post(
+            f"/v1/threads/{thread}/runs", json={"agent": "calc", "input": "2+40", "mode": "wait"}
+        ).json()
+    as_role(page, ui_server, Role.OWNER)
+    page.goto(f"/ui/traces?run_id={run['id']}")
+    shot(page, "traces")
+    page.locator("table a").first.click()
+    spans = page.locator("ol.waterfall li.span")
+    expect(spans.first).to_be_visible()
+    assert spans.count() >= 3
+    expect(page.locator("ol.waterfall svg.bar rect").first).to_be_attached()
+    shot(page, "trace")
+    spans.first.locator("summary").click()
+    expect(spans.first.locator("pre.content").first).to_be_visible()
+
+
+def test_forms_need_csrf_and_an_expired_session_goes_to_sign_in(
+    page: Page, ui_server: UiServer
+) -> None:
+    sign_in(page)
+    refused = page.request.post(f"{ui_server.url}/ui/agents/calc/runs", form={"input": "x"})
+    assert refused.status == 403
+    token = next(c["value"] for c in page.context.cookies() if c["name"] == "roost_ui")
+    ui_server.run(ui_server.app.state.web_sessions.expire_now(token))
+    page.goto("/ui/approvals")
+    expect(page).to_have_url(re.compile(r"/ui/login\?next=/ui/approvals$"))
+    expect(page.get_by_label("API key")).to_be_focused()
+
+
+def test_injected_html_stays_text(page: Page, ui_server: UiServer) -> None:
+    with ui_server.api() as api:
+        thread = api.post("/v1/threads", json={}).json()["id"]
+        run = api.post(
+            f"/v1/threads/{thread}/runs", json={"agent": "calc", "input": XSS, "mode": "wait"}
+        ).json()
+        api.post("/v1/memory/agents/calc/memories", json={"text": f"xss {XSS}"})
+    as_role(page, ui_server, Role.OWNER)
+    for path in (f"/ui/runs/{run['id']}", "/ui/agents", "/ui/memory?agent=calc"):
+        page.goto(path)
+        expect(page.locator("main")).to_contain_text("<script>window.__pwned = 1</script>")
+        assert page.evaluate("window.__pwned") is None, path
+
+
+def _unlabelled(page: Page) -> list[str]:
+    found: list[str] = page.evaluate(
+        """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+            .filter(el => el.labels.length === 0 && !el.getAttribute('aria-label'))
+            .map(el => el.outerHTML)"""
+    )
+    return found
+
+
+PAGES = (
+    ("runs", "/ui/runs"), ("agents", "/ui/agents"), ("agent", "/ui/agents/calc?a=1&b=1"),
+    ("knowledge", "/ui/knowledge?collection=handbook&q=holidays"), ("usage", "/ui/usage"),
+    ("playground", "/ui/playground"), ("caches", "/ui/caches"),
+    ("approvals-all", "/ui/approvals?status=all"),
+)  # fmt: skip
+
+
+def test_every_page_works_by_keyboard_at_desktop_and_phone_width(
+    chromium: Browser, page: Page, ui_server: UiServer, console: Console
+) -> None:
+    with ui_server.api() as api:
+        made = api.post("/v1/knowledge/collections", json={"name": "handbook"})
+        assert made.status_code == 201
+        doc = {"uri": "handbook/leave.md", "text": "Holidays: 25 days a year.", "title": "Leave"}
+        assert api.post("/v1/knowledge/collections/handbook/documents", json=doc).is_success
+    as_role(page, ui_server, Role.OWNER)
+    for name, path in PAGES:
+        page.goto(path)
+        assert _unlabelled(page) == [], name
+        shot(page, name)
+    # The bootstrap key acts for the operator's tenant: it sees the platform pages.
+    expect(page.get_by_role("link", name="KV caches")).to_be_visible()
+    page.goto("/ui/knowledge?collection=handbook&q=holidays")
+    expect(page.locator("ol.hits")).to_contain_text("25 days")
+    # Keyboard: the first Tab reaches the skip link, which moves focus to the content.
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+
+    phone = open_page(chromium, ui_server, console, PHONE)
+    phone.context.add_cookies(page.context.cookies())
+    for name, path in (("runs", "/ui/runs"), ("approvals", "/ui/approvals?status=all")):
+        phone.goto(path)
+        width = phone.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], (name, width)
+        shot(phone, f"phone-{name}")
+    phone.context.close()
