@@ -23,7 +23,6 @@ PUBLIC_ROUTES = {
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
-    ("GET", "/docs/oauth2-redirect"),
     # the web UI's sign-in and static files, and the API docs' assets
     ("ANY", "/docs/assets"),
     ("ANY", "/ui/static"),

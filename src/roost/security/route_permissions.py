@@ -51,7 +51,6 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Rule] = {
     ("GET", "/metrics"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
-    ("GET", "/docs/oauth2-redirect"): PUBLIC,
     # Inference: using the models is a member's work; seeing which exist is a viewer's.
     ("POST", "/v1/completions"): MEMBER,
     ("POST", "/v1/embeddings"): MEMBER,
