@@ -75,10 +75,91 @@ class ServerSettings(Section):
     )
 
 
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+_JWT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
+                   "ES512", "EdDSA", "HS256", "HS384", "HS512")  # fmt: skip
+
+
+class JwtIssuerSettings(Section):
+    """One trusted token issuer (an OIDC provider or a signer of your own)."""
+
+    issuer: str = Field(min_length=1, description="The exact `iss` claim of its tokens")
+    jwks_url: str | None = Field(
+        None, description="Its JWKS document (https; http only on loopback)"
+    )
+    keys: list[dict[str, Any]] = Field(
+        default_factory=list, description="Static JWKs instead of (or besides) a JWKS URL"
+    )
+    audience: list[str] = Field(min_length=1, description="Accepted `aud` values (one must match)")
+    algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256"],
+        description="Pinned signing algorithms; a token naming another is refused",
+    )
+    leeway_s: float = Field(30.0, ge=0, le=600, description="Clock skew allowed on exp/nbf/iat")
+    tenant_claim: str = Field("tenant", description="Claim naming the tenant (by name)")
+    tenant: str | None = Field(None, description="Tenant for every token of this issuer")
+    role_claim: str = Field("roost_role", description="Claim (string or list) giving the role")
+    role_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="Claim value -> owner|member|viewer|operator; unmapped values map to "
+        "themselves when they name a role",
+    )
+    default_role: str | None = Field(None, description="Role when the claim gives none")
+    jwks_cache_s: float = Field(300.0, gt=0, description="How long a fetched JWKS is trusted")
+    jwks_min_refresh_s: float = Field(
+        30.0, ge=0, description="Least time between fetches caused by an unknown `kid`"
+    )
+
+    @field_validator("jwks_url")
+    @classmethod
+    def _safe_jwks_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme != "https" and not (
+                parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS
+            ):
+                raise ValueError("must be https:// (http:// only on a loopback address)")
+        return value
+
+    @field_validator("algorithms")
+    @classmethod
+    def _known_algorithms(cls, value: list[str]) -> list[str]:
+        unknown = [a for a in value if a not in _JWT_ALGORITHMS]
+        if unknown or not value:
+            raise ValueError(f"use some of {', '.join(_JWT_ALGORITHMS)} (never 'none')")
+        families = {a[:2] for a in value}
+        if "HS" in families and len(families) > 1:
+            # One issuer mixing shared-secret and public-key algorithms is what key
+            # confusion attacks exploit.
+            raise ValueError("do not mix HS* with public-key algorithms in one issuer")
+        return value
+
+    @field_validator("role_map")
+    @classmethod
+    def _known_roles(cls, value: dict[str, str]) -> dict[str, str]:
+        allowed = ("owner", "member", "viewer", "operator")
+        bad = sorted(v for v in value.values() if v not in allowed)
+        if bad:
+            raise ValueError(f"unknown roles {bad}: use {', '.join(allowed)}")
+        return value
+
+    @model_validator(mode="after")
+    def _has_keys(self) -> JwtIssuerSettings:
+        if self.jwks_url is None and not self.keys:
+            raise ValueError("give jwks_url or keys")
+        if self.default_role is not None and self.default_role not in ("owner", "member",
+                                                                       "viewer"):  # fmt: skip
+            raise ValueError("default_role must be owner, member or viewer")
+        return self
+
+
 class AuthSettings(Section):
     mode: Literal["enabled", "disabled"] = "enabled"
     bootstrap_key: SecretStr | None = Field(
         None, description="API key seeded for the default tenant at start (scripts, deployments)"
+    )
+    jwt_issuers: list[JwtIssuerSettings] = Field(
+        default_factory=list, description="Trusted JWT issuers ([[auth.jwt_issuers]])"
     )
 
     @field_validator("bootstrap_key")

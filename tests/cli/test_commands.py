@@ -95,3 +95,22 @@ def test_roost_url_sends_stored_data_commands_to_a_server(roost: CliRunner) -> N
     )
     local_only = roost.invoke(app, ["kb", "add", ".", "--url", "http://127.0.0.1:9"])
     assert local_only.exit_code == 2  # no such option: files are read on this machine
+
+
+def test_keys_with_roles_operator_role_change_and_rotation(roost: CliRunner) -> None:
+    import json
+
+    assert roost.invoke(app, ["tenants", "create", "acme"]).exit_code == 0
+    made = roost.invoke(app, ["keys", "create", "--tenant", "acme", "--role", "viewer", "--json"])
+    assert made.exit_code == 0, made.output
+    viewer = json.loads(made.output)
+    assert viewer["role"] == "viewer" and viewer["operator"] is False
+    operator = json.loads(roost.invoke(app, ["keys", "create", "--operator", "--json"]).output)
+    assert operator["operator"] is True and operator["tenant"] == "default"
+    wrong = roost.invoke(app, ["keys", "create", "--role", "admin"])
+    assert wrong.exit_code == 2 and "owner, member, viewer" in wrong.output
+    assert roost.invoke(app, ["keys", "role", viewer["id"], "member"]).exit_code == 0
+    listed = json.loads(roost.invoke(app, ["keys", "list", "--tenant", "acme", "--json"]).output)
+    assert [(k["id"], k["role"]) for k in listed] == [(viewer["id"], "member")]
+    rotated = json.loads(roost.invoke(app, ["keys", "rotate", viewer["id"], "--json"]).output)
+    assert rotated["id"] == viewer["id"] and rotated["key"] != viewer["key"]

@@ -55,7 +55,8 @@ def _print_banner(settings: Settings, report: BootstrapReport) -> None:
     console.print(f"  database: {redact_url(settings.database_url)}", highlight=False)
     if report.created_key:
         console.print(
-            "  API key for tenant 'default' (shown once; only its hash is stored):", highlight=False
+            "  operator API key, owner of tenant 'default' (shown once; only its hash is stored):",
+            highlight=False,
         )
         console.print(f"    [bold green]{report.created_key}[/]", highlight=False, soft_wrap=True)
     _print_sandbox(settings)

@@ -98,12 +98,13 @@ async def bootstrap(platform: Platform) -> BootstrapReport:
     bootstrap_key = platform.settings.auth.bootstrap_key
     if bootstrap_key is not None:
         key, is_new = await platform.api_keys.seed(
-            tenant.id, "bootstrap", bootstrap_key.get_secret_value()
+            tenant.id, "bootstrap", bootstrap_key.get_secret_value(), operator=True
         )
         seeded_key_id = key.id
         if is_new:
             await platform.audit.record(tenant.id, "system", "api_key.seed", target=key.id)
     elif not await platform.api_keys.list(tenant.id):
-        key, created_key = await platform.api_keys.create(tenant.id, "default")
+        # The first key is the operator's: it manages tenants, models and every cache.
+        key, created_key = await platform.api_keys.create(tenant.id, "default", operator=True)
         await platform.audit.record(tenant.id, "system", "api_key.create", target=key.id)
     return BootstrapReport(tenant, created_key, seeded_key_id)

@@ -14,7 +14,8 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from roost.errors import NotFound, Unauthorized
+from roost.errors import InvalidRequest, NotFound, Unauthorized
+from roost.security.principal import ROLE_NAMES, Role
 from roost.storage import Database, Row, now_ms
 
 KEY_PREFIX = "roost"
@@ -31,6 +32,8 @@ class ApiKey:
     expires_at: int | None
     revoked_at: int | None
     last_used_at: int | None
+    role: Role = Role.OWNER
+    operator: bool = False
 
     @classmethod
     def from_row(cls, row: Row) -> ApiKey:
@@ -42,11 +45,25 @@ class ApiKey:
             row["expires_at"],
             row["revoked_at"],
             row["last_used_at"],
+            Role(row["role"]),
+            bool(row["operator"]),
         )
 
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now_ms())
+
+
+def parse_role(value: str) -> Role:
+    """The role named ``value``; 400 naming the allowed roles otherwise."""
+    try:
+        return Role(value)
+    except ValueError:
+        raise InvalidRequest(
+            f"unknown role {value[:40]!r}: use one of {', '.join(ROLE_NAMES)}",
+            param="role",
+            allowed=list(ROLE_NAMES),
+        ) from None
 
 
 def split_key(presented: str) -> tuple[str, str]:
@@ -55,6 +72,10 @@ def split_key(presented: str) -> tuple[str, str]:
     if len(parts) == 3 and parts[0] == KEY_PREFIX and len(parts[1]) == 12 and parts[2]:
         return parts[1], parts[2]
     return "ext" + hashlib.sha256(presented.encode()).hexdigest()[:16], presented
+
+
+def _new_plaintext(key_id: str) -> str:
+    return f"{KEY_PREFIX}-{key_id}-{secrets.token_urlsafe(32)}"
 
 
 def _digest(salt: str, secret: str) -> str:
@@ -67,25 +88,57 @@ class ApiKeyStore:
         self._last_used_written: dict[str, int] = {}
 
     async def create(
-        self, tenant_id: str, name: str, *, expires_at: int | None = None
+        self,
+        tenant_id: str,
+        name: str,
+        *,
+        expires_at: int | None = None,
+        role: Role = Role.OWNER,
+        operator: bool = False,
     ) -> tuple[ApiKey, str]:
         """A new key for ``tenant_id``: the stored record and the plaintext, shown only now."""
         key_id = secrets.token_hex(6)
-        plaintext = f"{KEY_PREFIX}-{key_id}-{secrets.token_urlsafe(32)}"
-        return await self._insert(key_id, tenant_id, name, plaintext, expires_at), plaintext
+        plaintext = _new_plaintext(key_id)
+        key = await self._insert(key_id, tenant_id, name, plaintext, expires_at, role, operator)
+        return key, plaintext
 
-    async def seed(self, tenant_id: str, name: str, plaintext: str) -> tuple[ApiKey, bool]:
-        """Store a key chosen outside Roost (idempotent); the flag says whether it was new."""
+    async def seed(
+        self, tenant_id: str, name: str, plaintext: str, *, operator: bool = False
+    ) -> tuple[ApiKey, bool]:
+        """Store a key chosen outside Roost (idempotent); the flag says whether it was new.
+
+        An existing seeded key is brought to ``operator`` when asked (the bootstrap key is
+        always the operator, whatever an older version stored)."""
         key_id, _ = split_key(plaintext)
         row = await self.database.fetch_one("SELECT * FROM api_keys WHERE id = :id", {"id": key_id})
         if row is not None:
+            if operator and not row["operator"]:
+                await self.database.execute(
+                    "UPDATE api_keys SET operator = 1 WHERE id = :id", {"id": key_id}
+                )
+                return await self.get(key_id), False
             return ApiKey.from_row(row), False
-        return await self._insert(key_id, tenant_id, name, plaintext, None), True
+        key = await self._insert(key_id, tenant_id, name, plaintext, None, Role.OWNER, operator)
+        return key, True
+
+    async def get(self, key_id: str, tenant_id: str | None = None) -> ApiKey:
+        """The key ``key_id`` (within ``tenant_id`` when given); 404 otherwise."""
+        row = await self.database.fetch_one("SELECT * FROM api_keys WHERE id = :id", {"id": key_id})
+        if row is None or (tenant_id is not None and row["tenant_id"] != tenant_id):
+            raise NotFound(f"API key {key_id[:40]!r} not found", param="key_id")
+        return ApiKey.from_row(row)
 
     async def verify(self, presented: str) -> ApiKey:
-        """The active key matching ``presented``; :class:`Unauthorized` otherwise."""
+        """The active key matching ``presented``; :class:`Unauthorized` otherwise.
+
+        One query reads the key and whether its tenant is disabled: a disabled tenant's
+        keys stop working at once, on every server."""
         key_id, secret = split_key(presented)
-        row = await self.database.fetch_one("SELECT * FROM api_keys WHERE id = :id", {"id": key_id})
+        row = await self.database.fetch_one(
+            "SELECT k.*, t.disabled_at AS tenant_disabled_at FROM api_keys k"
+            " JOIN tenants t ON t.id = k.tenant_id WHERE k.id = :id",
+            {"id": key_id},
+        )
         if row is None or not hmac.compare_digest(_digest(row["salt"], secret), row["secret_hash"]):
             raise Unauthorized("invalid API key")
         key = ApiKey.from_row(row)
@@ -93,8 +146,37 @@ class ApiKeyStore:
             raise Unauthorized("API key has been revoked")
         if not key.is_active:
             raise Unauthorized("API key has expired")
+        if row["tenant_disabled_at"] is not None:
+            raise Unauthorized("the key's tenant is disabled")
         await self._touch(key.id)
         return key
+
+    async def set_role(self, key_id: str, role: Role, tenant_id: str | None = None) -> ApiKey:
+        await self.get(key_id, tenant_id)
+        await self.database.execute(
+            "UPDATE api_keys SET role = :r WHERE id = :id", {"r": role.value, "id": key_id}
+        )
+        return await self.get(key_id)
+
+    async def rotate(self, key_id: str, tenant_id: str | None = None) -> tuple[ApiKey, str]:
+        """A new secret for an active key, same id, role and name; the old secret stops
+        working at once. Returns the plaintext, shown only now."""
+        key = await self.get(key_id, tenant_id)
+        if not key.is_active:
+            raise InvalidRequest(f"API key {key_id!r} is revoked or expired", param="key_id")
+        if key_id.startswith("ext"):
+            raise InvalidRequest(
+                "a key chosen outside Roost (ROOST_API_KEY) is rotated by changing it there",
+                param="key_id",
+            )
+        plaintext = _new_plaintext(key_id)
+        salt = secrets.token_hex(16)
+        _, secret = split_key(plaintext)
+        await self.database.execute(
+            "UPDATE api_keys SET salt = :salt, secret_hash = :hash WHERE id = :id",
+            {"salt": salt, "hash": _digest(salt, secret), "id": key_id},
+        )
+        return key, plaintext
 
     async def list(self, tenant_id: str | None = None) -> list[ApiKey]:
         if tenant_id is None:
@@ -126,14 +208,22 @@ class ApiKeyStore:
         return ApiKey.from_row(row)
 
     async def _insert(
-        self, key_id: str, tenant_id: str, name: str, plaintext: str, expires_at: int | None
+        self,
+        key_id: str,
+        tenant_id: str,
+        name: str,
+        plaintext: str,
+        expires_at: int | None,
+        role: Role,
+        operator: bool,
     ) -> ApiKey:
         _, secret = split_key(plaintext)
         salt = secrets.token_hex(16)
-        key = ApiKey(key_id, tenant_id, name, now_ms(), expires_at, None, None)
+        key = ApiKey(key_id, tenant_id, name, now_ms(), expires_at, None, None, role, operator)
         await self.database.execute(
-            "INSERT INTO api_keys (id, tenant_id, name, salt, secret_hash, created_at, expires_at)"
-            " VALUES (:id, :t, :name, :salt, :hash, :at, :exp)",
+            "INSERT INTO api_keys (id, tenant_id, name, salt, secret_hash, created_at,"
+            " expires_at, role, operator)"
+            " VALUES (:id, :t, :name, :salt, :hash, :at, :exp, :role, :op)",
             {
                 "id": key.id,
                 "t": tenant_id,
@@ -142,6 +232,8 @@ class ApiKeyStore:
                 "hash": _digest(salt, secret),
                 "at": key.created_at,
                 "exp": expires_at,
+                "role": role.value,
+                "op": 1 if operator else 0,
             },
         )
         return key

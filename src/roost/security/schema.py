@@ -94,4 +94,18 @@ CORE_MIGRATIONS = [
             )""",
         ],
     ),
+    # Its own component, so that other changes to the core tables number independently.
+    # Keys made before roles existed: those of the default tenant keep the operator power
+    # they had ("any key of the default tenant is admin"); every key starts as an owner.
+    Migration(
+        component="key_roles",
+        version=1,
+        name="api key role and operator flag",
+        common=[
+            "ALTER TABLE api_keys ADD COLUMN role TEXT NOT NULL DEFAULT 'owner'",
+            "ALTER TABLE api_keys ADD COLUMN operator INTEGER NOT NULL DEFAULT 0",
+            """UPDATE api_keys SET operator = 1
+                WHERE tenant_id IN (SELECT id FROM tenants WHERE name = 'default')""",
+        ],
+    ),
 ]

@@ -40,7 +40,7 @@ class TenantStore:
             "SELECT * FROM tenants WHERE id = :id", {"id": tenant_id}
         )
         if row is None:
-            raise NotFound(f"tenant {tenant_id!r} not found")
+            raise NotFound(f"tenant {tenant_id[:60]!r} not found", param="tenant_id")
         return Tenant.from_row(row)
 
     async def find_by_name(self, name: str) -> Tenant | None:
@@ -50,6 +50,17 @@ class TenantStore:
     async def list(self) -> list[Tenant]:
         rows = await self.database.fetch_all("SELECT * FROM tenants ORDER BY created_at, id")
         return [Tenant.from_row(row) for row in rows]
+
+    async def set_disabled(self, tenant_id: str, disabled: bool) -> Tenant:
+        """Disable a tenant (its keys stop working at once) or enable it again."""
+        tenant = await self.get(tenant_id)
+        if tenant.name == DEFAULT_TENANT and disabled:
+            raise Conflict("the default tenant holds the operator's keys; it cannot be disabled")
+        await self.database.execute(
+            "UPDATE tenants SET disabled_at = :at WHERE id = :id",
+            {"at": now_ms() if disabled else None, "id": tenant_id},
+        )
+        return await self.get(tenant_id)
 
     async def ensure(self, name: str) -> tuple[Tenant, bool]:
         """The tenant called ``name``, created if missing; the flag says whether it was created."""

@@ -1,8 +1,9 @@
-"""Who may use the /admin endpoints: callers acting for the operator's own (default) tenant.
+"""Who may use the platform's /admin endpoints: operators.
 
-Admin endpoints act on the whole server (the loaded model, every tenant's KV caches), so a
-key of an ordinary tenant gets 403. With authentication disabled every caller is the default
-tenant, which is only safe on the operator's own machine (the server warns at start).
+The route table (``roost.security.route_permissions``) already refuses everyone else
+before a handler runs; this dependency repeats the check next to the code it guards, so
+a router mounted without a table entry still fails closed. Being in the default tenant
+no longer makes a key an operator: the ``operator`` flag on the key does.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from roost.security.principal import Principal
 
 
 def require_admin(request: Request) -> Principal:
-    """FastAPI dependency: the caller, if it acts for the default tenant; else 403."""
+    """FastAPI dependency: the caller, if it is a platform operator; else 403."""
     principal: Principal = request.state.principal
-    if principal.tenant_id != request.app.state.default_tenant_id:
-        raise Forbidden("admin endpoints need a key of the default tenant")
+    if not principal.operator:
+        raise Forbidden("this route needs the operator role", required="operator")
     return principal

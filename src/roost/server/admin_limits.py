@@ -13,7 +13,10 @@ from roost.errors import Overloaded
 from roost.limits.service import Limiter
 from roost.server.admin_auth import require_admin
 
-router = APIRouter(prefix="/admin/limits", tags=["admin"], dependencies=[Depends(require_admin)])
+# Reading a tenant's own limits is its owner's right too (see route_permissions); the rest
+# is the operator's.
+router = APIRouter(prefix="/admin/limits", tags=["admin"])
+OPERATOR_ONLY = [Depends(require_admin)]
 
 
 def _limiter(request: Request) -> Limiter:
@@ -36,7 +39,7 @@ async def _report(limiter: Limiter, tenant_id: str) -> dict[str, Any]:
     }
 
 
-@router.get("")
+@router.get("", dependencies=OPERATOR_ONLY)
 async def list_limits(request: Request) -> dict[str, Any]:
     limiter = _limiter(request)
     tenants = await request.app.state.platform.tenants.list()
@@ -49,7 +52,7 @@ async def get_limits(tenant_id: str, request: Request) -> dict[str, Any]:
     return await _report(_limiter(request), tenant_id)
 
 
-@router.put("/{tenant_id}")
+@router.put("/{tenant_id}", dependencies=OPERATOR_ONLY)
 async def put_limits(tenant_id: str, body: LimitOverride, request: Request) -> dict[str, Any]:
     """Replace the tenant's override; unset values inherit roost.toml, 0 is no limit."""
     await _known_tenant(request, tenant_id)
@@ -62,7 +65,7 @@ async def put_limits(tenant_id: str, body: LimitOverride, request: Request) -> d
     return await _report(limiter, tenant_id)
 
 
-@router.delete("/{tenant_id}")
+@router.delete("/{tenant_id}", dependencies=OPERATOR_ONLY)
 async def delete_limits(tenant_id: str, request: Request) -> dict[str, Any]:
     await _known_tenant(request, tenant_id)
     limiter = _limiter(request)

@@ -18,12 +18,15 @@ from roost.observe.logging import get_logger
 from roost.observe.tracing import configure_tracing
 from roost.platform import Platform, bootstrap
 from roost.platform.kernel import Roost
+from roost.security.jwt import JwtVerifier
 from roost.security.web_sessions import WebSessionStore
 from roost.server import (
     admin_cache,
     admin_caches,
+    admin_keys,
     admin_limits,
     admin_models,
+    admin_tenants,
     anthropic,
     api_docs,
     coordination,
@@ -55,6 +58,7 @@ from roost.server.middleware import (
     RequestContextMiddleware,
     TimeoutMiddleware,
 )
+from roost.server.route_inventory import document_permissions, require_every_route_classified
 
 log = get_logger("roost.server")
 
@@ -75,6 +79,8 @@ ROUTERS: list[APIRouter] = [
     admin_models.router,
     admin_caches.router,
     admin_limits.router,
+    admin_tenants.router,
+    admin_keys.router,
     traces.router,
     admin_cache.router,
     audit_layer.router,
@@ -97,6 +103,9 @@ def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
         try:
             report = await bootstrap(app.state.platform)
             app.state.default_tenant_id = report.tenant.id
+            app.state.jwt = JwtVerifier(
+                settings.auth.jwt_issuers, app.state.platform.tenants.find_by_name
+            )
             if settings.auth.mode == "disabled":
                 log.warning(
                     "authentication is DISABLED: every request acts for the default tenant;"
@@ -119,6 +128,9 @@ def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
                 _expose(app, None)
                 await kernel.close()
         finally:
+            jwt_verifier = getattr(app.state, "jwt", None)
+            if jwt_verifier is not None:
+                await jwt_verifier.close()
             if owned:
                 await app.state.platform.close()
 
@@ -138,6 +150,8 @@ def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
         app.include_router(router)
     api_docs.install(app)
     web_ui.install(app)
+    require_every_route_classified(app)
+    document_permissions(app)
     _install_error_handlers(app)
     # Added innermost first: the context middleware wraps everything, auth runs last.
     # Innermost: a request's hold on the local model ends once its response is sent.

@@ -16,7 +16,9 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from roost.errors import (
+    Forbidden,
     HeadersTooLarge,
+    NotFound,
     PayloadTooLarge,
     RateLimited,
     RequestTimeout,
@@ -27,7 +29,9 @@ from roost.observe import metrics
 from roost.observe.logging import get_logger
 from roost.observe.propagation import extract_asgi
 from roost.observe.tracing import get_tracer
-from roost.security.principal import Principal
+from roost.security.jwt import JwtVerifier, looks_like_jwt
+from roost.security.principal import Principal, Role
+from roost.security.route_permissions import RULES, MatchedRule, authorize
 from roost.server.error_format import error_body
 
 Scope = MutableMapping[str, Any]
@@ -36,9 +40,10 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-PUBLIC_PATHS = frozenset({"/health/live", "/health/ready", "/metrics", "/docs", "/openapi.json"})
-# The web UI signs its users in itself (a session cookie, roost.server.ui.session), and the
-# API docs' own script and style files carry nothing private.
+PUBLIC_PATHS = RULES.public_paths()
+# The web UI signs its users in itself (a session cookie, roost.server.ui.session, whose
+# pages check the session principal's role), and the API docs' own script and style files
+# carry nothing private. Their routes are in the permission table as "session"/"public".
 PUBLIC_PREFIXES = ("/ui/", "/docs/assets/")
 
 
@@ -264,39 +269,39 @@ class TimeoutMiddleware:
 
 
 class AuthMiddleware:
-    """Resolve ``Authorization: Bearer <key>`` or ``x-api-key`` to a :class:`Principal`.
+    """Resolve ``Authorization: Bearer <key or JWT>`` or ``x-api-key`` to a :class:`Principal`,
+    then check it against the route's rule (``roost.security.route_permissions``).
 
-    Every path but health, metrics and the API docs requires a valid key. With auth
-    disabled (local development only) every request acts for the default tenant.
+    Every path but health, metrics and the API docs requires credentials. With auth
+    disabled (local development only) every request acts as the operator and owner of
+    the default tenant.
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or is_public(scope["path"]):
+        kind = scope["type"]
+        if kind not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        path = route_path(scope)
+        # Public by path, whatever the method: a wrong method there is the router's 405.
+        if is_public(path):
+            await self.app(scope, receive, send)
+            return
+        matched = RULES.match("WS" if kind == "websocket" else scope["method"], path)
         state = scope["app"].state
-        if state.platform.settings.auth.mode == "disabled":
-            request_state(scope)["principal"] = Principal(state.default_tenant_id, None)
-            trace.get_current_span().set_attribute("roost.tenant_id", state.default_tenant_id)
-            await self.app(scope, receive, send)
-            return
-        presented = _bearer_token(scope) or _header(scope, b"x-api-key")
         try:
-            if not presented:
-                raise Unauthorized(
-                    "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
-                )
-            client = scope.get("client")
-            principal = await principal_for_key(state, presented, client[0] if client else None)
+            principal = await self._principal(state, scope)
         except (Unauthorized, RateLimited) as exc:
             metrics.AUTH_FAILURES.inc()
-            if scope["type"] == "websocket":
-                await deny_websocket(send, scope, exc)
-            else:
-                await send_error(send, scope, exc)
+            await _refuse(send, scope, exc)
+            return
+        try:
+            _check(principal, matched)
+        except (Forbidden, NotFound) as exc:
+            await _refuse(send, scope, exc)
             return
         request_state(scope)["principal"] = principal
         structlog.contextvars.bind_contextvars(tenant_id=principal.tenant_id)
@@ -306,6 +311,49 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
         finally:
             structlog.contextvars.unbind_contextvars("tenant_id")
+
+    async def _principal(self, state: Any, scope: Scope) -> Principal:
+        if state.platform.settings.auth.mode == "disabled":
+            return Principal(state.default_tenant_id, None, Role.OWNER, operator=True)
+        presented = _bearer_token(scope) or _header(scope, b"x-api-key")
+        if not presented:
+            raise Unauthorized(
+                "missing API key: send 'Authorization: Bearer <key or JWT>' or 'x-api-key: <key>'"
+            )
+        client = scope.get("client")
+        client_host = client[0] if client else None
+        if looks_like_jwt(presented):
+            verifier: JwtVerifier = state.jwt
+            try:
+                return await verifier.verify(presented)
+            except Unauthorized:
+                await _count_failure(state, client_host, presented)
+                raise
+        return await principal_for_key(state, presented, client_host)
+
+
+def route_path(scope: Scope) -> str:
+    """The path the router matches: without the ``root_path`` a proxy mounts the app under
+    (as Starlette's own routing does), so rule and route always see the same path."""
+    path: str = scope["path"]
+    root = scope.get("root_path", "")
+    if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
+        return path[len(root) :]
+    return path
+
+
+def _check(principal: Principal, matched: MatchedRule | None) -> None:
+    # No rule means no route (the app refuses to start with a route the table lacks):
+    # the router answers 404 or 405 for it.
+    if matched is not None:
+        authorize(principal, matched)
+
+
+async def _refuse(send: Send, scope: Scope, error: RoostError) -> None:
+    if scope["type"] == "websocket":
+        await deny_websocket(send, scope, error)
+    else:
+        await send_error(send, scope, error)
 
 
 async def principal_for_key(state: Any, presented: str, client_host: str | None) -> Principal:
@@ -317,7 +365,7 @@ async def principal_for_key(state: Any, presented: str, client_host: str | None)
     except Unauthorized:
         await _count_failure(state, client_host, presented)
         raise
-    return Principal(key.tenant_id, key.id)
+    return Principal(key.tenant_id, key.id, key.role, key.operator)
 
 
 async def _count_failure(state: Any, client_host: str | None, presented: str) -> None:

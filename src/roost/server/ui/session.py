@@ -18,8 +18,10 @@ from starlette.datastructures import FormData
 
 from roost.errors import Forbidden, Overloaded
 from roost.security.principal import Principal, Role
+from roost.security.route_permissions import RULES, authorize
 from roost.security.web_sessions import WebSession, WebSessionStore
 from roost.server.admin_auth import require_admin
+from roost.server.middleware import route_path
 
 COOKIE = "roost_ui"
 CSRF_FIELD = "csrf"
@@ -55,6 +57,10 @@ async def signed_in(request: Request) -> Principal:
     if session is None:
         after = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInRequired(after)
+    # The same permission table as the API, against the session's principal.
+    matched = RULES.match(request.method, route_path(request.scope))
+    if matched is not None:
+        authorize(session.principal, matched)
     await _count_request(request, session.principal)
     request.state.principal = session.principal
     request.state.web_session = session
