@@ -26,9 +26,12 @@ from roost.server import (
     anthropic,
     coordination,
     coordinator_runs,
+    evals,
+    experiments,
     health,
     mcp,
     openai,
+    prompts,
     threads,
     traces,
 )
@@ -72,6 +75,9 @@ ROUTERS: list[APIRouter] = [
     admin_limits.router,
     traces.router,
     admin_cache.router,
+    prompts.router,
+    evals.router,
+    experiments.router,
 ]
 
 

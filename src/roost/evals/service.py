@@ -1,0 +1,61 @@
+"""Datasets, evaluations, experiments and feedback as one kernel service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from roost.agents.catalog import AgentCatalog
+from roost.agents.service import AgentRunService
+from roost.config import EvalSettings
+from roost.evals.datasets import DatasetStore
+from roost.evals.evaluations import EvalService
+from roost.evals.experiments import CostOf, ExperimentService
+from roost.evals.feedback import FeedbackStore
+from roost.evals.schema import EVAL_MIGRATIONS
+from roost.evals.scorers import Judge
+from roost.llm.base import RequestContext
+from roost.llm.messages import Message, ModelSettings
+from roost.storage import Database, migrate
+
+
+@dataclass(slots=True)
+class EvalServices:
+    datasets: DatasetStore
+    evaluations: EvalService
+    experiments: ExperimentService
+    feedback: FeedbackStore
+
+    @classmethod
+    async def open(
+        cls,
+        database: Database,
+        runs: AgentRunService,
+        catalog: AgentCatalog,
+        llm: Any,
+        settings: EvalSettings,
+        cost_of: CostOf | None = None,
+    ) -> EvalServices:
+        await migrate(database, EVAL_MIGRATIONS)
+        datasets = DatasetStore(database)
+
+        def judge_for(tenant_id: str) -> Judge:
+            async def judge(model: str, prompt: str) -> str:
+                # Through the LLM layer, so the tenant's budgets, limits and traces apply.
+                response = await llm.request(
+                    model,
+                    [Message.user(prompt)],
+                    ModelSettings(max_tokens=settings.judge_max_tokens, temperature=0.0),
+                    context=RequestContext(tenant_id, agent_id="eval-judge"),
+                )
+                return str(response.text)
+
+            return judge
+
+        evaluations = EvalService(database, datasets, runs, catalog, judge_for, settings)
+        experiments = ExperimentService(database, cost_of)
+        runs.experiments = experiments
+        return cls(datasets, evaluations, experiments, FeedbackStore(database))
+
+    async def close(self) -> None:
+        await self.evaluations.close()
