@@ -9,6 +9,7 @@ Welch's t-test (two) or one-way ANOVA (more) on means, all from scipy.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -71,11 +72,19 @@ def compare_means(groups: Sequence[Sequence[float]]) -> dict[str, Any] | None:
     usable = [list(g) for g in groups if len(g) >= 2]
     if len(usable) < 2:
         return None
-    if len(usable) == 2:
-        result = stats.ttest_ind(usable[0], usable[1], equal_var=False)
-        return {"test": "welch_t", "p_value": _finite(result.pvalue)}
-    result = stats.f_oneway(*usable)
-    return {"test": "anova", "p_value": _finite(result.pvalue)}
+    test = "welch_t" if len(usable) == 2 else "anova"
+    if all(min(g) == max(g) for g in usable):
+        # No spread anywhere (e.g. every run cost 0): equal means or certainly different.
+        same = len({g[0] for g in usable}) == 1
+        return {"test": test, "p_value": 1.0 if same else 0.0}
+    with warnings.catch_warnings():
+        # Near-constant samples make scipy warn about precision; the p-value stands.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if test == "welch_t":
+            result = stats.ttest_ind(usable[0], usable[1], equal_var=False)
+        else:
+            result = stats.f_oneway(*usable)
+    return {"test": test, "p_value": _finite(result.pvalue)}
 
 
 def _finite(value: Any) -> float:
