@@ -105,12 +105,21 @@ async def test_an_agent_is_evaluated_item_by_item_as_durable_runs(
                                 scorer={"type": "json_schema",
                                         "schema": {"type": "integer", "maximum": 5}})  # fmt: skip
         assert [r["passed"] for r in schema["results"]] == [True, True, False]
-        python = await evaluate(client, target={"agent": "doubler"}, scorer={
-            "type": "python", "entry_point": "tests.evals.scorers_for_tests:mentions_expected"})
+        python = await evaluate(
+            client,
+            target={"agent": "doubler"},
+            scorer={
+                "type": "python",
+                "entry_point": "tests.evals.scorers_for_tests:mentions_expected",
+            },
+        )
         assert [r["passed"] for r in python["results"]] == [True, True, False]
         assert python["results"][2]["reason"] == "looked for '6'"
-        judged = await evaluate(client, target={"agent": "doubler"},
-                                scorer={"type": "llm_judge", "model": "function:judge"})
+        judged = await evaluate(
+            client,
+            target={"agent": "doubler"},
+            scorer={"type": "llm_judge", "model": "function:judge"},
+        )
         assert [r["passed"] for r in judged["results"]] == [True, True, False]
         assert judged["results"][0]["reason"] == "judge: PASS"
 
@@ -151,11 +160,13 @@ async def test_bad_evaluations_are_refused(make_app: AppFactory, auth: dict[str,
             response = await client.post("/v1/evals", json={"dataset": "doubles", **body})
             assert response.status_code == status, (body, response.text)
             assert response.headers["content-type"].startswith("application/problem+json")
-        started = await client.post("/v1/evals", json={"dataset": "doubles",
-                                                       "target": {"agent": "doubler"}})
+        started = await client.post(
+            "/v1/evals", json={"dataset": "doubles", "target": {"agent": "doubler"}}
+        )
         assert started.status_code == 202
         tenant = await app.state.platform.tenants.create("acme")
         _, key = await app.state.platform.api_keys.create(tenant.id, "acme")
-        other = await client.get(f"/v1/evals/{started.json()['id']}",
-                                 headers={"Authorization": f"Bearer {key}"})
+        other = await client.get(
+            f"/v1/evals/{started.json()['id']}", headers={"Authorization": f"Bearer {key}"}
+        )
         assert other.status_code == 404

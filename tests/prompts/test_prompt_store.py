@@ -46,7 +46,9 @@ async def test_versions_are_immutable_and_labels_move(tmp_path: Path) -> None:
         assert (await store.get("t1", PromptRef.parse("greet@1"))).template == "Hello {{ name }}"
         moved = await store.label("t1", "greet", "production", 2)
         assert set(moved.labels) == {"production", "staging"}
-        assert (await store.get("t1", PromptRef.parse("greet@production"))).config.temperature == 0.2
+        assert (
+            await store.get("t1", PromptRef.parse("greet@production"))
+        ).config.temperature == 0.2
         assert [v.version for v in await store.versions("t1", "greet")] == [2, 1]
         with pytest.raises(NotFound):  # another tenant's prompt does not exist for it
             await store.get("t2", PromptRef.parse("greet@production"))

@@ -35,7 +35,9 @@ async def run_agent(client: httpx.AsyncClient, agent: str, **extra: object) -> d
     return body
 
 
-async def test_prompt_versions_labels_and_render(make_app: AppFactory, auth: dict[str, str]) -> None:
+async def test_prompt_versions_labels_and_render(
+    make_app: AppFactory, auth: dict[str, str]
+) -> None:
     async with make_app() as (app, client):
         client.headers.update(auth)
         first = await client.post("/v1/prompts", json={
@@ -74,8 +76,10 @@ async def test_prompt_versions_labels_and_render(make_app: AppFactory, auth: dic
         ):  # fmt: skip
             assert response.status_code == 400, response.text
             assert response.headers["content-type"].startswith("application/problem+json")
-        sandboxed = await client.post("/v1/prompts", json={
-            "name": "escape", "template": "{{ ''.__class__.__mro__[1].__subclasses__() }}"})
+        sandboxed = await client.post(
+            "/v1/prompts",
+            json={"name": "escape", "template": "{{ ''.__class__.__mro__[1].__subclasses__() }}"},
+        )
         assert sandboxed.status_code == 201
         refused = await client.post("/v1/prompts/escape/render", json={})
         assert refused.status_code == 400 and "sandbox" in refused.json()["detail"]
@@ -84,16 +88,22 @@ async def test_prompt_versions_labels_and_render(make_app: AppFactory, auth: dic
         # Another tenant: the same name is free for it, and it cannot see ours.
         acme = await other_tenant(app)
         assert (await client.get("/v1/prompts/support", headers=acme)).status_code == 404
-        assert (await client.post("/v1/prompts/support/labels", headers=acme,
-                                  json={"label": "x", "version": 1})).status_code == 404
-        own = await client.post("/v1/prompts", headers=acme, json={"name": "support",
-                                                                   "template": "theirs"})
+        assert (
+            await client.post(
+                "/v1/prompts/support/labels", headers=acme, json={"label": "x", "version": 1}
+            )
+        ).status_code == 404
+        own = await client.post(
+            "/v1/prompts", headers=acme, json={"name": "support", "template": "theirs"}
+        )
         assert own.json()["version"] == 1
         ours = await client.get("/v1/prompts/support")
         assert ours.json()["template"] == "You help {{ customer }} kindly."
 
 
-async def test_an_agent_runs_with_its_labelled_prompt(make_app: AppFactory, auth: dict[str, str]) -> None:
+async def test_an_agent_runs_with_its_labelled_prompt(
+    make_app: AppFactory, auth: dict[str, str]
+) -> None:
     async with make_app() as (app, client):
         client.headers.update(auth)
         app.state.llm.router.registry.register(FunctionModel(describe_call, "function:agent"))
@@ -131,8 +141,9 @@ async def test_an_agent_runs_with_its_labelled_prompt(make_app: AppFactory, auth
         spec = {"name": "bare", "model": "function:agent", "prompt": "support@production"}
         assert (await client.post("/v1/agents", json={"spec": spec})).status_code == 201
         thread = (await client.post("/v1/threads", json={})).json()["id"]
-        missing = await client.post(f"/v1/threads/{thread}/runs",
-                                    json={"agent": "bare", "input": "hi", "mode": "wait"})
+        missing = await client.post(
+            f"/v1/threads/{thread}/runs", json={"agent": "bare", "input": "hi", "mode": "wait"}
+        )
         assert missing.status_code == 400 and "customer" in missing.json()["detail"]
         bad = {"name": "broken", "model": "function:agent", "prompt": "Not A Ref"}
         assert (await client.post("/v1/agents", json={"spec": bad})).status_code == 400
