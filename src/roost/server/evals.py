@@ -110,7 +110,17 @@ async def list_evals(request: Request, limit: int = Query(50, ge=1, le=500)) -> 
 
 
 @router.get("/v1/evals/{eval_id}")
-async def get_eval(eval_id: str, request: Request) -> dict[str, Any]:
+async def get_eval(
+    eval_id: str,
+    request: Request,
+    wait_s: float | None = Query(
+        None, gt=0, le=3600, description="Wait this long for it to finish (its loop here)"
+    ),
+) -> dict[str, Any]:
     """The evaluation, its summary (pass rate with a Wilson interval, mean score and
     latency with t intervals) and each item's result."""
-    return await eval_services(request).evaluations.get(request.state.principal.tenant_id, eval_id)
+    evaluations = eval_services(request).evaluations
+    tenant_id = request.state.principal.tenant_id
+    if wait_s is not None:
+        return await evaluations.wait(tenant_id, eval_id, wait_s)
+    return await evaluations.get(tenant_id, eval_id)
