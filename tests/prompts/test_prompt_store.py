@@ -22,14 +22,14 @@ class Clock:
         return self.now
 
 
-async def open_service(path: Path, clock: Clock) -> tuple[Database, PromptService]:
-    database = await Database.connect(f"sqlite:///{path}")
+async def open_service(url: str, clock: Clock) -> tuple[Database, PromptService]:
+    database = await Database.connect(url)
     opened = await PromptService.open(database)
     return database, PromptService(opened.store, cache_ttl_s=5, stale_for_s=60, clock=clock)
 
 
-async def test_versions_are_immutable_and_labels_move(tmp_path: Path) -> None:
-    database, service = await open_service(tmp_path / "p.db", Clock())
+async def test_versions_are_immutable_and_labels_move(database_url: str) -> None:
+    database, service = await open_service(database_url, Clock())
     store = service.store
     try:
         v1, created = await store.create("t1", "greet", "Hello {{ name }}", labels=("production",))
@@ -75,7 +75,7 @@ async def test_cache_serves_stale_while_the_store_is_unreachable(tmp_path: Path)
     folder = tmp_path / "store"
     folder.mkdir()
     clock = Clock()
-    database, service = await open_service(folder / "p.db", clock)
+    database, service = await open_service(f"sqlite:///{folder / 'p.db'}", clock)
     try:
         await service.store.create("t1", "greet", "Hello", labels=("production",))
         await service.store.create("t1", "other", "Other")

@@ -213,22 +213,34 @@ class EvalService:
         if row is not None and row["status"] != "running":
             return  # scored before a restart
         run_id = row["run_id"] if row is not None else None
+        thread_id = row["thread_id"] if row is not None else None
+        if run_id is None and thread_id is not None:
+            # Stopped between starting the run and recording it: the thread has it.
+            started = await self.runs.store.list_runs(job.tenant_id, thread_id, limit=1)
+            if started and started[0].status == "queued" and not started[0].workflow_id:
+                # Its starter stopped before queueing it: it would never run. Start anew.
+                await self.runs.cancel(job.tenant_id, started[0].id)
+            elif started:
+                run_id = started[0].id
         if run_id is None:
-            thread = await self.runs.create_thread(
-                job.tenant_id, {"eval_id": job.eval_id, "item": position}
-            )
+            if thread_id is None:
+                thread = await self.runs.create_thread(
+                    job.tenant_id, {"eval_id": job.eval_id, "item": position}
+                )
+                thread_id = thread.id
+                # The thread first: a restart finds a run started on it (one per item).
+                await self._record(job, position, thread_id, None, "running")
             try:
                 record = await self.runs.start_run(
-                    job.tenant_id, thread.id, job.agent, item.input,
+                    job.tenant_id, thread_id, job.agent, item.input,
                     version=job.version, variables=item.variables,
                 )  # fmt: skip
             except InvalidRequest as exc:  # e.g. the item lacks a template variable
-                await self._record(job.eval_id, job.tenant_id, position, None, "error", None,
-                                   Score(0.0, False, exc.message), None)  # fmt: skip
+                await self._record(job, position, thread_id, None, "error",
+                                   result=Score(0.0, False, exc.message))  # fmt: skip
                 return
             run_id = record.id
-            await self._record(job.eval_id, job.tenant_id, position, run_id, "running",
-                               None, None, None)  # fmt: skip
+            await self._record(job, position, thread_id, run_id, "running")
         final = await self.runs.wait(job.tenant_id, run_id, RUN_TIMEOUT_S)
         latency = max(0, final.updated_at - final.created_at)
         if final.status == "succeeded":
@@ -237,16 +249,16 @@ class EvalService:
         else:
             result = Score(0.0, False, f"run {final.status}: {final.error or ''}".strip())
             status = "error"
-        await self._record(job.eval_id, job.tenant_id, position, run_id, status,
-                           final.output, result, latency)  # fmt: skip
+        await self._record(job, position, thread_id, run_id, status, final.output, result, latency)
 
     async def _record(
-        self, eval_id: str, tenant_id: str, position: int, run_id: str | None, status: str,
-        output: Any, result: Score | None, latency_ms: int | None,
+        self, job: _Job, position: int, thread_id: str | None, run_id: str | None,
+        status: str, output: Any = None, result: Score | None = None,
+        latency_ms: int | None = None,
     ) -> None:  # fmt: skip
         params = {
-            "i": eval_id, "t": tenant_id, "p": position, "r": run_id, "s": status,
-            "o": None if output is None else json.dumps(output),
+            "i": job.eval_id, "t": job.tenant_id, "p": position, "th": thread_id, "r": run_id,
+            "s": status, "o": None if output is None else json.dumps(output),
             "sc": None if result is None else result.score,
             "ok": None if result is None else int(result.passed),
             "why": None if result is None else result.reason,
@@ -257,9 +269,9 @@ class EvalService:
                 text("DELETE FROM eval_results WHERE eval_id = :i AND position = :p"), params
             )
             await conn.execute(
-                text("INSERT INTO eval_results (eval_id, position, tenant_id, run_id, status,"
-                     " output, score, passed, reason, latency_ms)"
-                     " VALUES (:i, :p, :t, :r, :s, :o, :sc, :ok, :why, :l)"),
+                text("INSERT INTO eval_results (eval_id, position, tenant_id, thread_id, run_id,"
+                     " status, output, score, passed, reason, latency_ms)"
+                     " VALUES (:i, :p, :t, :th, :r, :s, :o, :sc, :ok, :why, :l)"),
                 params,
             )  # fmt: skip
 

@@ -51,6 +51,7 @@ EVAL_MIGRATIONS = [
                 eval_id TEXT NOT NULL,
                 position INTEGER NOT NULL,
                 tenant_id TEXT NOT NULL,
+                thread_id TEXT,
                 run_id TEXT,
                 status TEXT NOT NULL,
                 output TEXT,
