@@ -138,3 +138,19 @@ async def test_experiment_splits_threads_and_reports_per_variant(
             assert (await client.post("/v1/experiments", json=bad_experiment)).status_code == 400
         missing = {**experiment, "name": "z", "agent": "nobody"}
         assert (await client.post("/v1/experiments", json=missing)).status_code == 404
+        no_prompt = {
+            **experiment,
+            "name": "w",
+            "variants": [{"name": "a", "prompt": "tone@1"}, {"name": "b", "prompt": "tone@9"}],
+        }
+        assert (await client.post("/v1/experiments", json=no_prompt)).status_code == 404
+        no_model = {
+            **experiment,
+            "name": "v",
+            "variants": [
+                {"name": "a", "prompt": "tone@1"},
+                {"name": "b", "model": "nowhere:model"},
+            ],
+        }
+        refused = await client.post("/v1/experiments", json=no_model)
+        assert refused.status_code == 400 and "nowhere" in refused.text

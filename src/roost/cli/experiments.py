@@ -55,9 +55,7 @@ def create(
             spec = ExperimentSpec.model_validate(data)
         except ValueError as exc:
             raise InvalidRequest(f"invalid experiment: {exc}") from exc
-        tenant_key = await tenant_id(kernel, tenant)
-        await kernel.runs.registry.get(tenant_key, spec.agent)
-        return await services(kernel).experiments.create(tenant_key, spec)
+        return await services(kernel).create_experiment(await tenant_id(kernel, tenant), spec)
 
     def remote(api: Api) -> dict[str, Any]:
         return dict(api.post("/v1/experiments", data))

@@ -8,9 +8,10 @@ from typing import Any
 from roost.agents.catalog import AgentCatalog
 from roost.agents.service import AgentRunService
 from roost.config import EvalSettings
+from roost.errors import Overloaded
 from roost.evals.datasets import DatasetStore
 from roost.evals.evaluations import EvalService
-from roost.evals.experiments import CostOf, ExperimentService
+from roost.evals.experiments import CostOf, ExperimentService, ExperimentSpec
 from roost.evals.feedback import FeedbackStore
 from roost.evals.schema import EVAL_MIGRATIONS
 from roost.evals.scorers import Judge
@@ -25,6 +26,23 @@ class EvalServices:
     evaluations: EvalService
     experiments: ExperimentService
     feedback: FeedbackStore
+    runs: AgentRunService
+    catalog: AgentCatalog
+
+    async def create_experiment(self, tenant_id: str, spec: ExperimentSpec) -> dict[str, Any]:
+        """Start an experiment whose agent exists and whose every variant can run: its
+        prompt resolves and its model is one this deployment offers."""
+        agent = await self.runs.registry.get(tenant_id, spec.agent)
+        for variant in spec.variants:
+            if variant.prompt is not None:
+                if self.runs.prompts is None:
+                    raise Overloaded("prompt management is not running in this process")
+                await self.runs.prompts.resolve(tenant_id, variant.prompt)
+            if variant.model is not None:
+                data = {**agent.spec.model_dump(mode="json", exclude_none=True),
+                        "model": variant.model}  # fmt: skip
+                await self.catalog.check(tenant_id, data)
+        return await self.experiments.create(tenant_id, spec)
 
     @classmethod
     async def open(
@@ -55,7 +73,7 @@ class EvalServices:
         evaluations = EvalService(database, datasets, runs, catalog, judge_for, settings)
         experiments = ExperimentService(database, cost_of)
         runs.experiments = experiments
-        return cls(datasets, evaluations, experiments, FeedbackStore(database))
+        return cls(datasets, evaluations, experiments, FeedbackStore(database), runs, catalog)
 
     async def close(self) -> None:
         await self.evaluations.close()

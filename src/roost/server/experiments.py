@@ -27,10 +27,9 @@ class FeedbackBody(BaseModel):
 @router.post("/v1/experiments", status_code=201)
 async def create_experiment(body: ExperimentSpec, request: Request) -> dict[str, Any]:
     """Split the agent's threads between the variants from now on (409 when another
-    experiment is active on the agent). The agent must exist."""
-    tenant_id = request.state.principal.tenant_id
-    await agents_service(request.app).registry.get(tenant_id, body.agent)
-    return await eval_services(request).experiments.create(tenant_id, body)
+    experiment is active on the agent). The agent must exist (404), and every variant's
+    prompt resolve (404) and model be offered here (400)."""
+    return await eval_services(request).create_experiment(request.state.principal.tenant_id, body)
 
 
 @router.get("/v1/experiments")
