@@ -4,6 +4,8 @@ label at its next run, and its run's trace span names the version."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 from fastapi import FastAPI
 
@@ -147,3 +149,24 @@ async def test_an_agent_runs_with_its_labelled_prompt(
         assert missing.status_code == 400 and "customer" in missing.json()["detail"]
         bad = {"name": "broken", "model": "function:agent", "prompt": "Not A Ref"}
         assert (await client.post("/v1/agents", json={"spec": bad})).status_code == 400
+
+
+async def test_a_coordinator_subtask_runs_with_its_agents_prompt(
+    make_app: AppFactory, auth: dict[str, str]
+) -> None:
+    async with make_app() as (app, client):
+        client.headers.update(auth)
+        app.state.llm.router.registry.register(FunctionModel(describe_call, "function:agent"))
+        await client.post("/v1/prompts", json={"name": "support", "labels": ["production"],
+                                               "template": "managed for {{ customer }}"})  # fmt: skip
+        spec = {"name": "helper", "model": "function:agent", "prompt": "support@production",
+                "variables": {"customer": "Ada"}, "description": "helps"}  # fmt: skip
+        assert (await client.post("/v1/agents", json={"spec": spec})).status_code == 201
+        plan = {"subtasks": [{"id": "one", "description": "help Ada", "agent": "helper"}]}
+        response = await client.post("/v1/coordinator/runs", json={
+            "task": "help", "plan": plan, "model": "function:agent", "max_revisions": 0,
+            "mode": "wait"})  # fmt: skip
+        assert response.status_code == 200, response.text
+        run = response.json()
+        assert run["status"] == "succeeded", run
+        assert "system=managed for Ada" in json.dumps(run["output"]["results"])

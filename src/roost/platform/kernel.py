@@ -383,6 +383,7 @@ async def _open_prompts_and_evals(kernel: Roost, stack: AsyncExitStack) -> None:
         stale_for_s=settings.prompts.stale_for_s,
     )
     kernel.runs.prompts = kernel.prompts
+    kernel.runs.runtime.prompts = kernel.prompts
     kernel.evals = await EvalServices.open(
         database, kernel.runs, kernel.catalog, kernel.llm, settings.evals, priced_by(kernel.llm)
     )
