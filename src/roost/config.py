@@ -722,6 +722,27 @@ class CacheSettings(Section):
     )
 
 
+class PromptSettings(Section):
+    """Managed prompts: how long a resolution is cached in each process."""
+
+    cache_ttl_s: float = Field(10.0, ge=0, description="A moved label is seen within this")
+    stale_for_s: float = Field(
+        300.0, ge=0, description="Serve a cached prompt this much longer while the store is down"
+    )
+
+
+class EvalSettings(Section):
+    """Evaluations and experiments."""
+
+    concurrency: int = Field(2, ge=1, le=64, description="Dataset items run at once per eval")
+    python_scorers: list[str] = Field(
+        default_factory=list,
+        description="module:function scorers tenants may name; operator-installed code, run"
+        " in the server process",
+    )
+    judge_max_tokens: int = Field(16, ge=1, le=1024)
+
+
 class Settings(BaseSettings):
     """Everything Roost reads from configuration. Build it with :func:`load_settings`."""
 
@@ -754,6 +775,8 @@ class Settings(BaseSettings):
     backup: BackupSettings = Field(default_factory=BackupSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     guardrails: GuardrailsSettings = Field(default_factory=GuardrailsSettings)
+    prompts: PromptSettings = Field(default_factory=PromptSettings)
+    evals: EvalSettings = Field(default_factory=EvalSettings)
     plugins: list[str] = Field(
         default_factory=list,
         description=(

@@ -88,6 +88,30 @@ async def seed_trace() -> str:
         await database.close()
 
 
+async def seed_evaluation() -> str:
+    """One finished evaluation of the default tenant (``evals run`` needs a server)."""
+    from roost.config import load_settings
+    from roost.evals.schema import EVAL_MIGRATIONS
+    from roost.security.tenants import TenantStore
+    from roost.storage import Database, migrate
+
+    database = await Database.connect(load_settings().database_url)
+    try:
+        tenant = await TenantStore(database).find_by_name("default")
+        assert tenant is not None
+        await migrate(database, EVAL_MIGRATIONS)
+        await database.execute(
+            "INSERT INTO eval_runs (id, tenant_id, dataset, dataset_version, target, scorer,"
+            " status, item_count, summary, created_at, updated_at) VALUES ('eval_1', :t,"
+            " 'qa', 1, '{\"agent\": \"reader\"}', '{\"type\": \"exact\"}', 'succeeded',"
+            " 0, NULL, 1, 1)",
+            {"t": tenant.id},
+        )
+        return "eval_1"
+    finally:
+        await database.close()
+
+
 def test_every_listing_prints_valid_json_on_a_fresh_home(
     roost: CliRunner, roost_home: Path
 ) -> None:
@@ -102,11 +126,28 @@ def test_every_listing_prints_valid_json_on_a_fresh_home(
     assert roost.invoke(app, ["kb", "add", str(notes)]).exit_code == 0
 
     trace_id = asyncio.run(seed_trace())
+    eval_id = asyncio.run(seed_evaluation())
+    items = roost_home / "items.jsonl"
+    items.write_text('{"input": "q", "expected": "a"}\n')
+    for command in (
+        ["prompts", "create", "greet", "--template", "Hi {{ name }}"],
+        ["datasets", "create", "qa", "-f", str(items)],
+        ["prompts", "create", "tone", "--template", "Be brief."],
+    ):
+        assert roost.invoke(app, command).exit_code == 0, command
+    experiment = roost_home / "experiment.yaml"
+    experiment.write_text(
+        "name: trial\nagent: reader\nvariants:\n"
+        "  - {name: a, prompt: tone}\n  - {name: b, prompt: greet}\n"
+    )
+    assert roost.invoke(app, ["experiments", "create", str(experiment)]).exit_code == 0
     arguments = {
         ("traces", "show"): [trace_id],
         ("agents", "show"): ["reader"], ("approvals", "show"): [approval_id],
         ("tools", "show"): ["calculate"], ("kb", "search"): ["birds"],
-        ("memory", "search"): ["birds"],
+        ("memory", "search"): ["birds"], ("prompts", "show"): ["greet"],
+        ("datasets", "show"): ["qa"], ("evals", "show"): [eval_id],
+        ("experiments", "show"): ["trial"],
     }  # fmt: skip
     checked = set()
     for path in LISTINGS:

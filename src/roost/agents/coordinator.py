@@ -15,6 +15,7 @@ from typing import Annotated, Any, Protocol, TypedDict
 from roost.agents.planner import Plan, make_plan, validate_plan
 from roost.agents.react import ReactAgent, add_usage, run_input
 from roost.agents.registry import AgentRegistry
+from roost.agents.run_setup import run_setup
 from roost.agents.runtime import AgentRuntime, ModelCaller, RunContext
 from roost.graph import END, START, MemoryCheckpointer, Send, StateGraph
 from roost.llm.base import RequestContext
@@ -87,7 +88,11 @@ class AgentWorkers:
         thread = f"{self.thread_id}:{subtask_id}"
         run_id = self.run_id or f"{thread}:run"
         context = RunContext(self.tenant_id, thread, run_id, agent, found.version)
-        out = await graph.ainvoke(run_input(context, prompt), thread_id=thread)
+        # A worker agent's managed prompt resolves as at any run's start.
+        setup, _ = await run_setup(
+            found.spec, self.tenant_id, thread, None, prompts=self.runtime.prompts, experiments=None
+        )
+        out = await graph.ainvoke(run_input(context, prompt, None, setup), thread_id=thread)
         if out.get("status") != "succeeded":
             raise RuntimeError(out.get("error") or f"agent {agent} ended {out.get('status')}")
         output = out.get("output")

@@ -21,6 +21,7 @@ from roost.agents.context_window import ContextKeeper
 from roost.agents.guardrails import GuardrailBlocked
 from roost.agents.output import repair_prompt, validate_output
 from roost.agents.run_extras import RunExtras
+from roost.agents.run_setup import system_prompt
 from roost.agents.runtime import AgentRuntime, RunContext
 from roost.agents.spec import AgentSpec
 from roost.agents.transcript import (
@@ -79,6 +80,7 @@ class AgentState(TypedDict, total=False):
     task: str  # the run's input after input guardrails, before hints are added
     task_id: str | None  # id of the run's input message
     route: dict[str, Any] | None  # the learned router's pick (RouteChoice) for a routed spec
+    setup: dict[str, Any]  # fixed at the run's start: managed prompt, experiment variant
     # Per thread, not reset by runs: where the context window starts, and the running
     # summary of what it left behind (see roost.agents.context_window).
     context_start: str | None
@@ -86,7 +88,10 @@ class AgentState(TypedDict, total=False):
 
 
 def run_input(
-    run: RunContext, message: str | dict[str, Any], variables: dict[str, Any] | None = None
+    run: RunContext,
+    message: str | dict[str, Any],
+    variables: dict[str, Any] | None = None,
+    setup: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The graph input that starts one run on a thread."""
     content = message if isinstance(message, str) else json.dumps(message)
@@ -104,6 +109,7 @@ def run_input(
         "usage": {},
         "calls": [],
         "route": None,
+        "setup": setup or {},
     }
 
 
@@ -380,11 +386,19 @@ class ReactAgent:
         tool_choice: str | None = None,
     ) -> ModelTurn:
         run = RunContext.from_state(state["run"])
-        model = str((state.get("route") or {}).get("arm") or self.spec.model)
-        system = self.spec.render_instructions(state.get("variables"))
+        setup = state.get("setup") or {}
+        model = str((state.get("route") or {}).get("arm") or setup.get("model") or self.spec.model)
+        system = system_prompt(self.spec, setup, state.get("variables") or {})
         fitted = await self.context.fit(run, model, state, system, messages, tools)
         conversation = [Message.system(fitted.system), *to_llm(fitted.messages)]
         settings = self.settings
+        config = (setup.get("prompt") or {}).get("config") or {}
+        if "temperature" in config or "max_tokens" in config:
+            settings = replace(
+                settings,
+                temperature=config.get("temperature", settings.temperature),
+                max_tokens=config.get("max_tokens", settings.max_tokens),
+            )
         if tool_choice is not None and tools:
             settings = replace(settings, tool_choice=tool_choice)
 

@@ -14,6 +14,7 @@ from typing import Any, Protocol, TypeVar
 
 from roost.agents.guardrails import GuardrailRegistry
 from roost.agents.run_routing import RunRouting
+from roost.agents.run_setup import PromptResolver
 from roost.errors import RoostError
 from roost.llm.base import RequestContext
 from roost.llm.messages import Message, ModelSettings, StreamEvent, ToolDefinition
@@ -207,6 +208,9 @@ class AgentRuntime:
     # graphs on worker threads with loops of their own; node I/O hops back here.
     home_loop: asyncio.AbstractEventLoop | None = None
     cancelled: set[str] = field(default_factory=set)
+    # Resolves ``prompt: name@label`` for runs that start inside another (coordinator
+    # subtasks); the kernel sets it with the run service's.
+    prompts: PromptResolver | None = None
 
     async def call(self, work: Awaitable[T]) -> T:
         """Await ``work`` on the home loop (directly when already on it)."""

@@ -30,6 +30,7 @@ from roost.agents.outcomes import record_outcome
 from roost.agents.planner import MAX_SUBTASKS, Plan, validate_plan
 from roost.agents.react import run_input
 from roost.agents.registry import AgentRegistry
+from roost.agents.run_setup import PromptResolver, VariantPicker, run_setup
 from roost.agents.runtime import AgentRuntime, RunCancelled, RunContext
 from roost.agents.store import FINISHED, RunRecord, RunStore, ThreadRecord
 from roost.agents.webhooks import WebhookSender
@@ -94,6 +95,9 @@ class AgentRunService:
         self._workflows: dict[str, asyncio.Task[Any]] = {}  # run id -> its workflow's task
         self._cancel_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        # Set by the kernel: managed prompts (``prompt:`` in specs) and online experiments.
+        self.prompts: PromptResolver | None = None
+        self.experiments: VariantPicker | None = None
 
     @property
     def executes(self) -> bool:
@@ -233,7 +237,12 @@ class AgentRunService:
         asks for count as that principal's requests."""
         await self.store.get_thread(tenant_id, thread_id)
         found = await self.registry.get(tenant_id, agent, version)
-        found.spec.render_instructions(variables)  # refuse missing variables now, not later
+        setup, variant = await run_setup(
+            found.spec, tenant_id, thread_id, variables,
+            prompts=self.prompts, experiments=self.experiments,
+        )  # fmt: skip
+        if "prompt" not in setup:
+            found.spec.render_instructions(variables)  # refuse missing variables now
         run_id = new_id("run")
         record = await self.store.create_run(
             RunRecord(
@@ -241,13 +250,17 @@ class AgentRunService:
                 message, webhook=webhook,
             )
         )  # fmt: skip
+        if variant is not None and self.experiments is not None:
+            model = str(setup.get("model") or found.spec.model)
+            await self.experiments.record(tenant_id, variant, run_id, thread_id, model)
         context = RunContext(
             tenant_id, thread_id, run_id, found.name, found.version, started_by, started_by_role
         )
         graph_name = self._run_graphs.name(tenant_id, found.name, found.version)
         await self._run_graphs.get(graph_name)
         recursion = 4 * found.spec.max_iterations + 4 * found.spec.max_reflections + 20
-        await self._enqueue(record, graph_name, run_input(context, message, variables), recursion)
+        graph_input = run_input(context, message, variables, setup)
+        await self._enqueue(record, graph_name, graph_input, recursion)
         return await self.store.get_run(tenant_id, run_id)
 
     async def start_graph_run(

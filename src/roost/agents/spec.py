@@ -119,6 +119,11 @@ class AgentSpec(BaseModel):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
     instructions: str = "You are a helpful assistant."
+    prompt: str | None = Field(
+        None,
+        description="A managed prompt, name@label or name@version, resolved at each run's"
+        " start; it replaces the instructions, and its config block sets model and sampling",
+    )
     variables: dict[str, str] = Field(default_factory=dict, description="Template defaults")
     model: str = DEFAULT_MODEL
     tools: list[str] = Field(default_factory=list, description="Tool name globs")
@@ -159,6 +164,18 @@ class AgentSpec(BaseModel):
                 raise ValueError(
                     f"output_schema is not a valid JSON Schema: {exc.message}"
                 ) from exc
+        return value
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_is_a_reference(cls, value: str | None) -> str | None:
+        if value is not None:
+            from roost.prompts.store import PromptRef
+
+            try:
+                PromptRef.parse(value)
+            except InvalidRequest as exc:
+                raise ValueError(exc.message) from exc
         return value
 
     @field_validator("instructions")
@@ -204,6 +221,7 @@ _LATER_FIELDS: dict[str, Any] = {
     "route": None,
     "tool_turns": None,
     "pii": None,
+    "prompt": None,
 }
 _LATER_MEMORY_FIELDS: dict[str, Any] = {"procedures": True, "max_procedures": 2}
 

@@ -16,7 +16,10 @@ from roost.cli import (
     cache,
     code,
     config_cmd,
+    datasets,
     doctor,
+    evals,
+    experiments,
     kb,
     kb_sources,
     keys,
@@ -26,6 +29,7 @@ from roost.cli import (
     migrate_store,
     models,
     monitor,
+    prompts,
     secrets,
     serve,
     tenants,
@@ -82,6 +86,10 @@ app.add_typer(models.app, name="models")
 app.add_typer(cache.app, name="cache")
 app.add_typer(limits.app, name="limits")
 app.add_typer(traces.app, name="traces")
+app.add_typer(prompts.app, name="prompts")
+app.add_typer(datasets.app, name="datasets")
+app.add_typer(evals.app, name="evals")
+app.add_typer(experiments.app, name="experiments")
 app.add_typer(backup.app, name="backup")
 app.command("migrate-store")(migrate_store.migrate_store)
 app.command()(doctor.doctor)

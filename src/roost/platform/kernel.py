@@ -20,11 +20,13 @@ from roost.platform.core import Platform
 if TYPE_CHECKING:
     from roost.agents.catalog import AgentCatalog
     from roost.agents.service import AgentRunService
+    from roost.evals.service import EvalServices
     from roost.limits.service import Limiter
     from roost.llm.service import LLMService
     from roost.memory.service import MemoryServices
     from roost.observe.trace_service import TraceService
     from roost.platform.inference import InferenceState
+    from roost.prompts.service import PromptService
     from roost.security.content_guard import ContentGuard
     from roost.tools.service import ToolService
 
@@ -69,6 +71,8 @@ class Roost:
     _exit: AsyncExitStack = field(default_factory=AsyncExitStack)
     knowledge_syncer: Any = None  # the server's (server_upkeep), else None
     backup_ran: asyncio.Event | None = None  # set after each scheduled backup round
+    prompts: PromptService | None = None  # managed prompts (``prompt:`` in specs)
+    evals: EvalServices | None = None  # datasets, evaluations, experiments, feedback
 
     @classmethod
     async def open(
@@ -101,6 +105,9 @@ class Roost:
                 exit_stack.push_async_callback(_cancel, task)
             if server_upkeep:
                 _keep_knowledge_fresh(kernel, exit_stack)
+                if kernel.evals is not None and kernel.runs.executes:
+                    # Evaluations whose loop stopped with a previous server go on here.
+                    await kernel.evals.evaluations.resume_unfinished()
             return kernel
         except BaseException:
             await exit_stack.aclose()
@@ -161,6 +168,7 @@ class Roost:
             guard, stack,
         )  # fmt: skip
         offer_for = wiring.spec_offer(kernel)
+        await _open_prompts_and_evals(kernel, stack)
         from roost.tools.builtin.semantic import knowledge_search_tool, semantic_search_tool
         from roost.tools.toolsets import StaticToolset
 
@@ -368,6 +376,27 @@ async def _open_runs(
     graphs.host_key = service.host_key
     stack.push_async_callback(service.close)
     return service
+
+
+async def _open_prompts_and_evals(kernel: Roost, stack: AsyncExitStack) -> None:
+    from roost.agents.run_routing import priced_by
+    from roost.evals.service import EvalServices
+    from roost.prompts.service import PromptService
+
+    settings = kernel.settings
+    database = kernel.platform.database
+    kernel.prompts = await PromptService.open(
+        database,
+        cache_ttl_s=settings.prompts.cache_ttl_s,
+        stale_for_s=settings.prompts.stale_for_s,
+    )
+    kernel.runs.prompts = kernel.prompts
+    kernel.runs.runtime.prompts = kernel.prompts
+    kernel.evals = await EvalServices.open(
+        database, kernel.runs, kernel.catalog, kernel.llm, settings.evals, priced_by(kernel.llm)
+    )
+    # Closed before the run service: an evaluation's loop stops before its runs' host.
+    stack.push_async_callback(kernel.evals.close)
 
 
 def _keep_knowledge_fresh(kernel: Roost, stack: AsyncExitStack) -> None:

@@ -111,6 +111,7 @@ async def run_workflow(
         span.set_attribute("roost.tenant_id", tenant_id)
         span.set_attribute("gen_ai.conversation.id", thread_id)
         span.set_attribute("roost.run_id", run_id)
+        _record_setup(span, run_input)
         try:
             if run_input is not None:
                 await record_input(host_key, graph_name, thread_id, run_input)
@@ -122,6 +123,24 @@ async def run_workflow(
         span.set_attribute("roost.run.status", str(result["status"]))
     await finish(host_key, run_id, result)
     return str(result["status"])
+
+
+def _record_setup(span: Any, run_input: Any) -> None:
+    """The managed prompt version and experiment variant the run started with."""
+    setup = run_input.get("setup") if isinstance(run_input, dict) else None
+    if not isinstance(setup, dict):
+        return
+    prompt = setup.get("prompt") or {}
+    if prompt:
+        span.set_attribute("roost.prompt.name", str(prompt["name"]))
+        span.set_attribute("roost.prompt.version", int(prompt["version"]))
+        span.set_attribute("roost.prompt.reference", str(prompt["reference"]))
+    if setup.get("model"):
+        span.set_attribute("roost.run.model", str(setup["model"]))
+    experiment = setup.get("experiment") or {}
+    if experiment:
+        span.set_attribute("roost.experiment.name", str(experiment["name"]))
+        span.set_attribute("roost.experiment.variant", str(experiment["variant"]))
 
 
 def new_executor_id() -> str:

@@ -31,9 +31,12 @@ from roost.server import (
     api_docs,
     coordination,
     coordinator_runs,
+    evals,
+    experiments,
     health,
     mcp,
     openai,
+    prompts,
     threads,
     traces,
 )
@@ -84,6 +87,9 @@ ROUTERS: list[APIRouter] = [
     traces.router,
     admin_cache.router,
     audit_layer.router,
+    prompts.router,
+    evals.router,
+    experiments.router,
 ]
 
 

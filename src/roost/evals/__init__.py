@@ -1,0 +1,1 @@
+"""Datasets, evaluations over them, online experiments and user feedback on runs."""
