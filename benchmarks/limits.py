@@ -164,7 +164,7 @@ async def fairness_run(fair: bool, num_a: int, num_b: int, long_tokens: int) -> 
         "ROOST_ENGINE__FAIR_SCHEDULING": "true" if fair else "false",
         "ROOST_ENGINE__MAX_NUM_SEQS": "32",
     }
-    server = start_server(env, timeout_s=300)
+    server = start_server(env, ready_marker="model loaded", timeout_s=600)
     try:
         async with openai.AsyncOpenAI(
             base_url=f"{server.url}/v1", api_key=KEY, max_retries=0, timeout=600
