@@ -88,11 +88,15 @@ class EgressProxy:
     async def __aexit__(self, *exc: object) -> None:
         if self._server is not None:
             self._server.close()
+        # The command has ended: whatever it left open is cut (before waiting for the
+        # server, which on newer Pythons waits for its connections).
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self._server is not None:
+            await self._server.wait_closed()
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -101,6 +105,21 @@ class EgressProxy:
         task.add_done_callback(self._tasks.discard)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        opened: list[asyncio.StreamWriter] = [writer]
+        try:
+            await self._proxy(reader, writer, opened)
+        finally:
+            for stream in opened:  # both ends, also when the command's end cancels it
+                stream.close()
+                with contextlib.suppress(OSError, asyncio.CancelledError):
+                    await stream.wait_closed()
+
+    async def _proxy(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        opened: list[asyncio.StreamWriter],
+    ) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _HEAD_TIMEOUT_S)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, OSError):
@@ -136,6 +155,7 @@ class EgressProxy:
         except (OSError, TimeoutError) as exc:
             await _answer(writer, 502, f"cannot reach {host}:{port}: {exc}")
             return
+        opened.append(up_writer)
         log.info("egress allowed", host=host, port=port, address=str(address))
         if method == "CONNECT":
             writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
@@ -187,7 +207,6 @@ async def _answer(writer: asyncio.StreamWriter, status: int, reason: str) -> Non
     )
     with contextlib.suppress(OSError):
         await writer.drain()
-    writer.close()
 
 
 async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
