@@ -258,6 +258,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--skip-fairness", action="store_true")
     parser.add_argument("--only-fairness", action="store_true")
+    parser.add_argument(
+        "--long-tokens", type=int, default=512, help="length of tenant A's generations"
+    )
     args = parser.parse_args()
     n = 300 if args.quick else 2000
     redis = RedisServer.start()
@@ -280,8 +283,8 @@ def main() -> None:
         if not args.skip_fairness:
             num_b = 10 if args.quick else 20
             result["fairness"] = [
-                asyncio.run(fairness_run(True, 32, num_b, 512)),
-                asyncio.run(fairness_run(False, 32, num_b, 512)),
+                asyncio.run(fairness_run(True, 32, num_b, args.long_tokens)),
+                asyncio.run(fairness_run(False, 32, num_b, args.long_tokens)),
             ]
     finally:
         redis.stop()
