@@ -41,6 +41,7 @@ test-services:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; }
 	@# The web UI's browser tests drive Debian's chromium (Playwright never downloads a browser).
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+	@command -v curl >/dev/null && command -v ip >/dev/null || { apt-get update -qq && apt-get install -y -qq curl iproute2 >/dev/null; }  # tests/tools/test_egress.py
 	@test -x $(VENV)/node/node_modules/.bin/mcp-inspector || npm install --silent --no-audit --no-fund --prefix $(VENV)/node @modelcontextprotocol/inspector@0.17.5
 
 LINT_PATHS = $(wildcard src tests benchmarks examples)

@@ -482,7 +482,19 @@ class ToolsSettings(Section):
     command_max_processes: int = Field(128, ge=4)
     command_max_output_kb: int = Field(64, ge=1)
     command_network: bool = Field(
-        False, description="Network for commands: not supported yet, true refuses every command"
+        False,
+        description="Every command may reach command_network_hosts (through the jail's egress"
+        " proxy); git push/fetch ask for it on their own",
+    )
+    command_network_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts (globs) commands that need the network may reach, e.g. github.com,"
+        " pypi.org; empty: none. Loopback and private addresses stay refused",
+    )
+    command_network_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="CIDRs exempt from the refusal of non-public addresses for commands"
+        " (an internal git server or package mirror)",
     )
     require_jail: bool = Field(
         True, description="Kept for old configs: commands always need the jail now"

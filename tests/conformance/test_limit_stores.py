@@ -153,3 +153,15 @@ async def test_reset_forgets_one_prefix_only(stores) -> None:
     assert await one.reset("rpm:key:t1/") >= 1
     assert (await one.acquire([rpm(1, key="rpm:key:t1/a")])).allowed
     assert not (await one.acquire([rpm(1, key="rpm:key:t2/a")])).allowed
+
+
+async def test_finish_settles_tokens_and_frees_slots_in_one_call(stores) -> None:
+    one, two = stores
+    slot = Lease("conc:key:k", 1, "held", 60.0, "concurrency of key k (1)")
+    tokens = rpm(100, cost=90, key="tpm:key:k")
+    assert (await one.acquire([tokens], [slot])).allowed  # 10 tokens left, the slot taken
+    assert not (await two.acquire([], [Lease("conc:key:k", 1, "b", 60.0, "c")])).allowed
+    # The call used 30 of its 90: refund 60, and give the slot back, in one call.
+    await two.finish([rpm(100, cost=-60, key="tpm:key:k")], [("conc:key:k", "held")])
+    assert (await one.acquire([rpm(100, cost=65, key="tpm:key:k")], [slot])).allowed
+    assert not (await one.acquire([rpm(100, cost=10, key="tpm:key:k")])).allowed

@@ -13,7 +13,7 @@ from roost.limits.overrides import LimitOverrideStore
 from roost.limits.policy import resolve
 from roost.limits.redis_store import RedisLimitStore
 from roost.limits.schema import LIMIT_MIGRATIONS
-from roost.limits.service import Limiter
+from roost.limits.service import Limiter, current_admission
 from roost.storage import Database, migrate
 from roost.storage.redis import RedisClient
 from tests.support.servers import free_port
@@ -70,6 +70,38 @@ async def test_tokens_per_minute_refuse_then_refund(tmp_path: Path) -> None:
             await limiter.take_tokens("t", "k", 200)
         await limiter.settle_tokens("t", "k", -800)  # the call used 100 of its 900
         await limiter.take_tokens("t", "k", 800)
+    finally:
+        await limiter.close()
+        await database.close()
+
+
+async def test_a_refund_inside_a_request_rides_with_its_release(tmp_path: Path) -> None:
+    settings = load_settings(
+        env={
+            "ROOST_HOME": str(tmp_path),
+            "ROOST_LIMITS__KEY__TOKENS_PER_MINUTE": "1000",
+            "ROOST_LIMITS__KEY__CONCURRENCY": "1",
+        }
+    )
+    database = await Database.connect(settings.database_url)
+    limiter = await Limiter.open(settings, database, None)
+    try:
+        admission = await limiter.admit("t", "k", concurrent=True)
+        token = current_admission.set(admission)
+        await limiter.take_tokens("t", "k", 900)
+        await limiter.settle_tokens("t", "k", -800)  # deferred: not in the store yet
+        current_admission.reset(token)
+        with pytest.raises(RateLimited, match="tokens_per_minute"):
+            await limiter.take_tokens("t", "k", 800)
+        with pytest.raises(RateLimited, match="concurrency of API key k"):
+            await limiter.admit("t", "k", concurrent=True)
+        await admission.release()  # the slot and the refund, in one store call
+        await limiter.take_tokens("t", "k", 800)
+        second = await limiter.admit("t", "k", concurrent=True)
+        await second.release()
+        # After the release, a late correction goes straight to the store.
+        await limiter.settle_tokens("t", "k", -800)
+        assert not admission.defer([])
     finally:
         await limiter.close()
         await database.close()

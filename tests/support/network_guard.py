@@ -1,4 +1,5 @@
-"""Loopback only: a test that tries to reach another host fails instead of calling it.
+"""This machine only: a test that tries to reach another host fails instead of calling it
+(loopback, and the addresses of this machine's own interfaces, are allowed).
 
 Real provider endpoints, model hubs and package indexes must never be contacted from
 the suite; every server a test talks to (PostgreSQL, Redis, mock upstreams, Roost) runs
@@ -27,6 +28,30 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+_OWN_ADDRESSES: dict[str, bool] = {}
+
+
+def is_this_machine(host: str) -> bool:
+    """A numeric address held by one of this machine's own interfaces (e.g. its eth0
+    address): connecting there stays on this machine. Binding to an address succeeds only
+    when it is local, so that is the check (cached)."""
+    address = host.split("%")[0]
+    if address not in _OWN_ADDRESSES:
+        try:
+            family = (
+                socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+            )
+        except ValueError:
+            return False
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((address, 0))
+                _OWN_ADDRESSES[address] = True
+            except OSError:
+                _OWN_ADDRESSES[address] = False
+    return _OWN_ADDRESSES[address]
+
+
 def is_numeric(host: str) -> bool:
     """An address written as numbers (``10.0.0.1``, ``::1``, ``2130706433``): looking it
     up asks no name server, and code under test may check it before refusing to connect."""
@@ -49,7 +74,10 @@ def forbid_remote_calls(monkeypatch: pytest.MonkeyPatch) -> None:
     real_getaddrinfo = socket.getaddrinfo
 
     def check(sock: socket.socket, address: Any) -> None:
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and not is_loopback(str(address[0])):
+        host = str(address[0])
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not (
+            is_loopback(host) or is_this_machine(host)
+        ):
             raise RemoteCallForbidden(f"tests may not connect to {address[0]!r}")
 
     def connect(sock: socket.socket, address: Any) -> None:

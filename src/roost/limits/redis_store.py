@@ -25,9 +25,10 @@ from roost.storage.redis import RedisClient
 
 PREFIX = "roost:limits:"
 _MODES = {Mode.TAKE: 0, Mode.CHECK: 1, Mode.FORCE: 2}
+_FINISH = 3  # FORCE the buckets and remove the leases: the end of a request
 # KEYS: bucket keys, then lease keys.
 # ARGV: number of buckets, mode, capacity/per-ms/cost/debit per bucket, then limit/id/ttl ms
-# per lease.
+# per lease (mode 3: only the id counts).
 _SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -46,7 +47,7 @@ for i = 1, n do
     level = math.min(cap, tonumber(state[1]) + math.max(0, now - tonumber(state[2])) * rate)
   end
   levels[i] = level
-  if mode ~= 2 and level < cost then
+  if mode < 2 and level < cost then
     local needed = (cost - level) / rate
     if refused == 0 or needed > wait then
       refused = i
@@ -58,10 +59,16 @@ if refused > 0 then
   return {refused, tostring(wait)}
 end
 local m = #KEYS - n
+if mode == 3 then
+  for j = 1, m do
+    redis.call('ZREM', KEYS[n + j], ARGV[4 * n + 3 * j + 1])
+  end
+  m = 0
+end
 for j = 1, m do
   local key = KEYS[n + j]
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-  if mode ~= 2 and redis.call('ZCARD', key) >= tonumber(ARGV[4 * n + 3 * j]) then
+  if mode < 2 and redis.call('ZCARD', key) >= tonumber(ARGV[4 * n + 3 * j]) then
     return {n + j, '0'}
   end
 end
@@ -69,7 +76,7 @@ if mode == 1 then
   return {0, '0'}
 end
 for i = 1, n do
-  if mode == 2 or ARGV[4 * i + 2] == '1' then
+  if mode >= 2 or ARGV[4 * i + 2] == '1' then
     local cap = tonumber(ARGV[4 * i - 1])
     local rate = tonumber(ARGV[4 * i])
     local level = math.min(cap, levels[i] - tonumber(ARGV[4 * i + 1]))
@@ -96,10 +103,7 @@ class RedisLimitStore:
     async def acquire(
         self, buckets: Sequence[Bucket], leases: Sequence[Lease] = (), mode: Mode = Mode.TAKE
     ) -> Verdict:
-        keys = [PREFIX + b.key for b in buckets]
-        args: list[str | int | float] = [len(buckets), _MODES[mode]]
-        for bucket in buckets:
-            args += [bucket.capacity, bucket.per_second / 1000, bucket.cost, int(bucket.debit)]
+        keys, args = _script_args(buckets, _MODES[mode])
         for lease in leases:
             keys.append(PREFIX + lease.key)
             args += [lease.limit, lease.lease_id, math.ceil(lease.ttl_s * 1000)]
@@ -127,6 +131,13 @@ class RedisLimitStore:
         refused, wait = result
         return int(refused), wait.decode() if isinstance(wait, bytes) else str(wait)
 
+    async def finish(self, buckets: Sequence[Bucket], leases: Sequence[tuple[str, str]]) -> None:
+        keys, args = _script_args(buckets, _FINISH)
+        for key, lease_id in leases:
+            keys.append(PREFIX + key)
+            args += [0, lease_id, 0]
+        await self._eval(keys, args)
+
     async def release(self, leases: Sequence[tuple[str, str]]) -> None:
         try:
             async with self.redis.client.pipeline(transaction=False) as pipe:
@@ -145,6 +156,14 @@ class RedisLimitStore:
 
     async def close(self) -> None:
         return None
+
+
+def _script_args(buckets: Sequence[Bucket], mode: int) -> tuple[list[str], list[str | int | float]]:
+    keys = [PREFIX + b.key for b in buckets]
+    args: list[str | int | float] = [len(buckets), mode]
+    for bucket in buckets:
+        args += [bucket.capacity, bucket.per_second / 1000, bucket.cost, int(bucket.debit)]
+    return keys, args
 
 
 def _glob_escape(value: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,21 +39,41 @@ MINUTE_S = 60.0
 
 @dataclass(slots=True)
 class Admission:
-    """A request let in; :meth:`release` gives its concurrency slots back."""
+    """A request let in; :meth:`release` gives its concurrency slots back.
+
+    Corrections of its tokens/min estimate made while it runs (:meth:`Limiter.settle_tokens`
+    inside the request) wait here and go to the store with the release, in the same round
+    trip: the end of a model call costs one round trip, not two.
+    """
 
     store: LimitStore | None = None
     leases: list[Lease] = field(default_factory=list)
+    settlements: list[Bucket] = field(default_factory=list)
+    released: bool = False
+
+    def defer(self, buckets: list[Bucket]) -> bool:
+        """Keep ``buckets`` (FORCE debits) for :meth:`release`; False once it is too late."""
+        if self.store is None or self.released:
+            return False
+        self.settlements.extend(buckets)
+        return True
 
     async def release(self) -> None:
         leases, self.leases = self.leases, []
-        if self.store is None or not leases:
+        settlements, self.settlements = self.settlements, []
+        self.released = True
+        if self.store is None or not (leases or settlements):
             return
         try:
-            await self.store.release([(lease.key, lease.lease_id) for lease in leases])
+            await self.store.finish(settlements, [(lease.key, lease.lease_id) for lease in leases])
         except StorageUnavailable:
             # Not refused and not lost: the slots free themselves when the leases expire.
             log.warning("limit leases not released; they expire on their own")
 
+
+# The admission of the request being served (set by the server's limit middleware), so a
+# token correction deep inside the model call can ride along with the slot's release.
+current_admission: ContextVar[Admission | None] = ContextVar("roost_admission", default=None)
 
 NO_LIMITS = Admission()
 
@@ -64,6 +85,7 @@ class Limiter:
         self.settings = settings.limits
         self.store = store
         self.overrides = overrides
+        self._policies: dict[str, tuple[LimitOverride | None, TenantPolicy]] = {}
 
     @classmethod
     async def open(
@@ -81,7 +103,14 @@ class Limiter:
         return self.settings.enabled
 
     async def policy(self, tenant_id: str) -> TenantPolicy:
-        return resolve(self.settings, tenant_id, await self._override(tenant_id))
+        override = await self._override(tenant_id)
+        cached = self._policies.get(tenant_id)
+        # Resolved once per override the store hands out, not on every request.
+        if cached is not None and cached[0] is override:
+            return cached[1]
+        policy = resolve(self.settings, tenant_id, override)
+        self._policies[tenant_id] = (override, policy)
+        return policy
 
     async def set_override(self, tenant_id: str, override: LimitOverride) -> TenantPolicy:
         await self.overrides.put(tenant_id, override)
@@ -136,6 +165,9 @@ class Limiter:
         if delta == 0:
             return
         buckets = await self._token_buckets(tenant_id, key_id, delta)
+        admission = current_admission.get()
+        if buckets and admission is not None and admission.defer(buckets):
+            return
         if buckets:
             with contextlib.suppress(StorageUnavailable):  # the call is over; nothing to refuse
                 await self.store.acquire(buckets, (), Mode.FORCE)
@@ -250,4 +282,8 @@ def open_store(settings: Settings, database: Database, redis: RedisClient | None
         return SqliteLimitStore(Path(path), busy_timeout_ms=settings.storage.busy_timeout_ms)
     from roost.limits.postgres_store import PostgresLimitStore
 
-    return PostgresLimitStore(database)
+    return PostgresLimitStore(
+        database,
+        pool_size=min(settings.storage.pool_size, 8),
+        timeout_s=settings.storage.connect_timeout_s,
+    )

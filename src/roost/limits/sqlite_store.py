@@ -56,19 +56,25 @@ class SqliteLimitStore:
 
     def _acquire(self, buckets: list[Bucket], leases: list[Lease], mode: Mode) -> Verdict:
         conn = self._connection()
-        now_s = time.time()
-        now_ms = int(now_s * 1000)
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # The clock is read once the write lock is held: a decider that waited for
+            # another process must not stamp a bucket with a time older than that process
+            # did, or the next decision would count the same refill twice.
+            now_s = time.time()
             levels = []
+            stamps = []
             for bucket in buckets:
                 row = conn.execute(
                     "SELECT level, updated_ms FROM limit_buckets WHERE key = ?", (bucket.key,)
                 ).fetchone()
                 if row is None:
                     levels.append(refill(None, None, now_s, bucket))
+                    stamps.append(now_s)
                 else:
                     levels.append(refill(float(row[0]), row[1] / 1000, now_s, bucket))
+                    stamps.append(max(now_s, row[1] / 1000))  # time never runs backwards
+            now_ms = int(now_s * 1000)
             num_leases = []
             for lease in leases:
                 conn.execute(
@@ -87,8 +93,8 @@ class SqliteLimitStore:
                     " ON CONFLICT (key) DO UPDATE SET level = excluded.level,"
                     " updated_ms = excluded.updated_ms",
                     [
-                        (b.key, debited(b, lvl), now_ms)
-                        for b, lvl in zip(buckets, levels, strict=True)
+                        (b.key, debited(b, lvl), int(stamp * 1000))
+                        for b, lvl, stamp in zip(buckets, levels, stamps, strict=True)
                         if b.debit or mode is Mode.FORCE
                     ],
                 )
@@ -107,6 +113,16 @@ class SqliteLimitStore:
 
     def _release(self, leases: list[tuple[str, str]]) -> None:
         self._connection().executemany("DELETE FROM limit_leases WHERE key = ? AND id = ?", leases)
+
+    async def finish(self, buckets: Sequence[Bucket], leases: Sequence[tuple[str, str]]) -> None:
+        await self._run(self._finish, list(buckets), list(leases))
+
+    def _finish(self, buckets: list[Bucket], leases: list[tuple[str, str]]) -> None:
+        # One hop to the store's thread for both (the round trip that costs here).
+        if buckets:
+            self._acquire(buckets, [], Mode.FORCE)
+        if leases:
+            self._release(leases)
 
     async def reset(self, prefix: str) -> int:
         return await self._run(self._reset, prefix)

@@ -31,6 +31,11 @@ class LimitStore(Protocol):
         expired ones are ignored)."""
         ...
 
+    async def finish(self, buckets: Sequence[Bucket], leases: Sequence[tuple[str, str]]) -> None:
+        """The end of a request in one round trip: debit ``buckets`` whatever their levels
+        (``Mode.FORCE``: token corrections) and give ``leases`` back."""
+        ...
+
     async def reset(self, prefix: str) -> int:
         """Forget every bucket and lease whose key starts with ``prefix``; return how many."""
         ...

@@ -282,15 +282,6 @@ def shared_minilm_embedder() -> MiniLMEmbedder:
         return _shared_minilm
 
 
-async def embed_counting_tokens(
-    embedder: MiniLMEmbedder, texts: Sequence[str]
-) -> tuple[Vectors, int]:
-    """Vectors of ``texts`` and the word pieces they held (what an embeddings API bills)."""
-    vectors = await embedder.embed(texts)
-    tokens = await asyncio.to_thread(lambda: sum(embedder.count_tokens(t) for t in texts))
-    return vectors, tokens
-
-
 def create_embedder(name: str) -> Embedder:
     """The embedder configured by ``name``: ``minilm`` or ``hashing[-DIM]``."""
     if name == "minilm":

@@ -50,7 +50,9 @@ if TYPE_CHECKING:
     # Imported where used: the local chat path loads the engine (torch), which processes
     # without a local model (CLI commands) never need.
     from roost.chat import ChatService
+    from roost.llm.embeddings import MiniLMEmbedder
     from roost.llm.local_chat import MeteredChat
+    from roost.llm.local_embeddings import MeteredEmbedder
 
 # Tokens are never fewer than a third of the characters for the tokenizers in use,
 # so this over-estimates input and budgets err on the side of refusing.
@@ -147,6 +149,14 @@ class LLMService:
         from roost.llm.local_chat import MeteredChat
 
         return MeteredChat(chat, self.meter, context, self.token_limits)
+
+    def local_embeddings(
+        self, embedder: MiniLMEmbedder, context: RequestContext
+    ) -> MeteredEmbedder:
+        """The local embedding model for one HTTP caller, metered like :meth:`local_chat`."""
+        from roost.llm.local_embeddings import MeteredEmbedder
+
+        return MeteredEmbedder(embedder, self.meter, context, self.token_limits)
 
     async def aclose(self) -> None:
         if self._writes is not None:

@@ -25,7 +25,7 @@ async def chat_target(request: Request, model: str) -> ChatTarget:
     if guard is None:
         return target
     principal = request.state.principal
-    return GuardedChat(target, guard, principal.tenant_id, f"key:{principal.key_id}")
+    return GuardedChat(target, guard, principal.tenant_id, principal.actor)
 
 
 async def _unguarded(request: Request, model: str) -> ChatTarget:

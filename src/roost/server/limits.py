@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from roost.errors import RoostError
+from roost.limits.service import current_admission
 from roost.server.middleware import (
     PUBLIC_PATHS,
     ASGIApp,
@@ -52,8 +53,10 @@ class LimitMiddleware:
         except RoostError as exc:
             await send_error(send, scope, exc)
             return
+        token = current_admission.set(admission)
         try:
             await self.app(scope, receive, send)
         finally:
+            current_admission.reset(token)
             # Shielded: a cancelled request (client gone) still gives its slot back.
             await asyncio.shield(admission.release())

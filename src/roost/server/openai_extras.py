@@ -12,10 +12,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from roost.chat.text_completion import Prompt
 from roost.errors import InvalidRequest, NotFound
-from roost.llm.embeddings import embed_counting_tokens, shared_minilm_embedder
+from roost.llm.base import RequestContext
+from roost.llm.embeddings import shared_minilm_embedder
 from roost.security.guarded_chat import GuardedText
 from roost.server.chat_target import local_chat
 from roost.server.openai_schema import CompletionRequest
+from roost.server.usage import llm_service
 from roost.storage.ids import new_id
 
 # Mounted under /v1 by roost.server.openai.
@@ -44,7 +46,7 @@ async def completions(body: CompletionRequest, request: Request) -> dict[str, An
     guarded = None
     if guard is not None:
         principal = request.state.principal
-        guarded = GuardedText(guard, principal.tenant_id, f"key:{principal.key_id}")
+        guarded = GuardedText(guard, principal.tenant_id, principal.actor)
         prompts = await guarded.prompts(prompts)
     result = await target.complete_text(prompts, sampling, n=body.n, echo=body.echo)
     texts = [c.text if guarded is None else await guarded.output(c.text) for c in result.choices]
@@ -85,7 +87,7 @@ class EmbeddingRequest(BaseModel):
 
 
 @router.post("/embeddings")
-async def embeddings(body: EmbeddingRequest) -> dict[str, Any]:
+async def embeddings(body: EmbeddingRequest, request: Request) -> dict[str, Any]:
     """Vectors from the bundled all-MiniLM-L6-v2 (384 dimensions, unit length)."""
     if body.model not in EMBEDDING_MODELS:
         raise NotFound(
@@ -109,7 +111,10 @@ async def embeddings(body: EmbeddingRequest) -> dict[str, Any]:
             f"this model returns {embedder.dimension} dimensions; 'dimensions' cannot change that",
             param="dimensions",
         )
-    vectors, tokens = await embed_counting_tokens(embedder, [str(t) for t in texts])
+    principal = request.state.principal
+    context = RequestContext(principal.tenant_id, key_id=principal.key_id)
+    metered = llm_service(request.app).local_embeddings(embedder, context)
+    vectors, tokens = await metered.embed([str(t) for t in texts])
     data = []
     for index, vector in enumerate(vectors):
         values: Any = (

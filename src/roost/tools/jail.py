@@ -5,7 +5,8 @@ network, IPC and UTS namespaces; ``/proc`` shows only the jail's processes; ``/e
 ``/etc/group`` and ``/etc/hosts`` are synthesized (never the host's); the system is
 read-only and the workspace at ``/workspace`` is the only writable path (plus a private
 ``/tmp``). The network namespace has nothing but its own loopback: no host service, no
-internet (a filtering proxy for named hosts is not built, so no policy can grant it).
+internet. A command whose policy grants hosts gets one way out: Roost's egress proxy
+(:mod:`roost.tools.egress`), reached through a unix socket bound into the jail.
 
 A user namespace made by root would map the jail's uid to host root, so root (a server
 started as root) first drops to an unprivileged host uid (``setpriv``). That uid cannot
@@ -47,6 +48,8 @@ _PASSWD = (
 )
 _GROUP = f"root:x:0:\nroost:x:{JAIL_UID}:\nnogroup:x:65534:\n"
 _HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost\n"
+# Starts the egress forwarder (it returns once listening), then runs the command.
+_FORWARD_THEN_EXEC = '"$0" "$1" "$2" "$3" </dev/null >/dev/null 2>&1 && shift 3 && exec "$@"'
 # Binds the workspace in the private mount namespace, then runs the rest of argv.
 _BIND_THEN_EXEC = 'mount --bind -- "$0" "$1" && shift && exec "$@"'
 
@@ -80,6 +83,8 @@ class Jail:
         for name, text in (("passwd", _PASSWD), ("group", _GROUP), ("hosts", _HOSTS)):
             (etc / name).write_text(text)
             (etc / name).chmod(0o644)
+        # The egress forwarder runs in the jail with the system's own python3 (under /usr).
+        self.python = shutil.which("python3", path="/usr/bin:/bin")
         self.mount_point = self.support / "workspace"
         self.mount_point.mkdir()
         self.mount_point.chmod(0o755)
@@ -95,10 +100,31 @@ class Jail:
         *,
         cwd: str = JAIL_WORKSPACE,
         extra_read_only: tuple[str, ...] = (),
+        egress: Path | None = None,
     ) -> list[str]:
-        """``argv`` wrapped so that it runs in the jail with ``workspace`` at /workspace."""
+        """``argv`` wrapped so that it runs in the jail with ``workspace`` at /workspace;
+        with ``egress`` (an :class:`~roost.tools.egress.EgressProxy`'s directory) the
+        forwarder to that proxy starts first."""
         source = str(self.mount_point) if self.drops_root else str(workspace)
-        jailed = [self.tools.bwrap, *self._bwrap_options(source, cwd, extra_read_only), "--"]
+        binds: list[str] = []
+        if egress is not None:
+            from roost.tools.egress import (
+                FORWARDER_NAME,
+                JAIL_EGRESS_DIR,
+                JAIL_PROXY_PORT,
+                SOCKET_NAME,
+            )
+
+            if self.python is None:
+                raise RuntimeError("no system python3 for the jail's egress forwarder")
+            binds = ["--ro-bind", str(egress), JAIL_EGRESS_DIR]
+            argv = [
+                "/bin/sh", "-c", _FORWARD_THEN_EXEC, self.python,
+                f"{JAIL_EGRESS_DIR}/{FORWARDER_NAME}", f"{JAIL_EGRESS_DIR}/{SOCKET_NAME}",
+                str(JAIL_PROXY_PORT), *argv,
+            ]  # fmt: skip
+        options = self._bwrap_options(source, cwd, extra_read_only, binds)
+        jailed = [self.tools.bwrap, *options, "--"]
         if not self.drops_root:
             return [*jailed, *argv]
         assert self.tools.unshare is not None
@@ -112,7 +138,9 @@ class Jail:
             *jailed, *argv,
         ]  # fmt: skip
 
-    def _bwrap_options(self, source: str, cwd: str, extra_read_only: tuple[str, ...]) -> list[str]:
+    def _bwrap_options(
+        self, source: str, cwd: str, extra_read_only: tuple[str, ...], binds: list[str]
+    ) -> list[str]:
         args = [
             "--unshare-all", "--unshare-user", "--uid", str(JAIL_UID), "--gid", str(JAIL_UID),
             "--disable-userns", "--die-with-parent", "--new-session",
@@ -127,7 +155,7 @@ class Jail:
         for name in ("passwd", "group", "hosts"):
             args += ["--ro-bind", str(self.support / "etc" / name), f"/etc/{name}"]
         args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]  # noqa: S108 - jail's own
-        args += ["--bind", source, JAIL_WORKSPACE, "--chdir", cwd]
+        args += ["--bind", source, JAIL_WORKSPACE, *binds, "--chdir", cwd]
         # The jail's root is a tmpfs; read-only too, so only the workspace and /tmp take writes.
         args += ["--remount-ro", "/"]
         return args

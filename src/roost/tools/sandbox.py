@@ -10,7 +10,9 @@ Every command goes through :meth:`Sandbox.run`:
 * the working directory is the workspace (or a directory inside it);
 * the bubblewrap jail (:mod:`roost.tools.jail`), or no command at all: without a working
   jail every command is refused, unless the operator set ``allow_unjailed_commands``;
-* no network: the jail has its own empty network namespace;
+* no network: the jail has its own empty network namespace; a policy that grants hosts
+  gives the command one way out, Roost's egress proxy, to those hosts only
+  (:mod:`roost.tools.egress`);
 * per tenant, a cap on concurrent commands and a disk quota on its workspaces;
 * rlimits (CPU seconds, address space, file size, open files, processes) via ``prlimit``;
 * a wall-clock timeout that kills the whole process group, the pids cgroup, and with
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from roost.tools.base import ToolFailure
+from roost.tools.egress import EgressGrant, EgressProxy, proxy_environment
 from roost.tools.isolation import (
     INSTALL_HINT,
     IsolationReport,
@@ -72,7 +75,9 @@ class SandboxPolicy:
     env_allowlist: frozenset[str] = DEFAULT_ENV_ALLOWLIST
     env: Mapping[str, str] = field(default_factory=dict)
     search_path: str = "/usr/local/bin:/usr/bin:/bin"
-    network: bool = False
+    network: bool = False  # the command may reach the granted hosts (and only those)
+    network_hosts: frozenset[str] = frozenset()  # host globs granted, through the egress proxy
+    network_exempt: tuple[str, ...] = ()  # CIDRs exempt from the non-public refusal
     timeout_s: float = 120.0
     cpu_seconds: int = 120
     memory_bytes: int = 2048 * _MiB
@@ -184,18 +189,31 @@ class Sandbox:
     def check_can_run(self, policy: SandboxPolicy | None = None) -> None:
         """:class:`CommandRefused` unless commands may run here at all (jail or opt-out)."""
         policy = policy or self.policy
-        if policy.network:
-            raise CommandRefused(
-                "commands get no network: the jail has its own empty network namespace, and"
-                " the filtering proxy that would grant named hosts is not built yet"
-            )
-        if self.isolation.jail is None and not policy.allow_unjailed:
+        jail = self.isolation.jail
+        if jail is None and not policy.allow_unjailed:
             raise CommandRefused(
                 f"commands are refused: there is no working bubblewrap jail"
                 f" ({self.isolation.jail_problem}). To fix: {INSTALL_HINT}. An operator who"
                 " accepts running tenants' commands unjailed sets"
                 " tools.allow_unjailed_commands = true"
             )
+        if policy.network:
+            # Fail closed: a grant is enforced by the jail's egress proxy or not at all.
+            if not policy.network_hosts:
+                raise CommandRefused(
+                    "this command needs the network and no host is granted: list the hosts"
+                    " commands may reach in tools.command_network_hosts"
+                )
+            if jail is None:
+                raise CommandRefused(
+                    "network for commands is granted only inside the jail (its egress proxy"
+                    " enforces the granted hosts); this server runs commands unjailed"
+                )
+            if jail.python is None:
+                raise CommandRefused(
+                    "network for commands needs the system's python3 (/usr/bin/python3) for"
+                    " the jail's egress forwarder; install python3"
+                )
 
     async def run(
         self,
@@ -248,14 +266,39 @@ class Sandbox:
         over_quota: Callable[[], Awaitable[bool]] | None,
     ) -> CommandResult:
         jail = self.isolation.jail
-        if jail is not None:
-            await asyncio.to_thread(jail.hand_over, workspace_root)
-            command = jail.command(
-                command,
-                workspace_root,
-                cwd=str(Path(JAIL_WORKSPACE) / relative_cwd),
-                extra_read_only=_install_prefix(command[0]),
+        async with contextlib.AsyncExitStack() as stack:
+            egress: Path | None = None
+            if jail is not None and policy.network:
+                grant = EgressGrant(policy.network_hosts, policy.network_exempt)
+                proxy = await stack.enter_async_context(EgressProxy(grant, parent=jail.support))
+                egress = proxy.directory
+                env = {**(env or {}), **proxy_environment()}
+            if jail is not None:
+                await asyncio.to_thread(jail.hand_over, workspace_root)
+                command = jail.command(
+                    command,
+                    workspace_root,
+                    cwd=str(Path(JAIL_WORKSPACE) / relative_cwd),
+                    extra_read_only=_install_prefix(command[0]),
+                    egress=egress,
+                )
+            return await self._run_prepared(
+                command, argv, cwd, policy, stdin, env, over_quota, jailed=jail is not None
             )
+        raise AssertionError("unreachable")  # the stack above returns or raises
+
+    async def _run_prepared(
+        self,
+        command: list[str],
+        argv: tuple[str, ...],
+        cwd: Path,
+        policy: SandboxPolicy,
+        stdin: bytes | None,
+        env: Mapping[str, str] | None,
+        over_quota: Callable[[], Awaitable[bool]] | None,
+        *,
+        jailed: bool,
+    ) -> CommandResult:
         command = [*_prlimit_prefix(policy, self.isolation), *command]
         cgroup = (
             ProcessCgroup(self.isolation.pids_cgroup_root, policy.max_processes)
@@ -264,7 +307,7 @@ class Sandbox:
         )
         if cgroup is not None:
             command = [*cgroup.join_prefix(), *command]
-        environment = _environment(policy, env, home=JAIL_WORKSPACE if jail else str(cwd))
+        environment = _environment(policy, env, home=JAIL_WORKSPACE if jailed else str(cwd))
         try:
             return await _execute(
                 command,
@@ -274,7 +317,7 @@ class Sandbox:
                 stdin,
                 policy,
                 cgroup,
-                "bubblewrap" if jail else "unjailed",
+                "bubblewrap" if jailed else "unjailed",
                 over_quota,
             )
         finally:

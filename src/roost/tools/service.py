@@ -59,6 +59,8 @@ def sandbox_policy(settings: ToolsSettings) -> SandboxPolicy:
     return SandboxPolicy(
         allowed_executables=frozenset(executables) if executables else DEFAULT_EXECUTABLES,
         network=settings.command_network,
+        network_hosts=frozenset(settings.command_network_hosts),
+        network_exempt=tuple(settings.command_network_allowed_networks),
         timeout_s=settings.command_timeout_s,
         cpu_seconds=settings.command_cpu_s,
         memory_bytes=settings.command_memory_mb * 1024 * 1024,
@@ -83,8 +85,8 @@ def open_sandbox(settings: ToolsSettings) -> Sandbox:
         )
     elif isolation.jail is None:
         log.error("commands are refused: %s", "; ".join(isolation.warnings))
-    if settings.command_network:
-        log.error("tools.command_network is set: commands are refused (no network proxy yet)")
+    if settings.command_network and not settings.command_network_hosts:
+        log.error("tools.command_network is set but no host is granted: every command is refused")
     return Sandbox(sandbox_policy(settings), isolation, limits)
 
 
