@@ -178,7 +178,8 @@ def served_main(args: argparse.Namespace) -> int:
         if args.humaneval:
             home = Path(args.model_home) if args.model_home else Path(tmp) / "he" / "home"
             home.mkdir(parents=True, exist_ok=True)
-            he = coding_served.humaneval(home, args.limit, args.max_seconds)
+            server_env = dict(item.split("=", 1) for item in args.server_env)
+            he = coding_served.humaneval(home, args.limit, args.max_seconds, server_env)
             summary = he["summary"]
             print(f"\nHumanEval (bundled model, coder sessions over HTTP): pass@1"
                   f" {summary['passed']}/{summary['tasks']} = {summary['pass_at_1']},"
@@ -186,8 +187,10 @@ def served_main(args: argparse.Namespace) -> int:
                   f" {summary['steps_mean']}, tokens {summary['tokens']}, wall"
                   f" {summary['wall_s']} s")  # fmt: skip
             out = {"humaneval": he, "limit": args.limit, "max_seconds": args.max_seconds,
+                   "server_env": server_env,
                    "machine": {**machine, "load_avg_end": os.getloadavg()}}  # fmt: skip
-            (results / "coding-humaneval.json").write_text(json.dumps(out, indent=2))
+            name = "coding-humaneval" + ("-diagnostic" if server_env else "") + ".json"
+            (results / name).write_text(json.dumps(out, indent=2))
     return 0
 
 
@@ -211,6 +214,8 @@ if __name__ == "__main__":
                         help="time budget of one HumanEval session")  # fmt: skip
     parser.add_argument("--approvals", type=int, default=0,
                         help="sessions timing approval decision -> next action over HTTP")  # fmt: skip
+    parser.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="a server setting for a labelled diagnostic (not the figure)")  # fmt: skip
     arguments = parser.parse_args()
     if arguments.humaneval or arguments.approvals:
         raise SystemExit(served_main(arguments))

