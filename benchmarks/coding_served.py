@@ -103,7 +103,8 @@ class Session:
     run: dict[str, Any]
     wall_s: float
     tool_results: list[str] = field(default_factory=list)  # each tool_result's status
-    approval_latencies_s: list[float] = field(default_factory=list)
+    approval_latencies_s: list[float] = field(default_factory=list)  # to the next tool_result
+    resume_latencies_s: list[float] = field(default_factory=list)  # to the resumed run's start
 
 
 def session(
@@ -123,6 +124,8 @@ def session(
     while True:
         # A paused run's stream ends with run_end; the resumed run's stream starts anew.
         for received, event in events(http, run["id"]):
+            if decided_at is not None and event.get("event") == "run_start":
+                result.resume_latencies_s.append(received - decided_at)
             if event.get("event") == "tool_result":
                 result.tool_results.append(str(event.get("status")))
                 if decided_at is not None:
@@ -162,19 +165,25 @@ def approval_latency(home: Path, sessions: int) -> dict[str, Any]:
         http.post("/v1/agents", json={"spec": spec}).raise_for_status()
         workspace = coder_workspace(http, home)
         latencies: list[float] = []
+        resumed: list[float] = []
         solved = 0
         for _ in range(sessions):
             lay_out(workspace, task.files)
             done = session(http, task.task)
             latencies += done.approval_latencies_s
+            resumed += done.resume_latencies_s
             solved += done.run["status"] == "succeeded"
     return {
         "sessions": sessions,
         "solved": solved,
         "approvals": len(latencies),
+        # decision sent -> the approved command's result received (includes running it)
         "p50_s": round(statistics.median(latencies), 3),
         "p95_s": round(percentile(latencies, 0.95), 3),
         "max_s": round(max(latencies), 3),
+        # decision sent -> the resumed run's first event received
+        "resume_p50_s": round(statistics.median(resumed), 3),
+        "resume_p95_s": round(percentile(resumed, 0.95), 3),
     }
 
 
