@@ -10,6 +10,13 @@ sandbox by the agent's verify step). Two models:
 - ``bundled``: SmolLM2-135M on the local engine (reported, not expected to solve much).
 
     python benchmarks/coding.py [--bundled N] [--json out.json]
+    python benchmarks/coding.py --humaneval [--limit N] [--max-seconds S]
+    python benchmarks/coding.py --approvals N
+
+``--humaneval`` and ``--approvals`` drive ``roost serve`` over HTTP (see
+benchmarks/coding_served.py): HumanEval pass@1 of the bundled model as coder sessions, and
+the p95 time from an approval decision to the session's next action. Their results go
+to benchmarks/results/coding-*.json.
 
 Prints one table per model: solved, steps, tokens, wall time, approvals requested, loop
 triggers, and the tool success rate over the whole run (seed 004's figure: >= 95 %).
@@ -146,13 +153,72 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def served_main(args: argparse.Namespace) -> int:
+    """The HTTP-driven parts: HumanEval and approval latency (a server each)."""
+    import os
+    import platform
+
+    from benchmarks import coding_served
+
+    results = Path(__file__).with_name("results")
+    results.mkdir(exist_ok=True)
+    machine = {
+        "cpu": _cpu_model(),
+        "load_avg": os.getloadavg(),
+        "python": platform.python_version(),
+    }
+    with tempfile.TemporaryDirectory(prefix="h-coder-served-") as tmp:
+        if args.approvals:
+            home = Path(tmp) / "approvals" / "home"
+            home.mkdir(parents=True)
+            latency = coding_served.approval_latency(home, args.approvals)
+            print(f"\napproval -> next action over HTTP: {json.dumps(latency)}")
+            out = {"approval_latency": latency, "machine": machine}
+            (results / "coding-approvals.json").write_text(json.dumps(out, indent=2))
+        if args.humaneval:
+            home = Path(args.model_home) if args.model_home else Path(tmp) / "he" / "home"
+            home.mkdir(parents=True, exist_ok=True)
+            server_env = dict(item.split("=", 1) for item in args.server_env)
+            he = coding_served.humaneval(home, args.limit, args.max_seconds, server_env)
+            summary = he["summary"]
+            print(f"\nHumanEval (bundled model, coder sessions over HTTP): pass@1"
+                  f" {summary['passed']}/{summary['tasks']} = {summary['pass_at_1']},"
+                  f" tool success {summary['tool_success_rate']}, mean steps"
+                  f" {summary['steps_mean']}, tokens {summary['tokens']}, wall"
+                  f" {summary['wall_s']} s")  # fmt: skip
+            out = {"humaneval": he, "limit": args.limit, "max_seconds": args.max_seconds,
+                   "server_env": server_env,
+                   "machine": {**machine, "load_avg_end": os.getloadavg()}}  # fmt: skip
+            name = "coding-humaneval" + ("-diagnostic" if server_env else "") + ".json"
+            (results / name).write_text(json.dumps(out, indent=2))
+    return 0
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundled", type=int, default=6, help="tasks for the bundled model")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per task")
     parser.add_argument("--model-home", default=None, help="a Roost home with the model")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--humaneval", action="store_true",
+                        help="HumanEval pass@1 as coder sessions through roost serve")  # fmt: skip
+    parser.add_argument("--limit", type=int, default=None, help="the first N HumanEval tasks")
+    parser.add_argument("--max-seconds", type=float, default=90.0,
+                        help="time budget of one HumanEval session")  # fmt: skip
+    parser.add_argument("--approvals", type=int, default=0,
+                        help="sessions timing approval decision -> next action over HTTP")  # fmt: skip
+    parser.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="a server setting for a labelled diagnostic (not the figure)")  # fmt: skip
     arguments = parser.parse_args()
+    if arguments.humaneval or arguments.approvals:
+        raise SystemExit(served_main(arguments))
     result = asyncio.run(main(arguments))
     if arguments.json:
         Path(arguments.json).write_text(json.dumps(result, indent=2))

@@ -39,6 +39,8 @@ async def test_the_five_endpoints(
         assert found.status_code == 200, found.text
         hits = found.json()["data"]
         assert hits[0]["path"] == "pkg/lib.py" and hits[0]["symbol"] == "calc_total"
+        assert "keyword+semantic" in found.json()["index"]  # kept in the knowledge base
+        assert set(hits[0]["ranks"]) == {"keyword", "semantic"}
 
         run = await client.post("/execute", json={"agent": "coder", "input": task.task,
                                                    "session_id": "ses-1"})  # fmt: skip

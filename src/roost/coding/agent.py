@@ -22,16 +22,18 @@ Per-run state lives in ``coder`` (plan, started_at, loop counts, approvals asked
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from roost.agents.react import AgentState, ReactAgent, add_usage
+from roost.agents.react import AgentState, ModelTurn, ReactAgent, add_usage
 from roost.agents.runtime import ExecutorToolRunner, RunContext
 from roost.agents.transcript import from_response, last_assistant, tool_message, user_message
 from roost.coding.policy import Budget, CoderPolicy, check_loops, plan_paths
 from roost.graph import END, START, StateGraph
+from roost.llm.messages import ToolDefinition
 from roost.tools.executor import ToolCall, ToolResult
 from roost.tools.permissions import Caller
 
@@ -115,6 +117,13 @@ class CoderAgent(ReactAgent):
         return "think"
 
     # -- nodes --------------------------------------------------------------------------
+    async def think(self, state: AgentState) -> dict[str, Any]:
+        try:
+            return await super().think(state)
+        except TurnOverBudget as exc:
+            # The in-flight model call was cancelled: no new message, straight to report.
+            return {"coder": {**_coder(state), "stop": str(exc)}}
+
     async def plan(self, state: AgentState) -> dict[str, Any]:
         run = RunContext.from_state(state["run"])
         self.runtime.check_cancelled(run.run_id)
@@ -123,7 +132,11 @@ class CoderAgent(ReactAgent):
         repo = await self._tool(run, "repo_map", {"max_symbols": 200})
         listing = _result_text(repo)[:4000] if repo.status == "ok" else "(no repository map)"
         ask = user_message(f"{PLAN_PROMPT}\n\nRepository map:\n{listing}")
-        turn = await self._call_model(state, [*state["messages"], ask], [])
+        planning: AgentState = {**state, "coder": started}  # type: ignore[typeddict-unknown-key]
+        try:
+            turn = await self._call_model(planning, [*state["messages"], ask], [])
+        except TurnOverBudget as exc:
+            return {"messages": [ask], "coder": {**started, "plan": "", "stop": str(exc)}}
         plan = turn.response.text.strip()
         self.runtime.emit(run.run_id, {"event": "plan", "plan": plan})
         return {
@@ -223,6 +236,31 @@ class CoderAgent(ReactAgent):
         return {"status": "failed", "error": reason, "output": output}
 
     # -- helpers ------------------------------------------------------------------------
+    async def _call_model(
+        self,
+        state: AgentState,
+        messages: Sequence[dict[str, Any]],
+        tools: Sequence[ToolDefinition],
+        *,
+        tool_choice: str | None = None,
+    ) -> ModelTurn:
+        """The model call, cancelled when the run's time budget runs out mid-turn.
+
+        The budget is otherwise checked between nodes, so one long turn of a slow local
+        model would overrun it by minutes; cancelling the stream frees the engine too.
+        """
+        coder = _coder(state)
+        budget = Budget.from_variables(self._variables(state))
+        started = float(coder.get("started_at", time.time()))
+        left = budget.max_seconds - (time.time() - started)
+        if left <= 0:
+            raise TurnOverBudget(_time_spent(time.time() - started, budget))
+        call = super()._call_model(state, messages, tools, tool_choice=tool_choice)
+        try:
+            return await asyncio.wait_for(call, left)
+        except TimeoutError:
+            raise TurnOverBudget(_time_spent(time.time() - started, budget)) from None
+
     async def _report(
         self, state: AgentState, outcome: str, summary: str, reason: str | None = None
     ) -> dict[str, Any]:
@@ -298,6 +336,14 @@ class CoderAgent(ReactAgent):
         ))  # fmt: skip
         return {"approval_id": approval.id, "call_id": call.call_id, "tool": call.name,
                 "arguments": dict(call.arguments), "reason": reason}  # fmt: skip
+
+
+class TurnOverBudget(Exception):
+    """The run's time budget ran out during a model call (which was cancelled)."""
+
+
+def _time_spent(elapsed_s: float, budget: Budget) -> str:
+    return f"time budget: {elapsed_s:.0f} s of {budget.max_seconds:g} s (model turn cancelled)"
 
 
 def _coder(state: Mapping[str, Any]) -> dict[str, Any]:

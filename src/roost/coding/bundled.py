@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from roost.agents.spec import AgentSpec, load_spec_file
 from roost.coding.agent import CoderAgent
 from roost.coding.tools import ModelRequester, coding_toolset
+from roost.memory.knowledge import KnowledgeBase
 
 if TYPE_CHECKING:
     from roost.platform.kernel import Roost
@@ -33,6 +34,9 @@ def register(kernel: Roost) -> None:
     def assist() -> tuple[ModelRequester, str]:
         return kernel.llm, coder_spec().model
 
-    kernel.tools.registry.add_shared(coding_toolset(assist))
+    def knowledge() -> KnowledgeBase | None:
+        return kernel.memory.knowledge if kernel.memory is not None else None
+
+    kernel.tools.registry.add_shared(coding_toolset(assist, knowledge))
     kernel.runs.registry.bundled[CODER] = coder_spec()
     kernel.runs.graph_factory.kinds[CODER] = CoderAgent

@@ -8,11 +8,13 @@ returns the kernel's LLM service and the model to use, as the semantic search to
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Annotated, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from roost.coding.code_knowledge import CodeKnowledge
 from roost.coding.edits import (
     FileChange,
     commit,
@@ -24,6 +26,7 @@ from roost.coding.edits import (
 from roost.coding.repo_index import index_for
 from roost.llm.base import RequestContext
 from roost.llm.messages import Message, ModelSettings, Response
+from roost.memory.knowledge import KnowledgeBase
 from roost.tools.base import RiskLevel, Tool, ToolFailure, tool_from_function
 from roost.tools.builtin.files import _read_text
 from roost.tools.context import ToolContext
@@ -75,13 +78,28 @@ async def repo_map(
     return index_for(ctx.workspace.root).repo_map(max_symbols)
 
 
-async def code_search(
-    ctx: ToolContext,
-    query: Annotated[str, Field(min_length=1, description="Words, identifiers")],
-    k: Annotated[int, Field(ge=1, le=50)] = 8,
-) -> dict[str, Any]:
-    """Find the functions and classes (or files) that best match the query's words."""
-    return {"query": query, "hits": index_for(ctx.workspace.root).search(query, k)}
+KnowledgeSource = Callable[[], KnowledgeBase | None]
+
+
+def _code_search_tool(knowledge: KnowledgeSource | None) -> Tool:
+    async def code_search(
+        ctx: ToolContext,
+        query: Annotated[
+            str, Field(min_length=1, description="Words, identifiers or a description")
+        ],
+        k: Annotated[int, Field(ge=1, le=50)] = 8,
+    ) -> dict[str, Any]:
+        """Find the functions and classes (or files) that match the query, by its words and
+        by meaning (the workspace's code is kept in the knowledge base)."""
+        kb = knowledge() if knowledge is not None else None
+        if kb is None:  # no memory in this deployment: keyword search only
+            hits = await asyncio.to_thread(index_for(ctx.workspace.root).search, query, k)
+            return {"query": query, "hits": hits, "index": "keyword"}
+        code = CodeKnowledge(kb, ctx.tenant_id, ctx.workspace.root, ctx.agent_id or "default")
+        await code.sync()
+        return {"query": query, "hits": await code.search(query, k), "index": "keyword+semantic"}
+
+    return tool_from_function(code_search, risk=RiskLevel.READ, idempotent=True, tags=_TAGS)
 
 
 class ModelRequester(Protocol):
@@ -176,15 +194,19 @@ def _strip_fences(text: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def coding_tools(assist: AssistSource | None = None) -> list[Tool]:
+def coding_tools(
+    assist: AssistSource | None = None, knowledge: KnowledgeSource | None = None
+) -> list[Tool]:
     tools = [
         tool_from_function(apply_edit, risk=RiskLevel.WRITE, tags=_TAGS),
         tool_from_function(apply_patch, risk=RiskLevel.WRITE, tags=_TAGS),
         tool_from_function(repo_map, risk=RiskLevel.READ, idempotent=True, tags=_TAGS),
-        tool_from_function(code_search, risk=RiskLevel.READ, idempotent=True, tags=_TAGS),
+        _code_search_tool(knowledge),
     ]
     return tools + (_assist_tools(assist) if assist is not None else [])
 
 
-def coding_toolset(assist: AssistSource | None = None) -> StaticToolset:
-    return StaticToolset(coding_tools(assist))
+def coding_toolset(
+    assist: AssistSource | None = None, knowledge: KnowledgeSource | None = None
+) -> StaticToolset:
+    return StaticToolset(coding_tools(assist, knowledge))

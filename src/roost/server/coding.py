@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from roost.coding.bundled import CODER
+from roost.coding.code_knowledge import CodeKnowledge
 from roost.coding.repo_index import index_for
 from roost.errors import NotFound
 from roost.tools.executor import ToolCall
@@ -63,12 +64,22 @@ async def execute_tool(body: ToolExecuteBody, request: Request) -> dict[str, Any
 
 @router.post("/code/search")
 async def code_search(body: CodeSearchBody, request: Request) -> dict[str, Any]:
-    """Functions, classes and files of the coder's workspace that match the query's words."""
+    """Functions, classes and files of the coder's workspace that match the query, by its
+    words and by meaning (the workspace's chunks are kept in a knowledge collection)."""
     principal = request.state.principal
     caller = Caller(tenant_id=principal.tenant_id, actor=principal.actor, agent_id=CODER)
     workspace = request.app.state.tools.executor.workspace_for(caller)
     # Parsing changed files is blocking work: off the event loop.
     index = await asyncio.to_thread(index_for, workspace.root)
-    hits = await asyncio.to_thread(index.search, body.query, body.k)
+    memory = getattr(request.app.state, "memory", None)
+    kb = getattr(memory, "knowledge", None)
+    if kb is None:  # no memory in this deployment: keyword search only
+        hits = await asyncio.to_thread(index.search, body.query, body.k)
+        kind = "ast+tree-sitter symbols, keyword"
+    else:
+        code = CodeKnowledge(kb, principal.tenant_id, workspace.root, CODER)
+        await code.sync()  # incremental: the files git says changed since the last sync
+        hits = await code.search(body.query, body.k)
+        kind = "ast+tree-sitter symbols, keyword+semantic (reciprocal rank fusion)"
     return {"object": "list", "query": body.query, "data": hits,
-            "num_files": len(index.files), "index": "ast+tree-sitter symbols, keyword"}  # fmt: skip
+            "num_files": len(index.files), "index": kind}  # fmt: skip

