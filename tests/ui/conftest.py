@@ -93,10 +93,12 @@ class UiServer:
     def api(self, key: str = BOOTSTRAP_KEY) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {key}"})
 
-    def session_for(self, role: Role, *, tenant_id: str | None = None) -> str:
-        """A UI session token for a principal of ``role`` (keys cannot carry roles on this
-        branch yet: the session is made directly in the store the sign-in writes to)."""
-        principal = Principal(tenant_id or self.tenant_id, "ui-test-key", role)
+    def session_for(
+        self, role: Role, *, tenant_id: str | None = None, operator: bool = False
+    ) -> str:
+        """A UI session token for a principal of ``role`` (made directly in the store the
+        sign-in writes to, so tests need not sign in through the form each time)."""
+        principal = Principal(tenant_id or self.tenant_id, "ui-test-key", role, operator)
         token, _ = self.run(self.app.state.web_sessions.create(principal))
         return str(token)
 
