@@ -1,4 +1,5 @@
-"""A Linear layer that can prepack its weight for oneDNN's bf16 kernels on CPUs.
+"""A Linear layer that can prepack its weight for oneDNN's bf16 kernels on CPUs, or hold
+it as packed int4/int8 codes (``weight_quant``).
 
 Plain ``F.linear`` in bf16 re-lays-out the weight on every call; at decode batch sizes that
 costs more than the multiplication. Prepacking once makes small-batch bf16 matmuls ~2-3×
@@ -12,6 +13,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from roost.engine.weight_quant import QuantizedWeight
 
 
 def can_prepack(device: torch.device, dtype: torch.dtype) -> bool:
@@ -29,14 +32,31 @@ class Linear(nn.Linear):
     """``nn.Linear`` plus :meth:`prepack`; after packing the plain weight is released."""
 
     _packed: Any = None
+    _quantized: QuantizedWeight | None = None
+
+    @property
+    def is_quantized(self) -> bool:
+        return self._quantized is not None
+
+    def use_quantized(self, weight: QuantizedWeight) -> None:
+        """Multiply by ``weight`` from now on; the float weight's storage is released."""
+        self._quantized = weight
+        self.weight = nn.Parameter(torch.empty(0, dtype=self.weight.dtype), requires_grad=False)
 
     def prepack(self) -> None:
+        if self._quantized is not None:
+            return
         with torch.no_grad():
             self._packed = torch.ops.mkldnn._reorder_linear_weight(self.weight.detach(), None)
         # The packed copy is all that is used from now on; drop the original's storage.
         self.weight = nn.Parameter(torch.empty(0, dtype=self.weight.dtype), requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._quantized is not None:
+            flat = self._quantized.matmul(x.reshape(-1, x.shape[-1])).to(x.dtype)
+            if self.bias is not None:
+                flat = flat + self.bias.to(x.dtype)
+            return flat.view(*x.shape[:-1], flat.shape[-1])
         if self._packed is None:
             return F.linear(x, self.weight, self.bias)
         flat = x.reshape(-1, x.shape[-1])

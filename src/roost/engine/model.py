@@ -17,7 +17,8 @@ from roost.engine.linear import Linear
 from roost.engine.model_config import ModelConfig
 from roost.engine.rope import apply_rope, rope_tables
 
-_NUM_REFINED_LOGITS = 8
+# Recomputed exactly from a float32 head when the head runs in bf16 or 4 bits.
+_NUM_REFINED_LOGITS = 32
 
 
 class Attention(nn.Module):
