@@ -38,6 +38,12 @@ class Linear(nn.Linear):
     def is_quantized(self) -> bool:
         return self._quantized is not None
 
+    def weight_bytes(self) -> int:
+        """Bytes of weight one multiplication reads."""
+        if self._quantized is not None:
+            return self._quantized.nbytes
+        return self.in_features * self.out_features * self.weight.element_size()
+
     def use_quantized(self, weight: QuantizedWeight) -> None:
         """Multiply by ``weight`` from now on; the float weight's storage is released."""
         self._quantized = weight

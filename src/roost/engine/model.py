@@ -115,6 +115,10 @@ class LlamaModel(nn.Module):
             if isinstance(module, Linear):
                 module.prepack()
 
+    def weight_bytes_per_token(self) -> int:
+        """Weight bytes a decode step reads (every projection and the head), for rooflines."""
+        return sum(m.weight_bytes() for m in self.modules() if isinstance(m, Linear))
+
     def decoder_layers(self) -> list[DecoderLayer]:
         return [cast(DecoderLayer, layer) for layer in self.layers]
 
