@@ -73,7 +73,8 @@ def stream_once(
             last = now
         if chunk.usage is not None:
             usage = chunk.usage
-    assert usage is not None and first is not None and last is not None
+    if usage is None or first is None or last is None:
+        raise RuntimeError("the stream ended without tokens or usage")
     return {
         "start": started,
         "first": first,
@@ -99,6 +100,26 @@ def concurrent_rate(runs: list[dict[str, float]]) -> float:
     return inside / max(window_end - window_start, 1e-9)
 
 
+def concurrent_streams(
+    oai: openai.OpenAI, model: str, prompt: str, num_tokens: int, streams: int, tag: str
+) -> list[dict[str, float]]:
+    """``streams`` greedy streams at once, each in its own session."""
+    runs: list[dict[str, float]] = []
+    lock = threading.Lock()
+
+    def one(index: int) -> None:
+        run = stream_once(oai, model, f"{index} {prompt}", num_tokens, f"{tag}-{index}")
+        with lock:
+            runs.append(run)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(streams)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return runs
+
+
 def served_figures(
     home: Path, *, num_tokens: int, repeats: int, streams: int, prefill_tokens: int
 ) -> dict[str, Any]:
@@ -112,19 +133,7 @@ def served_figures(
         for rep in range(repeats):
             out["load"].append(os.getloadavg()[0])
             out["single"].append(decode_rate(stream_once(oai, model, prompt, num_tokens, "s")))
-            runs: list[dict[str, float]] = []
-            lock = threading.Lock()
-
-            def one(index: int, rep: int = rep) -> None:
-                run = stream_once(oai, model, f"{index} {prompt}", num_tokens, f"m{rep}-{index}")
-                with lock:
-                    runs.append(run)
-
-            threads = [threading.Thread(target=one, args=(i,)) for i in range(streams)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            runs = concurrent_streams(oai, model, prompt, num_tokens, streams, f"m{rep}")
             out["multi"].append(concurrent_rate(runs))
             content = unique_text(rng, prefill_tokens)
             run = stream_once(oai, model, content, 1, f"prefill-{rep}-{time.time_ns()}")

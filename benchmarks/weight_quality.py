@@ -3,9 +3,10 @@
 Loads the bundled SmolLM2-135M once per configuration and compares each with the exact
 float32 engine (which matches transformers token for token):
 
-- greedy agreement: 20 chat prompts (``kv_quality.QUESTIONS`` under its system prompt),
+- greedy agreement (prompts prefilled with float weights, tokens decoded with the integer
+  ones, as served): 20 chat prompts (``kv_quality.QUESTIONS`` under its system prompt),
   32 greedy tokens each; identical continuations and mean tokens before a difference;
-- perplexity of the second half of ``kv_quality.REFERENCE_TEXT`` given the first half.
+- perplexity, through the integer weights only, of the second half of ``kv_quality.REFERENCE_TEXT`` given the first half.
 
 Run: ``python benchmarks/weight_quality.py`` (about a minute per configuration).
 """
@@ -29,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from kv_quality import REFERENCE_TEXT, chat_prompts, perplexities
 from roost.engine import Engine, EngineConfig, SamplingParams
+from roost.engine.linear import QUANTIZED_MAX_ROWS, Linear
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CONFIGS: list[tuple[str, str, str]] = [  # label, dtype, weight_quantization
@@ -42,14 +44,22 @@ CONFIGS: list[tuple[str, str, str]] = [  # label, dtype, weight_quantization
 
 def run_config(home: Path, dtype: str, mode: str, num_tokens: int) -> dict[str, Any]:
     config = EngineConfig(
-        home=home, dtype=dtype, weight_quantization=mode, kv_cache_gb=0.3  # type: ignore[arg-type]
+        home=home,
+        dtype=dtype,
+        weight_quantization=mode,
+        kv_cache_gb=0.3,  # type: ignore[arg-type]
     )
     with Engine(config) as engine:
         prompts = chat_prompts(engine)
         params = SamplingParams(temperature=0, max_tokens=num_tokens, ignore_eos=True)
         outputs = engine.generate(prompts, params)
         text_ids = engine.tokenizer.encode(REFERENCE_TEXT)
-        [ppl] = perplexities(engine.runner.model, engine.dtype, text_ids, [None])
+        # Score the text through the decode path (integer weights at any batch size).
+        Linear.quantized_max_rows = 1 << 30
+        try:
+            [ppl] = perplexities(engine.runner.model, engine.dtype, text_ids, [None])
+        finally:
+            Linear.quantized_max_rows = QUANTIZED_MAX_ROWS
         return {
             "tokens": [o.token_ids for o in outputs],
             "perplexity": ppl,
@@ -77,9 +87,7 @@ def main() -> None:
         table.add_column(column)
     results: dict[str, Any] = {"load_average": os.getloadavg(), "configs": {}}
     for label, run in runs.items():
-        prefixes = [
-            matching(a, b) for a, b in zip(run["tokens"], reference["tokens"], strict=True)
-        ]
+        prefixes = [matching(a, b) for a, b in zip(run["tokens"], reference["tokens"], strict=True)]
         change = run["perplexity"] / reference["perplexity"] - 1
         identical = sum(p == args.tokens for p in prefixes)
         table.add_row(

@@ -54,7 +54,9 @@ def save_tiny_llama(directory: Path, *, on_grid: bool) -> None:
                 if on_grid and "proj" in name:
                     param.copy_(snap_to_int4_grid(param))
     model.save_pretrained(directory, safe_serialization=True)
-    tokenizer = Tokenizer(models.WordLevel(vocab={f"t{i}": i for i in range(VOCAB)}, unk_token="t0"))
+    tokenizer = Tokenizer(
+        models.WordLevel(vocab={f"t{i}": i for i in range(VOCAB)}, unk_token="t0")
+    )
     tokenizer.save(str(directory / "tokenizer.json"))
     (directory / "tokenizer_config.json").write_text(json.dumps({"eos_token": "t95"}))
 

@@ -28,11 +28,17 @@ def can_prepack(device: torch.device, dtype: torch.dtype) -> bool:
     )
 
 
+# Up to this many rows a matmul is bound by reading the weights: the packed integer form
+# wins. Above it (prefill chunks) the float GEMM is faster than the int4 kernel.
+QUANTIZED_MAX_ROWS = 32
+
+
 class Linear(nn.Linear):
     """``nn.Linear`` plus :meth:`prepack`; after packing the plain weight is released."""
 
     _packed: Any = None
     _quantized: QuantizedWeight | None = None
+    quantized_max_rows = QUANTIZED_MAX_ROWS  # benchmarks raise it to score the int path
 
     @property
     def is_quantized(self) -> bool:
@@ -45,20 +51,21 @@ class Linear(nn.Linear):
         return self.in_features * self.out_features * self.weight.element_size()
 
     def use_quantized(self, weight: QuantizedWeight) -> None:
-        """Multiply by ``weight`` from now on; the float weight's storage is released."""
+        """Multiply small batches (decode) by ``weight`` from now on.
+
+        The float weight stays for large batches (prefill): there oneDNN's bf16 GEMM beats
+        the int4 kernel, and reading the weights once per chunk costs nothing.
+        """
         self._quantized = weight
-        self.weight = nn.Parameter(torch.empty(0, dtype=self.weight.dtype), requires_grad=False)
 
     def prepack(self) -> None:
-        if self._quantized is not None:
-            return
         with torch.no_grad():
             self._packed = torch.ops.mkldnn._reorder_linear_weight(self.weight.detach(), None)
         # The packed copy is all that is used from now on; drop the original's storage.
         self.weight = nn.Parameter(torch.empty(0, dtype=self.weight.dtype), requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._quantized is not None:
+        if self._quantized is not None and x.numel() <= self.quantized_max_rows * x.shape[-1]:
             flat = self._quantized.matmul(x.reshape(-1, x.shape[-1])).to(x.dtype)
             if self.bias is not None:
                 flat = flat + self.bias.to(x.dtype)
