@@ -258,6 +258,7 @@ def main() -> None:
         "--served", action="store_true", help="roost serve + openai SDK, HF fp32 in the same run"
     )
     parser.add_argument("--repeats", type=int, default=3, help="served mode: runs per figure")
+    parser.add_argument("--tokens", type=int, default=128, help="served mode: tokens a stream")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--skip-peers", action="store_true", help="engine figures only")
     parser.add_argument(
@@ -272,7 +273,7 @@ def main() -> None:
     home = Path(os.environ.get("ROOST_HOME", tempfile.gettempdir() + "/roost-bench")).expanduser()
     console.print(f"load average before: {os.getloadavg()}; threads: {torch.get_num_threads()}")
     if args.served:
-        served_main(console, home, args.repeats, 128)
+        served_main(console, home, args.repeats, args.tokens)
         return
 
     matmul_peak = measure_matmul_peak(torch.bfloat16)

@@ -36,9 +36,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 CONFIGS: list[tuple[str, str, str]] = [  # label, dtype, weight_quantization
     ("float32 exact (reference)", "float32", "none"),
     ("bf16, no quantization", "bfloat16", "none"),
-    ("bf16 + auto (int4 from the Q4_1 grid, int4 head)", "bfloat16", "auto"),
+    ("bf16 + auto (int4 body from the Q4_1 grid, bf16 head)", "bfloat16", "auto"),
+    ("bf16 + int4 (body and head)", "bfloat16", "int4"),
     ("bf16 + int8 body, int4 head", "bfloat16", "int8"),
-    ("float32 + int4 (bf16 activations)", "float32", "int4"),
 ]
 
 

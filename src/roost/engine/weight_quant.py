@@ -9,10 +9,10 @@ with bf16 activations only, so inputs are cast to bf16 around them.
 ``auto`` picks 4-bit only where it loses nothing: for a matrix whose values already sit on
 a 4-bit grid per group of 32 (a Q4_0/Q4_1 GGUF, like the bundled SmolLM2), the packed
 form reproduces the file's weights up to bf16 rounding of each group's scale and zero —
-the same rounding the bf16 path applies to every weight. The vocabulary head goes to int4
-in ``auto`` too (beside a 4-bit body) because the engine recomputes the best logits in
-float32 from an exact copy (see ``LlamaModel.logits``), so greedy choices keep their true
-order; only the tail of the distribution sees the 4-bit rounding.
+the same rounding the bf16 path applies to every weight. The vocabulary head stays in
+float in ``auto``; explicit modes pack it in 4 bits, and the engine then recomputes the
+best logits in float32 from an exact copy (see ``LlamaModel.logits``), so greedy choices
+keep their true order while the tail of the distribution sees the rounding.
 """
 
 from __future__ import annotations
