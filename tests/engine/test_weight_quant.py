@@ -12,6 +12,7 @@ import torch
 from tokenizers import Tokenizer, models
 
 from roost.engine import Engine, EngineConfig, SamplingParams
+from roost.engine.linear import QUANTIZED_MAX_ROWS, Linear
 from roost.engine.loader import load_checkpoint
 from roost.engine.weight_quant import (
     GROUP_SIZE,
@@ -155,15 +156,35 @@ def test_quantized_engine_tracks_the_float_engine(grid_model: Path) -> None:
     """Next-token distributions as bf16 without quantization gives (tiny random models
     have near-ties, so long greedy runs are compared on the bundled model instead)."""
     prompts = [[5, 17, 33, 2, 9, 60, 61], [3, 1, 4, 1, 5, 9, 2, 6], [7, 7, 7], [90, 12, 44, 1]]
-    params = SamplingParams(temperature=0, max_tokens=1, logprobs=True, top_logprobs=3)
+    # The first token comes from prefill (float weights); the second from a decode step of
+    # four rows, which multiplies the 4-bit weights.
+    params = SamplingParams(
+        temperature=0, max_tokens=2, ignore_eos=True, logprobs=True, top_logprobs=3
+    )
     outputs = {}
     for mode in ("none", "auto"):
         with engine_for(grid_model, "bfloat16", mode) as engine:
+            assert engine.weight_quantization.int4 == (8 if mode == "auto" else 0)
             outputs[mode] = engine.generate(prompts, params)
     for exact, quantized in zip(outputs["none"], outputs["auto"], strict=True):
-        [a], [b] = exact.logprobs, quantized.logprobs
-        assert b.logprob == pytest.approx(a.logprob, abs=0.1)
+        assert quantized.token_ids[0] == exact.token_ids[0]
+        a, b = exact.logprobs[1], quantized.logprobs[1]
         assert [v for _, v in b.top] == pytest.approx([v for _, v in a.top], abs=0.1)
+
+
+def test_decode_rows_use_the_packed_weights_and_prefill_the_float_ones() -> None:
+    torch.manual_seed(0)
+    weight = snap_to_int4_grid(torch.randn(64, 64))
+    linear = Linear(64, 64, bias=False)
+    with torch.no_grad():
+        linear.weight.copy_(weight)
+    linear.use_quantized(pack_int4(weight))
+    # Scramble the float copy: the output shows which weights each batch size used.
+    with torch.no_grad():
+        linear.weight.mul_(-1)
+    small, large = torch.randn(QUANTIZED_MAX_ROWS, 64), torch.randn(QUANTIZED_MAX_ROWS + 1, 64)
+    assert torch.allclose(linear(small), small @ weight.T, atol=0.1)
+    assert torch.allclose(linear(large), -(large @ weight.T), atol=1e-4)
 
 
 def test_explicit_int4_and_int8_run_in_float32(grid_model: Path) -> None:

@@ -28,9 +28,10 @@ def can_prepack(device: torch.device, dtype: torch.dtype) -> bool:
     )
 
 
-# Up to this many rows a matmul is bound by reading the weights: the packed integer form
-# wins. Above it (prefill chunks) the float GEMM is faster than the int4 kernel.
-QUANTIZED_MAX_ROWS = 32
+# Up to this many rows (decode of a few sequences) a matmul is bound by reading the
+# weights and PyTorch's int4 kernel is ~5x faster than oneDNN's bf16 one at one row; from
+# 5 rows on it switches to a path no faster than bf16 GEMM (measured on the dev machine).
+QUANTIZED_MAX_ROWS = 4
 
 
 class Linear(nn.Linear):
