@@ -52,7 +52,13 @@ def run_config(home: Path, dtype: str, mode: str, num_tokens: int) -> dict[str, 
     with Engine(config) as engine:
         prompts = chat_prompts(engine)
         params = SamplingParams(temperature=0, max_tokens=num_tokens, ignore_eos=True)
-        outputs = engine.generate(prompts, params)
+        # The prompts decode as one batch: let it take the integer weights, as a single
+        # stream does, while prefill chunks keep the float ones.
+        Linear.quantized_max_rows = len(prompts)
+        try:
+            outputs = engine.generate(prompts, params)
+        finally:
+            Linear.quantized_max_rows = QUANTIZED_MAX_ROWS
         text_ids = engine.tokenizer.encode(REFERENCE_TEXT)
         # Score the text through the decode path (integer weights at any batch size).
         Linear.quantized_max_rows = 1 << 30
