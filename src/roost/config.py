@@ -280,6 +280,11 @@ class EngineSettings(Section):
     model: str = Field("smollm2-135m-instruct", description="Registered model name or a path")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    weight_quantization: Literal["auto", "none", "int8", "int4"] = Field(
+        "auto",
+        description="Weight-only int4/int8 matmuls on CPU; auto: 4-bit where the weights "
+        "already are (a Q4 GGUF) and the engine computes in bf16",
+    )
     kv_cache_gb: float | None = Field(
         None, gt=0, description="Memory budget of the KV block pool; unset: a fraction"
     )

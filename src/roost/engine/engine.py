@@ -97,13 +97,15 @@ class Engine:
         self.prompt_encoder = PromptEncoder(self.tokenizer.encode, specials or [])
         limit = checkpoint.config.max_position_embeddings
         self.context_length = min(limit, config.max_model_len or limit)
-        model = build_model(
+        model, self.weight_quantization = build_model(
             checkpoint.config,
             checkpoint.state,
             dtype=self.dtype,
             device=device,
             max_positions=self.context_length,
+            quantization=config.weight_quantization,
         )
+        log.info("engine weights", detail=self.weight_quantization.summary)
         del checkpoint
         block_bytes = kv_bytes_per_block(model, config.block_size, self.dtype)
         blocks_per_seq = -(-self.context_length // config.block_size)

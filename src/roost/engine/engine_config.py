@@ -25,6 +25,8 @@ class EngineConfig:
     home: Path = Path("~/.roost")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    # Weight-only int4/int8 matmuls (CPU); auto: 4-bit where the weights already are.
+    weight_quantization: Literal["auto", "none", "int8", "int4"] = "auto"
     kv_cache_gb: float | None = None  # None: kv_cache_fraction of the available memory
     kv_cache_fraction: float = 0.2
     block_size: int = 16
@@ -69,6 +71,11 @@ class EngineConfig:
             (all(w > 0 for w in self.tenant_weights.values()), "tenant_weights", "must be > 0"),
             (self.device in ("auto", "cpu", "cuda"), "device", "must be auto, cpu or cuda"),
             (self.dtype == "auto" or self.dtype in _DTYPES, "dtype", f"must be auto or {_DTYPES}"),
+            (
+                self.weight_quantization in ("auto", "none", "int8", "int4"),
+                "weight_quantization",
+                "must be auto, none, int8 or int4",
+            ),
             (0 < self.session_hot_fraction <= 1, "session_cache.hot_fraction", "must be in (0, 1]"),
             (
                 self.session_warm_gb is None or self.session_warm_gb >= 0,
@@ -104,6 +111,7 @@ class EngineConfig:
             home=home,
             device=engine.device,
             dtype=engine.dtype,
+            weight_quantization=engine.weight_quantization,
             kv_cache_gb=engine.kv_cache_gb,
             kv_cache_fraction=engine.kv_cache_fraction,
             block_size=engine.block_size,

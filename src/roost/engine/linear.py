@@ -1,4 +1,5 @@
-"""A Linear layer that can prepack its weight for oneDNN's bf16 kernels on CPUs.
+"""A Linear layer that can prepack its weight for oneDNN's bf16 kernels on CPUs, or hold
+it as packed int4/int8 codes (``weight_quant``).
 
 Plain ``F.linear`` in bf16 re-lays-out the weight on every call; at decode batch sizes that
 costs more than the multiplication. Prepacking once makes small-batch bf16 matmuls ~2-3×
@@ -13,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from roost.engine.weight_quant import QuantizedWeight
+
 
 def can_prepack(device: torch.device, dtype: torch.dtype) -> bool:
     """True when oneDNN's prepacked linear is available for this device and dtype."""
@@ -25,10 +28,36 @@ def can_prepack(device: torch.device, dtype: torch.dtype) -> bool:
     )
 
 
+# Up to this many rows (decode of a few sequences) a matmul is bound by reading the
+# weights and PyTorch's int4 kernel is ~5x faster than oneDNN's bf16 one at one row; from
+# 5 rows on it switches to a path no faster than bf16 GEMM (measured on the dev machine).
+QUANTIZED_MAX_ROWS = 4
+
+
 class Linear(nn.Linear):
     """``nn.Linear`` plus :meth:`prepack`; after packing the plain weight is released."""
 
     _packed: Any = None
+    _quantized: QuantizedWeight | None = None
+    quantized_max_rows = QUANTIZED_MAX_ROWS  # benchmarks raise it to score the int path
+
+    @property
+    def is_quantized(self) -> bool:
+        return self._quantized is not None
+
+    def weight_bytes(self) -> int:
+        """Bytes of weight one multiplication reads."""
+        if self._quantized is not None:
+            return self._quantized.nbytes
+        return self.in_features * self.out_features * self.weight.element_size()
+
+    def use_quantized(self, weight: QuantizedWeight) -> None:
+        """Multiply small batches (decode) by ``weight`` from now on.
+
+        The float weight stays for large batches (prefill): there oneDNN's bf16 GEMM beats
+        the int4 kernel, and reading the weights once per chunk costs nothing.
+        """
+        self._quantized = weight
 
     def prepack(self) -> None:
         with torch.no_grad():
@@ -37,6 +66,11 @@ class Linear(nn.Linear):
         self.weight = nn.Parameter(torch.empty(0, dtype=self.weight.dtype), requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._quantized is not None and x.numel() <= self.quantized_max_rows * x.shape[-1]:
+            flat = self._quantized.matmul(x.reshape(-1, x.shape[-1])).to(x.dtype)
+            if self.bias is not None:
+                flat = flat + self.bias.to(x.dtype)
+            return flat.view(*x.shape[:-1], flat.shape[-1])
         if self._packed is None:
             return F.linear(x, self.weight, self.bias)
         flat = x.reshape(-1, x.shape[-1])

@@ -17,7 +17,8 @@ from roost.engine.linear import Linear
 from roost.engine.model_config import ModelConfig
 from roost.engine.rope import apply_rope, rope_tables
 
-_NUM_REFINED_LOGITS = 8
+# Recomputed exactly from a float32 head when the head runs in bf16 or 4 bits.
+_NUM_REFINED_LOGITS = 32
 
 
 class Attention(nn.Module):
@@ -113,6 +114,10 @@ class LlamaModel(nn.Module):
         for module in self.modules():
             if isinstance(module, Linear):
                 module.prepack()
+
+    def weight_bytes_per_token(self) -> int:
+        """Weight bytes a decode step reads (every projection and the head), for rooflines."""
+        return sum(m.weight_bytes() for m in self.modules() if isinstance(m, Linear))
 
     def decoder_layers(self) -> list[DecoderLayer]:
         return [cast(DecoderLayer, layer) for layer in self.layers]

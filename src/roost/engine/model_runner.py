@@ -52,6 +52,10 @@ class ModelRunner:
         )  # [L, N, 2, Hkv, D]
         self.kv_cache[:, self.null_slot].zero_()
 
+    def kv_bytes_per_token(self) -> int:
+        """K/V bytes of one cached token (read once per decode step that sees it)."""
+        return self.kv_cache[:, 0].nbytes
+
     @torch.inference_mode()
     def prefill(self, chunks: list[PrefillChunk]) -> torch.Tensor:
         """Compute K/V for every chunk; logits [n, V] for the chunks that end their prompt."""

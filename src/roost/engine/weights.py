@@ -9,7 +9,9 @@ import torch
 from roost.engine.linear import can_prepack
 from roost.engine.model import LlamaModel
 from roost.engine.model_config import ModelConfig
+from roost.engine.quantize_model import QuantizationReport, quantize_model
 from roost.engine.rope import rope_tables
+from roost.engine.weight_quant import WeightQuantization
 from roost.errors import InvalidRequest
 
 
@@ -20,8 +22,10 @@ def build_model(
     dtype: torch.dtype,
     device: torch.device,
     max_positions: int,
-) -> LlamaModel:
-    """Create the model on ``device`` in ``dtype`` with weights from ``state`` (HF names)."""
+    quantization: WeightQuantization = "none",
+) -> tuple[LlamaModel, QuantizationReport]:
+    """Create the model on ``device`` in ``dtype`` with weights from ``state`` (HF names),
+    its projections quantized as ``quantization`` asks (see ``quantize_model``)."""
     with torch.device("meta"):
         model = LlamaModel(config, max_positions)
     model = model.to_empty(device=device)
@@ -61,6 +65,7 @@ def build_model(
             )
     if dtype != torch.float32:
         model.head_fp32 = model.lm_head.weight.detach().float().clone()
+    report = quantize_model(model, quantization, device, dtype)
     model.set_compute_dtype(dtype)
     # Buffers were created on meta; rope tables are computed now, in float32.
     cos, sin = rope_tables(config, max_positions)
@@ -68,4 +73,4 @@ def build_model(
     model.rope_sin = sin.to(device)
     if can_prepack(device, dtype):
         model.prepack_linears()
-    return model.eval().requires_grad_(False)
+    return model.eval().requires_grad_(False), report
