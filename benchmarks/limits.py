@@ -261,6 +261,9 @@ def main() -> None:
     parser.add_argument(
         "--long-tokens", type=int, default=512, help="length of tenant A's generations"
     )
+    parser.add_argument(
+        "--b-requests", type=int, default=None, help="tenant B's requests (default 20, quick 10)"
+    )
     args = parser.parse_args()
     n = 300 if args.quick else 2000
     redis = RedisServer.start()
@@ -281,7 +284,7 @@ def main() -> None:
             ]
             console.print(result["two_processes"])
         if not args.skip_fairness:
-            num_b = 10 if args.quick else 20
+            num_b = args.b_requests or (10 if args.quick else 20)
             result["fairness"] = [
                 asyncio.run(fairness_run(True, 32, num_b, args.long_tokens)),
                 asyncio.run(fairness_run(False, 32, num_b, args.long_tokens)),
