@@ -11,10 +11,12 @@ from collections.abc import Sequence
 
 from roost.agents.routing import ROUTER_MIGRATIONS
 from roost.agents.schema import AGENT_MIGRATIONS
+from roost.evals.schema import EVAL_MIGRATIONS
 from roost.limits.schema import LIMIT_MIGRATIONS
 from roost.llm.schema import LLM_MIGRATIONS
 from roost.memory.schema import MEMORY_MIGRATIONS
 from roost.observe.trace_schema import TRACE_MIGRATIONS
+from roost.prompts.schema import PROMPT_MIGRATIONS
 from roost.runs.schema import RUN_MIGRATIONS
 from roost.security.schema import CORE_MIGRATIONS
 from roost.security.web_sessions import WEB_SESSION_MIGRATIONS
@@ -34,6 +36,8 @@ ALL_MIGRATIONS: tuple[Sequence[Migration], ...] = (
     LIMIT_MIGRATIONS,
     TRACE_MIGRATIONS,
     WEB_SESSION_MIGRATIONS,
+    PROMPT_MIGRATIONS,
+    EVAL_MIGRATIONS,
 )
 
 
