@@ -18,7 +18,7 @@ import pytest
 from roost.config import load_settings
 from roost.llm.messages import Message, ToolCallPart, ToolResultPart
 from roost.llm.testing import CallInfo, FunctionModel
-from roost.security.principal import Principal, Role
+from roost.security.principal import Role
 from roost.server.app import create_app
 from tests.agents.conftest import ToolLog, make_test_tools
 from tests.support.uvicorn_thread import ThreadedServer
@@ -80,6 +80,7 @@ class UiServer:
     tools: ToolLog
     gate: threading.Event = field(default_factory=threading.Event)
     seeded: dict[str, Any] = field(default_factory=dict)
+    keys: dict[tuple[Role, str, bool], str] = field(default_factory=dict)
 
     def run(self, work: Coroutine[Any, Any, T] | Awaitable[T]) -> T:
         """Run ``work`` on the server's loop and wait for its result."""
@@ -93,12 +94,25 @@ class UiServer:
     def api(self, key: str = BOOTSTRAP_KEY) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {key}"})
 
+    def key_for(self, role: Role, *, tenant_id: str | None = None, operator: bool = False) -> str:
+        """A real API key of ``role`` (made once per role, tenant and operator flag)."""
+        tenant = tenant_id or self.tenant_id
+        wanted = (role, tenant, operator)
+        if wanted not in self.keys:
+
+            async def create() -> str:
+                keys = self.app.state.platform.api_keys
+                _, key = await keys.create(tenant, f"ui-{role.value}", role=role, operator=operator)
+                return str(key)
+
+            self.keys[wanted] = self.run(create())
+        return self.keys[wanted]
+
     def session_for(self, role: Role, *, tenant_id: str | None = None) -> str:
-        """A UI session token for a principal of ``role`` (keys cannot carry roles on this
-        branch yet: the session is made directly in the store the sign-in writes to)."""
-        principal = Principal(tenant_id or self.tenant_id, "ui-test-key", role)
-        token, _ = self.run(self.app.state.web_sessions.create(principal))
-        return str(token)
+        """A UI session token of a real key of ``role``, signed in through the form."""
+        with httpx.Client(base_url=self.url) as client:
+            sign_in(client, self.key_for(role, tenant_id=tenant_id))
+            return str(client.cookies["roost_ui"])
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,12 @@ from roost.errors import RoostError
 from roost.server.ui import (
     agents,
     approvals,
+    audit,
     caches,
+    evals,
     memory,
     playground,
+    prompts,
     runs,
     sign_in,
     traces,
@@ -32,6 +35,9 @@ ROUTERS = (
     caches.router,
     usage.router,
     playground.router,
+    prompts.router,
+    evals.router,
+    audit.router,
 )
 
 
