@@ -51,6 +51,7 @@ async def audit_page(
     since: Text = None,
     until: Text = None,
     cursor: Text = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = PAGE_SIZE,
 ) -> Response:
     scope = audit_scope(principal, tenant_id or None)
     where = AuditFilter(
@@ -58,18 +59,20 @@ async def audit_page(
         target or None, None, _epoch_ms(since, "since"), _epoch_ms(until, "until"),
     )  # fmt: skip
     audit: AuditLog = request.app.state.platform.audit
-    found = await audit.query(where, limit=PAGE_SIZE, cursor=cursor or None)
+    found = await audit.query(where, limit=limit, cursor=cursor or None)
     filters = {
         "tenant_id": tenant_id or "", "action": action or "", "actor": actor or "",
         "outcome": outcome or "", "target": target or "", "since": since or "",
         "until": until or "",
     }  # fmt: skip
-    kept = {k: v for k, v in filters.items() if v}
+    kept: dict[str, str | int] = {k: v for k, v in filters.items() if v}
+    if limit != PAGE_SIZE:
+        kept["limit"] = limit
     return page(
         request, "audit.html", title="Audit log", section="audit", events=found.events,
         filters=filters, outcomes=OUTCOMES, operator=principal.operator,
         next_url=f"/ui/audit?{urlencode({**kept, 'cursor': found.next_cursor})}"
-        if found.next_cursor else None,
+        if found.next_cursor is not None else None,
         first_url=f"/ui/audit?{urlencode(kept)}" if cursor else None,
         verify_url=f"/ui/audit/verify?{urlencode({'tenant_id': scope})}" if scope
         else "/ui/audit/verify",
