@@ -25,6 +25,8 @@ from tests.support.uvicorn_thread import ThreadedServer
 
 BOOTSTRAP_KEY = "test-ui-bootstrap-key-0123456789"
 XSS = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
+# A path parameter (an audit record's target) holds no slash: markup without one.
+TARGET_XSS = '<img src=x onerror="window.__pwned = 3">'
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
 T = TypeVar("T")
 
@@ -174,3 +176,44 @@ def sign_in(client: httpx.Client, key: str = BOOTSTRAP_KEY) -> None:
         "/ui/login", data={"csrf": csrf_of(form.text), "api_key": key, "next": "/ui/runs"}
     )
     assert done.status_code == 303, done.text
+
+
+@pytest.fixture(scope="module")
+def seeded(ui_server: UiServer) -> dict[str, Any]:
+    """What the prompts and evals pages show: two versions of a prompt (the second with
+    HTML in it), a dataset with HTML in an item, a finished evaluation over it, and an
+    experiment with runs and feedback."""
+    ui = ui_server
+    ui.run(_register(ui, "function:calc-b"))
+    with ui.api() as api:
+        for template in ("Hello {{ name }}, be brief.", f"Hi {{{{ name }}}} {XSS}"):
+            made = api.post("/v1/prompts", json={
+                "name": "greet", "template": template, "labels": ["production"],
+                "description": "greets"})  # fmt: skip
+            assert made.status_code == 201, made.text
+        api.post("/v1/prompts/greet/labels", json={"label": "production", "version": 1})
+        items = [{"input": "2+40", "expected": "42"}, {"input": f"say {XSS}", "expected": "43"}]
+        made = api.post("/v1/datasets", json={"name": "sums", "items": items})
+        assert made.status_code == 201, made.text
+        done = api.post("/v1/evals", json={
+            "dataset": "sums", "target": {"agent": "calc"}, "scorer": {"type": "regex"},
+            "mode": "wait", "timeout_s": 60})  # fmt: skip
+        assert done.status_code == 200, done.text
+        spec = {"name": "split", "model": "function:calc", "tools": ["add"]}
+        assert api.post("/v1/agents", json={"spec": spec}).status_code == 201
+        made = api.post("/v1/experiments", json={
+            "name": "calc-ab", "agent": "split",
+            "variants": [{"name": "a", "model": "function:calc"},
+                         {"name": "b", "model": "function:calc-b"}]})  # fmt: skip
+        assert made.status_code == 201, made.text
+        for n in range(4):
+            thread = api.post("/v1/threads", json={}).json()["id"]
+            run = api.post(f"/v1/threads/{thread}/runs",
+                           json={"agent": "split", "input": f"2+{n}", "mode": "wait"}).json()  # fmt: skip
+            assert run["status"] == "succeeded", run
+            api.post(f"/v1/runs/{run['id']}/feedback", json={"score": n % 2})
+    return {"eval_id": done.json()["id"]}
+
+
+async def _register(ui: UiServer, model_id: str) -> None:
+    ui.app.state.llm.router.registry.register(FunctionModel(answer_after_tools, model_id))

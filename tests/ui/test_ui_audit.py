@@ -14,7 +14,7 @@ import httpx
 
 from roost.security.principal import Role
 from roost.storage import new_id, now_ms
-from tests.ui.conftest import UiServer, sign_in
+from tests.ui.conftest import TARGET_XSS, UiServer, sign_in
 
 
 @contextmanager
@@ -114,10 +114,6 @@ def test_a_forged_record_shows_as_a_break(ui_server: UiServer) -> None:
     assert broken.status_code == 200
     assert "The chain is broken" in broken.text
     assert "seq 2" in broken.text and "prev_hash does not match" in broken.text
-
-
-# A path parameter holds no slash: the injected markup of an audit target has none.
-TARGET_XSS = '<img src=x onerror="window.__pwned = 3">'
 
 
 def test_targets_written_by_callers_stay_text(ui_server: UiServer) -> None:

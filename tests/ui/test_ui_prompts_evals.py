@@ -10,11 +10,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
-import pytest
-
-from roost.llm.testing import FunctionModel
 from roost.security.principal import Role
-from tests.ui.conftest import XSS, UiServer, answer_after_tools, csrf_of, sign_in
+from tests.ui.conftest import UiServer, csrf_of, sign_in
 
 
 @contextmanager
@@ -23,46 +20,6 @@ def _signed_in(ui: UiServer, key: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=ui.url) as client:
         sign_in(client, key)
         yield client
-
-
-@pytest.fixture(scope="module")
-def seeded(ui_server: UiServer) -> dict[str, Any]:
-    """Two versions of a prompt (the second with HTML in it), a dataset with HTML in an
-    item, a finished evaluation over it, and an experiment with runs and feedback."""
-    ui = ui_server
-    ui.run(_register(ui, "function:calc-b"))
-    with ui.api() as api:
-        for template in ("Hello {{ name }}, be brief.", f"Hi {{{{ name }}}} {XSS}"):
-            made = api.post("/v1/prompts", json={
-                "name": "greet", "template": template, "labels": ["production"],
-                "description": "greets"})  # fmt: skip
-            assert made.status_code == 201, made.text
-        api.post("/v1/prompts/greet/labels", json={"label": "production", "version": 1})
-        items = [{"input": "2+40", "expected": "42"}, {"input": f"say {XSS}", "expected": "43"}]
-        made = api.post("/v1/datasets", json={"name": "sums", "items": items})
-        assert made.status_code == 201, made.text
-        done = api.post("/v1/evals", json={
-            "dataset": "sums", "target": {"agent": "calc"}, "scorer": {"type": "regex"},
-            "mode": "wait", "timeout_s": 60})  # fmt: skip
-        assert done.status_code == 200, done.text
-        spec = {"name": "split", "model": "function:calc", "tools": ["add"]}
-        assert api.post("/v1/agents", json={"spec": spec}).status_code == 201
-        made = api.post("/v1/experiments", json={
-            "name": "calc-ab", "agent": "split",
-            "variants": [{"name": "a", "model": "function:calc"},
-                         {"name": "b", "model": "function:calc-b"}]})  # fmt: skip
-        assert made.status_code == 201, made.text
-        for n in range(6):
-            thread = api.post("/v1/threads", json={}).json()["id"]
-            run = api.post(f"/v1/threads/{thread}/runs",
-                           json={"agent": "split", "input": f"2+{n}", "mode": "wait"}).json()  # fmt: skip
-            assert run["status"] == "succeeded", run
-            api.post(f"/v1/runs/{run['id']}/feedback", json={"score": n % 2})
-    return {"eval_id": done.json()["id"]}
-
-
-async def _register(ui: UiServer, model_id: str) -> None:
-    ui.app.state.llm.router.registry.register(FunctionModel(answer_after_tools, model_id))
 
 
 def test_prompt_versions_labels_and_diff(ui_server: UiServer, seeded: dict[str, Any]) -> None:
