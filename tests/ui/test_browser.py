@@ -192,6 +192,7 @@ def test_prompts_evaluations_and_experiments(
     page.get_by_label("with version").select_option("2")
     page.get_by_role("button", name="Show diff").click()
     expect(page.locator("#diff .add")).to_contain_text(["+Hi {{ name }} <script>"])
+    shot(page, "prompt")
     # Move "production" from version 1 to version 2; the table follows.
     expect(page.locator("#version-1")).to_contain_text("production")
     page.get_by_label("Label", exact=True).fill("production")
@@ -199,7 +200,6 @@ def test_prompts_evaluations_and_experiments(
     page.get_by_role("button", name="Move label").click()
     expect(page.locator("#version-2")).to_contain_text("production")
     expect(page.locator("#version-1")).not_to_contain_text("production")
-    shot(page, "prompt")
     page.get_by_role("link", name="Evaluations").click()
     shot(page, "evals")
     page.get_by_role("link", name=seeded["eval_id"]).click()
@@ -228,7 +228,16 @@ def test_audit_log_filters_and_verifies_the_chain(page: Page, ui_server: UiServe
     page.get_by_label("Action (prefix*)").fill("http:*")
     page.get_by_role("button", name="Filter").click()
     expect(page.locator("#audit-events tr.event").first).to_be_visible()
+    page.goto(f"{page.url}&limit=2")  # pages of two: the fixture made three agents
+    expect(page.locator("#audit-events tr.event")).to_have_count(2)
+    expect(page.get_by_role("link", name="Older records")).to_be_visible()
     shot(page, "audit")
+    # What was done through the UI is in the log too, under its signed-in key.
+    page.get_by_label("Action (prefix*)").fill("http:POST /ui/*")
+    page.get_by_role("button", name="Filter").click()
+    started = page.locator("#audit-events tr.event").first
+    expect(started).to_contain_text("http:POST /ui/agents/{name}/runs")
+    expect(started).to_contain_text("name=calc")
     page.get_by_role("link", name="Verify the hash chain").click()
     expect(page.locator("#verify-result")).to_contain_text("The chain adds up")
     shot(page, "audit-verify")
@@ -288,9 +297,7 @@ def test_forms_need_csrf_and_an_expired_session_goes_to_sign_in(
     expect(page.get_by_label("API key")).to_be_focused()
 
 
-def test_injected_html_stays_text(
-    page: Page, ui_server: UiServer, seeded: dict[str, Any]
-) -> None:
+def test_injected_html_stays_text(page: Page, ui_server: UiServer, seeded: dict[str, Any]) -> None:
     with ui_server.api() as api:
         thread = api.post("/v1/threads", json={}).json()["id"]
         run = api.post(
@@ -326,7 +333,8 @@ PAGES = (
     ("knowledge", "/ui/knowledge?collection=handbook&q=holidays"), ("usage", "/ui/usage"),
     ("playground", "/ui/playground"), ("caches", "/ui/caches"),
     ("approvals-all", "/ui/approvals?status=all"), ("prompts", "/ui/prompts"),
-    ("evals", "/ui/evals"), ("experiments", "/ui/experiments"), ("audit", "/ui/audit"),
+    ("evals", "/ui/evals"), ("experiments", "/ui/experiments"),
+    ("audit-all", "/ui/audit?limit=5"),
 )  # fmt: skip
 
 

@@ -55,9 +55,7 @@ async def dataset_page(
 ) -> Response:
     check_name(name)
     dataset = await eval_services(request).datasets.get(principal.tenant_id, name, version)
-    return page(
-        request, "dataset.html", title=f"Dataset {name}", section="evals", dataset=dataset
-    )
+    return page(request, "dataset.html", title=f"Dataset {name}", section="evals", dataset=dataset)
 
 
 @router.get("/ui/experiments")
@@ -111,4 +109,5 @@ def _fmt(value: float | None, unit: str) -> str:
 def _interval(ci: list[float] | None, unit: str) -> str:
     if not ci:
         return ""
-    return f"{_fmt(ci[0], unit)} – {_fmt(ci[1], unit)}"
+    low = ci[0] if unit == "rate" else max(0.0, ci[0])  # no time or cost is below zero
+    return f"{_fmt(low, unit)} – {_fmt(ci[1], unit)}"

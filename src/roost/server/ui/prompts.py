@@ -1,5 +1,6 @@
 """Prompts: every managed prompt with its versions and labels, a diff between two
-versions, and moving a label (owners only, as ``POST /v1/prompts/{name}/labels``)."""
+versions, and moving a label (owners only, as ``POST /v1/prompts/{name}/labels``; audited like any
+UI form by :mod:`roost.server.audit_http`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from roost.errors import InvalidRequest
 from roost.prompts.store import PromptVersion, check_name
 from roost.security.principal import Principal, Role
 from roost.server.prompts import prompt_service
-from roost.server.ui.audit_trail import record_ui_action
 from roost.server.ui.render import page
 from roost.server.ui.session import Posted, field, posted, require_role, see_other, signed_in
 
@@ -78,8 +78,4 @@ async def move_label(name: str, request: Request, acting: Acting) -> Response:
     service = prompt_service(request)
     await service.store.label(principal.tenant_id, name, label, int(version_field))
     service.forget(principal.tenant_id, name)
-    await record_ui_action(
-        request, principal, "prompt.label", target=f"name={name}",
-        details={"label": label, "version": int(version_field)},
-    )  # fmt: skip
     return see_other(f"/ui/prompts/{name}")
