@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from roost.config import load_settings
 from roost.llm.messages import Message, ToolCallPart, ToolResultPart
@@ -29,6 +30,10 @@ XSS = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2
 TARGET_XSS = '<img src=x onerror="window.__pwned = 3">'
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
 T = TypeVar("T")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
 
 
 class _LoopCapture:
@@ -217,3 +222,15 @@ def seeded(ui_server: UiServer) -> dict[str, Any]:
 
 async def _register(ui: UiServer, model_id: str) -> None:
     ui.app.state.llm.router.registry.register(FunctionModel(answer_after_tools, model_id))
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()

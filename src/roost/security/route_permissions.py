@@ -190,6 +190,8 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Rule] = {
     ("GET", "/ui/login"): PUBLIC,
     ("POST", "/ui/login"): PUBLIC,
     ("POST", "/ui/logout"): PUBLIC,
+    ("GET", "/ui/login/oidc/{n}"): PUBLIC,
+    ("GET", "/ui/login/oidc/{n}/callback"): PUBLIC,
     ("GET", "/ui"): VIEWER,
     ("GET", "/ui/agents"): VIEWER,
     ("GET", "/ui/agents/{name}"): VIEWER,

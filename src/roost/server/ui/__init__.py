@@ -15,6 +15,7 @@ from roost.server.ui import (
     caches,
     evals,
     memory,
+    oidc,
     playground,
     prompts,
     runs,
@@ -27,6 +28,7 @@ from roost.server.ui.session import SignInRequired, to_sign_in
 
 ROUTERS = (
     sign_in.router,
+    oidc.router,
     runs.router,
     approvals.router,
     agents.router,
