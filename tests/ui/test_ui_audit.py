@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import httpx
@@ -56,6 +57,12 @@ def test_an_owner_reads_its_tenants_log_with_filters_and_pages(ui_server: UiServ
         assert first_ids and second_ids and not first_ids & second_ids
         assert client.get("/ui/audit", params={"cursor": "nonsense"}).status_code == 400
         assert client.get("/ui/audit", params={"since": "yesterday"}).status_code == 400
+        # Dates (UTC): "until" today includes today's records; "since" tomorrow finds none.
+        today = datetime.now(UTC).date()
+        until_today = client.get("/ui/audit", params={"until": today.isoformat()})
+        assert _rows(until_today.text) >= 3
+        tomorrow = (today + timedelta(days=1)).isoformat()
+        assert _rows(client.get("/ui/audit", params={"since": tomorrow}).text) == 0
         # Naming another tenant looks like naming no tenant at all.
         named = client.get("/ui/audit", params={"tenant_id": other_tenant})
         assert named.status_code == 404

@@ -4,7 +4,7 @@ pages, and verifying the hash chain of the records shown."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -26,8 +26,9 @@ OUTCOMES = ("ok", "denied", "rejected", "error")
 Text = Annotated[str | None, Query(max_length=400)]
 
 
-def _epoch_ms(value: str | None, name: str) -> int | None:
-    """A date (``2026-12-07``) or date and time from the form, as epoch ms (UTC)."""
+def _epoch_ms(value: str | None, name: str, *, end_of_day: bool = False) -> int | None:
+    """A date (``2026-12-07``) or date and time from the form, as epoch ms (UTC). A bare
+    date as ``until`` means the end of that day: the form's "until" includes it."""
     if not value:
         return None
     try:
@@ -36,6 +37,8 @@ def _epoch_ms(value: str | None, name: str) -> int | None:
         raise InvalidRequest(f"{name} is not a date (YYYY-MM-DD[THH:MM])", param=name) from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
+    if end_of_day and len(value) == 10:
+        moment += timedelta(days=1)
     return int(moment.timestamp() * 1000)
 
 
@@ -56,7 +59,7 @@ async def audit_page(
     scope = audit_scope(principal, tenant_id or None)
     where = AuditFilter(
         scope, action or None, actor or None, outcome if outcome in OUTCOMES else None,
-        target or None, None, _epoch_ms(since, "since"), _epoch_ms(until, "until"),
+        target or None, None, _epoch_ms(since, "since"), _epoch_ms(until, "until", end_of_day=True),
     )  # fmt: skip
     audit: AuditLog = request.app.state.platform.audit
     found = await audit.query(where, limit=limit, cursor=cursor or None)
