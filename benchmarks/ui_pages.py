@@ -98,9 +98,72 @@ async def seed(home: Path, runs: int) -> dict[str, str]:
                 middle = rows[runs // 2]
                 picked = {"run": middle["i"], "thread": middle["th"],
                           "cursor": f"{middle['c']}:{middle['i']}"}  # fmt: skip
+                picked["eval"] = await seed_evals_and_audit(platform, tenant_id, rows)
         return picked
     finally:
         await platform.close()
+
+
+async def seed_evals_and_audit(platform: Any, tenant_id: str, runs: list[dict[str, Any]]) -> str:
+    """20 versions of a prompt, an evaluation of 200 items, an experiment over the runs of
+    agent-1 (a tenth of them) with feedback on every other one, and 2,000 audit records."""
+    from roost.evals.experiments import ExperimentService, ExperimentSpec
+    from roost.evals.schema import EVAL_MIGRATIONS
+    from roost.prompts.schema import PROMPT_MIGRATIONS
+    from roost.prompts.store import PromptStore
+    from roost.storage import migrate
+
+    database = platform.database
+    await migrate(database, PROMPT_MIGRATIONS)
+    await migrate(database, EVAL_MIGRATIONS)
+    prompts = PromptStore(database)
+    for n in range(20):
+        template = "You are a helpful agent.\n" + "".join(f"Rule {k}.\n" for k in range(n + 5))
+        await prompts.create(tenant_id, "support", template, labels=("production",))
+    now = int(time.time() * 1000)
+    results = [{"e": "eval_bench", "p": n, "t": tenant_id, "r": runs[n]["i"], "o": json.dumps(
+        f"answer {n}"), "sc": float(n % 2), "ok": n % 2, "why": "matched" if n % 2 else
+        "no match", "l": 400 + n} for n in range(200)]  # fmt: skip
+    summary = {"items": 200, "passed": 100, "run_errors": 0,
+               "pass_rate": {"count": 200, "successes": 100, "rate": 0.5, "ci95": [0.43, 0.57]},
+               "score": {"count": 200, "mean": 0.5, "ci95": [0.43, 0.57]},
+               "latency_ms": {"count": 200, "mean": 500.0, "ci95": [490.0, 510.0]}}  # fmt: skip
+    async with database.transaction() as conn:
+        await conn.execute(
+            text("INSERT INTO eval_runs (id, tenant_id, dataset, dataset_version, target, scorer,"
+                 " status, item_count, summary, created_at, updated_at) VALUES ('eval_bench',"
+                 " :t, 'bench', 1, :g, :s, 'succeeded', 200, :m, :c, :c)"),
+            {"t": tenant_id, "g": json.dumps({"agent": "agent-1", "run_agent": "agent-1",
+             "run_version": 1}), "s": json.dumps({"type": "exact"}), "m": json.dumps(summary),
+             "c": now},
+        )  # fmt: skip
+        await conn.execute(
+            text("INSERT INTO eval_results (eval_id, position, tenant_id, run_id, status,"
+                 " output, score, passed, reason, latency_ms) VALUES (:e, :p, :t, :r,"
+                 " 'scored', :o, :sc, :ok, :why, :l)"),
+            results,
+        )  # fmt: skip
+    spec = ExperimentSpec.model_validate({"name": "bench-ab", "agent": "agent-1", "variants": [
+        {"name": "a", "model": "model-a"}, {"name": "b", "model": "model-b"}]})  # fmt: skip
+    await ExperimentService(database).create(tenant_id, spec)
+    mine = [r for r in runs if r["a"] == "agent-1"]
+    async with database.transaction() as conn:
+        await conn.execute(
+            text("INSERT INTO experiment_runs (run_id, tenant_id, experiment, variant,"
+                 " thread_id, model, created_at) VALUES (:r, :t, 'bench-ab', :v, :th, :m, :c)"),
+            [{"r": r["i"], "t": tenant_id, "v": "ab"[n % 2], "th": r["th"],
+              "m": f"model-{'ab'[n % 2]}", "c": r["c"]} for n, r in enumerate(mine)],
+        )  # fmt: skip
+        await conn.execute(
+            text("INSERT INTO run_feedback (id, tenant_id, run_id, score, comment, created_at)"
+                 " VALUES (:i, :t, :r, :s, '', :c)"),
+            [{"i": f"fb_{n}", "t": tenant_id, "r": r["i"], "s": float(n % 3 > 0), "c": r["c"]}
+             for n, r in enumerate(mine[::2])],
+        )  # fmt: skip
+    for n in range(2000):
+        await platform.audit.record(tenant_id, "key:bench", f"agent.update.{n % 7}",
+                                    target=f"name=agent-{n % 10}")  # fmt: skip
+    return "eval_bench"
 
 
 def sign_in(client: httpx.Client) -> None:
@@ -156,6 +219,15 @@ def main() -> None:
         "traces": "/ui/traces",
         "usage": "/ui/usage",
         "memory": "/ui/memory?agent=agent-1",
+        "prompts": "/ui/prompts",
+        "prompt (20 versions, diff)": "/ui/prompts/support?a=1&b=20",
+        "evaluations": "/ui/evals",
+        "evaluation (200 items)": f"/ui/evals/{picked['eval']}",
+        "experiments": "/ui/experiments",
+        "experiment report": "/ui/experiments/bench-ab",
+        "audit": "/ui/audit",
+        "audit, action filter": "/ui/audit?action=agent.update.3",
+        "audit verify": "/ui/audit/verify",
     }
     env = {"ROOST_HOME": str(home), "ROOST_API_KEY": KEY, "ROOST_ENGINE__ENABLED": "false"}
     server = start_server(env)

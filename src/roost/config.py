@@ -106,9 +106,32 @@ class JwtIssuerSettings(Section):
     )
     default_role: str | None = Field(None, description="Role when the claim gives none")
     jwks_cache_s: float = Field(300.0, gt=0, description="How long a fetched JWKS is trusted")
+    ui_client_id: str | None = Field(
+        None,
+        description="OIDC client id for signing in to the web UI (authorization code flow"
+        " with PKCE, discovery at <issuer>/.well-known/openid-configuration); its id tokens'"
+        " aud must be in `audience`",
+    )
+    ui_client_secret: SecretStr | None = Field(
+        None, description="The UI client's secret, for an IdP that makes it a confidential client"
+    )
+    ui_label: str | None = Field(None, description="The sign-in button's name for this issuer")
     jwks_min_refresh_s: float = Field(
         30.0, ge=0, description="Least time between fetches caused by an unknown `kid`"
     )
+
+    @model_validator(mode="after")
+    def _ui_issuer_is_a_url(self) -> JwtIssuerSettings:
+        if self.ui_client_id is not None:
+            parts = urlsplit(self.issuer)
+            if parts.scheme != "https" and not (
+                parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS
+            ):
+                raise ValueError(
+                    "ui_client_id needs an issuer that is an https:// URL (http:// only on a"
+                    " loopback address): the UI discovers its endpoints there"
+                )
+        return self
 
     @field_validator("jwks_url")
     @classmethod

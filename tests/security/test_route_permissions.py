@@ -29,6 +29,9 @@ PUBLIC_ROUTES = {
     ("GET", "/ui/login"),
     ("POST", "/ui/login"),
     ("POST", "/ui/logout"),
+    # signing in through an OIDC issuer: the start of the flow and the issuer's redirect back
+    ("GET", "/ui/login/oidc/{n}"),
+    ("GET", "/ui/login/oidc/{n}/callback"),
 }
 
 

@@ -14,19 +14,26 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from roost.config import load_settings
 from roost.llm.messages import Message, ToolCallPart, ToolResultPart
 from roost.llm.testing import CallInfo, FunctionModel
-from roost.security.principal import Principal, Role
+from roost.security.principal import Role
 from roost.server.app import create_app
 from tests.agents.conftest import ToolLog, make_test_tools
 from tests.support.uvicorn_thread import ThreadedServer
 
 BOOTSTRAP_KEY = "test-ui-bootstrap-key-0123456789"
 XSS = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
+# A path parameter (an audit record's target) holds no slash: markup without one.
+TARGET_XSS = '<img src=x onerror="window.__pwned = 3">'
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
 T = TypeVar("T")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
 
 
 class _LoopCapture:
@@ -80,6 +87,7 @@ class UiServer:
     tools: ToolLog
     gate: threading.Event = field(default_factory=threading.Event)
     seeded: dict[str, Any] = field(default_factory=dict)
+    keys: dict[tuple[Role, str, bool], str] = field(default_factory=dict)
 
     def run(self, work: Coroutine[Any, Any, T] | Awaitable[T]) -> T:
         """Run ``work`` on the server's loop and wait for its result."""
@@ -93,14 +101,25 @@ class UiServer:
     def api(self, key: str = BOOTSTRAP_KEY) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {key}"})
 
-    def session_for(
-        self, role: Role, *, tenant_id: str | None = None, operator: bool = False
-    ) -> str:
-        """A UI session token for a principal of ``role`` (made directly in the store the
-        sign-in writes to, so tests need not sign in through the form each time)."""
-        principal = Principal(tenant_id or self.tenant_id, "ui-test-key", role, operator)
-        token, _ = self.run(self.app.state.web_sessions.create(principal))
-        return str(token)
+    def key_for(self, role: Role, *, tenant_id: str | None = None, operator: bool = False) -> str:
+        """A real API key of ``role`` (made once per role, tenant and operator flag)."""
+        tenant = tenant_id or self.tenant_id
+        wanted = (role, tenant, operator)
+        if wanted not in self.keys:
+
+            async def create() -> str:
+                keys = self.app.state.platform.api_keys
+                _, key = await keys.create(tenant, f"ui-{role.value}", role=role, operator=operator)
+                return str(key)
+
+            self.keys[wanted] = self.run(create())
+        return self.keys[wanted]
+
+    def session_for(self, role: Role, *, tenant_id: str | None = None) -> str:
+        """A UI session token of a real key of ``role``, signed in through the form."""
+        with httpx.Client(base_url=self.url) as client:
+            sign_in(client, self.key_for(role, tenant_id=tenant_id))
+            return str(client.cookies["roost_ui"])
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +181,56 @@ def sign_in(client: httpx.Client, key: str = BOOTSTRAP_KEY) -> None:
         "/ui/login", data={"csrf": csrf_of(form.text), "api_key": key, "next": "/ui/runs"}
     )
     assert done.status_code == 303, done.text
+
+
+@pytest.fixture(scope="module")
+def seeded(ui_server: UiServer) -> dict[str, Any]:
+    """What the prompts and evals pages show: two versions of a prompt (the second with
+    HTML in it), a dataset with HTML in an item, a finished evaluation over it, and an
+    experiment with runs and feedback."""
+    ui = ui_server
+    ui.run(_register(ui, "function:calc-b"))
+    with ui.api() as api:
+        for template in ("Hello {{ name }}, be brief.", f"Hi {{{{ name }}}} {XSS}"):
+            made = api.post("/v1/prompts", json={
+                "name": "greet", "template": template, "labels": ["production"],
+                "description": "greets"})  # fmt: skip
+            assert made.status_code == 201, made.text
+        api.post("/v1/prompts/greet/labels", json={"label": "production", "version": 1})
+        items = [{"input": "2+40", "expected": "42"}, {"input": f"say {XSS}", "expected": "43"}]
+        made = api.post("/v1/datasets", json={"name": "sums", "items": items})
+        assert made.status_code == 201, made.text
+        done = api.post("/v1/evals", json={
+            "dataset": "sums", "target": {"agent": "calc"}, "scorer": {"type": "regex"},
+            "mode": "wait", "timeout_s": 60})  # fmt: skip
+        assert done.status_code == 200, done.text
+        spec = {"name": "split", "model": "function:calc", "tools": ["add"]}
+        assert api.post("/v1/agents", json={"spec": spec}).status_code == 201
+        made = api.post("/v1/experiments", json={
+            "name": "calc-ab", "agent": "split",
+            "variants": [{"name": "a", "model": "function:calc"},
+                         {"name": "b", "model": "function:calc-b"}]})  # fmt: skip
+        assert made.status_code == 201, made.text
+        for n in range(4):
+            thread = api.post("/v1/threads", json={}).json()["id"]
+            run = api.post(f"/v1/threads/{thread}/runs",
+                           json={"agent": "split", "input": f"2+{n}", "mode": "wait"}).json()  # fmt: skip
+            assert run["status"] == "succeeded", run
+            api.post(f"/v1/runs/{run['id']}/feedback", json={"score": n % 2})
+    return {"eval_id": done.json()["id"]}
+
+
+async def _register(ui: UiServer, model_id: str) -> None:
+    ui.app.state.llm.router.registry.register(FunctionModel(answer_after_tools, model_id))
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()

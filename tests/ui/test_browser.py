@@ -8,31 +8,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from roost.security.principal import Role
-from tests.ui.conftest import ARTIFACTS, BOOTSTRAP_KEY, XSS, UiServer
+from tests.ui.conftest import ARTIFACTS, BOOTSTRAP_KEY, TARGET_XSS, XSS, UiServer
 
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 class Console:
@@ -79,9 +65,15 @@ def sign_in(page: Page, key: str = BOOTSTRAP_KEY, *, screenshot: bool = False) -
 
 
 def as_role(page: Page, ui: UiServer, role: Role, *, operator: bool = False) -> None:
-    """Signed in as a principal of ``role`` without the form (the form has its own tests)."""
-    token = ui.session_for(role, operator=operator)
-    page.context.add_cookies([{"name": "roost_ui", "value": token, "url": f"{ui.url}/ui"}])
+    """Signed in through the form with a real API key of ``role``."""
+    page.goto("/ui/login")
+    page.get_by_label("API key").fill(ui.key_for(role, operator=operator))
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/ui/runs$"))
+
+
+def csrf_on(page: Page) -> str:
+    return str(page.locator("input[name=csrf]").first.get_attribute("value"))
 
 
 def test_sign_in_start_a_run_and_watch_it_finish_live(page: Page, ui_server: UiServer) -> None:
@@ -122,13 +114,17 @@ def test_approve_a_pending_tool_call_and_the_run_resumes(page: Page, ui_server: 
     assert ("drop_table", {"table": "users"}) in ui_server.tools.calls
 
 
-def test_a_viewer_cannot_approve(page: Page, ui_server: UiServer) -> None:
+def test_a_viewer_sees_no_act_buttons_and_is_refused_posting(
+    page: Page, ui_server: UiServer, seeded: dict[str, Any]
+) -> None:
     with ui_server.api() as api:
         thread = api.post("/v1/threads", json={}).json()["id"]
         run = api.post(
             f"/v1/threads/{thread}/runs", json={"agent": "dropper", "input": "x", "mode": "wait"}
         ).json()
+    approval_id = run["interrupts"][0]["value"]["approvals"][0]["approval_id"]
     as_role(page, ui_server, Role.VIEWER)
+    expect(page.locator("header .who")).to_contain_text("viewer")
     page.goto("/ui/approvals")
     expect(page.get_by_role("note")).to_contain_text("viewer")
     expect(page.get_by_text(run["id"]).first).to_be_visible()
@@ -136,8 +132,99 @@ def test_a_viewer_cannot_approve(page: Page, ui_server: UiServer) -> None:
     page.goto(f"/ui/runs/{run['id']}")
     expect(page.get_by_role("button", name="Cancel run")).to_have_count(0)
     shot(page, "viewer-run")
+    page.goto("/ui/agents/calc")
+    expect(page.get_by_role("button", name="Start run")).to_have_count(0)
+    page.goto("/ui/prompts/greet")
+    expect(page.get_by_role("button", name="Move label")).to_have_count(0)
+    expect(page.get_by_role("link", name="Audit")).to_have_count(0)
+    # Posting anyway, with the session's own CSRF token: refused by the permission table.
+    csrf = csrf_on(page)
+    for path, form in (
+        (f"/ui/approvals/{approval_id}", {"decision": "approve"}),
+        (f"/ui/runs/{run['id']}/cancel", {}),
+        ("/ui/agents/calc/runs", {"input": "x"}),
+        ("/ui/prompts/greet/labels", {"label": "production", "version": "2"}),
+    ):
+        refused = page.request.post(f"{ui_server.url}{path}", form={"csrf": csrf, **form})
+        assert refused.status == 403, path
     with ui_server.api() as api:
+        assert api.get(f"/v1/runs/{run['id']}").json()["status"] == "interrupted"
         api.post(f"/v1/runs/{run['id']}/cancel")
+
+
+def test_an_operator_sees_the_caches_page_and_an_ordinary_owner_does_not(
+    page: Page, ui_server: UiServer
+) -> None:
+    as_role(page, ui_server, Role.OWNER, operator=True)
+    page.get_by_role("link", name="KV caches").click()
+    expect(page.get_by_role("heading", name="KV caches", exact=True)).to_be_visible()
+    page.context.clear_cookies()
+    sign_in(page, ui_server.other_key)
+    expect(page.get_by_role("link", name="KV caches")).to_have_count(0)
+    expect(page.get_by_role("link", name="Audit")).to_be_visible()  # its own tenant's log
+    assert page.request.get(f"{ui_server.url}/ui/caches").status == 403
+
+
+def test_prompts_evaluations_and_experiments(
+    page: Page, ui_server: UiServer, seeded: dict[str, Any]
+) -> None:
+    as_role(page, ui_server, Role.OWNER)
+    page.get_by_role("link", name="Prompts").click()
+    shot(page, "prompts")
+    page.get_by_role("link", name="greet").click()
+    page.get_by_label("Compare version").select_option("1")
+    page.get_by_label("with version").select_option("2")
+    page.get_by_role("button", name="Show diff").click()
+    expect(page.locator("#diff .add")).to_contain_text(["+Hi {{ name }} <script>"])
+    shot(page, "prompt")
+    # Move "production" from version 1 to version 2; the table follows.
+    expect(page.locator("#version-1")).to_contain_text("production")
+    page.get_by_label("Label", exact=True).fill("production")
+    page.get_by_label("To version").select_option("2")
+    page.get_by_role("button", name="Move label").click()
+    expect(page.locator("#version-2")).to_contain_text("production")
+    expect(page.locator("#version-1")).not_to_contain_text("production")
+    page.get_by_role("link", name="Evaluations").click()
+    shot(page, "evals")
+    page.get_by_role("link", name=seeded["eval_id"]).click()
+    expect(page.locator("#eval-status")).to_have_text("succeeded")
+    expect(page.locator("#eval-results tr.result")).to_have_count(2)
+    expect(page.locator("#eval-summary")).to_contain_text("1 of 2")
+    shot(page, "eval")
+    page.get_by_role("link", name="sums v1").first.click()
+    expect(page.locator("#dataset-items tr.item")).to_have_count(2)
+    page.get_by_role("link", name="Experiments").click()
+    shot(page, "experiments")
+    page.get_by_role("link", name="calc-ab").click()
+    expect(page.locator("#variants-report tr.variant")).to_have_count(2)
+    expect(page.locator("#significance")).to_contain_text("fisher_exact")
+    shot(page, "experiment")
+
+
+def test_audit_log_filters_and_verifies_the_chain(page: Page, ui_server: UiServer) -> None:
+    as_role(page, ui_server, Role.OWNER)
+    page.get_by_role("link", name="Agents").click()  # something to audit: a started run
+    page.get_by_role("link", name="calc").click()
+    page.get_by_label("Input").fill("audit me")
+    page.get_by_role("button", name="Start run").click()
+    expect(page).to_have_url(re.compile(r"/ui/runs/run_"))
+    page.get_by_role("link", name="Audit").click()
+    page.get_by_label("Action (prefix*)").fill("http:*")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#audit-events tr.event").first).to_be_visible()
+    page.goto(f"{page.url}&limit=2")  # pages of two: the fixture made three agents
+    expect(page.locator("#audit-events tr.event")).to_have_count(2)
+    expect(page.get_by_role("link", name="Older records")).to_be_visible()
+    shot(page, "audit")
+    # What was done through the UI is in the log too, under its signed-in key.
+    page.get_by_label("Action (prefix*)").fill("http:POST /ui/*")
+    page.get_by_role("button", name="Filter").click()
+    started = page.locator("#audit-events tr.event").first
+    expect(started).to_contain_text("http:POST /ui/agents/{name}/runs")
+    expect(started).to_contain_text("name=calc")
+    page.get_by_role("link", name="Verify the hash chain").click()
+    expect(page.locator("#verify-result")).to_contain_text("The chain adds up")
+    shot(page, "audit-verify")
 
 
 def test_search_memory_and_delete_after_confirming(page: Page, ui_server: UiServer) -> None:
@@ -194,17 +281,25 @@ def test_forms_need_csrf_and_an_expired_session_goes_to_sign_in(
     expect(page.get_by_label("API key")).to_be_focused()
 
 
-def test_injected_html_stays_text(page: Page, ui_server: UiServer) -> None:
+def test_injected_html_stays_text(page: Page, ui_server: UiServer, seeded: dict[str, Any]) -> None:
     with ui_server.api() as api:
         thread = api.post("/v1/threads", json={}).json()["id"]
         run = api.post(
             f"/v1/threads/{thread}/runs", json={"agent": "calc", "input": XSS, "mode": "wait"}
         ).json()
         api.post("/v1/memory/agents/calc/memories", json={"text": f"xss {XSS}"})
+        # An audit target: a path parameter (no slash) that the API refused but recorded.
+        api.post(f"/v1/prompts/{quote(TARGET_XSS, safe='')}/labels",
+                 json={"label": "production", "version": 1})  # fmt: skip
     as_role(page, ui_server, Role.OWNER)
-    for path in (f"/ui/runs/{run['id']}", "/ui/agents", "/ui/memory?agent=calc"):
+    for path, shown in (
+        (f"/ui/runs/{run['id']}", XSS), ("/ui/agents", XSS), ("/ui/memory?agent=calc", XSS),
+        ("/ui/prompts/greet?a=1&b=2", XSS), ("/ui/datasets/sums", XSS),
+        (f"/ui/evals/{seeded['eval_id']}", XSS),
+        ("/ui/audit?action=http:POST%20/v1/prompts/{name}/labels", TARGET_XSS),
+    ):  # fmt: skip
         page.goto(path)
-        expect(page.locator("main")).to_contain_text("<script>window.__pwned = 1</script>")
+        expect(page.locator("main")).to_contain_text(shown)
         assert page.evaluate("window.__pwned") is None, path
 
 
@@ -221,7 +316,9 @@ PAGES = (
     ("runs", "/ui/runs"), ("agents", "/ui/agents"), ("agent", "/ui/agents/calc?a=1&b=1"),
     ("knowledge", "/ui/knowledge?collection=handbook&q=holidays"), ("usage", "/ui/usage"),
     ("playground", "/ui/playground"), ("caches", "/ui/caches"),
-    ("approvals-all", "/ui/approvals?status=all"),
+    ("approvals-all", "/ui/approvals?status=all"), ("prompts", "/ui/prompts"),
+    ("evals", "/ui/evals"), ("experiments", "/ui/experiments"),
+    ("audit-all", "/ui/audit?limit=5"),
 )  # fmt: skip
 
 
@@ -233,12 +330,12 @@ def test_every_page_works_by_keyboard_at_desktop_and_phone_width(
         assert made.status_code == 201
         doc = {"uri": "handbook/leave.md", "text": "Holidays: 25 days a year.", "title": "Leave"}
         assert api.post("/v1/knowledge/collections/handbook/documents", json=doc).is_success
-    as_role(page, ui_server, Role.OWNER, operator=True)  # as the bootstrap key is
+    as_role(page, ui_server, Role.OWNER, operator=True)
     for name, path in PAGES:
         page.goto(path)
         assert _unlabelled(page) == [], name
         shot(page, name)
-    # An operator sees the platform pages.
+    # An operator's key sees the platform pages.
     expect(page.get_by_role("link", name="KV caches")).to_be_visible()
     page.goto("/ui/knowledge?collection=handbook&q=holidays")
     expect(page.locator("ol.hits")).to_contain_text("25 days")

@@ -7,6 +7,9 @@ so no caller is ever told "done" by an unaudited call. Domain events the HTTP la
 see (tool calls, approvals, swaps) are written by the services with the same request id,
 taken from the :mod:`roost.security.audit_context` bound here.
 
+Web UI forms are audited the same way: their principal, resolved from the session inside
+the route, is in the request state by the time the response starts.
+
 POSTs that only read or compute (chat, embeddings, searches, trace ingest) are not
 "state-changing" and are left out: they would put a write on every inference request.
 """
@@ -43,6 +46,13 @@ QUERY_ROUTES = frozenset(
         ("DELETE", "/mcp"),
     }
 )
+# The same for the web UI's forms (not in the OpenAPI document): the chat playground.
+UI_QUERY_ROUTES = frozenset({("POST", "/ui/playground")})
+
+
+def _is_ui_form(scope: Scope) -> bool:
+    path = str(scope.get("path", ""))
+    return scope.get("method") in STATE_CHANGING and path.startswith("/ui/")
 
 
 def outcome_of(status: int) -> str:
@@ -62,6 +72,11 @@ class AuditMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         principal = request_state(scope).get("principal")
+        if scope["type"] == "http" and principal is None and _is_ui_form(scope):
+            # A web UI form: its principal comes from the session, resolved inside the
+            # route; the record is written once it is known (none for sign-in itself).
+            await self._audited(scope, receive, send, None, request_state(scope).get("request_id"))
+            return
         if scope["type"] != "http" or not isinstance(principal, Principal):
             await self.app(scope, receive, send)
             return
@@ -76,7 +91,12 @@ class AuditMiddleware:
             audit_context.unbind(token)
 
     async def _audited(
-        self, scope: Scope, receive: Receive, send: Send, principal: Principal, request_id: Any
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        principal: Principal | None,
+        request_id: Any,
     ) -> None:
         state = {"recorded": False, "failed": False}
 
@@ -102,15 +122,19 @@ class AuditMiddleware:
             raise
 
     async def _record(
-        self, scope: Scope, principal: Principal, request_id: Any, status: int
+        self, scope: Scope, principal: Principal | None, request_id: Any, status: int
     ) -> bool:
+        if principal is None:
+            principal = request_state(scope).get("principal")
+            if not isinstance(principal, Principal):
+                return True  # a UI form posted without a session: nobody to record
         method = scope["method"]
         route = getattr(scope.get("route"), "path", None)
         if route is None:
             if status in (404, 405):
                 return True  # no such route: nothing changed
             route = scope["path"]  # refused before routing (rate limit): the raw path
-        if (method, route) in QUERY_ROUTES:
+        if (method, route) in QUERY_ROUTES or (method, route) in UI_QUERY_ROUTES:
             return True
         params = scope.get("path_params") or {}
         target = ",".join(f"{k}={v}" for k, v in sorted(params.items())) or None

@@ -11,9 +11,13 @@ from roost.errors import RoostError
 from roost.server.ui import (
     agents,
     approvals,
+    audit,
     caches,
+    evals,
     memory,
+    oidc,
     playground,
+    prompts,
     runs,
     sign_in,
     traces,
@@ -24,6 +28,7 @@ from roost.server.ui.session import SignInRequired, to_sign_in
 
 ROUTERS = (
     sign_in.router,
+    oidc.router,
     runs.router,
     approvals.router,
     agents.router,
@@ -32,6 +37,9 @@ ROUTERS = (
     caches.router,
     usage.router,
     playground.router,
+    prompts.router,
+    evals.router,
+    audit.router,
 )
 
 

@@ -12,7 +12,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader
 
-from roost.security.principal import Principal
+from roost.security.principal import Principal, Role
 
 TEMPLATE_DIR = str(files("roost.ui") / "templates")
 STATIC_DIR = str(files("roost.ui") / "static")
@@ -68,6 +68,9 @@ NAV = (
     ("traces", "Traces"),
     ("memory", "Memory"),
     ("knowledge", "Knowledge"),
+    ("prompts", "Prompts"),
+    ("evals", "Evaluations"),
+    ("experiments", "Experiments"),
     ("usage", "Usage"),
     ("playground", "Playground"),
 )
@@ -77,10 +80,13 @@ def page(
     request: Request, template: str, *, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
     """Render ``template`` with what every page shows: who is signed in, the CSRF token
-    for its forms, and the navigation (the caches page for operators only)."""
+    for its forms, and the navigation (audit for owners and operators, caches for
+    operators)."""
     principal: Principal | None = getattr(request.state, "principal", None)
     session = getattr(request.state, "web_session", None)
     nav = list(NAV)
+    if principal is not None and principal.role.includes(Role.OWNER):
+        nav.append(("audit", "Audit"))  # the rule of GET /v1/audit (operators: every tenant)
     if principal is not None and getattr(request.state, "ui_operator", False):
         nav.append(("caches", "KV caches"))
     html = ENV.get_template(template).render(

@@ -57,12 +57,13 @@ async def signed_in(request: Request) -> Principal:
     if session is None:
         after = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInRequired(after)
+    # Known before the check, so the audit log names who was refused (roost.server.audit_http).
+    request.state.principal = session.principal
     # The same permission table as the API, against the session's principal.
     matched = RULES.match(request.method, route_path(request.scope))
     if matched is not None:
         authorize(session.principal, matched)
     await _count_request(request, session.principal)
-    request.state.principal = session.principal
     request.state.web_session = session
     request.state.ui_operator = _is_operator(request)
     return session.principal

@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from roost.errors import Forbidden, RateLimited, Unauthorized
 from roost.security.principal import Principal
 from roost.server.middleware import principal_for_key
+from roost.server.ui.oidc import ui_issuers
 from roost.server.ui.render import page
 from roost.server.ui.session import (
     COOKIE,
@@ -35,9 +36,10 @@ LOGIN_COOKIE = "roost_ui_login"
 def _form(request: Request, *, after: str, error: str = "", status_code: int = 200) -> Response:
     token = secrets.token_urlsafe(32)
     auth_disabled = request.app.state.platform.settings.auth.mode == "disabled"
+    issuers = [(n, i.ui_label or i.issuer) for n, i in ui_issuers(request)]
     response = page(
         request, "login.html", title="Sign in", login_csrf=token, after=after, error=error,
-        auth_disabled=auth_disabled, status_code=status_code,
+        auth_disabled=auth_disabled, status_code=status_code, issuers=issuers,
     )  # fmt: skip
     response.set_cookie(
         LOGIN_COOKIE, token, max_age=3600, path="/ui/login", httponly=True, samesite="strict",
