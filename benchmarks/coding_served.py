@@ -105,6 +105,7 @@ class Session:
     tool_results: list[str] = field(default_factory=list)  # each tool_result's status
     approval_latencies_s: list[float] = field(default_factory=list)  # to the next tool_result
     resume_latencies_s: list[float] = field(default_factory=list)  # to the resumed run's start
+    approved_statuses: list[str] = field(default_factory=list)  # each approved call's result
 
 
 def session(
@@ -130,6 +131,7 @@ def session(
                 result.tool_results.append(str(event.get("status")))
                 if decided_at is not None:
                     result.approval_latencies_s.append(received - decided_at)
+                    result.approved_statuses.append(str(event.get("status")))
                     decided_at = None
         run = http.get(f"/v1/runs/{run['id']}").raise_for_status().json()
         if run["status"] != "interrupted":
@@ -166,17 +168,21 @@ def approval_latency(home: Path, sessions: int) -> dict[str, Any]:
         workspace = coder_workspace(http, home)
         latencies: list[float] = []
         resumed: list[float] = []
+        approved_ok = 0
         solved = 0
         for _ in range(sessions):
             lay_out(workspace, task.files)
             done = session(http, task.task)
             latencies += done.approval_latencies_s
             resumed += done.resume_latencies_s
+            approved_ok += done.approved_statuses.count("ok")
             solved += done.run["status"] == "succeeded"
     return {
         "sessions": sessions,
         "solved": solved,
         "approvals": len(latencies),
+        # approved commands that ran and succeeded: an error result is not the next action
+        "approved_ok": approved_ok,
         # decision sent -> the approved command's result received (includes running it)
         "p50_s": round(statistics.median(latencies), 3),
         "p95_s": round(percentile(latencies, 0.95), 3),

@@ -99,3 +99,29 @@ async def test_the_same_failing_edit_twice_is_a_loop_and_then_a_stop_with_a_repo
     assert any("closest text is at line 2" in e for e in errors), errors
     assert (repo / "calc/ops.py").read_text() == task.files["calc/ops.py"]  # nothing written
     sessions.close()
+
+
+async def test_an_approved_command_outside_the_allow_list_runs_in_the_sandbox(
+    kernel: Roost, tmp_path: Path
+) -> None:
+    """The approval is bound to the arguments the executor runs (defaults filled in), so
+    approving the call runs it instead of failing it as "other arguments"."""
+    task = next(t for t in make_tasks() if t.name == "bug-add")
+    repo = task.materialise(tmp_path)
+    steps = [("run_command", {"argv": ["echo", "approved"]}), *task.solution.steps]
+    kernel.llm.router.registry.register(
+        FunctionModel(follow(KnownGoodPlan(task.solution.plan, steps)), "scripted:ok")
+    )
+    sessions = await open_sessions(kernel, model="scripted:ok")
+    asked: list[dict[str, Any]] = []
+
+    async def approve(approval: dict[str, Any]) -> Any:
+        asked.append(approval)
+        return "approve"
+
+    result = await sessions.run(repo, task.task, decide=approve)
+    assert [a["tool"] for a in asked] == ["run_command"]
+    ran = [e for e in result.events if e["event"] == "tool_result" and e["tool"] == "run_command"]
+    assert [e["status"] for e in ran] == ["ok"], ran
+    assert result.status == "succeeded", (result.error, result.output)
+    sessions.close()

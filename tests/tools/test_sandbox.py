@@ -107,6 +107,38 @@ async def test_cpu_limit_stops_busy_loops(sandbox: Sandbox, root: Path) -> None:
     assert result.signal in ("SIGXCPU", "SIGKILL") and not result.timed_out
 
 
+async def test_every_resource_limit_reaches_the_command_soft_and_hard(
+    sandbox: Sandbox, root: Path
+) -> None:
+    """The shell in front of the jail sets them with ``ulimit``: KiB and 512-byte blocks
+    are rounded down, never up, and a command cannot raise its own hard limits."""
+    policy = sandbox.policy.narrowed(
+        cpu_seconds=7, memory_bytes=300 * 1024 * 1024 + 1000, max_file_bytes=10_000,
+        max_open_files=64,
+    )  # fmt: skip
+    probe = (
+        "import resource as r\n"
+        "for n in ('CPU', 'AS', 'FSIZE', 'NOFILE', 'CORE'):\n"
+        "    print(n, *r.getrlimit(getattr(r, 'RLIMIT_' + n)))\n"
+        "try:\n"
+        "    r.setrlimit(r.RLIMIT_NOFILE, (64, 100000))\n"
+        "    print('raised')\n"
+        "except ValueError:\n"
+        "    print('refused')\n"
+    )
+    result = await sandbox.run(["python3", "-c", probe], root, workspace_root=root, policy=policy)
+    assert result.ok, result.stderr
+    limits = dict(line.split(" ", 1) for line in result.stdout.splitlines() if " " in line)
+    assert limits == {
+        "CPU": "7 7",
+        "AS": f"{300 * 1024 * 1024} {300 * 1024 * 1024}",  # whole KiB
+        "FSIZE": "9728 9728",  # 19 blocks of 512 bytes: not more than 10,000
+        "NOFILE": "64 64",
+        "CORE": "0 0",
+    }
+    assert result.stdout.splitlines()[-1] == "refused"
+
+
 async def test_working_directory_must_be_inside_the_workspace(
     sandbox: Sandbox, root: Path, tmp_path: Path
 ) -> None:

@@ -15,7 +15,8 @@ from roost.cli.output import JsonOption, print_json
 def doctor(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Check the tool sandbox's jail (bubblewrap, user namespaces, process limits) and programs.
 
-    Exits 1 when commands cannot run: no working jail (and no operator opt-out) or no prlimit.
+    Exits 1 when commands cannot run: no working jail (and no operator opt-out) or no
+    ``/bin/sh`` (its ``ulimit`` sets the commands' resource limits).
     """
     # Imported here: importing the tools package loads the tool layer (MCP SDK, storage).
     from roost.tools import isolation as probe
@@ -38,8 +39,8 @@ def doctor(ctx: typer.Context, as_json: JsonOption = False) -> None:
     if isolation.is_root and isolation.jail is not None:
         checks["commands run as"] = (f"host uid {tools.command_uid} (dropped from root)", False)
     checks["process limit"] = (isolation.process_limit, False)
-    prlimit = shutil.which("prlimit")
-    checks["resource limits (prlimit)"] = (prlimit, False) if prlimit else ("missing", True)
+    shell = shutil.which("sh", path="/bin")
+    checks["resource limits (ulimit)"] = (shell, False) if shell else ("/bin/sh missing", True)
     git = shutil.which("git")
     checks["git"] = (git, False) if git else ("missing (git tools fail)", False)
     if as_json:
@@ -53,8 +54,8 @@ def doctor(ctx: typer.Context, as_json: JsonOption = False) -> None:
     for warning in isolation.warnings:
         err_console.print(f"[bold yellow]WARNING:[/] {warning}", highlight=False)
     failed = False
-    if prlimit is None:
-        err_console.print("[bold red]ERROR:[/] prlimit (util-linux) is required to run commands")
+    if shell is None:
+        err_console.print("[bold red]ERROR:[/] /bin/sh is required to set commands' limits")
         failed = True
     if isolation.jail is None and not tools.allow_unjailed_commands:
         err_console.print(

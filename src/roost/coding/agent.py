@@ -32,6 +32,7 @@ from roost.agents.react import AgentState, ModelTurn, ReactAgent, add_usage
 from roost.agents.runtime import ExecutorToolRunner, RunContext
 from roost.agents.transcript import from_response, last_assistant, tool_message, user_message
 from roost.coding.policy import Budget, CoderPolicy, check_loops, plan_paths
+from roost.errors import InvalidRequest, NotFound
 from roost.graph import END, START, StateGraph
 from roost.llm.messages import ToolDefinition
 from roost.tools.executor import ToolCall, ToolResult
@@ -329,13 +330,26 @@ class CoderAgent(ReactAgent):
         runner = self.runtime.tools
         if not isinstance(runner, ExecutorToolRunner):
             raise RuntimeError("the coder's approvals need the tool layer's executor")
+        arguments = await self._checked_arguments(runner, run, call)
         approval = await self.runtime.call(runner.service.approvals.request(
-            run.tenant_id, call.name, dict(call.arguments), risk="destructive",
+            run.tenant_id, call.name, arguments, risk="destructive",
             requested_by=f"agent:{run.agent}", agent_id=run.agent, run_id=run.run_id,
             call_id=call.call_id,
         ))  # fmt: skip
         return {"approval_id": approval.id, "call_id": call.call_id, "tool": call.name,
                 "arguments": dict(call.arguments), "reason": reason}  # fmt: skip
+
+    async def _checked_arguments(
+        self, runner: ExecutorToolRunner, run: RunContext, call: ToolCall
+    ) -> dict[str, Any]:
+        """The arguments as the executor will see them when it runs the approved call
+        (schema defaults filled in): the approval is bound to their hash, so binding it to
+        the model's raw arguments made every approved call fail as "other arguments"."""
+        try:
+            tool = await self.runtime.call(runner.service.registry.get(run.tenant_id, call.name))
+            return tool.validate_arguments(call.arguments)
+        except (NotFound, InvalidRequest):
+            return dict(call.arguments)  # the executor reports it when the call is resumed
 
 
 class TurnOverBudget(Exception):

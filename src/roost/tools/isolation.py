@@ -141,13 +141,6 @@ class ProcessCgroup:
     def procs_file(self) -> str:
         return str(self.path / "cgroup.procs")
 
-    def join_prefix(self) -> list[str]:
-        """argv prefix that moves itself into the cgroup, then execs the real command.
-
-        The command's own argv follows as ``"$@"``, so nothing in it is interpreted by the shell.
-        """
-        return ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', self.procs_file]
-
     def pids(self) -> list[int]:
         try:
             text = (self.path / "cgroup.procs").read_text()

@@ -101,10 +101,17 @@ class Jail:
         cwd: str = JAIL_WORKSPACE,
         extra_read_only: tuple[str, ...] = (),
         egress: Path | None = None,
+        preamble: str = "",
     ) -> list[str]:
         """``argv`` wrapped so that it runs in the jail with ``workspace`` at /workspace;
         with ``egress`` (an :class:`~roost.tools.egress.EgressProxy`'s directory) the
-        forwarder to that proxy starts first."""
+        forwarder to that proxy starts first.
+
+        ``preamble``: shell commands of Roost's own (rlimits, joining the pids cgroup) run
+        by the one shell in front of the jail before anything else starts. Folding them
+        into that shell, instead of a ``prlimit`` and a second shell of their own, saves
+        two program start-ups per command (each costs milliseconds on a busy machine).
+        """
         source = str(self.mount_point) if self.drops_root else str(workspace)
         binds: list[str] = []
         if egress is not None:
@@ -125,14 +132,17 @@ class Jail:
             ]  # fmt: skip
         options = self._bwrap_options(source, cwd, extra_read_only, binds)
         jailed = [self.tools.bwrap, *options, "--"]
+        first = f"{preamble} && " if preamble else ""
         if not self.drops_root:
-            return [*jailed, *argv]
+            if not first:
+                return [*jailed, *argv]
+            return ["/bin/sh", "-c", first + 'exec "$@"', "roost-jail", *jailed, *argv]
         assert self.tools.unshare is not None
         assert self.tools.setpriv is not None
         assert self.host_uid is not None
         return [
             self.tools.unshare, "--mount", "--propagation", "private", "--",
-            "/bin/sh", "-c", _BIND_THEN_EXEC, str(workspace), str(self.mount_point),
+            "/bin/sh", "-c", first + _BIND_THEN_EXEC, str(workspace), str(self.mount_point),
             self.tools.setpriv, f"--reuid={self.host_uid}", f"--regid={self.host_gid}",
             "--clear-groups", "--no-new-privs", "--",
             *jailed, *argv,

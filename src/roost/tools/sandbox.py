@@ -14,7 +14,8 @@ Every command goes through :meth:`Sandbox.run`:
   gives the command one way out, Roost's egress proxy, to those hosts only
   (:mod:`roost.tools.egress`);
 * per tenant, a cap on concurrent commands and a disk quota on its workspaces;
-* rlimits (CPU seconds, address space, file size, open files, processes) via ``prlimit``;
+* rlimits (CPU seconds, address space, file size, open files, processes) set by the shell
+  in front of the command (``ulimit`` builtins: no extra program start);
 * a wall-clock timeout that kills the whole process group, the pids cgroup, and with
   bubblewrap the whole PID namespace;
 * stdout and stderr keep only their last ``max_output_bytes``; a command that writes more
@@ -27,6 +28,7 @@ import asyncio
 import contextlib
 import os
 import re
+import shlex
 import shutil
 import signal
 import time
@@ -275,54 +277,36 @@ class Sandbox:
                 env = {**(env or {}), **proxy_environment()}
             if jail is not None:
                 await asyncio.to_thread(jail.hand_over, workspace_root)
-                command = jail.command(
-                    command,
-                    workspace_root,
-                    cwd=str(Path(JAIL_WORKSPACE) / relative_cwd),
-                    extra_read_only=_install_prefix(command[0]),
-                    egress=egress,
+            cgroup = (
+                ProcessCgroup(self.isolation.pids_cgroup_root, policy.max_processes)
+                if self.isolation.pids_cgroup_root
+                else None
+            )
+            try:
+                # One shell applies the rlimits and joins the cgroup before anything else
+                # of the command starts (in front of the jail, inside its mount namespace).
+                preamble = _preamble(policy, self.isolation, cgroup)
+                if jail is not None:
+                    command = jail.command(
+                        command,
+                        workspace_root,
+                        cwd=str(Path(JAIL_WORKSPACE) / relative_cwd),
+                        extra_read_only=_install_prefix(command[0]),
+                        egress=egress,
+                        preamble=preamble,
+                    )
+                else:
+                    command = ["/bin/sh", "-c", f'{preamble} && exec "$@"', "roost", *command]
+                environment = _environment(
+                    policy, env, home=JAIL_WORKSPACE if jail is not None else str(cwd)
                 )
-            return await self._run_prepared(
-                command, argv, cwd, policy, stdin, env, over_quota, jailed=jail is not None
-            )
+                isolation = "bubblewrap" if jail is not None else "unjailed"
+                return await _execute(command, argv, cwd, environment, stdin, policy, cgroup,
+                                      isolation, over_quota)  # fmt: skip
+            finally:
+                if cgroup is not None:
+                    await _dispose_cgroup(cgroup)
         raise AssertionError("unreachable")  # the stack above returns or raises
-
-    async def _run_prepared(
-        self,
-        command: list[str],
-        argv: tuple[str, ...],
-        cwd: Path,
-        policy: SandboxPolicy,
-        stdin: bytes | None,
-        env: Mapping[str, str] | None,
-        over_quota: Callable[[], Awaitable[bool]] | None,
-        *,
-        jailed: bool,
-    ) -> CommandResult:
-        command = [*_prlimit_prefix(policy, self.isolation), *command]
-        cgroup = (
-            ProcessCgroup(self.isolation.pids_cgroup_root, policy.max_processes)
-            if self.isolation.pids_cgroup_root
-            else None
-        )
-        if cgroup is not None:
-            command = [*cgroup.join_prefix(), *command]
-        environment = _environment(policy, env, home=JAIL_WORKSPACE if jailed else str(cwd))
-        try:
-            return await _execute(
-                command,
-                argv,
-                cwd,
-                environment,
-                stdin,
-                policy,
-                cgroup,
-                "bubblewrap" if jailed else "unjailed",
-                over_quota,
-            )
-        finally:
-            if cgroup is not None:
-                await _dispose_cgroup(cgroup)
 
 
 def _relative_cwd(cwd: Path, workspace_root: Path) -> Path:
@@ -353,21 +337,29 @@ def _install_prefix(executable: str) -> tuple[str, ...]:
     return (os.path.dirname(bin_dir),) if os.path.basename(bin_dir) == "bin" else (bin_dir,)
 
 
-def _prlimit_prefix(policy: SandboxPolicy, isolation: IsolationReport) -> list[str]:
-    prlimit = shutil.which("prlimit", path="/usr/bin:/bin")
-    if prlimit is None:
-        raise CommandRefused("prlimit (util-linux) is required to apply resource limits")
-    limits = [
-        f"--cpu={policy.cpu_seconds}",
-        f"--as={policy.memory_bytes}",
-        f"--fsize={policy.max_file_bytes}",
-        f"--nofile={policy.max_open_files}",
-        "--core=0",
-    ]
+def _preamble(
+    policy: SandboxPolicy, isolation: IsolationReport, cgroup: ProcessCgroup | None
+) -> str:
+    """Shell commands (builtins only: no program starts for them) that set the command's
+    rlimits, soft and hard, and move the shell into the pids cgroup before it execs on.
+
+    ``ulimit`` counts address space in KiB and file size in 512-byte blocks: both are
+    rounded down, so a limit is never looser than the policy's.
+    """
+    limits = {
+        "-t": policy.cpu_seconds,
+        "-v": policy.memory_bytes // 1024,
+        "-f": policy.max_file_bytes // 512,
+        "-n": policy.max_open_files,
+        "-c": 0,
+    }
     if not isolation.is_root:
         # RLIMIT_NPROC counts every process of this user, not only the command's.
-        limits.append(f"--nproc={_processes_of_this_user() + policy.max_processes}")
-    return [prlimit, *limits, "--"]
+        limits["-p"] = _processes_of_this_user() + policy.max_processes
+    steps = [f"ulimit {flag} {int(value)}" for flag, value in limits.items()]
+    if cgroup is not None:
+        steps.append(f"echo $$ > {shlex.quote(cgroup.procs_file)}")
+    return " && ".join(steps)
 
 
 def _processes_of_this_user() -> int:
