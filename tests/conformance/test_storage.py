@@ -53,8 +53,8 @@ async def test_concurrent_starters_apply_each_migration_once(database_url: str) 
         for db in databases:
             await db.close()
     # Each migration is applied by exactly one of the starters (whichever got there first).
-    applied = sorted(m.version for r in results for m in r)
-    assert applied == [m.version for m in CORE_MIGRATIONS]
+    applied = sorted((m.component, m.version) for r in results for m in r)
+    assert applied == sorted((m.component, m.version) for m in CORE_MIGRATIONS)
 
 
 async def test_failed_migration_rolls_back_whole(database: Database) -> None:
