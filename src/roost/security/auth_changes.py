@@ -41,6 +41,7 @@ _SQLITE_BUSY_S = 0.05
 _PG_RETRY_S = 1.0
 # A LISTEN connection that died without a word (a dropped network path) is found this fast.
 _PG_PING_S = 2.0
+APPLICATION_NAME = "roost-auth-changes"
 
 
 class AuthChangeFeed:
@@ -135,7 +136,10 @@ class PostgresAuthChanges(AuthChangeFeed):
     async def _listen_until_lost(self) -> None:
         import asyncpg
 
-        self._conn = await asyncpg.connect(self.url)
+        # Named, so an operator reading pg_stat_activity knows what this connection is.
+        self._conn = await asyncpg.connect(
+            self.url, server_settings={"application_name": APPLICATION_NAME}
+        )
         await self._conn.add_listener(AUTH_CHANGES_CHANNEL, self._on_notify)
         # Whatever changed while nobody listened is unknown: everything cached is stale.
         self._notified += 1
