@@ -708,7 +708,7 @@ class GuardrailsSettings(Section):
     tool_output: PiiAction = Field("off", description="PII in tool results")
     output: PiiAction = Field("off", description="PII in model answers")
     injection: InjectionAction = Field(
-        "detect",
+        "mark",
         description="Tool results: detect (count), mark (also delimit as untrusted data),"
         " block (also refuse when the heuristics fire)",
     )
