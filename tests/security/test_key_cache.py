@@ -115,7 +115,7 @@ async def test_a_verified_key_is_served_without_a_database_read(open_platform: O
 
 async def test_failures_are_never_cached(open_platform: Opener) -> None:
     platform = await open_platform()
-    key, secret = await new_key(platform)
+    _, secret = await new_key(platform)
     wrong = secret[:-4] + ("aaaa" if not secret.endswith("aaaa") else "bbbb")
     with statements(platform.database) as seen:
         for _ in range(3):

@@ -113,9 +113,7 @@ def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
             app.state.jwt = JwtVerifier(
                 settings.auth.jwt_issuers,
                 app.state.platform.tenants.find_by_name,
-                cache=VerifiedCache(
-                    app.state.platform.auth_changes, settings.auth.key_cache_ttl_s
-                ),
+                cache=VerifiedCache(app.state.platform.auth_changes, settings.auth.key_cache_ttl_s),
             )
             if settings.auth.mode == "disabled":
                 log.warning(
