@@ -3,12 +3,14 @@
 1. Over HTTP, as a client meets Roost: ``roost serve`` (defaults, but without the local
    model, which this route does not touch) answers ``GET /v1/models`` to the official
    ``openai`` SDK with an API key, with a JWT (RS256, JWKS served on loopback and already
-   cached), and, on a second server with ``ROOST_AUTH=disabled``, with no credentials.
-   "Added" is each p50/p99 minus the disabled server's.
+   cached), and, on another server with ``ROOST_AUTH=disabled``, with no credentials.
+   "Added" is each p50/p99 minus the disabled server's. The same run measures a third
+   server with ``ROOST_AUTH__KEY_CACHE_TTL_S=0`` (``*_uncached``): every request verified
+   from scratch, as before verified credentials were cached.
 2. In-process diagnostic: the middleware's own work alone (credential → principal →
-   route rule → check), timed around ``AuthMiddleware`` steps on an opened platform:
-   an API key (one indexed SQLite read + HMAC) and a cached JWT (RS256 verify + claims).
-   Target: <= 0.3 ms p50.
+   route rule → check) on an opened platform: an API key and a JWT, each from the cache of
+   verified credentials (the default) and verified in full (a database read + HMAC; an
+   RS256 verify + claims). Target: <= 0.3 ms p50.
 
 Prints tables, writes benchmarks/results/auth.json. Run: ``python benchmarks/auth.py``
 (``--quick`` for fewer samples). The machine may be shared: the load average is recorded.
@@ -38,7 +40,9 @@ from tests.support.process import start_server  # noqa: E402
 
 from roost.config import load_settings  # noqa: E402
 from roost.platform import Platform  # noqa: E402
+from roost.security.api_keys import ApiKeyStore  # noqa: E402
 from roost.security.jwt import JwtVerifier  # noqa: E402
+from roost.security.key_cache import VerifiedCache  # noqa: E402
 from roost.security.principal import Principal  # noqa: E402
 from roost.security.route_permissions import RULES, authorize  # noqa: E402
 
@@ -73,38 +77,56 @@ def issuer_env(jwks: JwksServer) -> dict[str, str]:
 # -- 1. over HTTP ---------------------------------------------------------------------------
 
 
-async def timed_calls(url: str, credential: str, n: int) -> list[float]:
-    async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=credential, max_retries=0) as sdk:
-        for _ in range(30):  # warm-up: connection, JWKS fetch, caches
-            await sdk.models.list()
-        samples = []
-        for _ in range(n):
-            started = time.perf_counter()
-            await sdk.models.list()
-            samples.append((time.perf_counter() - started) * 1000)
-        return samples
+async def interleaved_calls(plan: list[tuple[str, str, str]], n: int) -> dict[str, list[float]]:
+    """``n`` timed calls per (name, url, credential), taking turns request by request (in a
+    rotating order), so that drift in a shared machine's load hits every series alike."""
+    clients = {name: openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=credential, max_retries=0)
+               for name, url, credential in plan}  # fmt: skip
+    try:
+        for sdk in clients.values():
+            for _ in range(30):  # warm-up: connection, JWKS fetch, caches
+                await sdk.models.list()
+        series: dict[str, list[float]] = {name: [] for name in clients}
+        names = list(clients)
+        for i in range(n):
+            shift = i % len(names)
+            for name in names[shift:] + names[:shift]:
+                started = time.perf_counter()
+                await clients[name].models.list()
+                series[name].append((time.perf_counter() - started) * 1000)
+        return series
+    finally:
+        for sdk in clients.values():
+            await sdk.close()
 
 
 async def over_http(n: int, jwks: JwksServer, signer: SigningKey) -> dict[str, Any]:
+    # Rate limits stay on (their bookkeeping is part of every request) but high enough
+    # that thousands of requests a minute from one key are never refused.
     base = {"ROOST_ENGINE__ENABLED": "false", "ROOST_MEMORY__EMBEDDER": "hashing",
+            "ROOST_LIMITS__KEY__REQUESTS_PER_MINUTE": "10000000",
+            "ROOST_LIMITS__TENANT__REQUESTS_PER_MINUTE": "10000000",
             "PYTHONPATH": str(ROOT / "src")}  # fmt: skip
     results: dict[str, Any] = {}
     token = signer.sign(claims(ISSUER, exp=int(time.time()) + 3600))
-    secured = start_server({**base, **issuer_env(jwks), "ROOST_API_KEY": KEY,
-                            "ROOST_HOME": tempfile.mkdtemp(prefix="h-roles-auth-")})  # fmt: skip
+
+    def secured(**extra: str) -> Any:
+        return start_server({**base, **issuer_env(jwks), "ROOST_API_KEY": KEY,
+                             "ROOST_HOME": tempfile.mkdtemp(prefix="roost-bench-auth-"),
+                             **extra})  # fmt: skip
+
+    cached = secured()
+    uncached = secured(ROOST_AUTH__KEY_CACHE_TTL_S="0")
     open_server = start_server({**base, "ROOST_AUTH": "disabled",
-                                "ROOST_HOME": tempfile.mkdtemp(prefix="h-roles-auth-")})  # fmt: skip
+                                "ROOST_HOME": tempfile.mkdtemp(prefix="roost-bench-auth-")})  # fmt: skip
     try:
-        # Interleave the three series so drift in machine load hits them alike.
-        series: dict[str, list[float]] = {"no_auth": [], "api_key": [], "jwt": []}
-        rounds = 5
-        for _ in range(rounds):
-            series["no_auth"] += await timed_calls(open_server.url, "unused", n // rounds)
-            series["api_key"] += await timed_calls(secured.url, KEY, n // rounds)
-            series["jwt"] += await timed_calls(secured.url, token, n // rounds)
+        series = await interleaved_calls(
+            [("no_auth", open_server.url, "unused"), ("api_key", cached.url, KEY),
+             ("jwt", cached.url, token), ("api_key_uncached", uncached.url, KEY),
+             ("jwt_uncached", uncached.url, token)], n)  # fmt: skip
     finally:
-        secured.stop()
-        open_server.stop()
+        for server in (cached, uncached, open_server):
+            server.stop()
     baseline = summary(series["no_auth"])
     for name, samples in series.items():
         row = summary(samples)
@@ -119,25 +141,31 @@ async def over_http(n: int, jwks: JwksServer, signer: SigningKey) -> dict[str, A
 
 
 async def in_process(n: int, jwks: JwksServer, signer: SigningKey) -> dict[str, Any]:
-    home = tempfile.mkdtemp(prefix="h-roles-auth-")
+    home = tempfile.mkdtemp(prefix="roost-bench-auth-")
     settings = load_settings(env={"ROOST_HOME": home, **issuer_env(jwks)})
     platform = await Platform.open(settings)
-    verifier = JwtVerifier(settings.auth.jwt_issuers, platform.tenants.find_by_name)
+    find_tenant = platform.tenants.find_by_name
+    cache: VerifiedCache[Principal] = VerifiedCache(
+        platform.auth_changes, settings.auth.key_cache_ttl_s
+    )
+    verifiers = {"jwt": JwtVerifier(settings.auth.jwt_issuers, find_tenant, cache=cache),
+                 "jwt_uncached": JwtVerifier(settings.auth.jwt_issuers, find_tenant)}  # fmt: skip
+    key_stores = {"api_key": platform.api_keys, "api_key_uncached": ApiKeyStore(platform.database)}
     try:
         tenant = await platform.tenants.find_by_name("default")
         assert tenant is not None
         _, key = await platform.api_keys.create(tenant.id, "bench")
         token = signer.sign(claims(ISSUER, exp=int(time.time()) + 3600))
         results: dict[str, Any] = {}
-        for name in ("api_key", "jwt"):
+        for name in ("api_key", "jwt", "api_key_uncached", "jwt_uncached"):
             samples = []
             for i in range(n + 200):
                 started = time.perf_counter()
-                if name == "api_key":
-                    found = await platform.api_keys.verify(key)
+                if name in key_stores:
+                    found = await key_stores[name].verify(key)
                     principal = Principal(found.tenant_id, found.id, found.role, found.operator)
                 else:
-                    principal = await verifier.verify(token)
+                    principal = await verifiers[name].verify(token)
                 matched = RULES.match("GET", "/v1/threads/thr_123/runs")
                 assert matched is not None
                 authorize(principal, matched)
@@ -155,7 +183,8 @@ async def in_process(n: int, jwks: JwksServer, signer: SigningKey) -> dict[str, 
         results["route_rule_lookup"] = summary(samples)
         return results
     finally:
-        await verifier.close()
+        for verifier in verifiers.values():
+            await verifier.close()
         await platform.close()
 
 

@@ -184,6 +184,13 @@ class AuthSettings(Section):
     jwt_issuers: list[JwtIssuerSettings] = Field(
         default_factory=list, description="Trusted JWT issuers ([[auth.jwt_issuers]])"
     )
+    key_cache_ttl_s: float = Field(
+        5.0,
+        ge=0,
+        le=300,
+        description="How long a verified API key or JWT is trusted from memory; any change to"
+        " keys or tenants, in any process, ends that at once (0: verify every request)",
+    )
 
     @field_validator("bootstrap_key")
     @classmethod
@@ -741,7 +748,7 @@ class GuardrailsSettings(Section):
     tool_output: PiiAction = Field("off", description="PII in tool results")
     output: PiiAction = Field("off", description="PII in model answers")
     injection: InjectionAction = Field(
-        "detect",
+        "mark",
         description="Tool results: detect (count), mark (also delimit as untrusted data),"
         " block (also refuse when the heuristics fire)",
     )

@@ -12,20 +12,21 @@ import httpx
 from fastapi import FastAPI
 
 from roost.agents.webhooks import SIGNATURE_HEADER, WebhookSender, verify
-from roost.llm.messages import Message, ToolCallPart, ToolResultPart
+from roost.llm.messages import Message, ToolCallPart
 from roost.llm.testing import CallInfo, FunctionModel, ModelFunction
 from tests.agents.conftest import ToolLog, make_test_tools
 from tests.server.conftest import AppFactory
+from tests.support.tool_results import tool_texts
 
 Client = httpx.AsyncClient
 
 
 def answer_with_tools(info: CallInfo) -> Message | str:
     """Calls ``add`` once, then answers with the tool's result."""
-    results = [p for m in info.messages for p in m.parts if isinstance(p, ToolResultPart)]
+    results = tool_texts(info)
     if not results:
         return Message("assistant", (ToolCallPart("call_0", "add", '{"a": 2, "b": 40}'),))
-    return f"the sum is {results[-1].content}"
+    return f"the sum is {results[-1]}"
 
 
 @asynccontextmanager
@@ -173,10 +174,10 @@ async def test_approval_interrupt_then_resume_through_the_api(
     make_app: AppFactory, auth: dict[str, str]
 ) -> None:
     def dba(info: CallInfo) -> Message | str:
-        results = [p for m in info.messages for p in m.parts if isinstance(p, ToolResultPart)]
+        results = tool_texts(info)
         if not results:
             return Message("assistant", (ToolCallPart("c1", "drop_table", '{"table": "old"}'),))
-        return results[-1].content
+        return results[-1]
 
     async with agent_app(make_app, auth, dba) as (app, client, log):
         thread = await new_thread(client)

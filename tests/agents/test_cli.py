@@ -14,12 +14,13 @@ from typer.testing import CliRunner
 
 from roost.cli.agents import app
 from roost.config import load_settings
-from roost.llm.messages import Message, ToolCallPart, ToolResultPart
+from roost.llm.messages import Message, ToolCallPart
 from roost.llm.testing import CallInfo, FunctionModel
 from roost.server.app import create_app
 from tests.agents.conftest import ToolLog, make_test_tools
 from tests.agents.test_api import agent_app, answer_with_tools, new_thread, sse_events
 from tests.server.conftest import AppFactory
+from tests.support.tool_results import tool_texts
 from tests.support.uvicorn_thread import ThreadedServer
 
 KEY = "cli-test-key-0123456789abcdef"
@@ -122,10 +123,10 @@ async def test_an_approval_decided_on_the_local_store_resumes_the_servers_run(
     make_app: AppFactory, auth: dict[str, str], roost_home: Path
 ) -> None:
     def dba(info: CallInfo) -> Message | str:
-        results = [p for m in info.messages for p in m.parts if isinstance(p, ToolResultPart)]
+        results = tool_texts(info)
         if not results:
             return Message("assistant", (ToolCallPart("c1", "drop_table", '{"table": "old"}'),))
-        return results[-1].content
+        return results[-1]
 
     async with agent_app(make_app, auth, dba) as (_app, client, log):
         thread = await new_thread(client)

@@ -11,13 +11,14 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from roost.llm.messages import Message, ToolCallPart, ToolResultPart
+from roost.llm.messages import Message, ToolCallPart
 from roost.llm.testing import CallInfo, FunctionModel
 from roost.tools.base import tool_from_function
 from roost.tools.context import ToolContext
 from roost.tools.toolsets import StaticToolset
 from tests.agents.test_api import sse_events
 from tests.server.conftest import AppFactory
+from tests.support.tool_results import tool_texts
 
 PLAN = {
     "subtasks": [
@@ -42,10 +43,10 @@ def boss(info: CallInfo) -> Message | str:
 
 def worker(info: CallInfo) -> Message | str:
     """Looks the word up once, then answers with what the lookup said."""
-    results = [p for m in info.messages for p in m.parts if isinstance(p, ToolResultPart)]
+    results = tool_texts(info)
     if not results:
         return Message("assistant", (ToolCallPart("c0", "lookup", '{"key": "roost"}'),))
-    return f"{info.context.agent_id if info.context else '?'} found {results[-1].content}"
+    return f"{info.context.agent_id if info.context else '?'} found {results[-1]}"
 
 
 class Gate:

@@ -17,11 +17,12 @@ import pytest
 from playwright.sync_api import Browser, sync_playwright
 
 from roost.config import load_settings
-from roost.llm.messages import Message, ToolCallPart, ToolResultPart
+from roost.llm.messages import Message, ToolCallPart
 from roost.llm.testing import CallInfo, FunctionModel
 from roost.security.principal import Role
 from roost.server.app import create_app
 from tests.agents.conftest import ToolLog, make_test_tools
+from tests.support.tool_results import tool_texts
 from tests.support.uvicorn_thread import ThreadedServer
 
 BOOTSTRAP_KEY = "test-ui-bootstrap-key-0123456789"
@@ -52,19 +53,19 @@ class _LoopCapture:
 def answer_after_tools(info: CallInfo) -> Message | str:
     """Calls ``add``, then answers with its result, echoing the user's last words (so that
     text a test injects comes back as model output)."""
-    results = [p for m in info.messages for p in m.parts if isinstance(p, ToolResultPart)]
+    results = tool_texts(info)
     asked = next((m.text for m in reversed(info.messages) if m.role == "user"), "")
     if not results:
         return Message("assistant", (ToolCallPart("call_0", "add", '{"a": 2, "b": 40}'),))
-    return f"the sum is {results[-1].content}; you said: {asked}"
+    return f"the sum is {results[-1]}; you said: {asked}"
 
 
 def drop_after_approval(info: CallInfo) -> Message | str:
     """Asks to call the destructive ``drop_table`` (which needs approval), then reports."""
-    results = [p for m in info.messages for p in m.parts if isinstance(p, ToolResultPart)]
+    results = tool_texts(info)
     if not results:
         return Message("assistant", (ToolCallPart("call_0", "drop_table", '{"table": "users"}'),))
-    return f"done: {results[-1].content}"
+    return f"done: {results[-1]}"
 
 
 def gated(gate: threading.Event) -> Any:

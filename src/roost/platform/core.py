@@ -6,12 +6,14 @@ migrated to the same schema version.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from roost.config import Settings
 from roost.platform.private_home import make_home_private
-from roost.security.api_keys import ApiKeyStore
+from roost.security.api_keys import ApiKey, ApiKeyStore
 from roost.security.audit import AuditLog
+from roost.security.auth_changes import AuthChangeFeed, open_auth_changes
+from roost.security.key_cache import VerifiedCache
 from roost.security.schema import CORE_MIGRATIONS
 from roost.security.secrets import SecretStore
 from roost.security.tenants import DEFAULT_TENANT, Tenant, TenantStore
@@ -27,6 +29,8 @@ class Platform:
     api_keys: ApiKeyStore
     audit: AuditLog
     redis: RedisClient | None = None
+    # Tells this process when keys or tenants changed anywhere (verified-key caches).
+    auth_changes: AuthChangeFeed = field(default_factory=AuthChangeFeed)
 
     @classmethod
     async def open(cls, settings: Settings) -> Platform:
@@ -49,13 +53,17 @@ class Platform:
         except BaseException:
             await database.close()
             raise
+        changes = open_auth_changes(database)
+        await changes.start()
+        key_cache: VerifiedCache[ApiKey] = VerifiedCache(changes, settings.auth.key_cache_ttl_s)
         return cls(
             settings,
             database,
-            TenantStore(database),
-            ApiKeyStore(database),
+            TenantStore(database, changes),
+            ApiKeyStore(database, key_cache),
             AuditLog(database),
             redis,
+            changes,
         )
 
     def secrets(self) -> SecretStore:
@@ -67,6 +75,7 @@ class Platform:
         return tenant.id
 
     async def close(self) -> None:
+        await self.auth_changes.close()
         if self.redis is not None:
             await self.redis.aclose()
         await self.database.close()

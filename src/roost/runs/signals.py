@@ -12,10 +12,10 @@ import asyncio
 import contextlib
 from collections.abc import Iterable
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 from roost.observe.logging import get_logger
 from roost.storage import Database
+from roost.storage.database import asyncpg_url
 from roost.storage.redis import RedisClient
 
 log = get_logger("roost.runs")
@@ -104,7 +104,7 @@ class PostgresTransport:
         import asyncpg
 
         self._deliver = deliver
-        self._conn = await asyncpg.connect(_plain_url(self.database.url))
+        self._conn = await asyncpg.connect(asyncpg_url(self.database.url))
         await self._conn.add_listener(CHANNEL, self._on_notify)
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
@@ -175,9 +175,3 @@ def choose_transport(database: Database, redis: RedisClient | None) -> Transport
     if database.dialect == "postgresql":
         return PostgresTransport(database)
     return NoTransport()
-
-
-def _plain_url(url: str) -> str:
-    """asyncpg takes ``postgresql://``; SQLAlchemy URLs may name a driver."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(scheme="postgresql"))

@@ -15,6 +15,7 @@ import secrets
 from dataclasses import dataclass
 
 from roost.errors import InvalidRequest, NotFound, Unauthorized
+from roost.security.key_cache import VerifiedCache
 from roost.security.principal import ROLE_NAMES, Role
 from roost.storage import Database, Row, now_ms
 
@@ -83,8 +84,10 @@ def _digest(salt: str, secret: str) -> str:
 
 
 class ApiKeyStore:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, cache: VerifiedCache[ApiKey] | None = None) -> None:
         self.database = database
+        # Keys verified recently (key_cache.py); None reads the database on every request.
+        self.cache = cache
         self._last_used_written: dict[str, int] = {}
 
     async def create(
@@ -116,6 +119,7 @@ class ApiKeyStore:
                 await self.database.execute(
                     "UPDATE api_keys SET operator = 1 WHERE id = :id", {"id": key_id}
                 )
+                self._changed()
                 return await self.get(key_id), False
             return ApiKey.from_row(row), False
         key = await self._insert(key_id, tenant_id, name, plaintext, None, Role.OWNER, operator)
@@ -131,8 +135,23 @@ class ApiKeyStore:
     async def verify(self, presented: str) -> ApiKey:
         """The active key matching ``presented``; :class:`Unauthorized` otherwise.
 
-        One query reads the key and whether its tenant is disabled: a disabled tenant's
-        keys stop working at once, on every server."""
+        Served from the cache of verified keys while no key or tenant changed anywhere in
+        the deployment (see ``key_cache``); else one query reads the key and whether its
+        tenant is disabled, so a revoked key or a disabled tenant's keys stop at once."""
+        cache = self.cache
+        epoch = cache.epoch() if cache is not None else None
+        if cache is not None and epoch is not None:
+            cached = cache.get(presented, epoch)
+            if cached is not None:
+                await self._touch(cached.id)
+                return cached
+        key = await self._verify_in_database(presented)
+        if cache is not None and epoch is not None:
+            cache.put(presented, key, epoch, valid_until_ms=key.expires_at)
+        await self._touch(key.id)
+        return key
+
+    async def _verify_in_database(self, presented: str) -> ApiKey:
         key_id, secret = split_key(presented)
         row = await self.database.fetch_one(
             "SELECT k.*, t.disabled_at AS tenant_disabled_at FROM api_keys k"
@@ -148,7 +167,6 @@ class ApiKeyStore:
             raise Unauthorized("API key has expired")
         if row["tenant_disabled_at"] is not None:
             raise Unauthorized("the key's tenant is disabled")
-        await self._touch(key.id)
         return key
 
     async def set_role(self, key_id: str, role: Role, tenant_id: str | None = None) -> ApiKey:
@@ -156,6 +174,7 @@ class ApiKeyStore:
         await self.database.execute(
             "UPDATE api_keys SET role = :r WHERE id = :id", {"r": role.value, "id": key_id}
         )
+        self._changed()
         return await self.get(key_id)
 
     async def rotate(self, key_id: str, tenant_id: str | None = None) -> tuple[ApiKey, str]:
@@ -176,6 +195,7 @@ class ApiKeyStore:
             "UPDATE api_keys SET salt = :salt, secret_hash = :hash WHERE id = :id",
             {"salt": salt, "hash": _digest(salt, secret), "id": key_id},
         )
+        self._changed()
         return key, plaintext
 
     async def list(self, tenant_id: str | None = None) -> list[ApiKey]:
@@ -199,6 +219,7 @@ class ApiKeyStore:
             f"UPDATE api_keys SET revoked_at = :at WHERE id = :id AND revoked_at IS NULL{scope}",
             params,
         )
+        self._changed()
         row = await self.database.fetch_one(
             f"SELECT * FROM api_keys WHERE id = :id{scope}",
             {k: v for k, v in params.items() if k != "at"},
@@ -237,6 +258,12 @@ class ApiKeyStore:
             },
         )
         return key
+
+    def _changed(self) -> None:
+        # The database's triggers tell every process (auth_changes.py); this process need
+        # not wait for its own signal.
+        if self.cache is not None:
+            self.cache.feed.changed_here()
 
     async def _touch(self, key_id: str) -> None:
         at = now_ms()

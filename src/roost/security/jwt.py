@@ -28,6 +28,8 @@ import jwt
 
 from roost.config import JwtIssuerSettings
 from roost.errors import Unauthorized
+from roost.security.auth_changes import Epoch
+from roost.security.key_cache import VerifiedCache
 from roost.security.principal import Principal, Role
 from roost.security.tenants import Tenant
 
@@ -78,11 +80,16 @@ class JwtVerifier:
         find_tenant: TenantLookup,
         *,
         http: httpx.AsyncClient | None = None,
+        cache: VerifiedCache[Principal] | None = None,
     ) -> None:
         self._issuers = {i.issuer: _KeySet(i) for i in issuers}
         self._find_tenant = find_tenant
         self._http = http
         self._tenants: dict[str, tuple[float, Tenant | None]] = {}
+        self._tenants_epoch: Epoch | None = None
+        # Tokens verified recently (key_cache.py): a client repeating its token skips the
+        # signature check until the token expires, the TTL ends or a tenant changes.
+        self._cache = cache
 
     @property
     def enabled(self) -> bool:
@@ -93,6 +100,22 @@ class JwtVerifier:
             await self._http.aclose()
 
     async def verify(self, token: str) -> Principal:
+        cache = self._cache
+        epoch = cache.epoch() if cache is not None else None
+        if epoch is not None and epoch != self._tenants_epoch:
+            self._tenants.clear()  # a tenant may have been disabled since
+            self._tenants_epoch = epoch
+        if cache is not None and epoch is not None:
+            cached = cache.get(token, epoch)
+            if cached is not None:
+                return cached
+        principal, expires_at = await self._verify(token)
+        if cache is not None and epoch is not None:
+            cache.put(token, principal, epoch, valid_until_ms=expires_at * 1000)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, int]:
+        """The principal of a token verified in full, and its ``exp`` (epoch seconds)."""
         header, issuer = self._peek(token)
         keys = self._issuers.get(issuer)
         if keys is None:
@@ -107,7 +130,8 @@ class JwtVerifier:
             )
         key = await self._key(keys, header.get("kid"), str(alg))
         claims = self._decode(token, key, str(alg), settings)
-        return await self._principal(claims, settings)
+        # PyJWT checked ``exp`` is a number; the cache trusts the token no longer than it.
+        return await self._principal(claims, settings), int(claims["exp"])
 
     # -- steps --
 

@@ -3,6 +3,12 @@
 from roost.storage import Migration
 
 _APPEND_ONLY_MESSAGE = "audit_events is append-only"
+# What a verified key means: its secret, tenant, role, operator flag, expiry, revocation,
+# and whether its tenant is disabled. last_used_at is left out on purpose: it changes
+# once a minute per busy key and says nothing about what the key may do.
+_KEY_COLUMNS = "tenant_id, salt, secret_hash, expires_at, revoked_at, role, operator"
+AUTH_CHANGES_CHANNEL = "roost_auth_changes"
+_BUMP = "UPDATE auth_epoch SET version = version + 1 WHERE id = 1"
 
 CORE_MIGRATIONS = [
     Migration(
@@ -106,6 +112,37 @@ CORE_MIGRATIONS = [
             "ALTER TABLE api_keys ADD COLUMN operator INTEGER NOT NULL DEFAULT 0",
             """UPDATE api_keys SET operator = 1
                 WHERE tenant_id IN (SELECT id FROM tenants WHERE name = 'default')""",
+        ],
+    ),
+    # Every change to what a key means bumps one counter in the changing transaction, and on
+    # PostgreSQL also notifies: processes that keep verified keys in memory (key_cache.py)
+    # drop them at once, whoever made the change (admin API, CLI, or a hand-written UPDATE).
+    Migration(
+        component="auth_changes",
+        version=1,
+        name="auth change counter and triggers",
+        common=[
+            "CREATE TABLE auth_epoch (id INTEGER PRIMARY KEY, version BIGINT NOT NULL)",
+            "INSERT INTO auth_epoch (id, version) VALUES (1, 0)",
+        ],
+        sqlite=[
+            f"""CREATE TRIGGER api_keys_auth_update AFTER UPDATE OF {_KEY_COLUMNS} ON api_keys
+                BEGIN {_BUMP}; END""",
+            f"CREATE TRIGGER api_keys_auth_delete AFTER DELETE ON api_keys BEGIN {_BUMP}; END",
+            f"""CREATE TRIGGER tenants_auth_update AFTER UPDATE OF disabled_at ON tenants
+                BEGIN {_BUMP}; END""",
+            f"CREATE TRIGGER tenants_auth_delete AFTER DELETE ON tenants BEGIN {_BUMP}; END",
+        ],
+        postgresql=[
+            # NOTIFY inside the transaction is delivered on commit, never for a rollback.
+            f"""CREATE FUNCTION roost_auth_changed() RETURNS trigger AS $$
+                BEGIN {_BUMP}; PERFORM pg_notify('{AUTH_CHANGES_CHANNEL}', '');
+                RETURN NULL; END $$ LANGUAGE plpgsql""",
+            f"""CREATE TRIGGER api_keys_auth_changed
+                AFTER UPDATE OF {_KEY_COLUMNS} OR DELETE OR TRUNCATE ON api_keys
+                FOR EACH STATEMENT EXECUTE FUNCTION roost_auth_changed()""",
+            """CREATE TRIGGER tenants_auth_changed AFTER UPDATE OF disabled_at OR DELETE ON tenants
+                FOR EACH STATEMENT EXECUTE FUNCTION roost_auth_changed()""",
         ],
     ),
 ]

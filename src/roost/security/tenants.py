@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from roost.errors import Conflict, NotFound
 from roost.security import DEFAULT_TENANT as DEFAULT_TENANT
+from roost.security.auth_changes import AuthChangeFeed
 from roost.storage import Database, Row, new_id, now_ms
 
 
@@ -22,8 +23,9 @@ class Tenant:
 
 
 class TenantStore:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, changes: AuthChangeFeed | None = None) -> None:
         self.database = database
+        self.changes = changes  # told when a tenant is disabled or enabled here
 
     async def create(self, name: str) -> Tenant:
         if await self.find_by_name(name) is not None:
@@ -60,6 +62,8 @@ class TenantStore:
             "UPDATE tenants SET disabled_at = :at WHERE id = :id",
             {"at": now_ms() if disabled else None, "id": tenant_id},
         )
+        if self.changes is not None:
+            self.changes.changed_here()
         return await self.get(tenant_id)
 
     async def ensure(self, name: str) -> tuple[Tenant, bool]:

@@ -19,6 +19,7 @@ from roost.observe.tracing import configure_tracing
 from roost.platform import Platform, bootstrap
 from roost.platform.kernel import Roost
 from roost.security.jwt import JwtVerifier
+from roost.security.key_cache import VerifiedCache
 from roost.security.web_sessions import WebSessionStore
 from roost.server import (
     admin_cache,
@@ -110,7 +111,9 @@ def create_app(settings: Settings, platform: Platform | None = None) -> FastAPI:
             report = await bootstrap(app.state.platform)
             app.state.default_tenant_id = report.tenant.id
             app.state.jwt = JwtVerifier(
-                settings.auth.jwt_issuers, app.state.platform.tenants.find_by_name
+                settings.auth.jwt_issuers,
+                app.state.platform.tenants.find_by_name,
+                cache=VerifiedCache(app.state.platform.auth_changes, settings.auth.key_cache_ttl_s),
             )
             if settings.auth.mode == "disabled":
                 log.warning(

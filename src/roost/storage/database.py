@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
@@ -24,6 +25,12 @@ from roost.errors import StorageUnavailable
 
 Params = Mapping[str, Any]
 Row = dict[str, Any]
+
+
+def asyncpg_url(url: str) -> str:
+    """The ``postgresql://`` form asyncpg takes of a SQLAlchemy URL that may name a driver."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(scheme="postgresql"))
 
 
 def now_ms() -> int:
