@@ -85,9 +85,14 @@ async def move_store(settings: Settings, target_url: str, step: Step | None = No
     return result
 
 
+# Rows the migrations themselves write (the target has its own): neither copied nor "data".
+_SEEDED_BY_MIGRATIONS = frozenset({"auth_epoch"})
+
+
 def _copied(table: str) -> bool:
     return (
         table != VERSION_TABLE
+        and table not in _SEEDED_BY_MIGRATIONS
         and table not in CHECKPOINT_TABLES
         and not table.startswith(_NOT_COPIED_PREFIXES)
     )
@@ -140,7 +145,7 @@ async def _refuse_in_flight(database: Database) -> None:
 
 async def _refuse_non_empty(database: Database, url: str) -> None:
     for table in await table_names(database):
-        if table in (VERSION_TABLE, "tenants") or table.startswith("dbos"):
+        if table in (VERSION_TABLE, "tenants", *_SEEDED_BY_MIGRATIONS) or table.startswith("dbos"):
             continue
         if await database.fetch_one(f'SELECT 1 AS one FROM "{table}" LIMIT 1'):
             raise Conflict(
