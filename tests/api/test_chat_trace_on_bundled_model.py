@@ -17,9 +17,7 @@ from tests.support.uvicorn_thread import ThreadedServer
 SESSION_HEADER = "X-Roost-Session"
 
 
-def turn(
-    oai: openai.OpenAI, model: str, messages: list[Any], session: str
-) -> tuple[str, Any]:
+def turn(oai: openai.OpenAI, model: str, messages: list[Any], session: str) -> tuple[str, Any]:
     """One turn under a caller's trace of its own: (its trace id, the reply)."""
     trace_id = secrets.token_hex(16)
     reply = oai.chat.completions.create(
