@@ -334,7 +334,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         from observe_served import served_overhead
 
         console.print("[bold]served: gateway request and agent run over HTTP[/]")
-        results["served"] = await asyncio.to_thread(served_overhead, args.requests, args.runs)
+        results["served"] = await asyncio.to_thread(
+            served_overhead, args.requests, args.runs, control=args.served_control
+        )
         save(results)
     if args.mode == "served":
         return results
@@ -367,7 +369,8 @@ def report_served(served: dict[str, Any]) -> None:
     machine = served["machine"]
     table = Table(
         "served path", "store off", "store on", "overhead", "target",
-        title=f"Trace store overhead over HTTP ({machine['cpu']}, {machine['cpus']} CPUs, "
+        title=("A/A control, store off on both: " if served.get("control") else "")
+        + f"Trace store overhead over HTTP ({machine['cpu']}, {machine['cpus']} CPUs, "
         f"load {machine['load_average_before'][0]:.1f}→{machine['load_average'][0]:.1f})",
     )  # fmt: skip
     for name, target in (("gateway", "≤ 0.2 ms p50"), ("agent", "≤ 5 %")):
@@ -429,6 +432,11 @@ def report(results: dict[str, Any]) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=["in-process", "served", "all"], default="all")
+    parser.add_argument(
+        "--served-control",
+        action="store_true",
+        help="diagnostic: the store off on both servers (A/A), the noise floor of --mode served",
+    )
     parser.add_argument("--spans", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=120)

@@ -70,13 +70,14 @@ def server_env(home: Path, *, store: bool) -> dict[str, str]:
 
 
 @contextmanager
-def server_pair(root: Path) -> Iterator[dict[str, ServerProcess]]:
-    """Both servers, started at the same time; stopped on the way out."""
+def server_pair(root: Path, *, control: bool) -> Iterator[dict[str, ServerProcess]]:
+    """Both servers, started at the same time; stopped on the way out. ``control`` turns
+    the store off on both (an A/A run: the noise floor between two identical servers)."""
     with ThreadPoolExecutor(2) as pool:
         futures = {
             mode: pool.submit(
                 start_server,
-                server_env(root / mode, store=mode == "on"),
+                server_env(root / mode, store=mode == "on" and not control),
                 ready_marker="model loaded",  # the engine's load is not in the figures
                 timeout_s=600,
             )
@@ -164,13 +165,16 @@ def machine() -> dict[str, Any]:
     return {"cpu": model, "cpus": os.cpu_count(), "load_average": os.getloadavg()}
 
 
-def served_overhead(requests: int, runs: int) -> dict[str, Any]:
+def served_overhead(requests: int, runs: int, *, control: bool = False) -> dict[str, Any]:
     load_before = os.getloadavg()
     with (
         tempfile.TemporaryDirectory(prefix="h-trace-observe-served-") as tmp,
-        server_pair(Path(tmp)) as servers,
+        server_pair(Path(tmp), control=control) as servers,
     ):
-        clients = {mode: Client(server, store=mode == "on") for mode, server in servers.items()}
+        clients = {
+            mode: Client(server, store=mode == "on" and not control)
+            for mode, server in servers.items()
+        }
         for client in clients.values():
             client.root.post("/v1/agents", cast_to=httpx.Response, body={"spec": AGENT})
         gateway = alternate(clients, Client.gateway, requests, block=100)
@@ -179,4 +183,5 @@ def served_overhead(requests: int, runs: int) -> dict[str, Any]:
         "gateway": gateway,
         "agent": {**agent, "steps_per_run": 3},
         "machine": {**machine(), "load_average_before": load_before},
+        "control": control,
     }
