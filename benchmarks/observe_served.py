@@ -17,6 +17,10 @@ same load on this shared machine. Wall time per request is taken at the client; 
 CPU is each process's user+system time from ``/proc/<pid>/stat`` (every thread) over the
 whole phase, after a trace query has flushed the on-server's writer queue, divided by its
 requests — so the writer's batched inserts are part of the figure.
+
+The default rate limit (1,200 requests/min per key, with a burst) stays on: more than
+~1,100 requests per mode can meet it on a quiet machine (a 429 stops the benchmark).
+``--served-control`` turns the store off on both servers: an A/A run, the noise floor.
 """
 
 from __future__ import annotations
