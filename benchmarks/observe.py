@@ -11,8 +11,12 @@
    tree; p50/p95 per query and p95 over all.
 4. Storage per span: database bytes (SQLite file after a WAL checkpoint, or the
    PostgreSQL relation sizes with their indexes) divided by spans stored.
+5. ``--mode served``: 1 and 2 as a client meets them — two ``roost serve`` processes with
+   default settings (store on / ``tracing.store = false``) driven over HTTP by the official
+   ``openai`` SDK, p50/p99 wall and server CPU per request (benchmarks/observe_served.py).
 Prints tables, writes JSON to benchmarks/results/observe.json.
-Run: ``python benchmarks/observe.py`` (``--spans N``, ``--requests N``, ``--runs N``).
+Run: ``python benchmarks/observe.py`` (``--mode in-process|served|all``, ``--spans N``,
+``--requests N``, ``--runs N``).
 """
 
 from __future__ import annotations
@@ -326,6 +330,16 @@ async def query_benchmark(url: str, path: Path | None, spans: int, repeats: int)
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
+    if args.mode in ("served", "all"):
+        from observe_served import served_overhead
+
+        console.print("[bold]served: gateway request and agent run over HTTP[/]")
+        results["served"] = await asyncio.to_thread(
+            served_overhead, args.requests, args.runs, control=args.served_control
+        )
+        save(results)
+    if args.mode == "served":
+        return results
     console.print("[bold]1. gateway request overhead[/]")
     results["gateway"] = await gateway_overhead(args.requests)
     save(results)
@@ -351,7 +365,36 @@ def save(results: dict[str, Any]) -> None:
     (RESULTS / "observe.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
+def report_served(served: dict[str, Any]) -> None:
+    machine = served["machine"]
+    table = Table(
+        "served path", "store off", "store on", "overhead", "target",
+        title=("A/A control, store off on both: " if served.get("control") else "")
+        + f"Trace store overhead over HTTP ({machine['cpu']}, {machine['cpus']} CPUs, "
+        f"load {machine['load_average_before'][0]:.1f}→{machine['load_average'][0]:.1f})",
+    )  # fmt: skip
+    for name, target in (("gateway", "≤ 0.2 ms p50"), ("agent", "≤ 5 %")):
+        found = served[name]
+        label = "gateway request" if name == "gateway" else "agent run, 3 steps"
+        p50, p99, cpu = found["p50_ms"], found["p99_ms"], found["server_cpu_ms_per_request"]
+        table.add_row(
+            f"{label}, p50 wall ({found['requests_per_mode']} per mode)",
+            f"{p50['off']:.2f} ms", f"{p50['on']:.2f} ms",
+            f"{found['overhead_p50_ms']:+.2f} ms ({found['overhead_p50_pct']:+.1f} %)", target,
+        )  # fmt: skip
+        table.add_row(f"{label}, p99 wall", f"{p99['off']:.2f} ms", f"{p99['on']:.2f} ms", "", "")
+        table.add_row(
+            f"{label}, server CPU per request", f"{cpu['off']:.2f} ms", f"{cpu['on']:.2f} ms",
+            f"{found['overhead_cpu_ms']:+.2f} ms ({found['overhead_cpu_pct']:+.1f} %)", "",
+        )  # fmt: skip
+    console.print(table)
+
+
 def report(results: dict[str, Any]) -> None:
+    if "served" in results:
+        report_served(results["served"])
+    if "gateway" not in results:
+        return
     gateway, agent = results["gateway"], results["agent"]
     table = Table("serving path", "store off p50", "store on p50", "overhead", "target",
                   title="Trace store overhead")  # fmt: skip
@@ -388,6 +431,12 @@ def report(results: dict[str, Any]) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=["in-process", "served", "all"], default="all")
+    parser.add_argument(
+        "--served-control",
+        action="store_true",
+        help="diagnostic: the store off on both servers (A/A), the noise floor of --mode served",
+    )
     parser.add_argument("--spans", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=120)
