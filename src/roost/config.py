@@ -747,8 +747,10 @@ class GuardrailsSettings(Section):
     input: PiiAction = Field("off", description="PII in client/user messages")
     tool_output: PiiAction = Field("off", description="PII in tool results")
     output: PiiAction = Field("off", description="PII in model answers")
+    # "detect" by default: the bundled 135M model misreads enveloped tool results (its
+    # example agents stop using the tools' answers), so delimiting is a setting to turn on.
     injection: InjectionAction = Field(
-        "mark",
+        "detect",
         description="Tool results: detect (count), mark (also delimit as untrusted data),"
         " block (also refuse when the heuristics fire)",
     )

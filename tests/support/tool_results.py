@@ -1,5 +1,5 @@
 """What a scripted model read back from its tools. Tool results reach a model wrapped as
-untrusted data (``guardrails.injection = "mark"``, the default); a scripted model, like a
+untrusted data when ``guardrails.injection = "mark"``; a scripted model, like a
 real one, takes the tool's answer from inside that envelope."""
 
 from __future__ import annotations

@@ -212,12 +212,19 @@ def seeded(ui_server: UiServer) -> dict[str, Any]:
             "variants": [{"name": "a", "model": "function:calc"},
                          {"name": "b", "model": "function:calc-b"}]})  # fmt: skip
         assert made.status_code == 201, made.text
-        for n in range(4):
+        # Threads fall to variants by a hash of their random ids: run new threads until each
+        # variant has two runs (4 fixed threads all landed on one variant 1 time in 8).
+        for n in range(40):
             thread = api.post("/v1/threads", json={}).json()["id"]
             run = api.post(f"/v1/threads/{thread}/runs",
                            json={"agent": "split", "input": f"2+{n}", "mode": "wait"}).json()  # fmt: skip
             assert run["status"] == "succeeded", run
             api.post(f"/v1/runs/{run['id']}/feedback", json={"score": n % 2})
+            report = api.get("/v1/experiments/calc-ab").json()["variants_report"]
+            if len(report) == 2 and all(v["runs"] >= 2 for v in report):
+                break
+        else:
+            raise AssertionError(f"40 threads did not reach both variants twice: {report}")
     return {"eval_id": done.json()["id"]}
 
 

@@ -44,7 +44,7 @@ class GuardPolicy:
     input: str = "off"
     tool_output: str = "off"
     output: str = "off"
-    injection: str = "mark"
+    injection: str = "detect"
     kinds: tuple[str, ...] | None = None
 
     def action(self, stage: Stage) -> str:
