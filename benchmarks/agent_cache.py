@@ -256,7 +256,7 @@ def print_tables(results: dict[str, Any]) -> None:
         if "ratios" in results["swarm"]:
             r = results["swarm"]["ratios"]
             console.print(
-                f"Roost / llama-cpp-python: wall {r['wall']:.2f} (≤0.5), p95 TTFT {r['ttft_p95']:.2f} (≤0.5)"
+                f"Roost / llama-cpp-python: wall {r['wall']:.2f}, p95 TTFT {r['ttft_p95']:.2f}"
             )
 
 
@@ -270,6 +270,7 @@ def main() -> None:
     parser.add_argument("--home", type=Path, default=Path("~/.roost").expanduser())
     parser.add_argument("--mode", default="in-process", choices=["in-process", "served"])
     parser.add_argument("--repeats", type=int, default=3, help="served ttft: runs per context")
+    parser.add_argument("--skip-peers", action="store_true", help="served: Roost only")
     parser.add_argument(
         "--server-env", action="append", default=[], help="served: KEY=VALUE (diagnostics)"
     )
@@ -312,7 +313,9 @@ def main_served(args: argparse.Namespace) -> None:
         results["ttft"] = served.bench_ttft(args.home, contexts, args.repeats)
     if "swarm" in sections:
         console.log(f"served swarm: {args.agents} agents x {args.turns} turns")
-        results["swarm"] = served.bench_swarm(args.home, args.agents, args.turns)
+        results["swarm"] = served.bench_swarm(
+            args.home, args.agents, args.turns, peer=not args.skip_peers
+        )
     results["load_average_end"] = os.getloadavg()
     print_served(results)
     RESULTS.mkdir(exist_ok=True)
@@ -340,26 +343,38 @@ def print_served(results: dict[str, Any]) -> None:
     if "swarm" in results:
         s = results["swarm"]
         table = Table(title=f"Served swarm ({s['agents']} agents × {s['turns']} turns, concurrent)")
-        for column in (
-            "wall",
-            "TTFT p50",
-            "TTFT p95",
-            "prefilled",
-            "reused",
-            "new",
-            "prefilled/new",
-        ):
+        for column in ("server", "wall", "TTFT p50", "TTFT p95", "prefilled", "reused", "new"):
             table.add_column(column, justify="right")
         table.add_row(
+            "roost serve",
             f"{s['wall_s']:.1f} s",
             f"{s['ttft_p50_s']:.2f} s",
             f"{s['ttft_p95_s']:.2f} s",
             f"{s['prefilled_tokens']:,.0f}",
             f"{s['reused_tokens']:,.0f}",
             f"{s['new_tokens']:,}",
-            f"{s['prefilled_over_new']:.2f} (≤1.5)",
         )
+        peer = s.get("llama_cpp_python")
+        if peer is not None:
+            table.add_row(
+                "llama-cpp-python server",
+                f"{peer['wall_s']:.1f} s",
+                f"{peer['ttft_p50_s']:.2f} s",
+                f"{peer['ttft_p95_s']:.2f} s",
+                "",
+                "",
+                f"{peer['new_tokens']:,}",
+            )
         console.print(table)
+        console.print(f"prefilled / new tokens: {s['prefilled_over_new']:.2f} (target ≤ 1.5)")
+        if "ratios" in s:
+            r = s["ratios"]
+            console.print(
+                f"Roost / llama-cpp-python: wall {r['wall']:.3f} (target ≤ 0.15), "
+                f"p95 TTFT {r['ttft_p95']:.3f} (target ≤ 0.1)"
+            )
+        elif "peer" in s:
+            console.print(s["peer"])
 
 
 if __name__ == "__main__":

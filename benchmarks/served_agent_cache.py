@@ -10,12 +10,16 @@ the official ``openai`` SDK over HTTP, every conversation sent back as text each
   the server prefilled (its own counters) against the tokens genuinely new in the workload
   (shared prompt once, each agent's opening, each turn's new text and the previous reply).
   Requests carry no temperature, as most clients send them (the server samples).
+  With ``peer=True`` the same workload also runs against llama-cpp-python's own
+  OpenAI-compatible server (``make bench-peers``) with its RAM prompt cache, in the same run.
 
 Used by ``benchmarks/agent_cache.py --mode served``.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import random
 import re
 import statistics
@@ -32,7 +36,8 @@ import openai
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.process import ServerProcess, start_server
+from tests.support.process import ServerProcess, start_command, start_server
+from tests.support.servers import free_port
 
 KEY = "bench-served-key-0123456789abcdef"
 SERVER_ENV: dict[str, str] = {}  # diagnostics only (--server-env); the figures use defaults
@@ -215,71 +220,130 @@ def bench_ttft(home: Path, contexts: list[int], repeats: int = 3) -> dict[str, A
     return out
 
 
-def bench_swarm(home: Path, agents: int, turns: int, gen: int = 32) -> dict[str, Any]:
-    rng = random.Random(7)
-    system = words(rng, 1000)
-    openings = [words(rng, 50) for _ in range(agents)]
-    users = [[words(rng, 50) for _ in range(turns)] for _ in range(agents)]
+def bench_swarm(
+    home: Path, agents: int, turns: int, gen: int = 32, *, peer: bool = False
+) -> dict[str, Any]:
+    """The swarm through ``roost serve``; with ``peer``, also through llama-cpp-python's
+    server (when installed), and the ratios of the two."""
+    workload = _SwarmWorkload(random.Random(7), agents, turns)
+    tokens = _token_counter(home)
+    with served(home) as server:
+        before = session_counters(server)
+        result = _run_swarm(client(server), model_name(server), workload, tokens, gen)
+        after = session_counters(server)
+    prefilled = after.get("prefilled", 0) - before.get("prefilled", 0)
+    result.update(
+        prefilled_tokens=prefilled,
+        reused_tokens=after.get("reused", 0) - before.get("reused", 0),
+        prefilled_over_new=prefilled / max(1, result["new_tokens"]),
+        counters={
+            k: after[k] - before.get(k, 0) for k in after if k not in ("prefilled", "reused")
+        },
+    )
+    if not peer:
+        return result
+    if importlib.util.find_spec("llama_cpp") is None:
+        result["peer"] = "llama-cpp-python is not installed (make bench-peers)"
+        return result
+    with llama_cpp_served(home, agents) as peer_server:
+        peer_client = openai.OpenAI(
+            base_url=f"{peer_server.url}/v1", api_key="none", max_retries=0, timeout=3600
+        )
+        result["llama_cpp_python"] = _run_swarm(peer_client, "local", workload, tokens, gen)
+    peer_result = result["llama_cpp_python"]
+    result["ratios"] = {
+        "wall": result["wall_s"] / peer_result["wall_s"],
+        "ttft_p95": result["ttft_p95_s"] / peer_result["ttft_p95_s"],
+    }
+    return result
+
+
+class _SwarmWorkload:
+    """A shared ~1,000-token system prompt; per agent an opening and ``turns`` user texts."""
+
+    def __init__(self, rng: random.Random, agents: int, turns: int) -> None:
+        self.system = words(rng, 1000)
+        self.openings = [words(rng, 50) for _ in range(agents)]
+        self.users = [[words(rng, 50) for _ in range(turns)] for _ in range(agents)]
+
+
+def _run_swarm(
+    oai: openai.OpenAI, model: str, workload: _SwarmWorkload, tokens: Any, gen: int
+) -> dict[str, Any]:
+    """Every agent in its own thread, all at once; TTFTs, wall time and new tokens."""
     ttfts: list[float] = []
-    new_tokens = [0]
-    prefilled_by_usage = [0]
+    new_tokens = [tokens(workload.system)]
     lock = threading.Lock()
     errors: list[BaseException] = []
-    with served(home) as server:
-        oai, model = client(server), model_name(server)
-        tokens = _token_counter(home)
-        new_tokens[0] += tokens(system)
-        before = session_counters(server)
 
-        def agent(index: int) -> None:
-            session = f"swarm-{index}-{time.time_ns()}"
-            messages: list[Any] = [{"role": "system", "content": system}]
-            new = tokens(openings[index])
-            try:
-                for number, text in enumerate(users[index]):
-                    content = f"{openings[index]} {text}" if number == 0 else text
-                    messages.append({"role": "user", "content": content})
-                    new += tokens(text)
-                    # No temperature, as most clients send it: the server's default sampling.
-                    reply, seconds, usage = turn(oai, model, messages, session, gen, openai.omit)
-                    messages.append({"role": "assistant", "content": reply})
-                    with lock:
-                        ttfts.append(seconds)
-                        prefilled_by_usage[0] += usage.prompt_tokens - (
-                            usage.prompt_tokens_details.cached_tokens or 0
-                        )
-                        new_tokens[0] += new
-                    new = usage.completion_tokens  # the reply comes back next turn
-            except BaseException as exc:
-                errors.append(exc)
+    def agent(index: int) -> None:
+        session = f"swarm-{index}-{time.time_ns()}"
+        messages: list[Any] = [{"role": "system", "content": workload.system}]
+        new = tokens(workload.openings[index])
+        try:
+            for number, text in enumerate(workload.users[index]):
+                opening = workload.openings[index]
+                content = f"{opening} {text}" if number == 0 else text
+                messages.append({"role": "user", "content": content})
+                new += tokens(text)
+                # No temperature, as most clients send it: the server's default sampling.
+                reply, seconds, _ = turn(oai, model, messages, session, gen, openai.omit)
+                messages.append({"role": "assistant", "content": reply})
+                with lock:
+                    ttfts.append(seconds)
+                    new_tokens[0] += new
+                new = tokens(reply)  # the reply comes back next turn
+        except BaseException as exc:
+            errors.append(exc)
 
-        started = time.perf_counter()
-        threads = [threading.Thread(target=agent, args=(i,)) for i in range(agents)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        wall = time.perf_counter() - started
-        after = session_counters(server)
+    started = time.perf_counter()
+    threads = [threading.Thread(target=agent, args=(i,)) for i in range(len(workload.openings))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
     if errors:
         raise errors[0]
     ttfts.sort()
-    prefilled = after.get("prefilled", 0) - before.get("prefilled", 0)
     return {
-        "agents": agents,
-        "turns": turns,
+        "agents": len(workload.openings),
+        "turns": len(workload.users[0]),
         "wall_s": wall,
         "ttft_p50_s": ttfts[len(ttfts) // 2],
         "ttft_p95_s": ttfts[min(len(ttfts) - 1, int(len(ttfts) * 0.95))],
-        "prefilled_tokens": prefilled,
-        "reused_tokens": after.get("reused", 0) - before.get("reused", 0),
-        "prefilled_by_usage": prefilled_by_usage[0],
         "new_tokens": new_tokens[0],
-        "prefilled_over_new": prefilled / max(1, new_tokens[0]),
-        "counters": {
-            k: after[k] - before.get(k, 0) for k in after if k not in ("prefilled", "reused")
-        },
     }
+
+
+@contextmanager
+def llama_cpp_served(home: Path, agents: int, n_ctx: int = 2048) -> Iterator[ServerProcess]:
+    """llama-cpp-python's OpenAI-compatible server on the bundled GGUF, configured as
+    well as it can be for this workload: all CPU threads, and a RAM prompt cache whose
+    capacity holds every agent's state at full context (K/V in f16: 2 x layers x KV
+    heads x head size x 2 bytes a token). It serves one request at a time."""
+    from roost.engine.loader import resolve_model_path
+    from roost.engine.model_config import ModelConfig
+
+    converted = next(p.parent for p in (home / "models").glob("*/tokenizer_meta.json"))
+    config = ModelConfig.from_json((converted / "config.json").read_text())
+    bytes_per_token = 2 * config.num_layers * config.num_kv_heads * config.head_dim * 2
+    threads = str(os.cpu_count() or 2)
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "llama_cpp.server",
+        "--model", str(resolve_model_path("smollm2-135m-instruct")),
+        "--host", "127.0.0.1", "--port", str(port),
+        "--n_ctx", str(n_ctx),
+        "--n_threads", threads, "--n_threads_batch", threads,
+        "--cache", "true", "--cache_type", "ram",
+        "--cache_size", str(agents * n_ctx * bytes_per_token),
+    ]  # fmt: skip
+    server = start_command(argv, port, ready_marker="Uvicorn running", timeout_s=300)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _token_counter(home: Path) -> Any:

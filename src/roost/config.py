@@ -315,6 +315,12 @@ class EngineSettings(Section):
         description="Weight-only int4/int8 matmuls on CPU; auto: 4-bit where the weights "
         "already are (a Q4 GGUF) and the engine computes in bf16",
     )
+    prefill_dtype: Literal["auto", "float32", "compute"] = Field(
+        "auto",
+        description="Matmuls of prefill chunks: float32 (a float32 copy of the weights), "
+        "compute (the engine's dtype); auto: float32 on CPUs without AMX when the copy "
+        "takes at most a tenth of the available memory",
+    )
     kv_cache_gb: float | None = Field(
         None, gt=0, description="Memory budget of the KV block pool; unset: a fraction"
     )

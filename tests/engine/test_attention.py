@@ -70,3 +70,30 @@ def test_folded_groups_and_shared_prefixes_equal_a_naive_softmax() -> None:
         batch = make_batch(cache, prefix, suffixes, share=share)
         out = paged_attention(q, cache, batch)
         torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_a_causal_prefill_chunk_equals_a_naive_softmax() -> None:
+    """One prompt's chunk: causal over its own keys and all keys before it, with no mask."""
+    generator = torch.Generator().manual_seed(1)
+    cache = torch.randn(NUM_SLOTS + 1, 2, HKV, D, generator=generator)
+    for past, chunk in ((0, 7), (40, 7), (40, 1 + 16)):
+        slots = torch.randperm(NUM_SLOTS, generator=generator)[: past + chunk]
+        q = torch.randn(1, chunk, H, D, generator=generator)
+        batch = AttentionBatch(
+            kv_cache=cache[None],
+            write_slots=torch.empty(0, dtype=torch.long),
+            context_slots=slots[None],
+            mask=torch.empty(0, dtype=torch.bool),  # unused on this path
+            cos=torch.empty(0),
+            sin=torch.empty(0),
+            causal_chunk=True,
+        )
+        keys, values = cache[slots, 0], cache[slots, 1]  # [T, Hkv, D]
+        k = keys.repeat_interleave(H // HKV, dim=1).transpose(0, 1)  # [H, T, D]
+        v = values.repeat_interleave(H // HKV, dim=1).transpose(0, 1)
+        scores = q[0].transpose(0, 1) @ k.transpose(1, 2) / D**0.5  # [H, S, T]
+        query_pos = torch.arange(past, past + chunk)[:, None]
+        scores = scores.masked_fill(torch.arange(past + chunk)[None, :] > query_pos, -torch.inf)
+        expected = (scores.softmax(-1) @ v).transpose(0, 1).reshape(1, chunk, H * D)
+        out = paged_attention(q, cache, batch)
+        torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)

@@ -66,6 +66,14 @@ def start_worker(
     return _start([ROOST, "worker", *args], env, 0, ready_marker, timeout_s)
 
 
+def start_command(
+    argv: list[str], port: int, *, ready_marker: str, timeout_s: float = 60
+) -> ServerProcess:
+    """Start any server command listening on ``port``; return once its log shows
+    ``ready_marker`` (benchmarks use it for peers such as llama-cpp-python's server)."""
+    return _start(argv, {}, port, ready_marker, timeout_s)
+
+
 def _start(
     argv: list[str], env: dict[str, str], port: int, ready_marker: str, timeout_s: float
 ) -> ServerProcess:

@@ -12,6 +12,10 @@ Two things make CPU attention fast here:
   own suffix. The two partial softmaxes are merged exactly through their log-sum-exps.
   A swarm of 32 agents under a 1,000-token prompt reads the prompt's K/V once per layer
   instead of 32 times.
+- **Causal prefill chunks.** A chunk of one prompt attends to the keys before it (all
+  visible, no mask) and to its own keys (plain causal, which the CPU kernel computes
+  without the masked half and without reading a bias), merged like a shared prefix. An
+  explicit mask would make the kernel read a bias and compute every masked block.
 """
 
 from __future__ import annotations
@@ -46,6 +50,10 @@ class AttentionBatch:
     cos: torch.Tensor  # [B, S, 1, D]
     sin: torch.Tensor  # [B, S, 1, D]
     shared: list[SharedPrefix] = field(default_factory=list)
+    # One row whose S queries are its last S keys, in order, with no padding.
+    causal_chunk: bool = False
+    # Attend in float32: prefill on CPUs whose bf16 kernels are slower (prefill_precision).
+    float32: bool = False
     _bias: torch.Tensor | None = None  # the mask as folded additive bias, made once per step
 
     def folded_bias(self, group: int, dtype: torch.dtype) -> torch.Tensor:
@@ -67,6 +75,10 @@ def paged_attention(q: torch.Tensor, cache: torch.Tensor, batch: AttentionBatch)
     hkv = cache.shape[2]
     group = h // hkv
     keys, values = _gather(cache, batch.context_slots)
+    if batch.causal_chunk:
+        if batch.float32:
+            return _causal_chunk(q.float(), keys.float(), values.float()).to(q.dtype)
+        return _causal_chunk(q, keys, values)
     # Heads kvh * group .. kvh * group + group - 1 read K/V head kvh (as repeat_interleave).
     queries = q.view(b, s, hkv, group, d).permute(0, 2, 3, 1, 4).reshape(b, hkv, group * s, d)
     bias = batch.folded_bias(group, q.dtype)
@@ -76,6 +88,29 @@ def paged_attention(q: torch.Tensor, cache: torch.Tensor, batch: AttentionBatch)
         out = F.scaled_dot_product_attention(queries, keys, values, attn_mask=bias)
     # [B, Hkv, G*S, D] -> [B, S, H * D]
     return out.reshape(b, hkv, group, s, d).permute(0, 3, 1, 2, 4).reshape(b, s, h * d)
+
+
+def _causal_chunk(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Attention of one row's chunk q [1, S, H, D] over keys [1, Hkv, T, D] whose last S are
+    the chunk's own: [1, S, H * D].
+
+    The query groups of a K/V head become the batch dimension, so K/V are only broadcast.
+    """
+    _, s, h, d = q.shape
+    hkv, t = keys.shape[1], keys.shape[2]
+    group = h // hkv
+    flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+    queries = q.view(s, hkv, group, d).permute(2, 1, 0, 3)  # [G, Hkv, S, D]
+    keys, values = keys.expand(group, hkv, t, d), values.expand(group, hkv, t, d)
+    out, lse = flash(queries, keys[:, :, t - s :], values[:, :, t - s :], 0.0, True)
+    if t > s:
+        past_out, past_lse = flash(queries, keys[:, :, : t - s], values[:, :, : t - s])
+        total = torch.logaddexp(lse, past_lse)
+        merged = out.float() * (lse - total).exp().unsqueeze(-1)
+        merged += past_out.float() * (past_lse - total).exp().unsqueeze(-1)
+        out = merged.to(q.dtype)
+    # [G, Hkv, S, D] -> [1, S, Hkv * G * D]: head kvh * G + g, as q was laid out
+    return out.permute(2, 1, 0, 3).reshape(1, s, h * d)
 
 
 def _gather(cache: torch.Tensor, slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -104,6 +104,7 @@ class Engine:
             device=device,
             max_positions=self.context_length,
             quantization=config.weight_quantization,
+            prefill_dtype=config.prefill_dtype,
         )
         log.info("engine weights", detail=self.weight_quantization.summary)
         del checkpoint

@@ -27,6 +27,8 @@ class EngineConfig:
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     # Weight-only int4/int8 matmuls (CPU); auto: 4-bit where the weights already are.
     weight_quantization: Literal["auto", "none", "int8", "int4"] = "auto"
+    # Prefill matmuls in float32 (auto: on CPUs without AMX, if the copy fits; see linear.py)
+    prefill_dtype: Literal["auto", "float32", "compute"] = "auto"
     kv_cache_gb: float | None = None  # None: kv_cache_fraction of the available memory
     kv_cache_fraction: float = 0.2
     block_size: int = 16
@@ -76,6 +78,11 @@ class EngineConfig:
                 "weight_quantization",
                 "must be auto, none, int8 or int4",
             ),
+            (
+                self.prefill_dtype in ("auto", "float32", "compute"),
+                "prefill_dtype",
+                "must be auto, float32 or compute",
+            ),
             (0 < self.session_hot_fraction <= 1, "session_cache.hot_fraction", "must be in (0, 1]"),
             (
                 self.session_warm_gb is None or self.session_warm_gb >= 0,
@@ -112,6 +119,7 @@ class EngineConfig:
             device=engine.device,
             dtype=engine.dtype,
             weight_quantization=engine.weight_quantization,
+            prefill_dtype=engine.prefill_dtype,
             kv_cache_gb=engine.kv_cache_gb,
             kv_cache_fraction=engine.kv_cache_fraction,
             block_size=engine.block_size,

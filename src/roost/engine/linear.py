@@ -32,6 +32,9 @@ def can_prepack(device: torch.device, dtype: torch.dtype) -> bool:
 # weights and PyTorch's int4 kernel is ~5x faster than oneDNN's bf16 one at one row; from
 # 5 rows on it switches to a path no faster than bf16 GEMM (measured on the dev machine).
 QUANTIZED_MAX_ROWS = 4
+# From this many rows on (prefill chunks) a matmul is bound by arithmetic, not by reading
+# the weights; there a float32 copy of the weight may be faster (see ``keep_float32_wide``).
+WIDE_MIN_ROWS = 64
 
 
 class Linear(nn.Linear):
@@ -39,6 +42,8 @@ class Linear(nn.Linear):
 
     _packed: Any = None
     _quantized: QuantizedWeight | None = None
+    _wide: torch.Tensor | None = None  # float32 weight for wide (prefill) matmuls
+    _wide_bias: torch.Tensor | None = None
     quantized_max_rows = QUANTIZED_MAX_ROWS  # benchmarks raise it to score the int path
 
     @property
@@ -59,6 +64,18 @@ class Linear(nn.Linear):
         """
         self._quantized = weight
 
+    def keep_float32_wide(self) -> None:
+        """Multiply wide inputs (``WIDE_MIN_ROWS`` rows or more) in float32 from now on.
+
+        Call while the weight is still float32. On CPUs without AMX, MKL's float32 GEMM
+        runs prefill-sized matmuls about twice as fast as oneDNN's bf16 one (AVX512-BF16
+        alone does not make up for bf16's less efficient kernels there), and float32 is
+        the exact path besides.
+        """
+        self._wide = self.weight.detach().float().clone().contiguous()
+        if self.bias is not None:
+            self._wide_bias = self.bias.detach().float().clone()
+
     def prepack(self) -> None:
         with torch.no_grad():
             self._packed = torch.ops.mkldnn._reorder_linear_weight(self.weight.detach(), None)
@@ -66,6 +83,8 @@ class Linear(nn.Linear):
         self.weight = nn.Parameter(torch.empty(0, dtype=self.weight.dtype), requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._wide is not None and x.numel() >= WIDE_MIN_ROWS * x.shape[-1]:
+            return F.linear(x.float(), self._wide, self._wide_bias).to(x.dtype)
         if self._quantized is not None and x.numel() <= self.quantized_max_rows * x.shape[-1]:
             flat = self._quantized.matmul(x.reshape(-1, x.shape[-1])).to(x.dtype)
             if self.bias is not None:

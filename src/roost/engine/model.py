@@ -91,6 +91,7 @@ class LlamaModel(nn.Module):
     rope_cos: torch.Tensor
     rope_sin: torch.Tensor
     head_fp32: torch.Tensor | None = None  # [V, H] float32 copy used to refine top logits
+    prefill_float32 = False  # prefill chunks multiply and attend in float32 (weights.py)
 
     def __init__(self, config: ModelConfig, max_positions: int) -> None:
         super().__init__()

@@ -127,6 +127,10 @@ class ModelRunner:
         if self.sliding_window is not None:
             mask &= key_positions[:, None, :] > query_positions[:, :, None] - self.sliding_window
         cos, sin = self.model.rope_for(positions, torch.float32)
+        # One prompt's chunk needs no mask: causal over its own keys, all keys before it.
+        causal_chunk = (
+            num_seqs == 1 and max_len > 1 and self.shares_prefixes and not shared  # CPU kernel
+        )
         batch = AttentionBatch(
             kv_cache=self.kv_cache,
             write_slots=write_slots.reshape(-1),
@@ -134,6 +138,8 @@ class ModelRunner:
             mask=mask[:, None],
             cos=cos,
             sin=sin,
+            causal_chunk=causal_chunk,
+            float32=causal_chunk and self.model.prefill_float32,
             shared=[
                 SharedPrefix(
                     torch.tensor(rows, device=device),

@@ -34,13 +34,14 @@ class QuantizationReport:
     int8: int = 0
     exact: int = 0
     head: str = "exact"
+    prefill: str = "compute dtype"  # or "float32" (see prefill_precision)
     reasons: list[str] = field(default_factory=list)
 
     @property
     def summary(self) -> str:
         return (
             f"weights: {self.int4} int4, {self.int8} int8, {self.exact} exact projections; "
-            f"head {self.head} (mode {self.mode})"
+            f"head {self.head} (mode {self.mode}); prefill in {self.prefill}"
         )
 
 

@@ -6,9 +6,10 @@ from collections.abc import Mapping
 
 import torch
 
-from roost.engine.linear import can_prepack
+from roost.engine.linear import Linear, can_prepack
 from roost.engine.model import LlamaModel
 from roost.engine.model_config import ModelConfig
+from roost.engine.prefill_precision import PrefillDtype, wants_float32_prefill
 from roost.engine.quantize_model import QuantizationReport, quantize_model
 from roost.engine.rope import rope_tables
 from roost.engine.weight_quant import WeightQuantization
@@ -23,9 +24,11 @@ def build_model(
     device: torch.device,
     max_positions: int,
     quantization: WeightQuantization = "none",
+    prefill_dtype: PrefillDtype = "compute",
 ) -> tuple[LlamaModel, QuantizationReport]:
     """Create the model on ``device`` in ``dtype`` with weights from ``state`` (HF names),
-    its projections quantized as ``quantization`` asks (see ``quantize_model``)."""
+    its projections quantized as ``quantization`` asks (see ``quantize_model``) and, where
+    ``prefill_dtype`` asks, a float32 copy for prefill (see ``prefill_precision``)."""
     with torch.device("meta"):
         model = LlamaModel(config, max_positions)
     model = model.to_empty(device=device)
@@ -66,6 +69,13 @@ def build_model(
     if dtype != torch.float32:
         model.head_fp32 = model.lm_head.weight.detach().float().clone()
     report = quantize_model(model, quantization, device, dtype)
+    projections = [m for m in model.modules() if isinstance(m, Linear) and m is not model.lm_head]
+    float32_bytes = sum(4 * m.in_features * m.out_features for m in projections)
+    if wants_float32_prefill(prefill_dtype, device, dtype, float32_bytes):
+        for linear in projections:  # the head multiplies one row per prompt: not wide
+            linear.keep_float32_wide()
+        model.prefill_float32 = True
+        report.prefill = "float32"
     model.set_compute_dtype(dtype)
     # Buffers were created on meta; rope tables are computed now, in float32.
     cos, sin = rope_tables(config, max_positions)
