@@ -94,17 +94,23 @@ def _causal_chunk(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> 
     """Attention of one row's chunk q [1, S, H, D] over keys [1, Hkv, T, D] whose last S are
     the chunk's own: [1, S, H * D].
 
-    The query groups of a K/V head become the batch dimension, so K/V are only broadcast.
+    Its own keys: causal, with the query groups of a K/V head as the batch dimension (K/V
+    only broadcast). The keys before it: every query sees all of them, so the groups fold
+    into the rows of their K/V head (one pass over those keys, not one per group).
     """
     _, s, h, d = q.shape
     hkv, t = keys.shape[1], keys.shape[2]
     group = h // hkv
     flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
-    queries = q.view(s, hkv, group, d).permute(2, 1, 0, 3)  # [G, Hkv, S, D]
-    keys, values = keys.expand(group, hkv, t, d), values.expand(group, hkv, t, d)
-    out, lse = flash(queries, keys[:, :, t - s :], values[:, :, t - s :], 0.0, True)
+    grouped = q.view(s, hkv, group, d).permute(2, 1, 0, 3)  # [G, Hkv, S, D]
+    own_keys = keys[:, :, t - s :].expand(group, hkv, s, d)
+    own_values = values[:, :, t - s :].expand(group, hkv, s, d)
+    out, lse = flash(grouped, own_keys, own_values, 0.0, True)
     if t > s:
-        past_out, past_lse = flash(queries, keys[:, :, : t - s], values[:, :, : t - s])
+        folded = grouped.transpose(0, 1).reshape(1, hkv, group * s, d)  # [1, Hkv, G*S, D]
+        past_out, past_lse = flash(folded, keys[:, :, : t - s], values[:, :, : t - s])
+        past_out = past_out.view(hkv, group, s, d).transpose(0, 1)  # [G, Hkv, S, D]
+        past_lse = past_lse.view(hkv, group, s).transpose(0, 1)
         total = torch.logaddexp(lse, past_lse)
         merged = out.float() * (lse - total).exp().unsqueeze(-1)
         merged += past_out.float() * (past_lse - total).exp().unsqueeze(-1)
