@@ -34,6 +34,9 @@ class ModelRunner:
         # Shared-prefix attention needs the CPU kernel's log-sum-exp; a sliding window could
         # hide part of a prefix from some queries.
         self.shares_prefixes = self.device.type == "cpu" and cfg.sliding_window is None
+        # Not in float32: that engine is the reference path (token for token with
+        # transformers) and keeps the one masked kernel call; the split is a speed path.
+        self.splits_chunks = self.shares_prefixes and dtype != torch.float32
         num_slots = num_blocks * block_size
         self.null_slot = num_slots  # scratch slot for padded tokens; never visible to a query
         # One preallocated tensor for every layer's K and V, indexed by slot = block*size+offset.
@@ -128,9 +131,7 @@ class ModelRunner:
             mask &= key_positions[:, None, :] > query_positions[:, :, None] - self.sliding_window
         cos, sin = self.model.rope_for(positions, torch.float32)
         # One prompt's chunk needs no mask: causal over its own keys, all keys before it.
-        causal_chunk = (
-            num_seqs == 1 and max_len > 1 and self.shares_prefixes and not shared  # CPU kernel
-        )
+        causal_chunk = self.splits_chunks and num_seqs == 1 and max_len > 1 and not shared
         batch = AttentionBatch(
             kv_cache=self.kv_cache,
             write_slots=write_slots.reshape(-1),
