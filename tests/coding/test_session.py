@@ -125,3 +125,37 @@ async def test_an_approved_command_outside_the_allow_list_runs_in_the_sandbox(
     assert [e["status"] for e in ran] == ["ok"], ran
     assert result.status == "succeeded", (result.error, result.output)
     sessions.close()
+
+
+@pytest.mark.parametrize("decision", ["approve", "deny"])
+async def test_the_jail_of_a_command_awaiting_approval_is_ready_and_fails_closed(
+    kernel: Roost, tmp_path: Path, decision: str
+) -> None:
+    """While the approval is pending its jail waits; approving runs exactly the asked
+    command in it, denying tears it down with nothing run; no jail is left either way."""
+    task = next(t for t in make_tasks() if t.name == "bug-add")
+    repo = task.materialise(tmp_path)
+    record = "import pathlib, sys; pathlib.Path('ran.txt').write_text(sys.argv[1])"
+    steps = [("run_command", {"argv": ["python3", "-c", record, "asked"]}), *task.solution.steps]
+    kernel.llm.router.registry.register(
+        FunctionModel(follow(KnownGoodPlan(task.solution.plan, steps)), f"scripted:{decision}")
+    )
+    sessions = await open_sessions(kernel, model=f"scripted:{decision}")
+    prepared = kernel.tools.executor.sandbox.prepared
+    waiting: list[bool] = []
+
+    async def decide(approval: dict[str, Any]) -> Any:
+        waiting.append(approval["approval_id"] in prepared)
+        return decision
+
+    result = await sessions.run(repo, task.task, decide=decide)
+    assert waiting == [True]
+    assert len(prepared) == 0
+    ran = [e for e in result.events if e["event"] == "tool_result" and e["tool"] == "run_command"]
+    if decision == "approve":
+        assert [e["status"] for e in ran] == ["ok"], ran
+        assert (repo / "ran.txt").read_text() == "asked"
+    else:
+        assert [e["status"] for e in ran] == ["error"], ran
+        assert not (repo / "ran.txt").exists()
+    sessions.close()

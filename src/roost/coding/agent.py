@@ -336,6 +336,8 @@ class CoderAgent(ReactAgent):
             requested_by=f"agent:{run.agent}", agent_id=run.agent, run_id=run.run_id,
             call_id=call.call_id,
         ))  # fmt: skip
+        # The jail the command will run in starts now, so the decision only releases it.
+        await self.runtime.call(runner.prepare(run, self.spec.tools, approval))
         return {"approval_id": approval.id, "call_id": call.call_id, "tool": call.name,
                 "arguments": dict(call.arguments), "reason": reason}  # fmt: skip
 
