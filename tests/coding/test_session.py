@@ -159,3 +159,27 @@ async def test_the_jail_of_a_command_awaiting_approval_is_ready_and_fails_closed
         assert [e["status"] for e in ran] == ["error"], ran
         assert not (repo / "ran.txt").exists()
     sessions.close()
+
+
+async def test_the_plan_turn_is_capped_by_plan_max_tokens(kernel: Roost, tmp_path: Path) -> None:
+    """A small model that rambles spends at most plan_max_tokens on its plan; the turns
+    after it keep the spec's per-turn cap."""
+    task = next(t for t in make_tasks() if t.name == "bug-add")
+    repo = task.materialise(tmp_path)
+    caps: list[tuple[bool, int | None]] = []
+    script = follow(task.solution)
+
+    def recording(info: Any) -> Any:
+        users = [m for m in info.messages if m.role == "user"]
+        is_plan = bool(users) and "PLAN:" in str(users[-1].parts[0])
+        caps.append((is_plan, info.settings.max_tokens))
+        return script(info)
+
+    kernel.llm.router.registry.register(FunctionModel(recording, "scripted:capped"))
+    sessions = await open_sessions(kernel, model="scripted:capped")
+    result = await sessions.run(repo, task.task, decide=approve_all,
+                                variables={"plan_max_tokens": "48"})  # fmt: skip
+    assert result.status == "succeeded", (result.error, result.output)
+    assert caps[0] == (True, 48)
+    assert caps[1:] and all(cap == (False, 192) for cap in caps[1:]), caps
+    sessions.close()
