@@ -106,6 +106,7 @@ class Session:
     approval_latencies_s: list[float] = field(default_factory=list)  # to the next tool_result
     resume_latencies_s: list[float] = field(default_factory=list)  # to the resumed run's start
     approved_statuses: list[str] = field(default_factory=list)  # each approved call's result
+    decide_post_s: list[float] = field(default_factory=list)  # POST /v1/approvals/{id} answered
 
 
 def session(
@@ -144,6 +145,7 @@ def session(
             if approval.get("run_id") == run["id"]:
                 http.post(f"/v1/approvals/{approval['id']}",
                           json={"decision": decision}).raise_for_status()  # fmt: skip
+                result.decide_post_s.append(time.perf_counter() - decided_at)
     result.run, result.wall_s = run, time.perf_counter() - started
     return result
 
@@ -170,6 +172,7 @@ def approval_latency(home: Path, sessions: int) -> dict[str, Any]:
         workspace = coder_workspace(http, home)
         latencies: list[float] = []
         resumed: list[float] = []
+        posted: list[float] = []
         approved_ok = 0
         solved = 0
         for _ in range(sessions):
@@ -177,6 +180,7 @@ def approval_latency(home: Path, sessions: int) -> dict[str, Any]:
             done = session(http, task.task)
             latencies += done.approval_latencies_s
             resumed += done.resume_latencies_s
+            posted += done.decide_post_s
             approved_ok += done.approved_statuses.count("ok")
             solved += done.run["status"] == "succeeded"
     return {
@@ -189,6 +193,10 @@ def approval_latency(home: Path, sessions: int) -> dict[str, Any]:
         "p50_s": round(statistics.median(latencies), 3),
         "p95_s": round(percentile(latencies, 0.95), 3),
         "max_s": round(max(latencies), 3),
+        # the first decision this fresh server handled: to the result, and its POST answered
+        "first_s": round(latencies[0], 3),
+        "first_post_s": round(posted[0], 3),
+        "post_p50_s": round(statistics.median(posted), 3),
         # decision sent -> the resumed run's first event received
         "resume_p50_s": round(statistics.median(resumed), 3),
         "resume_p95_s": round(percentile(resumed, 0.95), 3),
