@@ -183,6 +183,7 @@ def served_main(args: argparse.Namespace) -> int:
             he = coding_served.humaneval(
                 home, args.limit, args.max_seconds, server_env,
                 concurrency=args.concurrency, short=not args.full_coder, offset=args.offset,
+                wall_budget_s=args.wall_budget,
             )  # fmt: skip
             summary = he["summary"]
             print(f"\nHumanEval (bundled model, coder sessions over HTTP, settings"
@@ -217,6 +218,8 @@ if __name__ == "__main__":
                         help="HumanEval pass@1 as coder sessions through roost serve")  # fmt: skip
     parser.add_argument("--limit", type=int, default=None, help="the first N HumanEval tasks")
     parser.add_argument("--offset", type=int, default=0, help="skip the first N HumanEval tasks")
+    parser.add_argument("--wall-budget", type=float, default=None,
+                        help="HumanEval: start no task after this many seconds")  # fmt: skip
     parser.add_argument("--max-seconds", type=float, default=120.0,
                         help="time budget of one HumanEval session")  # fmt: skip
     parser.add_argument("--concurrency", type=int, default=1,
