@@ -85,7 +85,9 @@ async def test_a_discarded_jail_runs_nothing_and_leaves_no_process(
     pid = sandbox.prepared.pid("apr_two")
     assert pid is not None and _alive(pid)
 
-    await sandbox.prepared.discard("apr_two")
+    await sandbox.prepared.discard("apr_two", "another-tenant")  # not theirs: untouched
+    assert _alive(pid) and "apr_two" in sandbox.prepared
+    await sandbox.prepared.discard("apr_two", None)
 
     assert not _alive(pid) and not _processes_with("roost-prepared:apr_two")
     assert not (root / "ran.txt").exists()
@@ -97,7 +99,7 @@ async def test_the_launcher_runs_nothing_when_its_pipe_closes_without_an_order(
     # What happens when the server dies: the kernel closes the pipe's write end.
     argv = ["python3", "-c", RECORD, "never"]
     assert await sandbox.prepare(argv, root, workspace_root=root, ticket="apr_eof")
-    ready = sandbox.prepared.take("apr_eof")
+    ready = sandbox.prepared.take("apr_eof", None)
     assert ready is not None
     ready._close_control()
     code = await ready.process.wait()

@@ -171,7 +171,7 @@ class ToolExecutor:
             if call.approval_id is not None:
                 # A jail prepared for this approval that the call did not use (denied,
                 # expired, refused, or a tool that ran no command) never runs anything.
-                await self.sandbox.prepared.discard(call.approval_id)
+                await self.sandbox.prepared.discard(call.approval_id, caller.tenant_id)
         result = _with_duration(result, started)
         await self._audit(caller, call, tool, arguments, result)
         return result
@@ -324,7 +324,7 @@ class ToolExecutor:
         )  # fmt: skip
         await self._audit_decision(approval, decision, decided_by, decider_role, reason)
         if approval.status == "denied":
-            await self.sandbox.prepared.discard(approval.id)  # nothing of it may run
+            await self.sandbox.prepared.discard(approval.id, approval.tenant_id)  # runs nothing
         return approval
 
     async def _audit_decision(

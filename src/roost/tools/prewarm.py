@@ -197,11 +197,13 @@ class PreparedJails:
         loop = asyncio.get_running_loop()
         jail.timer = loop.call_later(max(0.0, wait), self._expire, jail.ticket)
 
-    def take(self, ticket: str) -> PreparedJail | None:
-        """The jail prepared under ``ticket``, now the caller's to release or tear down."""
-        jail = self._jails.pop(ticket, None)
-        if jail is None:
+    def take(self, ticket: str, tenant_id: str | None) -> PreparedJail | None:
+        """The jail prepared under ``ticket`` for ``tenant_id``, now the caller's to release
+        or tear down; another tenant's jail is never handed out (nor disturbed)."""
+        jail = self._jails.get(ticket)
+        if jail is None or jail.fit.tenant_id != tenant_id:
             return None
+        del self._jails[ticket]
         self._per_tenant[jail.fit.tenant_id] -= 1
         if self._per_tenant[jail.fit.tenant_id] <= 0:
             del self._per_tenant[jail.fit.tenant_id]
@@ -210,14 +212,15 @@ class PreparedJails:
             jail.timer = None
         return jail
 
-    async def discard(self, ticket: str) -> None:
-        """Tear down the jail prepared under ``ticket``, if any."""
-        jail = self.take(ticket)
+    async def discard(self, ticket: str, tenant_id: str | None) -> None:
+        """Tear down the jail prepared under ``ticket`` for ``tenant_id``, if any."""
+        jail = self.take(ticket, tenant_id)
         if jail is not None:
             await jail.tear_down()
 
     def _expire(self, ticket: str) -> None:
-        jail = self.take(ticket)
+        jail = self._jails.get(ticket)
+        jail = self.take(ticket, jail.fit.tenant_id) if jail is not None else None
         if jail is None:
             return
         log.info("prepared jail expired unused", ticket=ticket)
@@ -227,7 +230,7 @@ class PreparedJails:
 
     async def close(self) -> None:
         """Tear every waiting jail down (shutdown)."""
-        for ticket in list(self._jails):
-            await self.discard(ticket)
+        for ticket, jail in list(self._jails.items()):
+            await self.discard(ticket, jail.fit.tenant_id)
         if self._tearing:
             await asyncio.gather(*self._tearing, return_exceptions=True)

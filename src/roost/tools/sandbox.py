@@ -204,7 +204,7 @@ class Sandbox:
 
             watch = over_quota if left is not None else None
             command = [executable, *argv[1:]]
-            if ticket is not None and (ready := self.prepared.take(ticket)) is not None:
+            if ticket is not None and (ready := self.prepared.take(ticket, tenant_id)) is not None:
                 fit = self._fit(tenant_id, workspace_root, relative_cwd, executable, policy, env)
                 if fit is not None and ready.fit.admits(fit):
                     result = await self._run_prepared(ready, command, tuple(argv), workspace_root,
