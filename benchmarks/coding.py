@@ -10,7 +10,8 @@ sandbox by the agent's verify step). Two models:
 - ``bundled``: SmolLM2-135M on the local engine (reported, not expected to solve much).
 
     python benchmarks/coding.py [--bundled N] [--json out.json]
-    python benchmarks/coding.py --humaneval [--limit N] [--max-seconds S]
+    python benchmarks/coding.py --humaneval [--limit N] [--offset N] [--max-seconds S]
+                                [--concurrency K] [--full-coder]
     python benchmarks/coding.py --approvals N
 
 ``--humaneval`` and ``--approvals`` drive ``roost serve`` over HTTP (see
@@ -179,14 +180,20 @@ def served_main(args: argparse.Namespace) -> int:
             home = Path(args.model_home) if args.model_home else Path(tmp) / "he" / "home"
             home.mkdir(parents=True, exist_ok=True)
             server_env = dict(item.split("=", 1) for item in args.server_env)
-            he = coding_served.humaneval(home, args.limit, args.max_seconds, server_env)
+            he = coding_served.humaneval(
+                home, args.limit, args.max_seconds, server_env,
+                concurrency=args.concurrency, short=not args.full_coder, offset=args.offset,
+                wall_budget_s=args.wall_budget,
+            )  # fmt: skip
             summary = he["summary"]
-            print(f"\nHumanEval (bundled model, coder sessions over HTTP): pass@1"
+            print(f"\nHumanEval (bundled model, coder sessions over HTTP, settings"
+                  f" {json.dumps(he['settings'])}): pass@1"
                   f" {summary['passed']}/{summary['tasks']} = {summary['pass_at_1']},"
-                  f" tool success {summary['tool_success_rate']}, mean steps"
-                  f" {summary['steps_mean']}, tokens {summary['tokens']}, wall"
+                  f" finished in budget {summary['finished_in_budget']}/{summary['tasks']},"
+                  f" tool success {summary['tool_success_rate']} ({summary['tool_calls']} calls),"
+                  f" mean steps {summary['steps_mean']}, tokens {summary['tokens']}, wall"
                   f" {summary['wall_s']} s")  # fmt: skip
-            out = {"humaneval": he, "limit": args.limit, "max_seconds": args.max_seconds,
+            out = {"humaneval": he, "limit": args.limit, "offset": args.offset,
                    "server_env": server_env,
                    "machine": {**machine, "load_avg_end": os.getloadavg()}}  # fmt: skip
             name = "coding-humaneval" + ("-diagnostic" if server_env else "") + ".json"
@@ -210,8 +217,16 @@ if __name__ == "__main__":
     parser.add_argument("--humaneval", action="store_true",
                         help="HumanEval pass@1 as coder sessions through roost serve")  # fmt: skip
     parser.add_argument("--limit", type=int, default=None, help="the first N HumanEval tasks")
-    parser.add_argument("--max-seconds", type=float, default=90.0,
+    parser.add_argument("--offset", type=int, default=0, help="skip the first N HumanEval tasks")
+    parser.add_argument("--wall-budget", type=float, default=None,
+                        help="HumanEval: start no task after this many seconds")  # fmt: skip
+    parser.add_argument("--max-seconds", type=float, default=120.0,
                         help="time budget of one HumanEval session")  # fmt: skip
+    parser.add_argument("--concurrency", type=int, default=1,
+                        help="HumanEval sessions at once (the engine batches their turns)")  # fmt: skip
+    parser.add_argument("--full-coder", action="store_true",
+                        help="HumanEval with the bundled coder spec as shipped (not the short"
+                             " settings of coding_served.SHORT_SETTINGS)")  # fmt: skip
     parser.add_argument("--approvals", type=int, default=0,
                         help="sessions timing approval decision -> next action over HTTP")  # fmt: skip
     parser.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",

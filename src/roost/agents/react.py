@@ -384,7 +384,9 @@ class ReactAgent:
         tools: Sequence[ToolDefinition],
         *,
         tool_choice: str | None = None,
+        max_tokens: int | None = None,
     ) -> ModelTurn:
+        """One model turn; ``max_tokens`` caps this turn below the spec's (a plan)."""
         run = RunContext.from_state(state["run"])
         setup = state.get("setup") or {}
         model = str((state.get("route") or {}).get("arm") or setup.get("model") or self.spec.model)
@@ -401,6 +403,8 @@ class ReactAgent:
             )
         if tool_choice is not None and tools:
             settings = replace(settings, tool_choice=tool_choice)
+        if max_tokens is not None:
+            settings = replace(settings, max_tokens=max_tokens)
 
         async def stream() -> Response:
             response: Response | None = None

@@ -18,6 +18,7 @@ from roost.agents.run_setup import PromptResolver
 from roost.errors import RoostError
 from roost.llm.base import RequestContext
 from roost.llm.messages import Message, ModelSettings, StreamEvent, ToolDefinition
+from roost.tools.approvals import Approval
 from roost.tools.executor import ToolCall, ToolResult
 from roost.tools.permissions import Caller
 from roost.tools.service import ToolService
@@ -161,6 +162,10 @@ class ExecutorToolRunner:
     ) -> ToolResult:
         caller = self._caller(run, patterns)
         return await self.service.executor.resume(caller, approval_id, call_id)
+
+    async def prepare(self, run: RunContext, patterns: Sequence[str], approval: Approval) -> None:
+        """Start what the approved call will need while ``approval`` is pending."""
+        await self.service.executor.prepare(self._caller(run, patterns), approval)
 
 
 class ContentScreen(Protocol):

@@ -134,8 +134,12 @@ class CoderAgent(ReactAgent):
         listing = _result_text(repo)[:4000] if repo.status == "ok" else "(no repository map)"
         ask = user_message(f"{PLAN_PROMPT}\n\nRepository map:\n{listing}")
         planning: AgentState = {**state, "coder": started}  # type: ignore[typeddict-unknown-key]
+        # A plan is short; a small model that rambles would otherwise spend the turn's
+        # whole token budget on it (variable plan_max_tokens; default the spec's).
+        limit = self._variables(state).get("plan_max_tokens")
         try:
-            turn = await self._call_model(planning, [*state["messages"], ask], [])
+            turn = await self._call_model(planning, [*state["messages"], ask], [],
+                                          max_tokens=int(limit) if limit else None)  # fmt: skip
         except TurnOverBudget as exc:
             return {"messages": [ask], "coder": {**started, "plan": "", "stop": str(exc)}}
         plan = turn.response.text.strip()
@@ -244,6 +248,7 @@ class CoderAgent(ReactAgent):
         tools: Sequence[ToolDefinition],
         *,
         tool_choice: str | None = None,
+        max_tokens: int | None = None,
     ) -> ModelTurn:
         """The model call, cancelled when the run's time budget runs out mid-turn.
 
@@ -256,7 +261,9 @@ class CoderAgent(ReactAgent):
         left = budget.max_seconds - (time.time() - started)
         if left <= 0:
             raise TurnOverBudget(_time_spent(time.time() - started, budget))
-        call = super()._call_model(state, messages, tools, tool_choice=tool_choice)
+        call = super()._call_model(
+            state, messages, tools, tool_choice=tool_choice, max_tokens=max_tokens
+        )
         try:
             return await asyncio.wait_for(call, left)
         except TimeoutError:
@@ -336,6 +343,8 @@ class CoderAgent(ReactAgent):
             requested_by=f"agent:{run.agent}", agent_id=run.agent, run_id=run.run_id,
             call_id=call.call_id,
         ))  # fmt: skip
+        # The jail the command will run in starts now, so the decision only releases it.
+        await self.runtime.call(runner.prepare(run, self.spec.tools, approval))
         return {"approval_id": approval.id, "call_id": call.call_id, "tool": call.name,
                 "arguments": dict(call.arguments), "reason": reason}  # fmt: skip
 

@@ -79,6 +79,10 @@ class Tool:
     arguments_model: type[BaseModel] | None = field(default=None, compare=False)
     # Tags let policies and toolsets select groups ("files", "git", "mcp:github").
     tags: frozenset[str] = frozenset()
+    # Called when an approval for a call is asked, with the same arguments: starts what
+    # the call will need (a prepared jail) so the decision only releases it. Never runs
+    # the call; a failure only means the call starts cold.
+    prepare: Handler | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not TOOL_NAME.match(self.name):

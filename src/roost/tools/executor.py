@@ -167,6 +167,11 @@ class ToolExecutor:
             result = _error(call, "approval_invalid", exc.message)
         except ToolFailure as exc:
             result = _error(call, exc.type, exc.message)
+        finally:
+            if call.approval_id is not None:
+                # A jail prepared for this approval that the call did not use (denied,
+                # expired, refused, or a tool that ran no command) never runs anything.
+                await self.sandbox.prepared.discard(call.approval_id, caller.tenant_id)
         result = _with_duration(result, started)
         await self._audit(caller, call, tool, arguments, result)
         return result
@@ -188,6 +193,7 @@ class ToolExecutor:
                 run_id=caller.run_id,
                 call_id=call.call_id,
             )
+            await self._prepare(caller, call, tool, arguments, approval)
             return ToolResult("pending_approval", approval_id=approval.id, call_id=call.call_id)
         try:
             approval = await self.approvals.consume(
@@ -211,10 +217,39 @@ class ToolExecutor:
             )
         return None
 
-    async def _run(
-        self, caller: Caller, call: ToolCall, tool: Tool, arguments: dict[str, Any]
-    ) -> ToolResult:
-        context = ToolContext(
+    async def prepare(self, caller: Caller, approval: Approval) -> None:
+        """Start what the call ``approval`` asks for will need (a jail waiting for its
+        command), so the decision only releases it; for approvals asked outside
+        :meth:`execute` (the coder's own rules). The call is checked as :meth:`execute`
+        would check it; anything refused or failing is simply not prepared."""
+        if approval.status != "pending" or approval.tenant_id != caller.tenant_id:
+            return
+        try:
+            tool = await self.registry.get(caller.tenant_id, approval.tool)
+            arguments = tool.validate_arguments(approval.arguments)
+            self.permissions.check(caller, tool, arguments)
+            _preflight(tool, arguments)
+        except (NotFound, InvalidRequest, Forbidden, ToolFailure):
+            return
+        call = ToolCall(approval.tool, arguments, approval.call_id, approval.id)
+        await self._prepare(caller, call, tool, arguments, approval)
+
+    async def _prepare(
+        self, caller: Caller, call: ToolCall, tool: Tool, arguments: dict[str, Any],
+        approval: Approval,
+    ) -> None:  # fmt: skip
+        if tool.prepare is None:
+            return
+        ttl_s = (approval.expires_at - time.time() * 1000) / 1000
+        context = replace(self._context(caller, call), approval_id=approval.id,
+                          approval_ttl_s=ttl_s)  # fmt: skip
+        try:
+            await tool.prepare(context, arguments)
+        except Exception as exc:  # the call starts cold when decided; its own checks then
+            log.info("not prepared", tool=tool.name, reason=f"{type(exc).__name__}: {exc}")
+
+    def _context(self, caller: Caller, call: ToolCall) -> ToolContext:
+        return ToolContext(
             tenant_id=caller.tenant_id,
             actor=caller.actor,
             workspace=self.workspace_for(caller),
@@ -223,7 +258,14 @@ class ToolExecutor:
             agent_id=caller.agent_id,
             run_id=caller.run_id,
             call_id=call.call_id,
+            # Set only past the approval gate: the call consumed this approval.
+            approval_id=call.approval_id,
         )
+
+    async def _run(
+        self, caller: Caller, call: ToolCall, tool: Tool, arguments: dict[str, Any]
+    ) -> ToolResult:
+        context = self._context(caller, call)
         try:
             output = await asyncio.wait_for(tool.handler(context, arguments), tool.timeout_s)
         except ToolFailure as exc:
@@ -281,6 +323,8 @@ class ToolExecutor:
             reason=reason, arguments=arguments,
         )  # fmt: skip
         await self._audit_decision(approval, decision, decided_by, decider_role, reason)
+        if approval.status == "denied":
+            await self.sandbox.prepared.discard(approval.id, approval.tenant_id)  # runs nothing
         return approval
 
     async def _audit_decision(

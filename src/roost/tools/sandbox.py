@@ -30,7 +30,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -46,7 +45,24 @@ from roost.tools.isolation import (
     detect_isolation,
 )
 from roost.tools.jail import JAIL_WORKSPACE
+from roost.tools.prewarm import JailFit, PreparedJail, PreparedJails, launcher_argv
+from roost.tools.supervise import (
+    QUOTA_CHECK_INTERVAL_S,
+    CommandResult,
+    dispose_cgroup,
+    execute,
+    spawn,
+    supervise,
+)
 from roost.tools.tenant_limits import TenantCommandLimits
+
+__all__ = [
+    "QUOTA_CHECK_INTERVAL_S",
+    "CommandRefused",
+    "CommandResult",
+    "Sandbox",
+    "SandboxPolicy",
+]
 
 DEFAULT_EXECUTABLES = frozenset(
     {"python3", "python", "pytest", "git", "ls", "cat", "head", "tail", "wc", "grep", "echo",
@@ -56,10 +72,7 @@ DEFAULT_ENV_ALLOWLIST = frozenset({"LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM"})
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Variables that change how every program loads: never settable by a caller.
 _FORBIDDEN_ENV = re.compile(r"^(LD_|DYLD_|PYTHONSTARTUP$|PYTHONHOME$|BASH_ENV$|ENV$|GIT_CONFIG)")
-_READ_CHUNK = 65536
 _MiB = 1024 * 1024
-# How often a running command's tenant is measured against its disk quota.
-QUOTA_CHECK_INTERVAL_S = 0.5
 
 
 class CommandRefused(ToolFailure):
@@ -95,71 +108,6 @@ class SandboxPolicy:
         return replace(self, **changes)
 
 
-@dataclass(frozen=True, slots=True)
-class CommandResult:
-    """What a command did, in the shape tools return to agents."""
-
-    argv: tuple[str, ...]
-    exit_code: int | None
-    stdout: str
-    stderr: str
-    duration_ms: int
-    timed_out: bool = False
-    output_limit_exceeded: bool = False
-    stdout_truncated: bool = False
-    stderr_truncated: bool = False
-    signal: str | None = None
-    isolation: str = "bubblewrap"
-    disk_quota_exceeded: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return (
-            self.exit_code == 0
-            and not self.timed_out
-            and not self.output_limit_exceeded
-            and not self.disk_quota_exceeded
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "argv": list(self.argv),
-            "exit_code": self.exit_code,
-            "stdout": self.stdout,
-            "stderr": self.stderr,
-            "duration_ms": self.duration_ms,
-            "timed_out": self.timed_out,
-            "output_limit_exceeded": self.output_limit_exceeded,
-            "stdout_truncated": self.stdout_truncated,
-            "stderr_truncated": self.stderr_truncated,
-            "signal": self.signal,
-            "isolation": self.isolation,
-            "disk_quota_exceeded": self.disk_quota_exceeded,
-        }
-
-
-class _Tail:
-    """The last ``limit`` bytes of a stream and how many bytes it carried in all."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.data = bytearray()
-        self.total = 0
-
-    def add(self, chunk: bytes) -> None:
-        self.total += len(chunk)
-        self.data += chunk
-        if len(self.data) > self.limit:
-            del self.data[: len(self.data) - self.limit]
-
-    def text(self) -> str:
-        return self.data.decode("utf-8", errors="replace")
-
-    @property
-    def truncated(self) -> bool:
-        return self.total > self.limit
-
-
 class Sandbox:
     """Runs argv lists under a :class:`SandboxPolicy` in the jail, or refuses them."""
 
@@ -168,10 +116,13 @@ class Sandbox:
         policy: SandboxPolicy,
         isolation: IsolationReport | None = None,
         limits: TenantCommandLimits | None = None,
+        prepared: PreparedJails | None = None,
     ) -> None:
         self.policy = policy
         self.isolation = isolation or detect_isolation()
         self.limits = limits or TenantCommandLimits()
+        # Jails started while their command's approval is pending (roost.tools.prewarm).
+        self.prepared = prepared if prepared is not None else PreparedJails()
 
     def resolve_executable(self, name: str, policy: SandboxPolicy | None = None) -> str:
         """The absolute path of an allowlisted executable; :class:`CommandRefused` otherwise."""
@@ -228,11 +179,13 @@ class Sandbox:
         env: Mapping[str, str] | None = None,
         tenant_id: str | None = None,
         quota_root: Path | None = None,
+        ticket: str | None = None,
     ) -> CommandResult:
         """Run ``argv`` in ``cwd`` (inside ``workspace_root``) and report what happened.
 
         ``tenant_id`` takes one of the tenant's command slots; ``quota_root`` (default the
-        workspace) is the directory whose size the tenant's disk quota caps.
+        workspace) is the directory whose size the tenant's disk quota caps. ``ticket``
+        (the consumed approval's id): the jail :meth:`prepare` started for it, if it fits.
         """
         policy = policy or self.policy
         _check_argv(argv)
@@ -251,9 +204,130 @@ class Sandbox:
 
             watch = over_quota if left is not None else None
             command = [executable, *argv[1:]]
+            if ticket is not None and (ready := self.prepared.take(ticket, tenant_id)) is not None:
+                fit = self._fit(tenant_id, workspace_root, relative_cwd, executable, policy, env)
+                if fit is not None and ready.fit.admits(fit):
+                    result = await self._run_prepared(ready, command, tuple(argv), workspace_root,
+                                                      policy, stdin, watch)  # fmt: skip
+                    if result is not None:
+                        return result
+                else:
+                    await ready.tear_down()  # built for something else: never used
             return await self._run_checked(
                 command, tuple(argv), cwd, relative_cwd, workspace_root, policy, stdin, env, watch
             )
+
+    async def prepare(
+        self,
+        argv: Sequence[str],
+        cwd: Path,
+        *,
+        workspace_root: Path,
+        ticket: str,
+        policy: SandboxPolicy | None = None,
+        env: Mapping[str, str] | None = None,
+        tenant_id: str | None = None,
+        quota_root: Path | None = None,
+        lifetime_s: float | None = None,
+    ) -> bool:
+        """Start the jail ``argv`` would run in, with a launcher waiting in it for the
+        command (:mod:`roost.tools.prewarm`); ``run(..., ticket=ticket)`` releases it.
+
+        Nothing of ``argv`` runs here. False when no jail is prepared (no jail, a command
+        with network, no room): the command then starts cold when it is run. Refusals a
+        cold start would raise (not allowlisted, outside the workspace) are raised here too.
+        """
+        policy = policy or self.policy
+        _check_argv(argv)
+        self.check_can_run(policy)
+        jail = self.isolation.jail
+        relative_cwd = _relative_cwd(cwd, workspace_root)
+        executable = self.resolve_executable(argv[0], policy)
+        if jail is None or jail.python is None or not self.prepared.has_room(ticket, tenant_id):
+            return False
+        left = await asyncio.to_thread(self.limits.bytes_left, quota_root or workspace_root)
+        if left is not None:
+            policy = policy.narrowed(max_file_bytes=min(policy.max_file_bytes, left))
+        fit = self._fit(tenant_id, workspace_root, relative_cwd, executable, policy, env)
+        if fit is None:
+            return False
+        await asyncio.to_thread(jail.hand_over, workspace_root)
+        cgroup = (
+            ProcessCgroup(self.isolation.pids_cgroup_root, policy.max_processes)
+            if self.isolation.pids_cgroup_root
+            else None
+        )
+        read_fd, write_fd = os.pipe()
+        try:
+            command = jail.command(
+                launcher_argv(jail.python, read_fd, ticket),
+                workspace_root,
+                cwd=str(Path(JAIL_WORKSPACE) / relative_cwd),
+                extra_read_only=_install_prefix(executable),
+                preamble=_preamble(policy, self.isolation, cgroup),
+            )
+            process = await spawn(command, cwd, dict(fit.environment), stdin_pipe=True,
+                                  pass_fds=(read_fd,))  # fmt: skip
+        except BaseException:
+            os.close(write_fd)
+            if cgroup is not None:
+                await dispose_cgroup(cgroup)
+            raise
+        finally:
+            os.close(read_fd)  # the launcher holds the only read end now
+        ready = PreparedJail(ticket, fit, process, write_fd, cgroup)
+        if not self.prepared.has_room(ticket, tenant_id):  # filled while this one started
+            await ready.tear_down()
+            return False
+        self.prepared.add(ready, lifetime_s=lifetime_s)
+        return True
+
+    def _fit(
+        self,
+        tenant_id: str | None,
+        workspace_root: Path,
+        relative_cwd: Path,
+        executable: str,
+        policy: SandboxPolicy,
+        env: Mapping[str, str] | None,
+    ) -> JailFit | None:
+        """What a jail for this command is built from; None when it cannot be prepared
+        (a command with network gets an egress proxy of its own at start)."""
+        if policy.network:
+            return None
+        environment = _environment(policy, env, home=JAIL_WORKSPACE)
+        return JailFit(tenant_id, workspace_root.resolve(), relative_cwd, executable,
+                       tuple(sorted(environment.items())), policy)  # fmt: skip
+
+    async def _run_prepared(
+        self,
+        ready: PreparedJail,
+        command: list[str],
+        argv: tuple[str, ...],
+        workspace_root: Path,
+        policy: SandboxPolicy,
+        stdin: bytes | None,
+        over_quota: Callable[[], Awaitable[bool]] | None,
+    ) -> CommandResult | None:
+        """Release ``command`` into the prepared jail; None (jail torn down) when it could
+        not take it, so the caller starts the command cold."""
+        jail = self.isolation.jail
+        assert jail is not None
+        try:
+            # Files the server wrote since the jail started must be the jail's too.
+            await asyncio.to_thread(jail.hand_over, workspace_root)
+            started = time.monotonic()
+            if not ready.release(command):
+                await ready.tear_down()
+                return None
+            return await supervise(ready.process, argv, stdin, policy, ready.cgroup,
+                                   "bubblewrap", over_quota, started=started, prepared=True)  # fmt: skip
+        except BaseException:
+            await ready.tear_down()
+            raise
+        finally:
+            if ready.cgroup is not None:
+                await dispose_cgroup(ready.cgroup)
 
     async def _run_checked(
         self,
@@ -301,11 +375,11 @@ class Sandbox:
                     policy, env, home=JAIL_WORKSPACE if jail is not None else str(cwd)
                 )
                 isolation = "bubblewrap" if jail is not None else "unjailed"
-                return await _execute(command, argv, cwd, environment, stdin, policy, cgroup,
-                                      isolation, over_quota)  # fmt: skip
+                return await execute(command, argv, cwd, environment, stdin, policy, cgroup,
+                                     isolation, over_quota)  # fmt: skip
             finally:
                 if cgroup is not None:
-                    await _dispose_cgroup(cgroup)
+                    await dispose_cgroup(cgroup)
         raise AssertionError("unreachable")  # the stack above returns or raises
 
 
@@ -385,124 +459,3 @@ def _environment(
     environment["PATH"] = policy.search_path
     environment["HOME"] = home
     return environment
-
-
-async def _execute(
-    command: list[str],
-    argv: tuple[str, ...],
-    cwd: Path,
-    environment: dict[str, str],
-    stdin: bytes | None,
-    policy: SandboxPolicy,
-    cgroup: ProcessCgroup | None,
-    isolation: str,
-    over_quota: Callable[[], Awaitable[bool]] | None = None,
-) -> CommandResult:
-    started = time.monotonic()
-    process = await asyncio.create_subprocess_exec(
-        *command,
-        cwd=cwd,
-        env=environment,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,  # its own process group, killed as one
-    )
-    out, err = _Tail(policy.max_output_bytes), _Tail(policy.max_output_bytes)
-    flooded = asyncio.Event()
-
-    async def pump(stream: asyncio.StreamReader | None, tail: _Tail) -> None:
-        assert stream is not None
-        while chunk := await stream.read(_READ_CHUNK):
-            tail.add(chunk)
-            if not flooded.is_set() and out.total + err.total > policy.kill_after_output_bytes:
-                flooded.set()
-                _kill(process.pid, cgroup)  # then drain what is left until the pipes close
-
-    async def feed() -> None:
-        if stdin is not None and process.stdin is not None:
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                process.stdin.write(stdin)
-                await process.stdin.drain()
-            process.stdin.close()
-
-    async def communicate() -> None:
-        await asyncio.gather(feed(), pump(process.stdout, out), pump(process.stderr, err))
-        await process.wait()
-
-    quota_hit = asyncio.Event()
-
-    async def watch_quota() -> None:
-        assert over_quota is not None
-        while True:
-            await asyncio.sleep(QUOTA_CHECK_INTERVAL_S)
-            if await over_quota():
-                quota_hit.set()
-                _kill(process.pid, cgroup)
-                return
-
-    work = asyncio.ensure_future(communicate())
-    watcher = asyncio.ensure_future(watch_quota()) if over_quota is not None else None
-    timed_out = False
-    try:
-        # Shielded: on timeout the readers keep draining while the group is killed.
-        await asyncio.wait_for(asyncio.shield(work), timeout=policy.timeout_s)
-    except TimeoutError:
-        timed_out = True
-    finally:
-        if not work.done():
-            _kill(process.pid, cgroup)
-            # Killed processes close their pipes; bound the wait in case one escaped.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(work), timeout=5)
-            if not work.done():
-                work.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await work
-        if watcher is not None:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-    exit_code = process.returncode
-    return CommandResult(
-        argv=argv,
-        exit_code=exit_code,
-        stdout=out.text(),
-        stderr=err.text(),
-        duration_ms=int((time.monotonic() - started) * 1000),
-        timed_out=timed_out,
-        output_limit_exceeded=flooded.is_set(),
-        stdout_truncated=out.truncated,
-        stderr_truncated=err.truncated,
-        signal=_signal_name(exit_code, jailed=isolation == "bubblewrap"),
-        isolation=isolation,
-        disk_quota_exceeded=quota_hit.is_set(),
-    )
-
-
-def _signal_name(exit_code: int | None, *, jailed: bool) -> str | None:
-    """The signal that ended the command: negative codes directly, 128+N through bwrap."""
-    if exit_code is None:
-        return None
-    number = -exit_code if exit_code < 0 else exit_code - 128 if jailed and exit_code > 128 else 0
-    try:
-        return signal.Signals(number).name if number else None
-    except ValueError:
-        return None
-
-
-def _kill(pid: int, cgroup: ProcessCgroup | None) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-    if cgroup is not None:
-        cgroup.kill_all()
-
-
-async def _dispose_cgroup(cgroup: ProcessCgroup) -> None:
-    """Kill what the command left behind (daemons, escaped groups) and remove its cgroup."""
-    deadline = time.monotonic() + 5
-    while True:
-        cgroup.kill_all()
-        if cgroup.remove() or time.monotonic() > deadline:
-            return
-        await asyncio.sleep(0.02)  # the kernel is reaping the killed processes

@@ -181,4 +181,7 @@ class ToolService:
             self.registry.add_shared(toolset)
 
     async def close(self) -> None:
-        await self._exit.aclose()
+        try:
+            await self._exit.aclose()
+        finally:
+            await self.executor.sandbox.prepared.close()  # no jail outlives the service

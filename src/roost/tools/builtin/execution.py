@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
@@ -35,6 +36,11 @@ async def run_command(
     return result.to_dict()
 
 
+async def _prepare_run_command(ctx: ToolContext, arguments: dict[str, Any]) -> None:
+    directory = ctx.workspace.resolve(arguments.get("cwd", "."), must_exist=True)
+    await ctx.prepare_command(arguments["argv"], directory)
+
+
 @tool(risk=RiskLevel.EXECUTE, timeout_s=900, tags=_TAGS)
 async def run_tests(
     ctx: ToolContext,
@@ -43,6 +49,12 @@ async def run_tests(
     keyword: Annotated[str | None, Field(description="pytest -k expression")] = None,
 ) -> dict[str, Any]:
     """Run the project's tests in the sandbox and summarise passed/failed counts."""
+    result = await ctx.run_command(_tests_argv(paths, runner, keyword))
+    summary = _summarise(runner, result.stdout + "\n" + result.stderr)
+    return {**result.to_dict(), "passed": result.ok, "summary": summary}
+
+
+def _tests_argv(paths: list[str], runner: str, keyword: str | None) -> list[str]:
     for path in paths:
         check_path_text(path)
         if path.startswith("-"):
@@ -51,12 +63,13 @@ async def run_tests(
         argv = ["python3", "-m", "pytest", "-q", "-p", "no:cacheprovider"]
         if keyword is not None:
             argv.append(f"-k={keyword}")
-        argv += ["--", *paths] if paths else []
-    else:
-        argv = ["python3", "-m", "unittest", *paths]
-    result = await ctx.run_command(argv)
-    summary = _summarise(runner, result.stdout + "\n" + result.stderr)
-    return {**result.to_dict(), "passed": result.ok, "summary": summary}
+        return argv + (["--", *paths] if paths else [])
+    return ["python3", "-m", "unittest", *paths]
+
+
+async def _prepare_run_tests(ctx: ToolContext, arguments: dict[str, Any]) -> None:
+    argv = _tests_argv(arguments["paths"], arguments["runner"], arguments["keyword"])
+    await ctx.prepare_command(argv)
 
 
 def _summarise(runner: str, output: str) -> dict[str, int]:
@@ -74,4 +87,7 @@ def _summarise(runner: str, output: str) -> dict[str, int]:
 
 
 def execution_tools() -> list[Tool]:
-    return [run_command, run_tests]
+    return [
+        replace(run_command, prepare=_prepare_run_command),
+        replace(run_tests, prepare=_prepare_run_tests),
+    ]
