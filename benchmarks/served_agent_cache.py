@@ -226,8 +226,8 @@ def bench_swarm(
     """The swarm through ``roost serve``; with ``peer``, also through llama-cpp-python's
     server (when installed), and the ratios of the two."""
     workload = _SwarmWorkload(random.Random(7), agents, turns)
-    tokens = _token_counter(home)
-    with served(home) as server:
+    with served(home) as server:  # converts the model into ``home`` on first use
+        tokens = _token_counter(home)
         before = session_counters(server)
         result = _run_swarm(client(server), model_name(server), workload, tokens, gen)
         after = session_counters(server)
@@ -325,8 +325,7 @@ def llama_cpp_served(home: Path, agents: int, n_ctx: int = 2048) -> Iterator[Ser
     from roost.engine.loader import resolve_model_path
     from roost.engine.model_config import ModelConfig
 
-    converted = next(p.parent for p in (home / "models").glob("*/tokenizer_meta.json"))
-    config = ModelConfig.from_json((converted / "config.json").read_text())
+    config = ModelConfig.from_json((_converted_model(home) / "config.json").read_text())
     bytes_per_token = 2 * config.num_layers * config.num_kv_heads * config.head_dim * 2
     threads = str(os.cpu_count() or 2)
     port = free_port()
@@ -350,6 +349,10 @@ def _token_counter(home: Path) -> Any:
     """Token counts with the served model's own tokenizer (converted under ``home``)."""
     from roost.engine.tokenizer import Tokenizer, TokenizerSpec
 
-    directory = next(p.parent for p in (home / "models").glob("*/tokenizer_meta.json"))
-    tokenizer = Tokenizer(TokenizerSpec.load(directory))
+    tokenizer = Tokenizer(TokenizerSpec.load(_converted_model(home)))
     return lambda text: len(tokenizer.encode(text))
+
+
+def _converted_model(home: Path) -> Path:
+    """The served model's converted directory under ``home`` (config and tokenizer)."""
+    return next(p.parent for p in (home / "models").glob("*/tokenizer_meta.json"))

@@ -27,7 +27,7 @@ class EngineConfig:
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     # Weight-only int4/int8 matmuls (CPU); auto: 4-bit where the weights already are.
     weight_quantization: Literal["auto", "none", "int8", "int4"] = "auto"
-    # Prefill matmuls in float32 (auto: on CPUs without AMX, if the copy fits; see linear.py)
+    # Prefill matmuls in float32 (auto: on CPUs without AMX, if the copy fits; prefill_precision.py)
     prefill_dtype: Literal["auto", "float32", "compute"] = "auto"
     kv_cache_gb: float | None = None  # None: kv_cache_fraction of the available memory
     kv_cache_fraction: float = 0.2

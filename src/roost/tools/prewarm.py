@@ -37,7 +37,7 @@ import contextlib
 import json
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -95,8 +95,6 @@ class JailFit:
     def admits(self, now: JailFit) -> bool:
         """Whether a jail built for ``self`` may run a command that needs ``now``: equal in
         everything, and the file-size cap (the disk quota left) no looser than now."""
-        from dataclasses import replace
-
         if self.policy.max_file_bytes > now.policy.max_file_bytes:
             return False
         same_limits = replace(self.policy, max_file_bytes=0) == replace(

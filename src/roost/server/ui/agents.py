@@ -3,7 +3,6 @@ starts a run (on a new thread, or a given one) and opens its live page."""
 
 from __future__ import annotations
 
-import difflib
 import json
 from typing import Annotated, Any
 
@@ -16,6 +15,7 @@ from roost.security.principal import Principal, Role
 from roost.server.agents import agents_service
 from roost.server.ui.render import page
 from roost.server.ui.session import Posted, field, posted, require_role, see_other, signed_in
+from roost.server.ui.version_diff import version_diff
 
 router = APIRouter()
 SignedIn = Annotated[Principal, Depends(signed_in)]
@@ -45,16 +45,8 @@ async def agent_page(
     versions = await registry.versions(principal.tenant_id, name)
     by_number = {v.version: v for v in versions}
     newest = max(by_number)
-    diff: list[str] | None = None
-    if a is not None and b is not None:
-        if a not in by_number or b not in by_number:
-            raise InvalidRequest(f"agent {name!r} has versions {sorted(by_number)}")
-        diff = list(
-            difflib.unified_diff(
-                spec_text(by_number[a]).splitlines(), spec_text(by_number[b]).splitlines(),
-                f"version {a}", f"version {b}", lineterm="",
-            )
-        )  # fmt: skip
+    texts = {number: spec_text(version) for number, version in by_number.items()}
+    diff = version_diff(f"agent {name!r}", texts, a, b)
     return page(
         request, "agent.html", title=f"Agent {name}", section="agents", name=name,
         versions=versions, current=by_number[newest], spec=spec_text(by_number[newest]),

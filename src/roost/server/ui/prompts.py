@@ -4,7 +4,6 @@ UI form by :mod:`roost.server.audit_http`)."""
 
 from __future__ import annotations
 
-import difflib
 import json
 from typing import Annotated
 
@@ -17,6 +16,7 @@ from roost.security.principal import Principal, Role
 from roost.server.prompts import prompt_service
 from roost.server.ui.render import page
 from roost.server.ui.session import Posted, field, posted, require_role, see_other, signed_in
+from roost.server.ui.version_diff import version_diff
 
 router = APIRouter()
 SignedIn = Annotated[Principal, Depends(signed_in)]
@@ -47,16 +47,8 @@ async def prompt_page(
     versions = await prompt_service(request).store.versions(principal.tenant_id, name)
     by_number = {v.version: v for v in versions}
     newest = versions[0].version  # newest first
-    diff: list[str] | None = None
-    if a is not None and b is not None:
-        if a not in by_number or b not in by_number:
-            raise InvalidRequest(f"prompt {name!r} has versions {sorted(by_number)}")
-        diff = list(
-            difflib.unified_diff(
-                version_text(by_number[a]).splitlines(), version_text(by_number[b]).splitlines(),
-                f"version {a}", f"version {b}", lineterm="",
-            )
-        )  # fmt: skip
+    texts = {number: version_text(version) for number, version in by_number.items()}
+    diff = version_diff(f"prompt {name!r}", texts, a, b)
     labels = sorted({label for v in versions for label in v.labels})
     return page(
         request, "prompt.html", title=f"Prompt {name}", section="prompts", name=name,
