@@ -43,6 +43,9 @@ def test_playground_shows_cached_tokens_per_turn(server: ThreadedServer, model_n
                     "history": _field(page, "history"),
                     "model": model_name,
                     "message": message,
+                    # Greedy and capped: a sampled reply without a cap can run for minutes.
+                    "max_tokens": "48",
+                    "temperature": "0",
                 },
             )
             assert answer.status_code == 200, answer.text
@@ -58,3 +61,37 @@ def test_playground_shows_cached_tokens_per_turn(server: ThreadedServer, model_n
         caches = client.get("/ui/caches")
         assert caches.status_code == 200
         assert session in caches.text
+
+
+def test_playground_refuses_bad_sampling_settings_and_keeps_the_conversation(
+    server: ThreadedServer, model_name: str
+) -> None:
+    with httpx.Client(base_url=server.url, timeout=120) as client:
+        _sign_in(client)
+        page = client.get("/ui/playground").text
+        # The form offers bounded defaults.
+        assert 'name="max_tokens" type="number" min="1" max="4096" step="1" value="256"' in page
+        history = '[{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi"}]'
+        for name, value, complaint in (
+            ("max_tokens", "0", "Max tokens must be"),
+            ("max_tokens", "100000", "Max tokens must be"),
+            ("max_tokens", "many", "Max tokens must be"),
+            ("temperature", "2.5", "Temperature must be"),
+            ("temperature", "warm", "Temperature must be"),
+        ):
+            answer = client.post(
+                "/ui/playground",
+                data={
+                    "csrf": _field(page, "csrf"),
+                    "session": _field(page, "session"),
+                    "history": history,
+                    "model": model_name,
+                    "message": "and now?",
+                    name: value,
+                },
+            )
+            assert answer.status_code == 200, answer.text
+            assert 'role="alert"' in answer.text and complaint in answer.text, (name, value)
+            # Nothing was sent to the model and the conversation so far is still on the page.
+            assert _cached_per_turn(answer.text) == [(0, 0)]
+            assert html.escape(value) in answer.text

@@ -23,6 +23,11 @@ router = APIRouter()
 SignedIn = Annotated[Principal, Depends(signed_in)]
 Acting = Annotated[Posted, Depends(posted)]
 MAX_TURNS = 50
+# A reply's length and randomness are the user's choice, but bounded: without a cap a
+# sampled reply from a small model can run to the end of its context window.
+DEFAULT_MAX_TOKENS = 256
+MAX_MAX_TOKENS = 4096
+DEFAULT_TEMPERATURE = 0.7
 
 
 def served_models(request: Request) -> list[str]:
@@ -57,13 +62,41 @@ def _history(raw: str) -> list[dict[str, Any]]:
     return kept
 
 
+def _sampling(form: Any) -> tuple[int, float]:
+    """The reply's token cap and temperature from the form, or InvalidRequest naming the field."""
+    raw_tokens = field(form, "max_tokens") or str(DEFAULT_MAX_TOKENS)
+    raw_temperature = field(form, "temperature") or str(DEFAULT_TEMPERATURE)
+    try:
+        max_tokens = int(raw_tokens)
+    except ValueError:
+        max_tokens = 0
+    if not 1 <= max_tokens <= MAX_MAX_TOKENS:
+        raise InvalidRequest(
+            f"Max tokens must be a whole number from 1 to {MAX_MAX_TOKENS}.", param="max_tokens"
+        )
+    try:
+        temperature = float(raw_temperature)
+    except ValueError:
+        temperature = -1.0
+    if not 0.0 <= temperature <= 2.0:
+        raise InvalidRequest("Temperature must be a number from 0 to 2.", param="temperature")
+    return max_tokens, temperature
+
+
 def _render(
-    request: Request, model: str, session: str, turns: list[dict[str, Any]], error: str = ""
+    request: Request,
+    model: str,
+    session: str,
+    turns: list[dict[str, Any]],
+    error: str = "",
+    max_tokens: int | str = DEFAULT_MAX_TOKENS,
+    temperature: float | str = DEFAULT_TEMPERATURE,
 ) -> Response:
     return page(
         request, "playground.html", title="Playground", section="playground",
         models=served_models(request), model=model, session=session, turns=turns,
-        history=json.dumps(turns), error=error,
+        history=json.dumps(turns), error=error, max_tokens=max_tokens, temperature=temperature,
+        max_max_tokens=MAX_MAX_TOKENS,
     )  # fmt: skip
 
 
@@ -80,11 +113,21 @@ async def send(request: Request, acting: Acting) -> Response:
     model, text = field(form, "model"), field(form, "message")
     session = field(form, "session") or f"ui-{secrets.token_hex(8)}"
     turns = _history(field(form, "history"))
+    typed_tokens, typed_temperature = field(form, "max_tokens"), field(form, "temperature")
+    try:
+        max_tokens, temperature = _sampling(form)
+    except InvalidRequest as exc:
+        return _render(request, model, session, turns, exc.message, typed_tokens, typed_temperature)
     if not text:
-        return _render(request, model, session, turns, "Write a message.")
+        return _render(request, model, session, turns, "Write a message.", max_tokens, temperature)
     turns.append({"role": "user", "content": text, "prompt_tokens": 0, "cached_tokens": 0})
     body = ChatCompletionRequest.model_validate(
-        {"model": model, "messages": [{"role": t["role"], "content": t["content"]} for t in turns]}
+        {
+            "model": model,
+            "messages": [{"role": t["role"], "content": t["content"]} for t in turns],
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+        }
     )
     try:
         target = await chat_target(request, model)
@@ -93,7 +136,7 @@ async def send(request: Request, acting: Acting) -> Response:
         )
     except RoostError as exc:
         turns.pop()
-        return _render(request, model, session, turns, exc.message)
+        return _render(request, model, session, turns, exc.message, max_tokens, temperature)
     usage = result.usage
     turns.append(
         {
@@ -103,4 +146,4 @@ async def send(request: Request, acting: Acting) -> Response:
             "cached_tokens": usage.cached_input_tokens,
         }
     )
-    return _render(request, model, session, turns)
+    return _render(request, model, session, turns, "", max_tokens, temperature)
