@@ -92,7 +92,8 @@ def code(
         if print_mode and output_format is not OutputFormat.text:
             print(json.dumps({"type": "error", "error": exc.code, "message": exc.message}))
         else:
-            err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+            # soft_wrap: a path in the message stays whole (copyable) at any terminal width.
+            err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from exc
     _print_result(result, print_mode, output_format)
     if result.status != "succeeded":
