@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+import roost.cli  # noqa: F401  (the roost command's OpenMP setting, before any test loads torch)
 from roost.config import Settings, load_settings
 from tests.support.markers import mark_by_fixtures, require_marker
 from tests.support.network_guard import forbid_remote_calls
