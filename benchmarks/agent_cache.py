@@ -319,7 +319,10 @@ def main_served(args: argparse.Namespace) -> None:
     results["load_average_end"] = os.getloadavg()
     print_served(results)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "agent_cache_served.json").write_text(json.dumps(results, indent=2, default=str))
+    # One file per run: a run of one section must not overwrite another section's figures.
+    path = RESULTS / f"agent_cache_served-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(results, indent=2, default=str))
+    console.log(f"wrote {path}")
 
 
 def print_served(results: dict[str, Any]) -> None:
