@@ -89,6 +89,44 @@ async def test_tenants_create_get_ensure(migrated: Database) -> None:
         await tenants.get("ten_missing")
 
 
+async def test_concurrent_starters_ensure_one_tenant(database_url: str) -> None:
+    """Servers starting at once on one database each ensure the default tenant: one
+    creates it, the others find it, and none fails on the unique name."""
+    databases = [await Database.connect(database_url) for _ in range(4)]
+    try:
+        await migrate(databases[0], CORE_MIGRATIONS)
+        results = await asyncio.gather(*(TenantStore(db).ensure("default") for db in databases))
+        with pytest.raises(Conflict):  # a plain create of a taken name is still a 409
+            await TenantStore(databases[1]).create("default")
+    finally:
+        for db in databases:
+            await db.close()
+    assert len({tenant.id for tenant, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+
+
+async def test_concurrent_starters_seed_one_bootstrap_key(database_url: str) -> None:
+    """Servers starting at once with the same ROOST_API_KEY store it once and all verify it."""
+    plaintext = "roost_boot01_" + "s" * 32
+    databases = [await Database.connect(database_url) for _ in range(4)]
+    try:
+        await migrate(databases[0], CORE_MIGRATIONS)
+        tenant, _ = await TenantStore(databases[0]).ensure("default")
+        results = await asyncio.gather(
+            *(
+                ApiKeyStore(db).seed(tenant.id, "bootstrap", plaintext, operator=True)
+                for db in databases
+            )
+        )
+        verified = await ApiKeyStore(databases[2]).verify(plaintext)
+    finally:
+        for db in databases:
+            await db.close()
+    assert len({key.id for key, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+    assert verified.id == results[0][0].id and verified.operator
+
+
 async def test_api_key_lifecycle(migrated: Database) -> None:
     tenant = await TenantStore(migrated).create("acme")
     keys = ApiKeyStore(migrated)

@@ -14,7 +14,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from roost.errors import InvalidRequest, NotFound, Unauthorized
+from roost.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from roost.security.key_cache import VerifiedCache
 from roost.security.principal import ROLE_NAMES, Role
 from roost.storage import Database, Row, now_ms
@@ -122,7 +122,10 @@ class ApiKeyStore:
                 self._changed()
                 return await self.get(key_id), False
             return ApiKey.from_row(row), False
-        key = await self._insert(key_id, tenant_id, name, plaintext, None, Role.OWNER, operator)
+        try:
+            key = await self._insert(key_id, tenant_id, name, plaintext, None, Role.OWNER, operator)
+        except Conflict:  # another process seeded it between our look and our insert
+            return await self.seed(tenant_id, name, plaintext, operator=operator)
         return key, True
 
     async def get(self, key_id: str, tenant_id: str | None = None) -> ApiKey:
@@ -241,10 +244,11 @@ class ApiKeyStore:
         _, secret = split_key(plaintext)
         salt = secrets.token_hex(16)
         key = ApiKey(key_id, tenant_id, name, now_ms(), expires_at, None, None, role, operator)
-        await self.database.execute(
+        inserted = await self.database.execute(
             "INSERT INTO api_keys (id, tenant_id, name, salt, secret_hash, created_at,"
             " expires_at, role, operator)"
-            " VALUES (:id, :t, :name, :salt, :hash, :at, :exp, :role, :op)",
+            " VALUES (:id, :t, :name, :salt, :hash, :at, :exp, :role, :op)"
+            " ON CONFLICT (id) DO NOTHING",
             {
                 "id": key.id,
                 "t": tenant_id,
@@ -257,6 +261,8 @@ class ApiKeyStore:
                 "op": 1 if operator else 0,
             },
         )
+        if not inserted:
+            raise Conflict(f"API key {key_id[:40]!r} already exists", param="key_id")
         return key
 
     def _changed(self) -> None:

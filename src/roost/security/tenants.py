@@ -31,10 +31,15 @@ class TenantStore:
         if await self.find_by_name(name) is not None:
             raise Conflict(f"tenant {name!r} already exists", param="name")
         tenant = Tenant(new_id("ten"), name, now_ms(), None)
-        await self.database.execute(
-            "INSERT INTO tenants (id, name, created_at) VALUES (:id, :name, :at)",
+        # Two processes may create the same name at once (two servers starting on one
+        # database): the one whose insert finds the name taken answers Conflict too.
+        inserted = await self.database.execute(
+            "INSERT INTO tenants (id, name, created_at) VALUES (:id, :name, :at)"
+            " ON CONFLICT (name) DO NOTHING",
             {"id": tenant.id, "name": tenant.name, "at": tenant.created_at},
         )
+        if not inserted:
+            raise Conflict(f"tenant {name!r} already exists", param="name")
         return tenant
 
     async def get(self, tenant_id: str) -> Tenant:
