@@ -370,6 +370,13 @@ def print_served(results: dict[str, Any]) -> None:
             )
         console.print(table)
         console.print(f"prefilled / new tokens: {s['prefilled_over_new']:.2f} (target ≤ 1.5)")
+        for label, run in (("roost serve", s), ("llama-cpp-python", s.get("llama_cpp_python"))):
+            if isinstance(run, dict) and "ttft_by_turn" in run:
+                turns = ", ".join(
+                    f"{n}: {t['p50_s']:.2f}/{t['p95_s']:.2f} s"
+                    for n, t in run["ttft_by_turn"].items()
+                )
+                console.print(f"TTFT p50/p95 by turn, {label}: {turns}")
         if "ratios" in s:
             r = s["ratios"]
             console.print(

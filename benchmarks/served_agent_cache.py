@@ -270,8 +270,10 @@ class _SwarmWorkload:
 def _run_swarm(
     oai: openai.OpenAI, model: str, workload: _SwarmWorkload, tokens: Any, gen: int
 ) -> dict[str, Any]:
-    """Every agent in its own thread, all at once; TTFTs, wall time and new tokens."""
+    """Every agent in its own thread, all at once; TTFTs (overall and per turn), wall time
+    and new tokens."""
     ttfts: list[float] = []
+    by_turn: dict[int, list[float]] = {}
     new_tokens = [tokens(workload.system)]
     lock = threading.Lock()
     errors: list[BaseException] = []
@@ -291,6 +293,7 @@ def _run_swarm(
                 messages.append({"role": "assistant", "content": reply})
                 with lock:
                     ttfts.append(seconds)
+                    by_turn.setdefault(number, []).append(seconds)
                     new_tokens[0] += new
                 new = tokens(reply)  # the reply comes back next turn
         except BaseException as exc:
@@ -305,15 +308,24 @@ def _run_swarm(
     wall = time.perf_counter() - started
     if errors:
         raise errors[0]
-    ttfts.sort()
     return {
         "agents": len(workload.openings),
         "turns": len(workload.users[0]),
         "wall_s": wall,
-        "ttft_p50_s": ttfts[len(ttfts) // 2],
-        "ttft_p95_s": ttfts[min(len(ttfts) - 1, int(len(ttfts) * 0.95))],
+        "ttft_p50_s": _percentile(ttfts, 0.5),
+        "ttft_p95_s": _percentile(ttfts, 0.95),
+        # Where the tail comes from: the first turn (every agent arriving at once) or later.
+        "ttft_by_turn": {
+            number + 1: {"p50_s": _percentile(t, 0.5), "p95_s": _percentile(t, 0.95)}
+            for number, t in sorted(by_turn.items())
+        },
         "new_tokens": new_tokens[0],
     }
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
 @contextmanager
