@@ -170,3 +170,6 @@ async def test_bad_evaluations_are_refused(make_app: AppFactory, auth: dict[str,
             f"/v1/evals/{started.json()['id']}", headers={"Authorization": f"Bearer {key}"}
         )
         assert other.status_code == 404
+        # Let it finish: this test is about refusals, not about stopping a server mid-run.
+        done = await client.get(f"/v1/evals/{started.json()['id']}", params={"wait_s": 60})
+        assert done.json()["status"] == "succeeded", done.text

@@ -34,7 +34,7 @@ from roost.agents.run_setup import PromptResolver, VariantPicker, run_setup
 from roost.agents.runtime import AgentRuntime, RunCancelled, RunContext
 from roost.agents.store import FINISHED, RunRecord, RunStore, ThreadRecord
 from roost.agents.webhooks import WebhookSender
-from roost.errors import Conflict, InvalidRequest, NotFound, RequestTimeout
+from roost.errors import Conflict, InvalidRequest, NotFound, Overloaded, RequestTimeout
 from roost.graph import Command, CompiledGraph
 from roost.observe.logging import get_logger
 from roost.observe.propagation import current_headers
@@ -88,7 +88,8 @@ class AgentRunService:
         """Plain graphs runnable by name (``{"graph": name}``); each has its own checkpointer."""
         self.executor_id: str | None = None
         self._client: Any = None
-        self._launch_lock = asyncio.Lock()
+        self._launching: asyncio.Future[None] | None = None
+        self._closed = False
         self._watch: WorkerWatch | None = None
         self._active: set[str] = set()
         self._tasks: dict[str, asyncio.Task[Any]] = {}
@@ -112,7 +113,6 @@ class AgentRunService:
         """Start events; launch the executor now when this process is a worker or when
         unfinished runs wait (else with the first run: most processes that execute runs
         in-process — and most tests — never run one and need not pay for DBOS)."""
-        self._launch_lock = asyncio.Lock()
         self.runtime.home_loop = asyncio.get_running_loop()
         self.runtime.events = self.events
         await self.events.start()
@@ -120,9 +120,20 @@ class AgentRunService:
             await self._ensure_executor()
 
     async def _ensure_executor(self) -> None:
-        async with self._launch_lock:
-            if self.executor_id is not None:
-                return
+        if self._closed:
+            raise Overloaded("the server is shutting down; runs are not taken here")
+        launching = self._launching
+        if launching is None or (launching.done() and (
+            launching.cancelled() or launching.exception() is not None
+        )):  # fmt: skip
+            launching = self._launching = asyncio.ensure_future(self._launch_executor())
+        # Shielded: a caller that goes away (a client disconnecting, an evaluation being
+        # cancelled) must not stop the launch half-way, or DBOS would run for this process
+        # with nobody left to stop it; close() waits for the launch instead.
+        await asyncio.shield(launching)
+
+    async def _launch_executor(self) -> None:
+        if self.executor_id is None:
             # On this loop's thread (blocking briefly): DBOS then runs runs on this loop.
             self.executor_id = await executor.launch(
                 self.host_key,
@@ -131,6 +142,7 @@ class AgentRunService:
                 concurrency=self.execution.concurrency,
                 executor_id=executor.new_executor_id(),
             )
+        if self._watch is None:
             self._watch = WorkerWatch(
                 self.store.database,
                 self.executor_id,
@@ -150,6 +162,9 @@ class AgentRunService:
         return self._client
 
     async def close(self) -> None:
+        self._closed = True
+        if self._launching is not None:
+            await asyncio.wait([self._launching])  # whatever it ends in, it has ended
         for task in list(self._background):
             task.cancel()
         if self._cancel_task is not None:

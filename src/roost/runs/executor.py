@@ -163,6 +163,14 @@ async def launch(
     Runs on the event loop's thread: DBOS then runs every async workflow on this loop.
     """
     with _lock:
+        running_for = _launched["url"]
+        if running_for is not None and running_for != system_database_url:
+            # One DBOS per process polls one database: a host of another database would
+            # queue runs that nothing here ever executes.
+            raise RuntimeError(
+                "this process already executes the runs of another database; a process"
+                " executes the runs of one database (is an earlier platform still open?)"
+            )
         _hosts[host_key] = host
         _launched["users"] += 1
         if _launched["users"] > 1:
@@ -174,16 +182,27 @@ async def launch(
             "executor_id": executor_id,
             "log_level": "WARNING",
         }
-        DBOS(config=config)  # type: ignore[arg-type]
-        DBOS.launch()
+        try:
+            DBOS(config=config)  # type: ignore[arg-type]
+            DBOS.launch()
+        except BaseException:
+            _hosts.pop(host_key, None)
+            _launched["users"] -= 1
+            DBOS.destroy()
+            raise
         _launched.update(url=system_database_url, executor_id=executor_id)
-    await DBOS.register_queue_async(
-        QUEUE_NAME,
-        worker_concurrency=concurrency,
-        partition_concurrency=1,  # one run at a time per thread
-        polling_interval_sec=0.05,
-        on_conflict="always_update",
-    )
+    try:
+        await DBOS.register_queue_async(
+            QUEUE_NAME,
+            worker_concurrency=concurrency,
+            partition_concurrency=1,  # one run at a time per thread
+            polling_interval_sec=0.05,
+            on_conflict="always_update",
+        )
+    except BaseException:
+        # Failed or cancelled half-way: leave nothing launched behind for this host.
+        await asyncio.shield(shutdown(host_key))
+        raise
     return executor_id
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from roost.config import StorageSettings, redact_url
 from roost.errors import StorageUnavailable
+from roost.storage.sqlite_connection import connector
 
 Params = Mapping[str, Any]
 Row = dict[str, Any]
@@ -117,7 +118,7 @@ def _create_engine(url: str, settings: StorageSettings) -> AsyncEngine:
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(
             parsed.set(drivername="sqlite+aiosqlite"),
-            connect_args={"timeout": settings.busy_timeout_ms / 1000},
+            async_creator=connector(database or ":memory:", settings.busy_timeout_ms / 1000),
         )
         _configure_sqlite(engine, settings)
         return engine
