@@ -18,7 +18,7 @@ from roost.engine import Engine
 from tests.support.process import start_server
 
 KEY = "swarm-test-key-0123456789abcdef"
-AGENTS = 8
+AGENTS = 32
 TURNS = 3
 BLOCK = 16
 TEMPLATE_OVERHEAD = 12
