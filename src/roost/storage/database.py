@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from roost.config import StorageSettings, redact_url
 from roost.errors import StorageUnavailable
-from roost.storage.sqlite_connection import connector
+from roost.storage.sqlite_connection import SQLiteConnector
 
 Params = Mapping[str, Any]
 Row = dict[str, Any]
@@ -42,10 +42,13 @@ def now_ms() -> int:
 class Database:
     """A pool of connections to one SQLite file or one PostgreSQL database."""
 
-    def __init__(self, engine: AsyncEngine, url: str) -> None:
+    def __init__(
+        self, engine: AsyncEngine, url: str, sqlite_connector: SQLiteConnector | None = None
+    ) -> None:
         self.engine = engine
         self.url = url
         self.dialect = engine.dialect.name  # "sqlite" or "postgresql"
+        self._sqlite_connector = sqlite_connector
 
     @classmethod
     async def connect(cls, url: str, settings: StorageSettings | None = None) -> Database:
@@ -54,8 +57,8 @@ class Database:
         Raises :class:`StorageUnavailable` naming the URL (password redacted) when it does not.
         """
         settings = settings or StorageSettings()
-        engine = _create_engine(url, settings)
-        database = cls(engine, url)
+        engine, sqlite_connector = _create_engine(url, settings)
+        database = cls(engine, url, sqlite_connector)
         try:
             async with engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
@@ -69,6 +72,8 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._sqlite_connector is not None:
+            await self._sqlite_connector.drain()
 
     async def ping(self) -> None:
         """Raise :class:`StorageUnavailable` unless the database answers a trivial query."""
@@ -109,26 +114,29 @@ class Database:
                 yield conn
 
 
-def _create_engine(url: str, settings: StorageSettings) -> AsyncEngine:
+def _create_engine(
+    url: str, settings: StorageSettings
+) -> tuple[AsyncEngine, SQLiteConnector | None]:
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         database = parsed.database
         if database and database != ":memory:":
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        connector = SQLiteConnector(database or ":memory:", settings.busy_timeout_ms / 1000)
         engine = create_async_engine(
-            parsed.set(drivername="sqlite+aiosqlite"),
-            async_creator=connector(database or ":memory:", settings.busy_timeout_ms / 1000),
+            parsed.set(drivername="sqlite+aiosqlite"), async_creator=connector
         )
         _configure_sqlite(engine, settings)
-        return engine
+        return engine, connector
     if backend in ("postgresql", "postgres"):
-        return create_async_engine(
+        engine = create_async_engine(
             parsed.set(drivername="postgresql+asyncpg"),
             pool_size=settings.pool_size,
             pool_pre_ping=True,
             connect_args={"timeout": settings.connect_timeout_s},
         )
+        return engine, None
     raise StorageUnavailable(
         f"unsupported database URL {redact_url(url)}: use sqlite or postgresql"
     )

@@ -13,8 +13,10 @@ reaches it the event loop may be closed, and answering a closed loop raised on t
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import Awaitable, Callable
+import time
+import weakref
 from functools import partial
 
 import aiosqlite
@@ -45,17 +47,40 @@ class SQLiteConnection(aiosqlite.Connection):
         return _STOP_RUNNING_SENTINEL
 
 
-def connector(database: str, timeout_s: float) -> Callable[[], Awaitable[SQLiteConnection]]:
-    """SQLAlchemy's ``async_creator``: a connection to ``database`` on a daemon worker (as
-    SQLAlchemy's own aiosqlite dialect makes them), usable from the engine's threads."""
+class SQLiteConnector:
+    """SQLAlchemy's ``async_creator``: connections to ``database`` on daemon workers (as
+    SQLAlchemy's own aiosqlite dialect makes them), usable from the engine's threads.
 
-    async def connect() -> SQLiteConnection:
+    It remembers (weakly) the connections it made, so that closing the database can wait
+    for the workers of force-stopped ones: such a worker may still be finishing a query
+    and then answers its futures on the event loop, which must still be open by then.
+    """
+
+    def __init__(self, database: str, timeout_s: float) -> None:
+        self.database = database
+        self.timeout_s = timeout_s
+        self._made: weakref.WeakSet[SQLiteConnection] = weakref.WeakSet()
+
+    async def __call__(self) -> SQLiteConnection:
         connection = SQLiteConnection(
-            partial(sqlite3.connect, database, timeout=timeout_s, check_same_thread=False),
+            partial(sqlite3.connect, self.database, timeout=self.timeout_s,
+                    check_same_thread=False),
             iter_chunk_size=64,
-        )
+        )  # fmt: skip
         connection._thread.daemon = True
         await connection  # starts the worker and opens the database
+        self._made.add(connection)
         return connection
 
-    return connect
+    async def drain(self) -> None:
+        """Wait for the workers of stopped connections to end, at most one busy timeout
+        plus a second (a query waiting on a lock ends by then)."""
+        deadline = time.monotonic() + self.timeout_s + 1.0
+        for connection in list(self._made):
+            worker = connection._thread
+            if connection._running or not worker.is_alive():
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.to_thread(worker.join, left)
