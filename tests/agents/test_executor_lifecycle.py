@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from roost.errors import Overloaded
 from roost.runs import executor
 from tests.agents.test_graph_runs import build
 from tests.server.conftest import AppFactory
@@ -39,28 +41,19 @@ async def test_a_launch_whose_caller_goes_away_ends_with_its_server(
 async def test_a_closed_server_takes_no_new_runs(make_app: AppFactory) -> None:
     async with make_app() as (app, _):
         service = app.state.agents
-    with pytest.raises(Exception, match="shutting down"):
+    with pytest.raises(Overloaded, match="shutting down"):
         await service._ensure_executor()
     assert executor._launched["users"] == 0
 
 
 async def test_one_process_executes_the_runs_of_one_database(tmp_path: Path) -> None:
-    class Idle:
-        """A host that is never asked to run anything."""
-
+    idle: Any = object()  # a host never asked to run anything
     first = f"sqlite:///{tmp_path / 'a.db'}"
-    await executor.launch(
-        "a",
-        Idle(),
-        system_database_url=first,
-        concurrency=1,
-        executor_id="t-a",  # type: ignore[arg-type]
-    )
+    await executor.launch("a", idle, system_database_url=first, concurrency=1, executor_id="t-a")
     try:
         with pytest.raises(RuntimeError, match="one database"):
             await executor.launch(
-                "b", Idle(),  # type: ignore[arg-type]
-                system_database_url=f"sqlite:///{tmp_path / 'b.db'}",
+                "b", idle, system_database_url=f"sqlite:///{tmp_path / 'b.db'}",
                 concurrency=1, executor_id="t-b",
             )  # fmt: skip
         assert executor._launched["users"] == 1 and list(executor._hosts) == ["a"]

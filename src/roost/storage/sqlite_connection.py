@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 import weakref
 from functools import partial
@@ -39,6 +40,12 @@ class SQLiteConnection(aiosqlite.Connection):
     def stop(self) -> None:
         self._running = False
         self._tx.put_nowait((None, self._close_and_stop))
+
+    def ending_worker(self) -> threading.Thread | None:
+        """The worker of a connection that was stopped but is still finishing its queue."""
+        if self._running or not self._thread.is_alive():
+            return None
+        return self._thread
 
     def _close_and_stop(self) -> object:
         if self._connection is not None:
@@ -77,8 +84,8 @@ class SQLiteConnector:
         plus a second (a query waiting on a lock ends by then)."""
         deadline = time.monotonic() + self.timeout_s + 1.0
         for connection in list(self._made):
-            worker = connection._thread
-            if connection._running or not worker.is_alive():
+            worker = connection.ending_worker()
+            if worker is None:
                 continue
             left = deadline - time.monotonic()
             if left <= 0:
